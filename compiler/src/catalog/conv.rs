@@ -1,0 +1,227 @@
+//! 2-D convolution (grouped), and its data and weight gradients.
+
+use serde::{Deserialize, Serialize};
+
+use super::{
+    expect_rank, tiling_warning, window_out, Cost, FusionClass, GradCtx, Inferred, Op, OpDef,
+    ShapeError,
+};
+use crate::ir::{DType, TensorType, ValueRef};
+
+/// Convolution attributes, shared by the forward op and its gradients.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ConvAttrs {
+    pub out_channels: usize,
+    pub kernel: usize,
+    pub stride: usize,
+    pub padding: usize,
+    pub groups: usize,
+}
+
+impl ConvAttrs {
+    fn text(&self) -> String {
+        format!(
+            "out={} k={} s={} p={} g={}",
+            self.out_channels, self.kernel, self.stride, self.padding, self.groups
+        )
+    }
+}
+
+/// `y = conv(x, w)`; `x: N x C x H x W`, `w: O x C/g x k x k` (PyTorch's layout).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Conv2d(pub ConvAttrs);
+
+impl OpDef for Conv2d {
+    fn name(&self) -> &'static str {
+        "conv2d"
+    }
+    fn arity(&self) -> Option<usize> {
+        Some(2)
+    }
+    fn attrs(&self) -> String {
+        self.0.text()
+    }
+    fn infer(&self, inputs: &[&TensorType]) -> Result<Inferred, ShapeError> {
+        let a = &self.0;
+        let x = inputs[0];
+        expect_rank(x, 3, "conv2d")?;
+        let (c, h, w) = (x.dims[0], x.dims[1], x.dims[2]);
+        if a.stride == 0 {
+            return Err(ShapeError::new("stride is 0", "use a stride of at least 1"));
+        }
+        if a.kernel == 0 || a.out_channels == 0 || a.groups == 0 {
+            return Err(ShapeError::new(
+                "kernel, out_channels and groups must be at least 1",
+                "set each to a positive number",
+            ));
+        }
+        if c % a.groups != 0 || a.out_channels % a.groups != 0 {
+            return Err(ShapeError::new(
+                format!(
+                    "{} input channels and {} output channels cannot be split into {} groups",
+                    c, a.out_channels, a.groups
+                ),
+                "choose groups that divide both the input and the output channel counts",
+            ));
+        }
+        let oh = window_out(h, a.kernel, a.stride, a.padding);
+        let ow = window_out(w, a.kernel, a.stride, a.padding);
+        let (Some(oh), Some(ow)) = (oh, ow) else {
+            return Err(ShapeError::new(
+                format!(
+                    "the {0}x{0} window is larger than its {h}x{w} input (padding {1})",
+                    a.kernel, a.padding
+                ),
+                "use a smaller kernel, more padding, or a larger input",
+            ));
+        };
+        let expected_w = [a.out_channels, c / a.groups, a.kernel, a.kernel];
+        if let Some(wt) = inputs.get(1) {
+            if wt.dims != expected_w {
+                return Err(ShapeError::new(
+                    format!("weight has shape {:?}, expected {:?}", wt.dims, expected_w),
+                    "the weight is O x C/groups x k x k",
+                ));
+            }
+        }
+        let mut warnings = Vec::new();
+        warnings.extend(tiling_warning("height", h, a.kernel, a.stride, a.padding));
+        if w != h {
+            warnings.extend(tiling_warning("width", w, a.kernel, a.stride, a.padding));
+        }
+        Ok(Inferred {
+            outputs: vec![TensorType::batched(
+                DType::F32,
+                vec![a.out_channels, oh, ow],
+            )],
+            warnings,
+        })
+    }
+    fn param_shape(&self, port: usize, inputs: &[Option<&TensorType>]) -> Option<Vec<usize>> {
+        let x = inputs.first().copied().flatten()?;
+        let a = &self.0;
+        (port == 1 && x.dims.len() == 3 && a.groups > 0)
+            .then(|| vec![a.out_channels, x.dims[0] / a.groups, a.kernel, a.kernel])
+    }
+    fn fusion_class(&self) -> FusionClass {
+        FusionClass::OutElementwiseFusable
+    }
+    fn cost(&self, inputs: &[&TensorType], outputs: &[TensorType]) -> Cost {
+        let c = inputs[0].dims[0];
+        let k = self.0.kernel;
+        Cost {
+            macs: (outputs[0].elements_per_sample() * (c / self.0.groups) * k * k) as u64,
+        }
+    }
+    fn gradient(&self, ctx: &mut GradCtx<'_>) -> Result<Vec<Option<ValueRef>>, String> {
+        let dy = ctx.dy(0)?;
+        let (x, w) = (ctx.input(0), ctx.input(1));
+        let x_dims = ctx.graph.value_type(x).unwrap().dims.clone();
+        let dx = if ctx.graph.g[x.node].op.def().has_gradient() {
+            let op = Conv2dBackwardData {
+                attrs: self.0.clone(),
+                input_hw: [x_dims[1], x_dims[2]],
+            };
+            Some(ctx.emit("grad_input", Op::Conv2dBackwardData(op), &[dy, w])?)
+        } else {
+            None
+        };
+        let dw = ctx.emit(
+            "grad_weight",
+            Op::Conv2dBackwardWeight(Conv2dBackwardWeight(self.0.clone())),
+            &[x, dy],
+        )?;
+        Ok(vec![dx, Some(dw)])
+    }
+}
+
+/// `dx` of a convolution from `(dy, w)`; `input_hw` settles the size that strides leave ambiguous.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Conv2dBackwardData {
+    pub attrs: ConvAttrs,
+    pub input_hw: [usize; 2],
+}
+
+impl OpDef for Conv2dBackwardData {
+    fn name(&self) -> &'static str {
+        "conv2d_backward_data"
+    }
+    fn arity(&self) -> Option<usize> {
+        Some(2)
+    }
+    fn attrs(&self) -> String {
+        format!(
+            "{} in={}x{}",
+            self.attrs.text(),
+            self.input_hw[0],
+            self.input_hw[1]
+        )
+    }
+    fn infer(&self, inputs: &[&TensorType]) -> Result<Inferred, ShapeError> {
+        let (dy, w) = (inputs[0], inputs[1]);
+        expect_rank(dy, 3, "conv2d_backward_data")?;
+        let a = &self.attrs;
+        let [h, wd] = self.input_hw;
+        if window_out(h, a.kernel, a.stride, a.padding) != Some(dy.dims[1])
+            || window_out(wd, a.kernel, a.stride, a.padding) != Some(dy.dims[2])
+            || dy.dims[0] != a.out_channels
+            || w.dims[0] != a.out_channels
+        {
+            return Err(ShapeError::new(
+                format!("gradient {dy} does not match a convolution of a {h}x{wd} input"),
+                "internal: the backward graph is inconsistent",
+            ));
+        }
+        Ok(vec![TensorType::batched(
+            DType::F32,
+            vec![w.dims[1] * a.groups, h, wd],
+        )]
+        .into())
+    }
+    fn fusion_class(&self) -> FusionClass {
+        FusionClass::OutElementwiseFusable
+    }
+    fn cost(&self, inputs: &[&TensorType], _: &[TensorType]) -> Cost {
+        let w = inputs[1];
+        Cost {
+            macs: (inputs[0].elements_per_sample() * w.dims[1] * w.dims[2] * w.dims[3]) as u64,
+        }
+    }
+}
+
+/// `dw` of a convolution from `(x, dy)`, summed over the batch.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Conv2dBackwardWeight(pub ConvAttrs);
+
+impl OpDef for Conv2dBackwardWeight {
+    fn name(&self) -> &'static str {
+        "conv2d_backward_weight"
+    }
+    fn arity(&self) -> Option<usize> {
+        Some(2)
+    }
+    fn attrs(&self) -> String {
+        self.0.text()
+    }
+    fn infer(&self, inputs: &[&TensorType]) -> Result<Inferred, ShapeError> {
+        let x = inputs[0];
+        expect_rank(x, 3, "conv2d_backward_weight")?;
+        let a = &self.0;
+        Ok(vec![TensorType::fixed(
+            DType::F32,
+            vec![a.out_channels, x.dims[0] / a.groups, a.kernel, a.kernel],
+        )]
+        .into())
+    }
+    fn fusion_class(&self) -> FusionClass {
+        FusionClass::OutElementwiseFusable
+    }
+    fn cost(&self, inputs: &[&TensorType], _: &[TensorType]) -> Cost {
+        // As many multiply-adds as the forward convolution: each pairs one input with one dy.
+        let a = &self.0;
+        let per_output = (inputs[0].dims[0] / a.groups) * a.kernel * a.kernel;
+        Cost {
+            macs: (inputs[1].elements_per_sample() * per_output) as u64,
+        }
+    }
+}

@@ -1,0 +1,144 @@
+//! Fully connected layers: `y = x w^T` with `w: out x in` (PyTorch's layout), and gradients.
+
+use serde::{Deserialize, Serialize};
+
+use super::{expect_rank, Cost, FusionClass, GradCtx, Inferred, Op, OpDef, ShapeError};
+use crate::ir::{DType, TensorType, ValueRef};
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Linear {
+    pub out_features: usize,
+    /// The input width the graph file states, if it states one.
+    pub in_features: Option<usize>,
+}
+
+impl OpDef for Linear {
+    fn name(&self) -> &'static str {
+        "linear"
+    }
+    fn arity(&self) -> Option<usize> {
+        Some(2)
+    }
+    fn attrs(&self) -> String {
+        match self.in_features {
+            Some(i) => format!("in={i} out={}", self.out_features),
+            None => format!("out={}", self.out_features),
+        }
+    }
+    fn infer(&self, inputs: &[&TensorType]) -> Result<Inferred, ShapeError> {
+        let x = inputs[0];
+        expect_rank(x, 1, "linear")?;
+        if let Some(want) = self.in_features {
+            if want != x.dims[0] {
+                return Err(ShapeError::new(
+                    format!("the layer expects {want} input features, but its input has {}", x.dims[0]),
+                    format!(
+                        "set `in_features: {}`, or change the layers before it so that they give {want}",
+                        x.dims[0]
+                    ),
+                ));
+            }
+        }
+        if self.out_features == 0 {
+            return Err(ShapeError::new(
+                "out_features is 0",
+                "use at least one output feature",
+            ));
+        }
+        if let Some(w) = inputs.get(1) {
+            if w.dims != [self.out_features, x.dims[0]] {
+                return Err(ShapeError::new(
+                    format!(
+                        "weight is {:?} but the input has {} features, so it must be [{}, {}]",
+                        w.dims, x.dims[0], self.out_features, x.dims[0]
+                    ),
+                    "the input width is fixed by the layer before it; check the flatten size",
+                ));
+            }
+        }
+        Ok(vec![TensorType::batched(DType::F32, vec![self.out_features])].into())
+    }
+    fn param_shape(&self, port: usize, inputs: &[Option<&TensorType>]) -> Option<Vec<usize>> {
+        let x = inputs.first().copied().flatten()?;
+        (port == 1 && x.dims.len() == 1).then(|| vec![self.out_features, x.dims[0]])
+    }
+    fn fusion_class(&self) -> FusionClass {
+        FusionClass::OutElementwiseFusable
+    }
+    fn cost(&self, inputs: &[&TensorType], _: &[TensorType]) -> Cost {
+        Cost {
+            macs: (inputs[0].dims[0] * self.out_features) as u64,
+        }
+    }
+    fn gradient(&self, ctx: &mut GradCtx<'_>) -> Result<Vec<Option<ValueRef>>, String> {
+        let dy = ctx.dy(0)?;
+        let (x, w) = (ctx.input(0), ctx.input(1));
+        let dx = if ctx.graph.g[x.node].op.def().has_gradient() {
+            Some(ctx.emit(
+                "grad_input",
+                Op::LinearBackwardData(LinearBackwardData),
+                &[dy, w],
+            )?)
+        } else {
+            None
+        };
+        let dw = ctx.emit(
+            "grad_weight",
+            Op::LinearBackwardWeight(LinearBackwardWeight),
+            &[x, dy],
+        )?;
+        Ok(vec![dx, Some(dw)])
+    }
+}
+
+/// `dx = dy w` from `(dy, w)`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LinearBackwardData;
+
+impl OpDef for LinearBackwardData {
+    fn name(&self) -> &'static str {
+        "linear_backward_data"
+    }
+    fn arity(&self) -> Option<usize> {
+        Some(2)
+    }
+    fn infer(&self, inputs: &[&TensorType]) -> Result<Inferred, ShapeError> {
+        Ok(vec![TensorType::batched(DType::F32, vec![inputs[1].dims[1]])].into())
+    }
+    fn fusion_class(&self) -> FusionClass {
+        FusionClass::OutElementwiseFusable
+    }
+    fn cost(&self, inputs: &[&TensorType], _: &[TensorType]) -> Cost {
+        Cost {
+            macs: (inputs[1].dims[0] * inputs[1].dims[1]) as u64,
+        }
+    }
+}
+
+/// `dw = dy^T x` from `(x, dy)`, summed over the batch.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LinearBackwardWeight;
+
+impl OpDef for LinearBackwardWeight {
+    fn name(&self) -> &'static str {
+        "linear_backward_weight"
+    }
+    fn arity(&self) -> Option<usize> {
+        Some(2)
+    }
+    fn infer(&self, inputs: &[&TensorType]) -> Result<Inferred, ShapeError> {
+        Ok(vec![TensorType::fixed(
+            DType::F32,
+            vec![inputs[1].dims[0], inputs[0].dims[0]],
+        )]
+        .into())
+    }
+    fn fusion_class(&self) -> FusionClass {
+        FusionClass::OutElementwiseFusable
+    }
+    fn cost(&self, inputs: &[&TensorType], _: &[TensorType]) -> Cost {
+        Cost {
+            macs: (inputs[0].dims[0] * inputs[1].dims[0]) as u64,
+        }
+    }
+}

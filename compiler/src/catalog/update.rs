@@ -1,0 +1,46 @@
+//! The optimizer update, one node per parameter.
+
+use serde::{Deserialize, Serialize};
+
+use super::{FusionClass, Inferred, OpDef, ShapeError};
+use crate::ir::TensorType;
+
+/// SGD with momentum and weight decay, as in the paper, from `(w, dw, v)`, in place:
+/// `v <- momentum * v - lr * lr_mult * (decay_mult * weight_decay * w + dw); w <- w + v`,
+/// where `lr` is the scheduled rate at this step. With both multipliers 1 this is the paper's
+/// `v <- 0.9 v - 0.0005 lr w - lr dw`; the multipliers apply as in Caffe. Writes no new value.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SgdUpdate {
+    pub lr_mult: f64,
+    pub decay_mult: f64,
+}
+
+impl OpDef for SgdUpdate {
+    fn name(&self) -> &'static str {
+        "sgd_update"
+    }
+    fn arity(&self) -> Option<usize> {
+        Some(3)
+    }
+    fn attrs(&self) -> String {
+        format!("lr_mult={} decay_mult={}", self.lr_mult, self.decay_mult)
+    }
+    fn infer(&self, inputs: &[&TensorType]) -> Result<Inferred, ShapeError> {
+        if inputs[0] != inputs[1] || inputs[0] != inputs[2] {
+            return Err(ShapeError::new(
+                format!(
+                    "parameter {}, gradient {} and momentum {} differ in shape",
+                    inputs[0], inputs[1], inputs[2]
+                ),
+                "internal: the gradient does not match its parameter",
+            ));
+        }
+        Ok(Inferred::default())
+    }
+    fn fusion_class(&self) -> FusionClass {
+        FusionClass::Opaque
+    }
+    fn has_gradient(&self) -> bool {
+        false
+    }
+}

@@ -1,0 +1,301 @@
+//! The one IR of the whole pipeline: a petgraph `StableDiGraph` whose nodes are ops and whose edges
+//! carry values from an output port of one node to an input port of another.
+
+mod dot;
+mod print;
+
+pub use dot::to_dot;
+pub use print::print_graph;
+
+use std::fmt;
+
+use petgraph::stable_graph::{NodeIndex, StableDiGraph};
+use petgraph::visit::EdgeRef;
+use petgraph::Direction;
+use serde::{Deserialize, Serialize};
+
+use crate::ast::{DataDecl, OptimizerDecl, ScheduleDecl, TrainingDecl};
+use crate::catalog::Op;
+use crate::diag::Loc;
+
+/// Element types of values.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum DType {
+    F32,
+    /// Argmax indices of max pooling, class labels.
+    I32,
+    /// Dropout keep masks.
+    U8,
+}
+
+impl DType {
+    pub fn size(self) -> usize {
+        match self {
+            DType::F32 | DType::I32 => 4,
+            DType::U8 => 1,
+        }
+    }
+}
+
+/// The type of a value: element type and dimensions, with a leading batch dimension `N` when
+/// `batched`. The batch size is symbolic until memory planning.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TensorType {
+    pub dtype: DType,
+    pub batched: bool,
+    pub dims: Vec<usize>,
+}
+
+impl TensorType {
+    pub fn batched(dtype: DType, dims: Vec<usize>) -> Self {
+        TensorType {
+            dtype,
+            batched: true,
+            dims,
+        }
+    }
+
+    pub fn fixed(dtype: DType, dims: Vec<usize>) -> Self {
+        TensorType {
+            dtype,
+            batched: false,
+            dims,
+        }
+    }
+
+    /// Elements per sample (or in all, when not batched).
+    pub fn elements_per_sample(&self) -> usize {
+        self.dims.iter().product()
+    }
+
+    pub fn elements(&self, batch: usize) -> usize {
+        self.elements_per_sample() * if self.batched { batch } else { 1 }
+    }
+
+    pub fn bytes(&self, batch: usize) -> usize {
+        self.elements(batch) * self.dtype.size()
+    }
+
+    pub fn with_dtype(&self, dtype: DType) -> Self {
+        TensorType {
+            dtype,
+            ..self.clone()
+        }
+    }
+}
+
+impl fmt::Display for TensorType {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let dt = match self.dtype {
+            DType::F32 => "f32",
+            DType::I32 => "i32",
+            DType::U8 => "u8",
+        };
+        let mut dims: Vec<String> = self.dims.iter().map(|d| d.to_string()).collect();
+        if self.batched {
+            dims.insert(0, "N".into());
+        }
+        write!(f, "{dt}[{}]", dims.join(","))
+    }
+}
+
+/// Which part of a training step a node belongs to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Phase {
+    Forward,
+    Backward,
+    Update,
+}
+
+/// One op in the graph.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Node {
+    pub name: String,
+    pub op: Op,
+    /// The types of its outputs, once shapes are inferred.
+    pub outputs: Vec<TensorType>,
+    pub phase: Phase,
+    /// Where the graph file declares it.
+    pub loc: Option<Loc>,
+}
+
+/// A value flowing along an edge: output `src_port` of the source feeds input `dst_port` of the target.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Edge {
+    pub src_port: u8,
+    pub dst_port: u8,
+}
+
+/// A value: one output port of one node.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct ValueRef {
+    pub node: NodeIndex,
+    pub port: u8,
+}
+
+/// Whether the step being compiled trains or only infers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+pub enum Mode {
+    Train,
+    Infer,
+}
+
+/// What the graph file says about training, carried through to the plan.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TrainingSpec {
+    pub classes: usize,
+    pub optimizer: OptimizerDecl,
+    pub schedule: ScheduleDecl,
+    pub training: TrainingDecl,
+    pub data: Option<DataDecl>,
+}
+
+/// The IR: the dataflow graph and what travels with it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Graph {
+    pub name: String,
+    pub g: StableDiGraph<Node, Edge>,
+    /// The scalar loss, once the loss is built.
+    pub loss: Option<ValueRef>,
+    /// The logits (the network's output).
+    pub logits: Option<ValueRef>,
+    pub spec: TrainingSpec,
+    /// The layers the graph file declares, in file order, for reports.
+    pub layers: Vec<Layer>,
+    /// The execution order, once scheduled.
+    pub schedule: Vec<NodeIndex>,
+}
+
+/// One declared layer: its name, the nodes it became and the value it outputs.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Layer {
+    pub name: String,
+    /// The op as the graph file names it (`Conv2d`, `Relu`, ...).
+    pub op: String,
+    pub output: ValueRef,
+    pub nodes: Vec<NodeIndex>,
+    pub params: Vec<NodeIndex>,
+}
+
+impl Graph {
+    pub fn add_node(&mut self, node: Node) -> NodeIndex {
+        self.g.add_node(node)
+    }
+
+    pub fn connect(&mut self, from: ValueRef, to: NodeIndex, dst_port: u8) {
+        self.g.add_edge(
+            from.node,
+            to,
+            Edge {
+                src_port: from.port,
+                dst_port,
+            },
+        );
+    }
+
+    /// The values a node reads, in input-port order.
+    pub fn inputs(&self, n: NodeIndex) -> Vec<ValueRef> {
+        let mut ins: Vec<(u8, ValueRef)> = self
+            .g
+            .edges_directed(n, Direction::Incoming)
+            .map(|e| {
+                (
+                    e.weight().dst_port,
+                    ValueRef {
+                        node: e.source(),
+                        port: e.weight().src_port,
+                    },
+                )
+            })
+            .collect();
+        ins.sort_by_key(|(p, _)| *p);
+        ins.into_iter().map(|(_, v)| v).collect()
+    }
+
+    /// The nodes that read value `v`, each once, in index order.
+    pub fn consumers(&self, v: ValueRef) -> Vec<NodeIndex> {
+        let mut cs: Vec<NodeIndex> = self
+            .g
+            .edges_directed(v.node, Direction::Outgoing)
+            .filter(|e| e.weight().src_port == v.port)
+            .map(|e| e.target())
+            .collect();
+        cs.sort();
+        cs.dedup();
+        cs
+    }
+
+    pub fn value_type(&self, v: ValueRef) -> Option<&TensorType> {
+        self.g[v.node].outputs.get(v.port as usize)
+    }
+
+    /// A value's display name: `node` for port 0, `node:port` otherwise.
+    pub fn value_name(&self, v: ValueRef) -> String {
+        let n = &self.g[v.node].name;
+        if v.port == 0 {
+            n.clone()
+        } else {
+            format!("{n}:{}", v.port)
+        }
+    }
+
+    /// All values (every output port of every node), in node-index order.
+    pub fn values(&self) -> Vec<ValueRef> {
+        let mut vs = Vec::new();
+        for n in self.node_indices() {
+            for p in 0..self.g[n].outputs.len() {
+                vs.push(ValueRef {
+                    node: n,
+                    port: p as u8,
+                });
+            }
+        }
+        vs
+    }
+
+    /// Node indices in ascending order (stable across removals).
+    pub fn node_indices(&self) -> Vec<NodeIndex> {
+        let mut ns: Vec<NodeIndex> = self.g.node_indices().collect();
+        ns.sort();
+        ns
+    }
+
+    /// A topological order; ties broken by node index so that it is deterministic.
+    pub fn topo_order(&self) -> Vec<NodeIndex> {
+        let mut indeg: std::collections::BTreeMap<NodeIndex, usize> = self
+            .node_indices()
+            .into_iter()
+            .map(|n| (n, self.g.neighbors_directed(n, Direction::Incoming).count()))
+            .collect();
+        let mut ready: std::collections::BTreeSet<NodeIndex> = indeg
+            .iter()
+            .filter(|(_, d)| **d == 0)
+            .map(|(n, _)| *n)
+            .collect();
+        let mut order = Vec::new();
+        while let Some(n) = ready.pop_first() {
+            order.push(n);
+            for e in self.g.edges_directed(n, Direction::Outgoing) {
+                let d = indeg.get_mut(&e.target()).expect("node present");
+                *d -= 1;
+                if *d == 0 {
+                    ready.insert(e.target());
+                }
+            }
+        }
+        order
+    }
+
+    /// Finds a node by name.
+    pub fn find(&self, name: &str) -> Option<NodeIndex> {
+        self.g.node_indices().find(|&n| self.g[n].name == name)
+    }
+
+    /// Nodes that are computed each step (not parameters, optimizer state or fed inputs).
+    pub fn compute_nodes(&self) -> Vec<NodeIndex> {
+        self.node_indices()
+            .into_iter()
+            .filter(|&n| !self.g[n].op.def().is_source())
+            .collect()
+    }
+}

@@ -1,0 +1,150 @@
+//! alexc: compiles a RON graph file through petgraph passes into a training or inference plan.
+//!
+//! ```text
+//! graphs/*.ron --parse--> AST --build--> IR --validate--> --infer-shapes--> --autodiff--> --verify-->
+//!   --fuse--> --schedule--> --memory--> plan.bin
+//! ```
+//! [`front_end`] runs parse to shape inference; [`lower`] runs the rest for one mode and batch size.
+
+pub mod ast;
+pub mod catalog;
+pub mod diag;
+pub mod ir;
+pub mod passes;
+pub mod plan;
+pub mod report;
+
+use std::path::Path;
+
+use diag::Diagnostics;
+use ir::{Graph, Mode};
+use passes::{FusionStats, MemoryPlan, PassName};
+
+/// A graph that passed the front end: built, validated and typed, with its warnings.
+#[derive(Debug, Clone)]
+pub struct Checked {
+    pub file: String,
+    pub graph: Graph,
+    pub warnings: Diagnostics,
+}
+
+/// Called with the IR after each pass, for `--dump-after`.
+pub type DumpHook<'a> = &'a mut dyn FnMut(PassName, &Graph, Option<&MemoryPlan>);
+
+/// Parses, builds, validates and infers shapes. Errors come back all together, located.
+pub fn front_end(path: &Path, dump: DumpHook<'_>) -> Result<Checked, Diagnostics> {
+    let parsed = ast::parse_file(path).map_err(Diagnostics::from)?;
+    front_end_parsed(&parsed, dump)
+}
+
+/// [`front_end`] for text already in memory.
+pub fn front_end_str(text: &str, file: &str, dump: DumpHook<'_>) -> Result<Checked, Diagnostics> {
+    let parsed = ast::parse_str(text, file).map_err(Diagnostics::from)?;
+    front_end_parsed(&parsed, dump)
+}
+
+fn front_end_parsed(parsed: &ast::ParsedGraph, dump: DumpHook<'_>) -> Result<Checked, Diagnostics> {
+    let file = parsed.file.as_str();
+    let (mut graph, mut diags) = passes::build(parsed);
+    dump(PassName::Build, &graph, None);
+    diags.extend(passes::validate(&graph, parsed));
+    dump(PassName::Validate, &graph, None);
+    let cyclic = diags.errors().any(|d| d.message.contains("form a cycle"));
+    if !cyclic {
+        diags.extend(passes::infer_shapes(&mut graph));
+        dump(PassName::InferShapes, &graph, None);
+    }
+    let diags = diags.in_file(file);
+    if diags.has_errors() {
+        // Errors only: warnings about a broken graph (unused nodes, say) are noise until it is fixed.
+        return Err(Diagnostics(diags.errors().cloned().collect()));
+    }
+    Ok(Checked {
+        file: file.to_string(),
+        graph,
+        warnings: diags,
+    })
+}
+
+/// A lowered step: the final graph, its fusion figures and its memory plan.
+#[derive(Debug, Clone)]
+pub struct Lowered {
+    pub graph: Graph,
+    pub fusion: FusionStats,
+    pub memory: MemoryPlan,
+}
+
+/// Lowers a checked graph to a scheduled, memory-planned step for `mode` at `batch`.
+/// Errors here are compiler bugs, reported as diagnostics rather than panics.
+pub fn lower(
+    checked: &Checked,
+    mode: Mode,
+    batch: usize,
+    dump: DumpHook<'_>,
+) -> Result<Lowered, Diagnostics> {
+    let mut graph = checked.graph.clone();
+    if mode == Mode::Train {
+        let d = passes::autodiff(&mut graph);
+        if d.has_errors() {
+            return Err(d.in_file(&checked.file));
+        }
+        dump(PassName::Autodiff, &graph, None);
+        let d = passes::verify(&graph);
+        if d.has_errors() {
+            return Err(d.in_file(&checked.file));
+        }
+        dump(PassName::Verify, &graph, None);
+    } else {
+        // Inference reads no labels and computes no loss.
+        if let Some(loss) = graph.loss.take() {
+            let labels: Vec<_> = graph
+                .inputs(loss.node)
+                .into_iter()
+                .skip(1)
+                .map(|v| v.node)
+                .collect();
+            graph.g.remove_node(loss.node);
+            for l in labels {
+                graph.g.remove_node(l);
+            }
+        }
+    }
+    let fusion = passes::fuse(&mut graph);
+    dump(PassName::Fuse, &graph, None);
+    passes::schedule(&mut graph, batch);
+    dump(PassName::Schedule, &graph, None);
+    let memory = passes::plan_memory(&graph, batch);
+    dump(PassName::Memory, &graph, Some(&memory));
+    Ok(Lowered {
+        graph,
+        fusion,
+        memory,
+    })
+}
+
+/// The largest batch whose step fits in `limit` bytes (arena plus persistent values), if any.
+pub fn max_batch(checked: &Checked, mode: Mode, limit: u64) -> Result<Option<usize>, Diagnostics> {
+    let fits = |b: usize| -> Result<bool, Diagnostics> {
+        Ok(lower(checked, mode, b, &mut |_, _, _| {})?
+            .memory
+            .total_bytes() as u64
+            <= limit)
+    };
+    if !fits(1)? {
+        return Ok(None);
+    }
+    let (mut lo, mut hi) = (1usize, 2usize);
+    while hi <= 1 << 20 && fits(hi)? {
+        lo = hi;
+        hi *= 2;
+    }
+    while hi - lo > 1 {
+        let mid = lo + (hi - lo) / 2;
+        if fits(mid)? {
+            lo = mid;
+        } else {
+            hi = mid;
+        }
+    }
+    Ok(Some(lo))
+}

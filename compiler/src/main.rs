@@ -1,0 +1,366 @@
+//! `alexc`: the compiler's command line.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use alexc::diag::Diagnostics;
+use alexc::ir::Mode;
+use alexc::passes::PassName;
+use alexc::plan::{write_atomically, Plan};
+use alexc::report::{build_report, human_bytes, memory_table, summary_table};
+use alexc::{front_end, ir, lower, max_batch, Checked};
+use clap::{Parser, Subcommand, ValueEnum};
+
+#[derive(Parser)]
+#[command(
+    name = "alexc",
+    version,
+    about = "Compiles RON graph files into training and inference plans"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Compile a graph file into a plan (plan.bin by default).
+    Compile(CompileArgs),
+    /// Print the per-layer table of a graph file: shapes, parameters, multiply-adds, memory.
+    Summary {
+        file: PathBuf,
+        /// Batch size for the memory figures (default: the graph file's).
+        #[arg(long)]
+        batch_size: Option<usize>,
+    },
+    /// Print a plan file back as the IR text the dumps use, with its memory table.
+    Inspect { plan: PathBuf },
+}
+
+#[derive(clap::Args)]
+struct CompileArgs {
+    /// The graph file, e.g. graphs/alexnet.ron.
+    file: PathBuf,
+    /// Where to write the output (default plan.bin, or GRAPH.dot with --emit dot).
+    #[arg(short, long)]
+    output: Option<PathBuf>,
+    /// A training step (forward, backward, update) or inference only.
+    #[arg(long, value_enum, default_value_t = Mode::Train)]
+    mode: Mode,
+    /// Batch size: a number, or `max` for the largest that fits in --memory-limit.
+    #[arg(long, value_parser = parse_batch)]
+    batch_size: Option<BatchSize>,
+    /// Fail unless the step fits in this much device memory, e.g. 24GiB or 512MiB.
+    #[arg(long, value_parser = parse_bytes)]
+    memory_limit: Option<u64>,
+    /// Print the IR after this pass (repeatable; `all` for every pass).
+    #[arg(long, value_parser = parse_pass)]
+    dump_after: Vec<DumpChoice>,
+    /// What to write: the plan, or the final graph as Graphviz.
+    #[arg(long, value_enum, default_value_t = Emit::Plan)]
+    emit: Emit,
+    /// Print a report to stdout.
+    #[arg(long, value_enum)]
+    report: Option<ReportFormat>,
+}
+
+#[derive(Clone, Copy, Debug)]
+enum BatchSize {
+    Fixed(usize),
+    Max,
+}
+
+#[derive(Clone, Copy, Debug)]
+enum DumpChoice {
+    All,
+    One(PassName),
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum Emit {
+    Plan,
+    Dot,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum ReportFormat {
+    Text,
+    Json,
+}
+
+fn parse_batch(s: &str) -> Result<BatchSize, String> {
+    if s == "max" {
+        return Ok(BatchSize::Max);
+    }
+    match s.parse::<usize>() {
+        Ok(0) | Err(_) => Err(format!(
+            "`{s}` is not a batch size: give a positive number or `max`"
+        )),
+        Ok(n) => Ok(BatchSize::Fixed(n)),
+    }
+}
+
+fn parse_pass(s: &str) -> Result<DumpChoice, String> {
+    if s == "all" {
+        return Ok(DumpChoice::All);
+    }
+    PassName::all()
+        .into_iter()
+        .find(|p| p.as_str() == s)
+        .map(DumpChoice::One)
+        .ok_or_else(|| {
+            let names: Vec<&str> = PassName::all().iter().map(|p| p.as_str()).collect();
+            format!(
+                "unknown pass `{s}`; the passes are: {}, all",
+                names.join(", ")
+            )
+        })
+}
+
+/// Parses `24GiB`, `512MiB`, `1.5GB`, `1000000`.
+fn parse_bytes(s: &str) -> Result<u64, String> {
+    let t = s.trim();
+    let split = t
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(t.len());
+    let (num, unit) = t.split_at(split);
+    let value: f64 = num
+        .parse()
+        .map_err(|_| format!("`{s}` is not a size: write e.g. 24GiB or 512MiB"))?;
+    let scale: f64 = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1.0,
+        "k" | "kib" => 1024.0,
+        "kb" => 1e3,
+        "m" | "mib" => 1024.0 * 1024.0,
+        "mb" => 1e6,
+        "g" | "gib" => 1024.0 * 1024.0 * 1024.0,
+        "gb" => 1e9,
+        "t" | "tib" => 1024f64.powi(4),
+        "tb" => 1e12,
+        _ => {
+            return Err(format!(
+                "unknown unit in `{s}`: use B, KiB, MiB, GiB, TiB (or kB, MB, GB, TB)"
+            ))
+        }
+    };
+    if value <= 0.0 || !value.is_finite() {
+        return Err(format!("`{s}` is not a positive size"));
+    }
+    Ok((value * scale) as u64)
+}
+
+/// Writes to stdout; a closed pipe (`alexc ... | head`) ends the program quietly, not in a panic.
+fn say(text: &str) {
+    use std::io::Write;
+    let mut stdout = std::io::stdout().lock();
+    if let Err(e) = stdout
+        .write_all(text.as_bytes())
+        .and_then(|_| stdout.flush())
+    {
+        if e.kind() == std::io::ErrorKind::BrokenPipe {
+            std::process::exit(0);
+        }
+        eprintln!("cannot write to stdout: {e}");
+        std::process::exit(1);
+    }
+}
+
+/// A failure at the edge of the program: its message and exit status.
+struct Failure(String, u8);
+
+impl From<Diagnostics> for Failure {
+    fn from(d: Diagnostics) -> Self {
+        Failure(d.to_string(), 2)
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Compile(args) => compile(args),
+        Command::Summary { file, batch_size } => summary(&file, batch_size),
+        Command::Inspect { plan } => inspect(&plan),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(Failure(msg, code)) => {
+            eprintln!("{msg}");
+            ExitCode::from(code)
+        }
+    }
+}
+
+fn print_warnings(checked: &Checked) {
+    for w in checked.warnings.warnings() {
+        eprintln!("{w}");
+    }
+}
+
+fn compile(args: CompileArgs) -> Result<(), Failure> {
+    let passes: Vec<PassName> = if args.dump_after.iter().any(|d| matches!(d, DumpChoice::All)) {
+        PassName::all().to_vec()
+    } else {
+        args.dump_after
+            .iter()
+            .filter_map(|d| {
+                if let DumpChoice::One(p) = d {
+                    Some(*p)
+                } else {
+                    None
+                }
+            })
+            .collect()
+    };
+    let mut dump =
+        |pass: PassName, graph: &ir::Graph, memory: Option<&alexc::passes::MemoryPlan>| {
+            if passes.contains(&pass) {
+                say(&ir::print_graph(graph, pass.as_str()));
+                if let Some(m) = memory {
+                    say(&memory_table(m));
+                }
+            }
+        };
+    let checked = front_end(&args.file, &mut dump)?;
+    print_warnings(&checked);
+
+    let batch = match (args.batch_size, args.memory_limit) {
+        (Some(BatchSize::Max), None) => {
+            return Err(Failure(
+                "--batch-size max needs --memory-limit, e.g. --memory-limit 24GiB".into(),
+                2,
+            ))
+        }
+        (Some(BatchSize::Max), Some(limit)) => match max_batch(&checked, args.mode, limit)? {
+            Some(b) => {
+                eprintln!(
+                    "--batch-size max: {b} is the largest batch that fits in {}",
+                    human_bytes(limit as usize)
+                );
+                b
+            }
+            None => {
+                return Err(Failure(
+                    format!(
+                        "not even a batch of 1 fits in {}: raise --memory-limit",
+                        human_bytes(limit as usize)
+                    ),
+                    2,
+                ))
+            }
+        },
+        (Some(BatchSize::Fixed(b)), _) => b,
+        (None, _) => checked.graph.spec.training.batch_size,
+    };
+    let lowered = lower(&checked, args.mode, batch, &mut dump)?;
+    if let Some(limit) = args.memory_limit {
+        let need = lowered.memory.total_bytes() as u64;
+        if need > limit {
+            let fits = max_batch(&checked, args.mode, limit)?;
+            let hint = match fits {
+                Some(b) => format!(
+                    "a batch of at most {b} fits; pass --batch-size {b} or --batch-size max"
+                ),
+                None => "not even a batch of 1 fits; raise --memory-limit".into(),
+            };
+            return Err(Failure(
+                format!(
+                    "{}: the {} step at batch {batch} needs {} (arena {} + parameters and state {}), over the {} limit; {hint}",
+                    checked.file,
+                    mode_name(args.mode),
+                    human_bytes(need as usize),
+                    human_bytes(lowered.memory.arena_bytes),
+                    human_bytes(lowered.memory.persistent_bytes),
+                    human_bytes(limit as usize),
+                ),
+                2,
+            ));
+        }
+    }
+
+    if let Some(format) = args.report {
+        let other = if args.mode == Mode::Train {
+            Mode::Infer
+        } else {
+            Mode::Train
+        };
+        let other_lowered = lower(&checked, other, batch, &mut |_, _, _| {})?;
+        let (train, infer) = if args.mode == Mode::Train {
+            (&lowered, &other_lowered)
+        } else {
+            (&other_lowered, &lowered)
+        };
+        let report = build_report(&checked, train, infer);
+        match format {
+            ReportFormat::Json => say(&format!(
+                "{}\n",
+                serde_json::to_string_pretty(&report).expect("report serialises")
+            )),
+            ReportFormat::Text => say(&summary_table(&report)),
+        }
+    }
+
+    match args.emit {
+        Emit::Plan => {
+            let out = args.output.unwrap_or_else(|| PathBuf::from("plan.bin"));
+            let plan = Plan {
+                compiler: env!("CARGO_PKG_VERSION").to_string(),
+                source: checked.file.clone(),
+                mode: args.mode,
+                nodes_before_fusion: lowered.fusion.before,
+                nodes_after_fusion: lowered.fusion.after,
+                memory: lowered.memory,
+                graph: lowered.graph,
+            };
+            plan.write(&out).map_err(|e| Failure(e.to_string(), 1))?;
+            eprintln!(
+                "wrote {} ({} step, batch {batch}, arena {}, {} nodes after fusion)",
+                out.display(),
+                mode_name(args.mode),
+                human_bytes(plan.memory.arena_bytes),
+                plan.nodes_after_fusion
+            );
+        }
+        Emit::Dot => {
+            let out = args
+                .output
+                .unwrap_or_else(|| PathBuf::from(format!("{}.dot", checked.graph.name)));
+            write_atomically(&out, ir::to_dot(&lowered.graph).as_bytes())
+                .map_err(|e| Failure(format!("{}: cannot write: {e}", out.display()), 1))?;
+            eprintln!("wrote {}", out.display());
+        }
+    }
+    Ok(())
+}
+
+fn mode_name(mode: Mode) -> &'static str {
+    match mode {
+        Mode::Train => "training",
+        Mode::Infer => "inference",
+    }
+}
+
+fn summary(file: &Path, batch: Option<usize>) -> Result<(), Failure> {
+    let checked = front_end(file, &mut |_, _, _| {})?;
+    let batch = batch.unwrap_or(checked.graph.spec.training.batch_size);
+    let train = lower(&checked, Mode::Train, batch, &mut |_, _, _| {})?;
+    let infer = lower(&checked, Mode::Infer, batch, &mut |_, _, _| {})?;
+    say(&summary_table(&build_report(&checked, &train, &infer)));
+    Ok(())
+}
+
+fn inspect(path: &Path) -> Result<(), Failure> {
+    let plan = Plan::read(path).map_err(|e| Failure(e.to_string(), 2))?;
+    say(&format!(
+        "plan {} (alexc {}, from {}, {} step, batch {}, {} -> {} nodes by fusion)\n",
+        path.display(),
+        plan.compiler,
+        plan.source,
+        mode_name(plan.mode),
+        plan.memory.batch_size,
+        plan.nodes_before_fusion,
+        plan.nodes_after_fusion
+    ));
+    say(&ir::print_graph(&plan.graph, "memory"));
+    say(&memory_table(&plan.memory));
+    Ok(())
+}

@@ -1,0 +1,117 @@
+//! Infer shapes: every value's type, from the input forwards, by the catalog's shape rules.
+//! Parameter shapes follow from the layer they feed. All shape errors are reported together;
+//! nodes downstream of an error are skipped.
+
+use crate::catalog::Op;
+use crate::diag::{Diagnostic, Diagnostics};
+use crate::ir::{Graph, TensorType};
+
+pub fn infer_shapes(graph: &mut Graph) -> Diagnostics {
+    let mut diags = Diagnostics::default();
+    for n in graph.topo_order() {
+        let inputs = graph.inputs(n);
+        // Parameters take the shape their consumer needs.
+        for (port, v) in inputs.iter().enumerate() {
+            if let Op::Param(p) = &graph.g[v.node].op {
+                if p.shape.is_empty() {
+                    let known: Vec<Option<&TensorType>> =
+                        inputs.iter().map(|i| graph.value_type(*i)).collect();
+                    if let Some(shape) = graph.g[n].op.def().param_shape(port, &known) {
+                        if let Op::Param(p) = &mut graph.g[v.node].op {
+                            p.shape = shape;
+                        }
+                        let inferred = graph.g[v.node]
+                            .op
+                            .def()
+                            .infer(&[])
+                            .expect("params always infer");
+                        graph.g[v.node].outputs = inferred.outputs;
+                    }
+                }
+            }
+        }
+        if matches!(graph.g[n].op, Op::Param(_)) {
+            continue; // inferred with its consumer
+        }
+        let node = &graph.g[n];
+        let is_param = |v: &crate::ir::ValueRef| matches!(graph.g[v.node].op, Op::Param(_));
+        if inputs
+            .iter()
+            .any(|v| !is_param(v) && graph.value_type(*v).is_none())
+        {
+            continue; // upstream failed
+        }
+        let types: Vec<TensorType> = inputs
+            .iter()
+            .filter_map(|v| graph.value_type(*v).cloned())
+            .collect();
+        if types.len() < inputs.len() {
+            // A parameter could not be shaped: the data input does not suit the op. Its shape
+            // rule, given the data inputs alone, says why.
+            let data: Vec<&TensorType> = types.iter().collect();
+            let e = match node.op.def().infer(&data) {
+                Err(e) => e,
+                Ok(_) => crate::catalog::ShapeError::new(
+                    "cannot infer the shape of this layer's parameters from its input",
+                    "check the input of this layer",
+                ),
+            };
+            diags.push(
+                Diagnostic::error(e.message)
+                    .at(node.loc)
+                    .node(layer_of(&node.name))
+                    .help(e.help),
+            );
+            continue;
+        }
+        if node.op.def().arity().is_some_and(|a| a != types.len()) {
+            continue; // miswired: reported by build
+        }
+        let refs: Vec<&TensorType> = types.iter().collect();
+        match node.op.def().infer(&refs) {
+            Ok(inferred) => {
+                for (message, help) in inferred.warnings {
+                    diags.push(
+                        Diagnostic::warning(message)
+                            .at(node.loc)
+                            .node(layer_of(&node.name))
+                            .help(help),
+                    );
+                }
+                graph.g[n].outputs = inferred.outputs;
+            }
+            Err(e) => diags.push(
+                Diagnostic::error(e.message)
+                    .at(node.loc)
+                    .node(layer_of(&node.name))
+                    .help(e.help),
+            ),
+        }
+    }
+    set_fan_in(graph);
+    diags
+}
+
+/// Each parameter's fan-in: a weight's from its shape, a bias's from its layer's weight.
+fn set_fan_in(graph: &mut Graph) {
+    for layer in graph.layers.clone() {
+        let mut weight_fan_in = 0;
+        for &p in &layer.params {
+            if let Op::Param(param) = &mut graph.g[p].op {
+                if param.role == crate::catalog::ParamRole::Weight && !param.shape.is_empty() {
+                    weight_fan_in = param.shape[1..].iter().product();
+                }
+            }
+        }
+        for &p in &layer.params {
+            if let Op::Param(param) = &mut graph.g[p].op {
+                param.fan_in = weight_fan_in;
+            }
+        }
+    }
+}
+
+/// `conv1.bias_add` belongs to layer `conv1`.
+fn layer_of(name: &str) -> &str {
+    name.split(['.', '/']).next().unwrap_or(name)
+}

@@ -1,0 +1,241 @@
+//! Plan memory: live intervals of every transient value over the schedule (activations saved for
+//! the backward pass live until their last backward use), in-place reuse where the catalog allows
+//! it, and offsets in one arena by greedy-by-size best fit (TFLite's arena planner, XLA's heap
+//! simulator). Parameters and momentum buffers are persistent and placed on their own.
+
+use std::collections::HashMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::ir::{Graph, ValueRef};
+
+/// Offsets are multiples of this many bytes.
+pub const ALIGNMENT: usize = 256;
+
+/// Where one transient value lives: its bytes, its live interval in schedule steps (inclusive), and
+/// its offset in the arena. Values that share a buffer (views, in-place) share `buffer`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Placement {
+    pub value: ValueRef,
+    pub name: String,
+    pub bytes: usize,
+    pub first: usize,
+    pub last: usize,
+    pub buffer: usize,
+    pub offset: usize,
+}
+
+/// One buffer of the arena, holding one or more values.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Buffer {
+    pub bytes: usize,
+    pub first: usize,
+    pub last: usize,
+    pub offset: usize,
+}
+
+/// The memory plan of one step at one batch size.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MemoryPlan {
+    pub batch_size: usize,
+    pub values: Vec<Placement>,
+    pub buffers: Vec<Buffer>,
+    /// Every transient value in a buffer of its own.
+    pub naive_bytes: usize,
+    /// The largest sum of bytes live at one step: no placement can do better.
+    pub lower_bound_bytes: usize,
+    pub arena_bytes: usize,
+    /// Parameters and optimizer state, placed on their own.
+    pub persistent_bytes: usize,
+    pub persistent: Vec<(String, usize)>,
+}
+
+impl MemoryPlan {
+    /// Bytes a device needs for this step: the arena and the persistent values.
+    pub fn total_bytes(&self) -> usize {
+        self.arena_bytes + self.persistent_bytes
+    }
+}
+
+pub fn plan_memory(graph: &Graph, batch: usize) -> MemoryPlan {
+    let step_of: HashMap<_, _> = graph
+        .schedule
+        .iter()
+        .enumerate()
+        .map(|(i, n)| (*n, i))
+        .collect();
+    let end = graph.schedule.len().saturating_sub(1);
+    let mut persistent = Vec::new();
+    let mut values: Vec<Placement> = Vec::new();
+    let mut index_of: HashMap<ValueRef, usize> = HashMap::new();
+    for v in graph.values() {
+        let node = &graph.g[v.node];
+        let ty = &node.outputs[v.port as usize];
+        if node.op.def().is_persistent() {
+            persistent.push((graph.value_name(v), ty.bytes(batch)));
+            continue;
+        }
+        let first = step_of.get(&v.node).copied().unwrap_or(0);
+        let mut last = graph
+            .consumers(v)
+            .iter()
+            .filter_map(|c| step_of.get(c))
+            .max()
+            .copied()
+            .unwrap_or(first);
+        if Some(v) == graph.loss || Some(v) == graph.logits {
+            last = end; // read by the runtime after the step
+        }
+        index_of.insert(v, values.len());
+        values.push(Placement {
+            value: v,
+            name: graph.value_name(v),
+            bytes: ty.bytes(batch),
+            first,
+            last,
+            buffer: values.len(),
+            offset: 0,
+        });
+    }
+    let naive_bytes = values
+        .iter()
+        .filter(|p| !graph.g[p.value.node].op.def().is_view())
+        .map(|p| p.bytes)
+        .sum();
+
+    // Buffers: union of values that views and in-place ops let share storage.
+    let mut buffer_of: Vec<usize> = (0..values.len()).collect();
+    let mut buffer_last: Vec<usize> = values.iter().map(|p| p.last).collect();
+    for &n in &graph.schedule {
+        let def = graph.g[n].op.def();
+        let Some(out) = index_of.get(&ValueRef { node: n, port: 0 }).copied() else {
+            continue;
+        };
+        let inputs = graph.inputs(n);
+        let candidate = if def.is_view() {
+            Some(0)
+        } else {
+            def.in_place()
+        };
+        let Some(i) = candidate else { continue };
+        let Some(&src) = inputs.get(i).and_then(|v| index_of.get(v)) else {
+            continue;
+        };
+        let b = find(&mut buffer_of, src);
+        let same_size = values[src].bytes == values[out].bytes;
+        let read_once = inputs
+            .iter()
+            .filter(|v| index_of.get(v) == Some(&src))
+            .count()
+            == 1;
+        let dies_here = buffer_last[b] == step_of[&n];
+        if def.is_view() || (same_size && read_once && dies_here) {
+            buffer_of[out] = b;
+            buffer_last[b] = buffer_last[b].max(values[out].last);
+        }
+    }
+    let mut buffers: Vec<Buffer> = Vec::new();
+    let mut buffer_index: HashMap<usize, usize> = HashMap::new();
+    for i in 0..values.len() {
+        let root = find(&mut buffer_of, i);
+        let bi = *buffer_index.entry(root).or_insert_with(|| {
+            buffers.push(Buffer {
+                bytes: 0,
+                first: usize::MAX,
+                last: 0,
+                offset: 0,
+            });
+            buffers.len() - 1
+        });
+        let b = &mut buffers[bi];
+        b.bytes = b.bytes.max(values[i].bytes);
+        b.first = b.first.min(values[i].first);
+        b.last = b.last.max(values[i].last);
+        values[i].buffer = bi;
+    }
+
+    let lower_bound_bytes = lower_bound(&buffers, end);
+    let arena_bytes = assign_offsets(&mut buffers);
+    for p in &mut values {
+        p.offset = buffers[p.buffer].offset;
+    }
+    let persistent_bytes = persistent.iter().map(|(_, b)| b).sum();
+    MemoryPlan {
+        batch_size: batch,
+        values,
+        buffers,
+        naive_bytes,
+        lower_bound_bytes,
+        arena_bytes,
+        persistent_bytes,
+        persistent,
+    }
+}
+
+fn find(parent: &mut [usize], mut i: usize) -> usize {
+    while parent[i] != i {
+        parent[i] = parent[parent[i]];
+        i = parent[i];
+    }
+    i
+}
+
+/// The largest sum of buffer bytes live at one step.
+pub fn lower_bound(buffers: &[Buffer], end: usize) -> usize {
+    let mut delta = vec![0i64; end + 2];
+    for b in buffers {
+        delta[b.first] += b.bytes as i64;
+        delta[b.last + 1] -= b.bytes as i64;
+    }
+    let (mut live, mut peak) = (0i64, 0i64);
+    for d in delta {
+        live += d;
+        peak = peak.max(live);
+    }
+    peak as usize
+}
+
+fn align(bytes: usize) -> usize {
+    bytes.div_ceil(ALIGNMENT) * ALIGNMENT
+}
+
+/// Greedy by size, best fit: largest buffers first, each into the smallest gap among the buffers
+/// already placed whose lifetimes overlap its own. Returns the arena size.
+pub fn assign_offsets(buffers: &mut [Buffer]) -> usize {
+    let mut order: Vec<usize> = (0..buffers.len()).collect();
+    order.sort_by_key(|&i| (std::cmp::Reverse(buffers[i].bytes), buffers[i].first, i));
+    let mut placed: Vec<usize> = Vec::new();
+    let mut arena = 0;
+    for i in order {
+        let size = align(buffers[i].bytes);
+        let mut busy: Vec<(usize, usize)> = placed
+            .iter()
+            .filter(|&&j| {
+                buffers[j].first <= buffers[i].last && buffers[i].first <= buffers[j].last
+            })
+            .map(|&j| {
+                (
+                    buffers[j].offset,
+                    buffers[j].offset + align(buffers[j].bytes),
+                )
+            })
+            .collect();
+        busy.sort();
+        let mut best: Option<(usize, usize)> = None; // (gap size, offset)
+        let mut cursor = 0;
+        for (start, stop) in busy {
+            if start > cursor {
+                let gap = start - cursor;
+                if gap >= size && best.is_none_or(|(g, _)| gap < g) {
+                    best = Some((gap, cursor));
+                }
+            }
+            cursor = cursor.max(stop);
+        }
+        let offset = best.map(|(_, o)| o).unwrap_or(cursor);
+        buffers[i].offset = offset;
+        arena = arena.max(offset + size);
+        placed.push(i);
+    }
+    arena
+}

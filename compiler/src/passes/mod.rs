@@ -1,0 +1,61 @@
+//! The passes, in pipeline order. Each takes the IR and returns it changed, or diagnostics.
+
+pub mod autodiff;
+pub mod build;
+pub mod fuse;
+pub mod infer;
+pub mod memory;
+pub mod schedule;
+pub mod validate;
+pub mod verify;
+
+pub use autodiff::autodiff;
+pub use build::build;
+pub use fuse::{fuse, FusionStats};
+pub use infer::infer_shapes;
+pub use memory::{plan_memory, MemoryPlan};
+pub use schedule::schedule;
+pub use validate::validate;
+pub use verify::verify;
+
+/// The passes `--dump-after` can name, in pipeline order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, clap::ValueEnum)]
+pub enum PassName {
+    Build,
+    Validate,
+    InferShapes,
+    Autodiff,
+    Verify,
+    Fuse,
+    Schedule,
+    Memory,
+}
+
+impl PassName {
+    pub fn all() -> [PassName; 8] {
+        use PassName::*;
+        [
+            Build,
+            Validate,
+            InferShapes,
+            Autodiff,
+            Verify,
+            Fuse,
+            Schedule,
+            Memory,
+        ]
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PassName::Build => "build",
+            PassName::Validate => "validate",
+            PassName::InferShapes => "infer-shapes",
+            PassName::Autodiff => "autodiff",
+            PassName::Verify => "verify",
+            PassName::Fuse => "fuse",
+            PassName::Schedule => "schedule",
+            PassName::Memory => "memory",
+        }
+    }
+}

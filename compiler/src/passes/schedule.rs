@@ -1,0 +1,84 @@
+//! Schedule: a topological order of the computed nodes that keeps peak memory low. List
+//! scheduling: of the nodes whose inputs are ready, run the one that adds the fewest bytes (what
+//! it allocates minus what it frees), ties to the earliest node.
+
+use std::collections::{BTreeSet, HashMap};
+
+use petgraph::stable_graph::NodeIndex;
+use petgraph::Direction;
+
+use crate::ir::{Graph, ValueRef};
+
+pub fn schedule(graph: &mut Graph, batch: usize) {
+    let compute = graph.compute_nodes();
+    let mut waiting: HashMap<NodeIndex, usize> = compute
+        .iter()
+        .map(|&n| {
+            let preds: BTreeSet<NodeIndex> = graph
+                .g
+                .neighbors_directed(n, Direction::Incoming)
+                .filter(|p| !graph.g[*p].op.def().is_source())
+                .collect();
+            (n, preds.len())
+        })
+        .collect();
+    // Readers left for each value.
+    let mut readers: HashMap<ValueRef, usize> = graph
+        .values()
+        .into_iter()
+        .map(|v| (v, graph.consumers(v).len()))
+        .collect();
+    let mut ready: BTreeSet<NodeIndex> = waiting
+        .iter()
+        .filter(|(_, w)| **w == 0)
+        .map(|(n, _)| *n)
+        .collect();
+    let mut order = Vec::with_capacity(compute.len());
+    while !ready.is_empty() {
+        let pick = *ready
+            .iter()
+            .min_by_key(|&&n| (net_bytes(graph, n, &readers, batch), n))
+            .expect("ready is not empty");
+        ready.remove(&pick);
+        order.push(pick);
+        let mut inputs = graph.inputs(pick);
+        inputs.sort();
+        inputs.dedup();
+        for v in inputs {
+            if let Some(r) = readers.get_mut(&v) {
+                *r -= 1;
+            }
+        }
+        let succs: BTreeSet<NodeIndex> = graph
+            .g
+            .neighbors_directed(pick, Direction::Outgoing)
+            .collect();
+        for s in succs {
+            if let Some(w) = waiting.get_mut(&s) {
+                *w -= 1;
+                if *w == 0 {
+                    ready.insert(s);
+                }
+            }
+        }
+    }
+    graph.schedule = order;
+}
+
+fn net_bytes(graph: &Graph, n: NodeIndex, readers: &HashMap<ValueRef, usize>, batch: usize) -> i64 {
+    let def = graph.g[n].op.def();
+    let alloc: usize = if def.is_view() {
+        0
+    } else {
+        graph.g[n].outputs.iter().map(|t| t.bytes(batch)).sum()
+    };
+    let mut inputs = graph.inputs(n);
+    inputs.sort();
+    inputs.dedup();
+    let freed: usize = inputs
+        .iter()
+        .filter(|v| !graph.g[v.node].op.def().is_persistent() && readers.get(v) == Some(&1))
+        .filter_map(|v| graph.value_type(*v).map(|t| t.bytes(batch)))
+        .sum();
+    alloc as i64 - freed as i64
+}

@@ -1,0 +1,128 @@
+//! plan.bin: written by `alexc compile`, read back by `alexc inspect`; bad plan files get a
+//! one-line error and exit status 2.
+
+mod common;
+use common::*;
+
+use alexc::plan::{Plan, FORMAT_VERSION, MAGIC};
+
+fn compile_tiny(dir: &std::path::Path) -> std::path::PathBuf {
+    let out = dir.join("plan.bin");
+    let o = alexc(&["compile", "graphs/tiny.ron", "-o", out.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    out
+}
+
+#[test]
+fn plan_round_trips_and_inspects_as_the_dump_text() {
+    let dir = scratch("roundtrip");
+    let plan_path = compile_tiny(&dir);
+    let bytes = std::fs::read(&plan_path).unwrap();
+    assert_eq!(&bytes[..8], MAGIC);
+    let plan = Plan::from_bytes(&bytes, "plan.bin").unwrap();
+    assert_eq!(
+        plan.to_bytes(),
+        bytes,
+        "decoding and encoding again gives the same bytes"
+    );
+    assert_eq!(plan.graph.name, "tiny");
+    assert_eq!(plan.memory.batch_size, 32);
+
+    let inspect = alexc(&["inspect", plan_path.to_str().unwrap()]);
+    assert!(inspect.status.success(), "{}", stderr(&inspect));
+    let dump = alexc(&[
+        "compile",
+        "graphs/tiny.ron",
+        "-o",
+        dir.join("again.bin").to_str().unwrap(),
+        "--dump-after",
+        "memory",
+    ]);
+    let inspected = stdout(&inspect);
+    let (_, body) = inspected.split_once('\n').unwrap();
+    assert_eq!(
+        body,
+        stdout(&dump),
+        "inspect prints the plan as the memory dump prints it"
+    );
+}
+
+#[test]
+fn bad_plan_files_get_one_line_errors() {
+    let dir = scratch("badplans");
+    let good = std::fs::read(compile_tiny(&dir)).unwrap();
+    let mut cases: Vec<(&str, Vec<u8>, &str)> = Vec::new();
+    cases.push(("empty", Vec::new(), "not an alexc plan file"));
+    cases.push((
+        "foreign",
+        b"PK\x03\x04 this is a zip file, not a plan".to_vec(),
+        "not an alexc plan file",
+    ));
+    cases.push(("header-only", good[..12].to_vec(), "truncated"));
+    cases.push(("truncated", good[..good.len() / 2].to_vec(), "truncated"));
+    let mut corrupted = good.clone();
+    let mid = 24 + (good.len() - 24) / 2;
+    corrupted[mid] ^= 0x55;
+    cases.push(("corrupted", corrupted, "corrupted (checksum mismatch)"));
+    let mut wrong_version = good.clone();
+    wrong_version[8..12].copy_from_slice(&(FORMAT_VERSION + 1).to_le_bytes());
+    cases.push(("version", wrong_version, &"plan format version"));
+    let mut trailing = good.clone();
+    trailing.extend_from_slice(b"junk");
+    cases.push(("trailing", trailing, "corrupted"));
+    for (name, bytes, fragment) in cases {
+        let path = dir.join(format!("{name}.bin"));
+        std::fs::write(&path, bytes).unwrap();
+        let o = alexc(&["inspect", path.to_str().unwrap()]);
+        let err = stderr(&o);
+        assert_eq!(o.status.code(), Some(2), "{name}: {err}");
+        assert!(
+            err.contains(fragment),
+            "{name}: expected `{fragment}` in {err}"
+        );
+        assert_eq!(err.trim_end().lines().count(), 1, "{name}: one line: {err}");
+        assert!(!err.contains("panicked"), "{name}: {err}");
+    }
+    for missing in [dir.join("absent.bin"), dir.clone()] {
+        let o = alexc(&["inspect", missing.to_str().unwrap()]);
+        assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+        assert_eq!(stderr(&o).trim_end().lines().count(), 1);
+    }
+}
+
+#[test]
+fn a_failed_compile_leaves_the_previous_plan_intact() {
+    let dir = scratch("atomic");
+    let plan_path = compile_tiny(&dir);
+    let before = std::fs::read(&plan_path).unwrap();
+    let o = alexc(&[
+        "compile",
+        "tests/malformed/bad-groups.ron",
+        "-o",
+        plan_path.to_str().unwrap(),
+    ]);
+    assert_eq!(o.status.code(), Some(2));
+    assert_eq!(std::fs::read(&plan_path).unwrap(), before);
+    let leftovers: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.contains(".tmp-"))
+        .collect();
+    assert!(leftovers.is_empty(), "{leftovers:?}");
+}
+
+#[test]
+fn unwritable_output_is_a_clear_error() {
+    let o = alexc(&[
+        "compile",
+        "graphs/tiny.ron",
+        "-o",
+        "/nonexistent-dir/plan.bin",
+    ]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        stderr(&o).contains("/nonexistent-dir/plan.bin: cannot write the plan file"),
+        "{}",
+        stderr(&o)
+    );
+}

@@ -1,0 +1,57 @@
+//! Snapshot tests: the IR text after every pass for every graph in graphs/, the inference plan's
+//! memory dump, and the summary table. Review changes to these files like code.
+
+mod common;
+use common::*;
+
+use alexc::ir::{print_graph, Mode};
+use alexc::report::{build_report, memory_table, summary_table};
+use alexc::{front_end, lower};
+
+fn snapshot_graph(path: &std::path::Path) {
+    std::env::set_current_dir(root()).unwrap();
+    let rel = path.strip_prefix(root()).unwrap();
+    let stem = rel.file_stem().unwrap().to_string_lossy().into_owned();
+    let mut dumps: Vec<(String, String)> = Vec::new();
+    let mut hook = |pass: alexc::passes::PassName,
+                    g: &alexc::ir::Graph,
+                    m: Option<&alexc::passes::MemoryPlan>| {
+        let mut text = print_graph(g, pass.as_str());
+        if let Some(m) = m {
+            text.push_str(&memory_table(m));
+        }
+        dumps.push((pass.as_str().to_string(), text));
+    };
+    let checked = front_end(rel, &mut hook).expect("shipped graphs compile");
+    let batch = checked.graph.spec.training.batch_size;
+    let train = lower(&checked, Mode::Train, batch, &mut hook).unwrap();
+    let mut infer_dumps = Vec::new();
+    let infer = lower(&checked, Mode::Infer, batch, &mut |pass, g, m| {
+        if let Some(m) = m {
+            infer_dumps.push((pass, print_graph(g, pass.as_str()) + &memory_table(m)));
+        }
+    })
+    .unwrap();
+    assert_eq!(dumps.len(), 8, "a dump after every pass");
+    for (pass, text) in dumps {
+        insta::assert_snapshot!(format!("{stem}__train__{pass}"), text);
+    }
+    let (_, infer_text) = infer_dumps.pop().unwrap();
+    insta::assert_snapshot!(format!("{stem}__infer__memory"), infer_text);
+    insta::assert_snapshot!(
+        format!("{stem}__summary"),
+        summary_table(&build_report(&checked, &train, &infer))
+    );
+}
+
+#[test]
+fn every_shipped_graph_has_snapshots() {
+    let graphs = shipped_graphs();
+    assert!(
+        graphs.len() >= 4,
+        "alexnet, caffenet, torchvision_alexnet, tiny: {graphs:?}"
+    );
+    for g in graphs {
+        snapshot_graph(&g);
+    }
+}

@@ -1,0 +1,52 @@
+//! alexrt: executes plans written by alexc.
+
+use std::path::Path;
+
+use alexc::plan::{Plan, PlanError};
+use alexc::report::{human_bytes, memory_table};
+
+/// The text `alexrt inspect` prints: a header, the step's IR, and its memory plan.
+pub fn inspect(path: &Path) -> Result<String, PlanError> {
+    let plan = Plan::read(path)?;
+    let m = &plan.memory;
+    let params: usize = plan
+        .graph
+        .node_indices()
+        .into_iter()
+        .filter(|&n| matches!(plan.graph.g[n].op, alexc::catalog::Op::Param(_)))
+        .map(|n| plan.graph.g[n].outputs[0].elements_per_sample())
+        .sum();
+    let mut out = format!(
+        "{}: {:?} step of `{}` from {} (alexc {})\n  batch {}, {} parameters, {} scheduled nodes\n  arena {} (lower bound {}), persistent {}\n",
+        path.display(),
+        plan.mode,
+        plan.graph.name,
+        plan.source,
+        plan.compiler,
+        m.batch_size,
+        alexc::report::group(params as u64),
+        plan.graph.schedule.len(),
+        human_bytes(m.arena_bytes),
+        human_bytes(m.lower_bound_bytes),
+        human_bytes(m.persistent_bytes),
+    );
+    out.push_str(&alexc::ir::print_graph(&plan.graph, "memory"));
+    out.push_str(&memory_table(m));
+    Ok(out)
+}
+
+/// Writes to stdout; a closed pipe ends the program quietly.
+pub fn say(text: &str) {
+    use std::io::Write;
+    let mut stdout = std::io::stdout().lock();
+    if let Err(e) = stdout
+        .write_all(text.as_bytes())
+        .and_then(|_| stdout.flush())
+    {
+        if e.kind() == std::io::ErrorKind::BrokenPipe {
+            std::process::exit(0);
+        }
+        eprintln!("cannot write to stdout: {e}");
+        std::process::exit(1);
+    }
+}
