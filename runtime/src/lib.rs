@@ -1,9 +1,27 @@
-//! alexrt: executes plans written by alexc.
+//! alexrt: executes plans written by alexc on a burn backend.
+//!
+//! - [`exec`]: the interpreter over a plan's schedule;
+//! - [`kernels`]: LRN and max pooling as a backend trait, with reference CPU kernels;
+//! - [`data`], [`train`], [`weights`]: datasets, the training loop, safetensors.
+
+pub mod data;
+pub mod error;
+pub mod exec;
+pub mod init;
+pub mod kernels;
+pub mod train;
+pub mod value;
+pub mod weights;
 
 use std::path::Path;
 
 use alexc::plan::{Plan, PlanError};
 use alexc::report::{human_bytes, memory_table};
+
+pub use error::RunError;
+
+/// The CPU backend.
+pub type Cpu = burn::backend::Flex;
 
 /// The text `alexrt inspect` prints: a header, the step's IR, and its memory plan.
 pub fn inspect(path: &Path) -> Result<String, PlanError> {

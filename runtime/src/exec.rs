@@ -1,0 +1,629 @@
+//! The plan interpreter: runs a plan's schedule op by op (fused nodes as one), holding each value
+//! until its planned last use and the parameters and optimizer state across steps.
+
+use std::collections::HashMap;
+
+use alexc::ast::OptimizerDecl;
+use alexc::catalog::{FusedInput, Op};
+use alexc::ir::{Graph, Mode, Phase, ValueRef};
+use alexc::plan::Plan;
+use burn::tensor::activation::{log_softmax, relu};
+use burn::tensor::backend::Backend;
+use burn::tensor::module::{conv2d, conv_transpose2d};
+use burn::tensor::ops::{ConvOptions, ConvTransposeOptions};
+use burn::tensor::{Int, Tensor, TensorData};
+use petgraph::stable_graph::NodeIndex;
+
+use crate::error::RunError;
+use crate::init::{init_values, Rng};
+use crate::kernels::{KernelBackend, LrnParams, PoolParams};
+use crate::value::Value;
+
+/// A batch on the host: images `N x C x H x W` (normalised), labels in `0..classes`.
+#[derive(Debug, Clone)]
+pub struct Batch {
+    pub images: Vec<f32>,
+    pub labels: Vec<i32>,
+}
+
+impl Batch {
+    pub fn len(&self) -> usize {
+        self.labels.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.labels.is_empty()
+    }
+}
+
+/// What one step returns.
+#[derive(Debug, Clone)]
+pub struct StepOutput {
+    /// The mean loss (training plans only).
+    pub loss: Option<f32>,
+    /// `N x classes` logits, row-major.
+    pub logits: Vec<f32>,
+    /// The most bytes of step values held at once.
+    pub peak_bytes: usize,
+}
+
+/// Settings of the interpreter that are not in the plan.
+#[derive(Debug, Clone, Copy)]
+pub struct ExecOptions {
+    /// Apply dropout in training steps (off for parity tests against a reference).
+    pub dropout: bool,
+}
+
+impl Default for ExecOptions {
+    fn default() -> Self {
+        ExecOptions { dropout: true }
+    }
+}
+
+/// Runs one plan on backend `B`.
+pub struct Executor<B: KernelBackend> {
+    pub graph: Graph,
+    pub mode: Mode,
+    pub device: B::Device,
+    pub options: ExecOptions,
+    /// Parameters and optimizer state, by node.
+    persistent: HashMap<NodeIndex, Value<B>>,
+    /// The step after which each transient value is dropped.
+    last_use: HashMap<ValueRef, usize>,
+    /// The same, when only the forward nodes run.
+    forward_last_use: HashMap<ValueRef, usize>,
+    /// Running forward only: dropout is the identity.
+    eval: bool,
+    input: NodeIndex,
+    labels: Option<NodeIndex>,
+    /// Steps run so far (dropout masks depend on it).
+    pub steps_done: u64,
+    seed: u64,
+}
+
+impl<B: KernelBackend> Executor<B> {
+    /// Sets up a plan with freshly initialised parameters.
+    pub fn new(plan: &Plan, device: B::Device) -> Result<Self, RunError> {
+        let graph = plan.graph.clone();
+        let seed = graph.spec.training.seed;
+        let mut persistent = HashMap::new();
+        let (mut input, mut labels) = (None, None);
+        for n in graph.node_indices() {
+            let node = &graph.g[n];
+            match &node.op {
+                Op::Param(p) => {
+                    let values = init_values(p, &node.name, seed);
+                    persistent.insert(n, tensor_of::<B>(values, &p.shape, &device)?);
+                }
+                Op::State(s) => {
+                    let zeros = vec![0.0; s.shape.iter().product()];
+                    persistent.insert(n, tensor_of::<B>(zeros, &s.shape, &device)?);
+                }
+                Op::Input(_) => input = Some(n),
+                Op::Labels(_) => labels = Some(n),
+                _ => {}
+            }
+        }
+        let input = input.ok_or_else(|| RunError::Internal("the plan has no input".into()))?;
+        let last_use = plan
+            .memory
+            .values
+            .iter()
+            .map(|p| (p.value, p.last))
+            .collect();
+        let mut forward_last_use = HashMap::new();
+        for (i, &n) in graph.schedule.iter().enumerate() {
+            if graph.g[n].phase == Phase::Forward {
+                for v in graph.inputs(n) {
+                    forward_last_use.insert(v, i);
+                }
+            }
+        }
+        for v in [graph.logits, graph.loss].into_iter().flatten() {
+            forward_last_use.insert(v, usize::MAX);
+        }
+        Ok(Executor {
+            graph,
+            mode: plan.mode,
+            device,
+            options: ExecOptions::default(),
+            persistent,
+            last_use,
+            forward_last_use,
+            eval: false,
+            input,
+            labels,
+            steps_done: 0,
+            seed,
+        })
+    }
+
+    /// The input shape per image, `[C, H, W]`.
+    pub fn input_shape(&self) -> [usize; 3] {
+        let d = &self.graph.g[self.input].outputs[0].dims;
+        [d[0], d[1], d[2]]
+    }
+
+    pub fn classes(&self) -> usize {
+        self.graph.spec.classes
+    }
+
+    /// Parameter names and node indices, in node order.
+    pub fn param_names(&self) -> Vec<(String, NodeIndex)> {
+        self.graph
+            .node_indices()
+            .into_iter()
+            .filter(|&n| matches!(self.graph.g[n].op, Op::Param(_)))
+            .map(|n| (self.graph.g[n].name.clone(), n))
+            .collect()
+    }
+
+    /// A parameter or state tensor's values on the host, by node name.
+    pub fn persistent_values(&self, name: &str) -> Option<Result<Vec<f32>, RunError>> {
+        let n = self.graph.find(name)?;
+        self.persistent.get(&n).map(Value::to_f32_vec)
+    }
+
+    /// Replaces a parameter's values (shape checked by the caller).
+    pub fn set_persistent(&mut self, name: &str, values: Vec<f32>) -> Result<(), RunError> {
+        let n = self
+            .graph
+            .find(name)
+            .ok_or_else(|| RunError::Internal(format!("no value `{name}`")))?;
+        let shape = self.graph.g[n].outputs[0].dims.clone();
+        let v = tensor_of::<B>(values, &shape, &self.device)?;
+        self.persistent.insert(n, v);
+        Ok(())
+    }
+
+    /// Runs one step on `batch` at learning rate `lr` (ignored by inference plans).
+    pub fn step(&mut self, batch: &Batch, lr: f64) -> Result<StepOutput, RunError> {
+        let out = self.run(batch, lr, false)?;
+        self.steps_done += 1;
+        Ok(out)
+    }
+
+    /// Runs the forward nodes only, dropout off and nothing updated: logits (and the loss, for a
+    /// training plan) of `batch`, for evaluation.
+    pub fn forward(&mut self, batch: &Batch) -> Result<StepOutput, RunError> {
+        self.eval = true;
+        let out = self.run(batch, 0.0, true);
+        self.eval = false;
+        out
+    }
+
+    fn run(&mut self, batch: &Batch, lr: f64, forward_only: bool) -> Result<StepOutput, RunError> {
+        let n = batch.len();
+        let [c, h, w] = self.input_shape();
+        if batch.images.len() != n * c * h * w {
+            return Err(RunError::Internal(format!(
+                "a batch of {n} images holds {} values, expected {}",
+                batch.images.len(),
+                n * c * h * w
+            )));
+        }
+        let mut values: HashMap<ValueRef, Value<B>> = HashMap::new();
+        let images = Tensor::<B, 4>::from_data(
+            TensorData::new(batch.images.clone(), [n, c, h, w]),
+            &self.device,
+        );
+        values.insert(
+            ValueRef {
+                node: self.input,
+                port: 0,
+            },
+            Value::F4(images),
+        );
+        if let Some(l) = self.labels {
+            let labels = Tensor::<B, 1, Int>::from_data(
+                TensorData::new(batch.labels.clone(), [n]),
+                &self.device,
+            );
+            values.insert(ValueRef { node: l, port: 0 }, Value::I1(labels));
+        }
+        let mut peak = values.values().map(Value::bytes).sum::<usize>();
+        let schedule = self.graph.schedule.clone();
+        for (step, &node) in schedule.iter().enumerate() {
+            if forward_only && self.graph.g[node].phase != Phase::Forward {
+                continue;
+            }
+            let inputs: Vec<Value<B>> = self
+                .graph
+                .inputs(node)
+                .iter()
+                .map(|v| self.fetch(&values, *v))
+                .collect::<Result<_, _>>()?;
+            let op = self.graph.g[node].op.clone();
+            let outs = self.run_op(&op, node, inputs, lr, n)?;
+            for (port, v) in outs.into_iter().enumerate() {
+                values.insert(
+                    ValueRef {
+                        node,
+                        port: port as u8,
+                    },
+                    v,
+                );
+            }
+            let live: usize = values.values().map(Value::bytes).sum();
+            peak = peak.max(live);
+            let outputs = [self.graph.logits, self.graph.loss];
+            if forward_only {
+                // Values no forward node reads (argmax indices, masks) go at once.
+                values.retain(|v, _| {
+                    outputs.contains(&Some(*v))
+                        || self
+                            .forward_last_use
+                            .get(v)
+                            .is_some_and(|last| *last > step)
+                });
+            } else {
+                values.retain(|v, _| {
+                    outputs.contains(&Some(*v))
+                        || self.last_use.get(v).is_none_or(|last| *last > step)
+                });
+            }
+        }
+        let logits_ref = self
+            .graph
+            .logits
+            .ok_or_else(|| RunError::Internal("the plan has no logits".into()))?;
+        let logits = self.fetch(&values, logits_ref)?.to_f32_vec()?;
+        let loss = match self.graph.loss {
+            Some(l) => Some(self.fetch(&values, l)?.to_f32_vec()?[0]),
+            None => None,
+        };
+        Ok(StepOutput {
+            loss,
+            logits,
+            peak_bytes: peak,
+        })
+    }
+
+    fn fetch(
+        &self,
+        values: &HashMap<ValueRef, Value<B>>,
+        v: ValueRef,
+    ) -> Result<Value<B>, RunError> {
+        if let Some(x) = values.get(&v) {
+            return Ok(x.clone());
+        }
+        self.persistent.get(&v.node).cloned().ok_or_else(|| {
+            RunError::Internal(format!(
+                "value `{}` is read after it was released",
+                self.graph.value_name(v)
+            ))
+        })
+    }
+
+    fn run_op(
+        &mut self,
+        op: &Op,
+        node: NodeIndex,
+        inputs: Vec<Value<B>>,
+        lr: f64,
+        n: usize,
+    ) -> Result<Vec<Value<B>>, RunError> {
+        if let Op::Fused(f) = op {
+            let mut done: Vec<Vec<Value<B>>> = Vec::with_capacity(f.steps.len());
+            let mut i = 0;
+            while i < f.steps.len() {
+                let resolve = |inp: &FusedInput, done: &Vec<Vec<Value<B>>>| match *inp {
+                    FusedInput::External(e) => inputs[e].clone(),
+                    FusedInput::Step(s, p) => done[s][p as usize].clone(),
+                };
+                let step = &f.steps[i];
+                let args: Vec<Value<B>> = step.inputs.iter().map(|x| resolve(x, &done)).collect();
+                // conv2d + bias_add: one call with the bias.
+                if let (Op::Conv2d(conv), Some(next)) = (&step.op, f.steps.get(i + 1)) {
+                    if matches!(next.op, Op::BiasAdd(_)) && next.inputs[0] == FusedInput::Step(i, 0)
+                    {
+                        let bias = resolve(&next.inputs[1], &done).f1()?;
+                        let y = conv2d(
+                            args[0].f4()?,
+                            args[1].f4()?,
+                            Some(bias),
+                            conv_options(&conv.0),
+                        );
+                        done.push(vec![]); // the conv's own output is never read
+                        done.push(vec![Value::F4(y)]);
+                        i += 2;
+                        continue;
+                    }
+                }
+                let outs = self.run_op(&step.op, node, args, lr, n)?;
+                done.push(outs);
+                i += 1;
+            }
+            return Ok(f
+                .outputs
+                .iter()
+                .map(|&(s, p)| done[s][p as usize].clone())
+                .collect());
+        }
+        let one = |v: Value<B>| Ok(vec![v]);
+        match op {
+            Op::Conv2d(c) => one(Value::F4(conv2d(
+                inputs[0].f4()?,
+                inputs[1].f4()?,
+                None,
+                conv_options(&c.0),
+            ))),
+            Op::Conv2dBackwardData(c) => {
+                let (dy, w) = (inputs[0].f4()?, inputs[1].f4()?);
+                let a = &c.attrs;
+                let [_, _, oh, ow] = dy.dims();
+                let pad_out = |input: usize, out: usize| {
+                    input + 2 * a.padding - ((out - 1) * a.stride + a.kernel)
+                };
+                let opts = ConvTransposeOptions::new(
+                    [a.stride, a.stride],
+                    [a.padding, a.padding],
+                    [pad_out(c.input_hw[0], oh), pad_out(c.input_hw[1], ow)],
+                    [1, 1],
+                    a.groups,
+                );
+                one(Value::F4(conv_transpose2d(dy, w, None, opts)))
+            }
+            Op::Conv2dBackwardWeight(c) => {
+                let (x, dy) = (inputs[0].f4()?, inputs[1].f4()?);
+                let a = &c.0;
+                let shape = [a.out_channels, x.dims()[1] / a.groups, a.kernel, a.kernel];
+                let zeros = Tensor::<B, 4>::zeros(shape, &self.device);
+                let g = B::conv2d_weight_backward(
+                    x.into_primitive().tensor(),
+                    zeros.into_primitive().tensor(),
+                    dy.into_primitive().tensor(),
+                    conv_options(a),
+                );
+                one(Value::F4(Tensor::from_primitive(
+                    burn::tensor::TensorPrimitive::Float(g),
+                )))
+            }
+            Op::Linear(_) => one(Value::F2(
+                inputs[0].f2()?.matmul(inputs[1].f2()?.transpose()),
+            )),
+            Op::LinearBackwardData(_) => one(Value::F2(inputs[0].f2()?.matmul(inputs[1].f2()?))),
+            Op::LinearBackwardWeight(_) => one(Value::F2(
+                inputs[1].f2()?.transpose().matmul(inputs[0].f2()?),
+            )),
+            Op::BiasAdd(_) => {
+                let b = inputs[1].f1()?;
+                let c = b.dims()[0];
+                match &inputs[0] {
+                    Value::F4(y) => one(Value::F4(y.clone() + b.reshape([1, c, 1, 1]))),
+                    Value::F2(y) => one(Value::F2(y.clone() + b.reshape([1, c]))),
+                    v => Err(RunError::Internal(format!("bias_add on {}", v.kind()))),
+                }
+            }
+            Op::BiasGrad(_) => match &inputs[0] {
+                Value::F4(dy) => {
+                    let c = dy.dims()[1];
+                    one(Value::F1(
+                        dy.clone().sum_dim(0).sum_dim(2).sum_dim(3).reshape([c]),
+                    ))
+                }
+                Value::F2(dy) => {
+                    let c = dy.dims()[1];
+                    one(Value::F1(dy.clone().sum_dim(0).reshape([c])))
+                }
+                v => Err(RunError::Internal(format!("bias_grad on {}", v.kind()))),
+            },
+            Op::Relu(_) => match &inputs[0] {
+                Value::F4(x) => one(Value::F4(relu(x.clone()))),
+                Value::F2(x) => one(Value::F2(relu(x.clone()))),
+                v => Err(RunError::Internal(format!("relu on {}", v.kind()))),
+            },
+            Op::ReluGrad(_) => match (&inputs[0], &inputs[1]) {
+                (Value::F4(dy), Value::F4(y)) => one(Value::F4(
+                    dy.clone().mask_fill(y.clone().lower_equal_elem(0.0), 0.0),
+                )),
+                (Value::F2(dy), Value::F2(y)) => one(Value::F2(
+                    dy.clone().mask_fill(y.clone().lower_equal_elem(0.0), 0.0),
+                )),
+                (a, b) => Err(RunError::Internal(format!(
+                    "relu_grad on {} and {}",
+                    a.kind(),
+                    b.kind()
+                ))),
+            },
+            Op::Add(_) | Op::AddN(_) => {
+                let mut acc = inputs[0].clone();
+                for v in &inputs[1..] {
+                    acc = match (acc, v) {
+                        (Value::F4(a), Value::F4(b)) => Value::F4(a + b.clone()),
+                        (Value::F2(a), Value::F2(b)) => Value::F2(a + b.clone()),
+                        (Value::F1(a), Value::F1(b)) => Value::F1(a + b.clone()),
+                        (a, b) => {
+                            return Err(RunError::Internal(format!(
+                                "add of {} and {}",
+                                a.kind(),
+                                b.kind()
+                            )))
+                        }
+                    };
+                }
+                one(acc)
+            }
+            Op::Lrn(l) => one(Value::F4(B::lrn_forward(
+                inputs[0].f4()?,
+                &LrnParams::from_op(l),
+            ))),
+            Op::LrnGrad(l) => one(Value::F4(B::lrn_backward(
+                inputs[0].f4()?,
+                inputs[1].f4()?,
+                inputs[2].f4()?,
+                &LrnParams::from_op(&l.0),
+            ))),
+            Op::MaxPool(p) => {
+                let (y, arg) =
+                    B::max_pool_forward(inputs[0].f4()?, &PoolParams::from_attrs(&p.attrs));
+                if p.argmax {
+                    Ok(vec![Value::F4(y), Value::I4(arg)])
+                } else {
+                    one(Value::F4(y))
+                }
+            }
+            Op::MaxPoolGrad(p) => one(Value::F4(B::max_pool_backward(
+                inputs[0].f4()?,
+                inputs[1].i4()?,
+                p.input_hw,
+                &PoolParams::from_attrs(&p.attrs),
+            ))),
+            Op::Dropout(d) => {
+                if !d.training {
+                    return one(inputs[0].clone());
+                }
+                let keep = 1.0 - d.rate;
+                let dims = inputs[0].dims();
+                let count: usize = dims.iter().product();
+                let active = self.options.dropout && !self.eval;
+                let mask: Vec<bool> = if active {
+                    let name = self.graph.g[node].name.clone();
+                    let mut rng = Rng::for_stream(
+                        self.seed,
+                        &[b"dropout", name.as_bytes(), &self.steps_done.to_le_bytes()],
+                    );
+                    (0..count).map(|_| rng.uniform() < keep).collect()
+                } else {
+                    vec![true; count]
+                };
+                let scale = if active { 1.0 / keep } else { 1.0 };
+                match &inputs[0] {
+                    Value::F2(x) => {
+                        let m = Tensor::<B, 2, burn::tensor::Bool>::from_data(
+                            TensorData::new(mask, [dims[0], dims[1]]),
+                            &self.device,
+                        );
+                        let y = x.clone().mask_fill(m.clone().bool_not(), 0.0) * scale;
+                        Ok(vec![Value::F2(y), Value::M2(m)])
+                    }
+                    Value::F4(x) => {
+                        let m = Tensor::<B, 4, burn::tensor::Bool>::from_data(
+                            TensorData::new(mask, [dims[0], dims[1], dims[2], dims[3]]),
+                            &self.device,
+                        );
+                        let y = x.clone().mask_fill(m.clone().bool_not(), 0.0) * scale;
+                        Ok(vec![Value::F4(y), Value::M4(m)])
+                    }
+                    v => Err(RunError::Internal(format!("dropout on {}", v.kind()))),
+                }
+            }
+            Op::DropoutGrad(d) => {
+                let scale = if self.options.dropout {
+                    1.0 / (1.0 - d.rate)
+                } else {
+                    1.0
+                };
+                match (&inputs[0], &inputs[1]) {
+                    (Value::F2(dy), Value::M2(m)) => one(Value::F2(
+                        dy.clone().mask_fill(m.clone().bool_not(), 0.0) * scale,
+                    )),
+                    (Value::F4(dy), Value::M4(m)) => one(Value::F4(
+                        dy.clone().mask_fill(m.clone().bool_not(), 0.0) * scale,
+                    )),
+                    (a, b) => Err(RunError::Internal(format!(
+                        "dropout_grad on {} and {}",
+                        a.kind(),
+                        b.kind()
+                    ))),
+                }
+            }
+            Op::Flatten(_) => {
+                let x = inputs[0].f4()?;
+                let [b, c, h, w] = x.dims();
+                one(Value::F2(x.reshape([b, c * h * w])))
+            }
+            Op::Reshape(r) => {
+                let x = inputs[0].f2()?;
+                let b = x.dims()[0];
+                match r.dims.as_slice() {
+                    [c, h, w] => one(Value::F4(x.reshape([b, *c, *h, *w]))),
+                    d => Err(RunError::Internal(format!("reshape to {d:?}"))),
+                }
+            }
+            Op::SoftmaxCrossEntropy(_) => {
+                let logits = inputs[0].f2()?;
+                let labels = inputs[1].i1()?;
+                let logp = log_softmax(logits, 1);
+                let picked = logp.clone().gather(1, labels.reshape([n, 1]));
+                let loss = picked.mean().neg();
+                Ok(vec![Value::F1(loss), Value::F2(logp.exp())])
+            }
+            Op::SoftmaxCrossEntropyGrad(_) => {
+                let probs = inputs[0].f2()?;
+                let k = probs.dims()[1];
+                let onehot: Tensor<B, 2> = inputs[1].i1()?.one_hot::<2>(k).float();
+                one(Value::F2((probs - onehot) / n as f64))
+            }
+            Op::SgdUpdate(u) => {
+                let ins = self.graph.inputs(node);
+                let (w_node, v_node) = (ins[0].node, ins[2].node);
+                let OptimizerDecl::Sgd {
+                    momentum,
+                    weight_decay,
+                    ..
+                } = self.graph.spec.optimizer;
+                let rate = lr * u.lr_mult;
+                let decay = u.decay_mult * weight_decay;
+                let (w, v) = match (&inputs[0], &inputs[1], &inputs[2]) {
+                    (Value::F4(w), Value::F4(g), Value::F4(v)) => {
+                        let v = v.clone() * momentum - (g.clone() + w.clone() * decay) * rate;
+                        (Value::F4(w.clone() + v.clone()), Value::F4(v))
+                    }
+                    (Value::F2(w), Value::F2(g), Value::F2(v)) => {
+                        let v = v.clone() * momentum - (g.clone() + w.clone() * decay) * rate;
+                        (Value::F2(w.clone() + v.clone()), Value::F2(v))
+                    }
+                    (Value::F1(w), Value::F1(g), Value::F1(v)) => {
+                        let v = v.clone() * momentum - (g.clone() + w.clone() * decay) * rate;
+                        (Value::F1(w.clone() + v.clone()), Value::F1(v))
+                    }
+                    (a, b, c) => {
+                        return Err(RunError::Internal(format!(
+                            "sgd_update on {} {} {}",
+                            a.kind(),
+                            b.kind(),
+                            c.kind()
+                        )))
+                    }
+                };
+                self.persistent.insert(w_node, w);
+                self.persistent.insert(v_node, v);
+                Ok(vec![])
+            }
+            Op::Input(_) | Op::Labels(_) | Op::Param(_) | Op::State(_) | Op::Fused(_) => Err(
+                RunError::Internal(format!("`{}` is not a scheduled op", op.def().name())),
+            ),
+        }
+    }
+}
+
+fn conv_options(a: &alexc::catalog::ConvAttrs) -> ConvOptions<2> {
+    ConvOptions::new(
+        [a.stride, a.stride],
+        [a.padding, a.padding],
+        [1, 1],
+        a.groups,
+    )
+}
+
+/// A float tensor of `shape` (rank 1, 2 or 4) from host values.
+pub fn tensor_of<B: Backend>(
+    values: Vec<f32>,
+    shape: &[usize],
+    device: &B::Device,
+) -> Result<Value<B>, RunError> {
+    Ok(match *shape {
+        [a] => Value::F1(Tensor::from_data(TensorData::new(values, [a]), device)),
+        [a, b] => Value::F2(Tensor::from_data(TensorData::new(values, [a, b]), device)),
+        [a, b, c, d] => Value::F4(Tensor::from_data(
+            TensorData::new(values, [a, b, c, d]),
+            device,
+        )),
+        _ => {
+            return Err(RunError::Internal(format!(
+                "a parameter of shape {shape:?}"
+            )))
+        }
+    })
+}

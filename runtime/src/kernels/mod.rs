@@ -1,0 +1,171 @@
+//! The runtime's own kernels: LRN and overlapping max pooling, forward and backward, as a backend
+//! trait. The reference implementation ([`reference`]) runs on the host; a backend with its own
+//! kernels (CubeCL on CUDA or wgpu) overrides the trait's methods.
+
+pub mod reference;
+
+use burn::tensor::backend::Backend;
+use burn::tensor::{DType, Int, Tensor, TensorData};
+
+use alexc::ast::LrnConvention;
+
+/// LRN settings as the kernels use them: `scale` multiplies the windowed sum of squares.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct LrnParams {
+    pub size: usize,
+    pub scale: f64,
+    pub beta: f64,
+    pub k: f64,
+}
+
+impl LrnParams {
+    pub fn from_op(op: &alexc::catalog::Lrn) -> Self {
+        let scale = match op.convention {
+            LrnConvention::Paper => op.alpha,
+            LrnConvention::Caffe => op.alpha / op.size as f64,
+        };
+        LrnParams {
+            size: op.size,
+            scale,
+            beta: op.beta,
+            k: op.k,
+        }
+    }
+}
+
+/// Square max-pooling windows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PoolParams {
+    pub kernel: usize,
+    pub stride: usize,
+    pub padding: usize,
+}
+
+impl PoolParams {
+    pub fn from_attrs(a: &alexc::catalog::PoolAttrs) -> Self {
+        PoolParams {
+            kernel: a.kernel,
+            stride: a.stride,
+            padding: a.padding,
+        }
+    }
+}
+
+/// A float tensor's values on the host, in its own precision.
+pub(crate) enum Host {
+    F32(Vec<f32>),
+    F64(Vec<f64>),
+}
+
+pub(crate) fn to_host<B: Backend>(t: Tensor<B, 4>) -> (Host, [usize; 4]) {
+    let dims = t.dims();
+    let data = t.into_data();
+    let host = if data.dtype == DType::F64 {
+        Host::F64(data.into_vec::<f64>().expect("f64 data"))
+    } else {
+        Host::F32(data.convert::<f32>().into_vec::<f32>().expect("f32 data"))
+    };
+    (host, dims)
+}
+
+pub(crate) fn from_host<B: Backend>(v: Host, dims: [usize; 4], device: &B::Device) -> Tensor<B, 4> {
+    match v {
+        Host::F32(v) => Tensor::from_data(TensorData::new(v, dims), device),
+        Host::F64(v) => Tensor::from_data(TensorData::new(v, dims), device),
+    }
+}
+
+fn host_i32<B: Backend>(t: Tensor<B, 4, Int>) -> Vec<i32> {
+    t.into_data()
+        .convert::<i32>()
+        .into_vec::<i32>()
+        .expect("i32 data")
+}
+
+/// LRN and max pooling with argmax, forward and backward. Defaults run the reference kernels on the
+/// host in the tensors' precision; backends with device kernels override them.
+pub trait KernelBackend: Backend {
+    fn lrn_forward(x: Tensor<Self, 4>, p: &LrnParams) -> Tensor<Self, 4> {
+        let device = x.device();
+        let (x, dims) = to_host(x);
+        let y = match x {
+            Host::F32(x) => Host::F32(reference::lrn_forward(&x, dims, p)),
+            Host::F64(x) => Host::F64(reference::lrn_forward(&x, dims, p)),
+        };
+        from_host(y, dims, &device)
+    }
+
+    fn lrn_backward(
+        x: Tensor<Self, 4>,
+        y: Tensor<Self, 4>,
+        dy: Tensor<Self, 4>,
+        p: &LrnParams,
+    ) -> Tensor<Self, 4> {
+        let device = x.device();
+        let ((x, dims), (y, _), (dy, _)) = (to_host(x), to_host(y), to_host(dy));
+        let dx = match (x, y, dy) {
+            (Host::F32(x), Host::F32(y), Host::F32(dy)) => {
+                Host::F32(reference::lrn_backward(&x, &y, &dy, dims, p))
+            }
+            (Host::F64(x), Host::F64(y), Host::F64(dy)) => {
+                Host::F64(reference::lrn_backward(&x, &y, &dy, dims, p))
+            }
+            _ => panic!("lrn_backward: inputs of mixed precision"),
+        };
+        from_host(dx, dims, &device)
+    }
+
+    /// The maxima and their flat indices within each channel's `H x W` plane.
+    fn max_pool_forward(
+        x: Tensor<Self, 4>,
+        p: &PoolParams,
+    ) -> (Tensor<Self, 4>, Tensor<Self, 4, Int>) {
+        let device = x.device();
+        let (x, [n, c, h, w]) = to_host(x);
+        let out = [n, c, reference::pooled(h, p), reference::pooled(w, p)];
+        let (y, arg) = match x {
+            Host::F32(x) => {
+                let (y, a) = reference::max_pool_forward(&x, [n, c, h, w], p);
+                (Host::F32(y), a)
+            }
+            Host::F64(x) => {
+                let (y, a) = reference::max_pool_forward(&x, [n, c, h, w], p);
+                (Host::F64(y), a)
+            }
+        };
+        (
+            from_host(y, out, &device),
+            Tensor::from_data(TensorData::new(arg, out), &device),
+        )
+    }
+
+    fn max_pool_backward(
+        dy: Tensor<Self, 4>,
+        argmax: Tensor<Self, 4, Int>,
+        input_hw: [usize; 2],
+        p: &PoolParams,
+    ) -> Tensor<Self, 4> {
+        let device = dy.device();
+        let (dy, [n, c, oh, ow]) = to_host(dy);
+        let arg = host_i32(argmax);
+        let dx = match dy {
+            Host::F32(dy) => Host::F32(reference::max_pool_backward(
+                &dy,
+                &arg,
+                input_hw,
+                [oh, ow],
+                p,
+            )),
+            Host::F64(dy) => Host::F64(reference::max_pool_backward(
+                &dy,
+                &arg,
+                input_hw,
+                [oh, ow],
+                p,
+            )),
+        };
+        from_host(dx, [n, c, input_hw[0], input_hw[1]], &device)
+    }
+}
+
+impl KernelBackend for burn::backend::Flex {}
