@@ -174,6 +174,12 @@ proptest! {
                 }
             }
         }
+        // A node that overwrites an input (the optimizer update) runs after its other readers.
+        for (n, readers) in alexc::passes::schedule::ordering_constraints(g) {
+            for r in readers {
+                prop_assert!(step[&r] < step[&n], "{} overwrites what {} reads later", g.g[n].name, g.g[r].name);
+            }
+        }
         // Each value is live from its producer to its last reader.
         for p in &m.values {
             let first = step.get(&p.value.node).copied().unwrap_or(0);

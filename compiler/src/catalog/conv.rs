@@ -117,7 +117,7 @@ impl OpDef for Conv2d {
         let dy = ctx.dy(0)?;
         let (x, w) = (ctx.input(0), ctx.input(1));
         let x_dims = ctx.graph.value_type(x).unwrap().dims.clone();
-        let dx = if ctx.graph.g[x.node].op.def().has_gradient() {
+        let dx = if ctx.wants(0) {
             let op = Conv2dBackwardData {
                 attrs: self.0.clone(),
                 input_hw: [x_dims[1], x_dims[2]],

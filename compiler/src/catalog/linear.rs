@@ -73,7 +73,7 @@ impl OpDef for Linear {
     fn gradient(&self, ctx: &mut GradCtx<'_>) -> Result<Vec<Option<ValueRef>>, String> {
         let dy = ctx.dy(0)?;
         let (x, w) = (ctx.input(0), ctx.input(1));
-        let dx = if ctx.graph.g[x.node].op.def().has_gradient() {
+        let dx = if ctx.wants(0) {
             Some(ctx.emit(
                 "grad_input",
                 Op::LinearBackwardData(LinearBackwardData),

@@ -210,6 +210,11 @@ pub trait OpDef {
     fn has_gradient(&self) -> bool {
         true
     }
+    /// Inputs the op overwrites in place (the optimizer update writes the parameter and its
+    /// momentum). Every other reader of such a value must run before it.
+    fn writes_inputs(&self) -> &'static [usize] {
+        &[]
+    }
 }
 
 /// What a gradient rule works with: the forward node, its inputs and outputs, the gradients of its
@@ -219,11 +224,18 @@ pub struct GradCtx<'a> {
     pub node: petgraph::stable_graph::NodeIndex,
     pub inputs: Vec<ValueRef>,
     pub out_grads: Vec<Option<ValueRef>>,
+    /// Which inputs need a gradient (they depend on a parameter).
+    pub wanted: Vec<bool>,
 }
 
 impl GradCtx<'_> {
     pub fn input(&self, i: usize) -> ValueRef {
         self.inputs[i]
+    }
+
+    /// Whether input `i` needs a gradient; rules skip the work for inputs that do not.
+    pub fn wants(&self, i: usize) -> bool {
+        self.wanted.get(i).copied().unwrap_or(false)
     }
 
     pub fn output(&self, port: u8) -> ValueRef {

@@ -43,4 +43,7 @@ impl OpDef for SgdUpdate {
     fn has_gradient(&self) -> bool {
         false
     }
+    fn writes_inputs(&self) -> &'static [usize] {
+        &[0, 2]
+    }
 }

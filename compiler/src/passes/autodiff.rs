@@ -88,12 +88,8 @@ fn derive(graph: &mut Graph) -> Result<(), String> {
             continue; // does not reach the loss
         }
         let inputs = graph.inputs(n);
-        let mut ctx = GradCtx {
-            graph,
-            node: n,
-            inputs: inputs.clone(),
-            out_grads,
-        };
+        let wanted = inputs.iter().map(|v| needs_grad.contains(&v.node)).collect();
+        let mut ctx = GradCtx { graph, node: n, inputs: inputs.clone(), out_grads, wanted };
         let op = ctx.graph.g[n].op.clone();
         let grads = op.def().gradient(&mut ctx)?;
         for (v, g) in inputs.iter().zip(grads) {

@@ -1,6 +1,7 @@
 //! Schedule: a topological order of the computed nodes that keeps peak memory low. List
 //! scheduling: of the nodes whose inputs are ready, run the one that adds the fewest bytes (what
-//! it allocates minus what it frees), ties to the earliest node.
+//! it allocates minus what it frees), ties to the earliest node. A node that overwrites an input
+//! in place (the optimizer update) waits for every other reader of that input.
 
 use std::collections::{BTreeSet, HashMap};
 
@@ -11,17 +12,25 @@ use crate::ir::{Graph, ValueRef};
 
 pub fn schedule(graph: &mut Graph, batch: usize) {
     let compute = graph.compute_nodes();
+    let after = ordering_constraints(graph);
     let mut waiting: HashMap<NodeIndex, usize> = compute
         .iter()
         .map(|&n| {
-            let preds: BTreeSet<NodeIndex> = graph
+            let mut preds: BTreeSet<NodeIndex> = graph
                 .g
                 .neighbors_directed(n, Direction::Incoming)
                 .filter(|p| !graph.g[*p].op.def().is_source())
                 .collect();
+            preds.extend(after.get(&n).into_iter().flatten());
             (n, preds.len())
         })
         .collect();
+    let mut successors: HashMap<NodeIndex, BTreeSet<NodeIndex>> = HashMap::new();
+    for (&n, preds) in &after {
+        for &p in preds {
+            successors.entry(p).or_default().insert(n);
+        }
+    }
     // Readers left for each value.
     let mut readers: HashMap<ValueRef, usize> = graph
         .values()
@@ -49,10 +58,8 @@ pub fn schedule(graph: &mut Graph, batch: usize) {
                 *r -= 1;
             }
         }
-        let succs: BTreeSet<NodeIndex> = graph
-            .g
-            .neighbors_directed(pick, Direction::Outgoing)
-            .collect();
+        let mut succs: BTreeSet<NodeIndex> = graph.g.neighbors_directed(pick, Direction::Outgoing).collect();
+        succs.extend(successors.get(&pick).into_iter().flatten());
         for s in succs {
             if let Some(w) = waiting.get_mut(&s) {
                 *w -= 1;
@@ -63,6 +70,20 @@ pub fn schedule(graph: &mut Graph, batch: usize) {
         }
     }
     graph.schedule = order;
+}
+
+/// For each node that overwrites inputs, the other readers of those inputs: they run first.
+pub fn ordering_constraints(graph: &Graph) -> HashMap<NodeIndex, BTreeSet<NodeIndex>> {
+    let mut after: HashMap<NodeIndex, BTreeSet<NodeIndex>> = HashMap::new();
+    for n in graph.compute_nodes() {
+        let inputs = graph.inputs(n);
+        for &i in graph.g[n].op.def().writes_inputs() {
+            let Some(v) = inputs.get(i) else { continue };
+            let readers = graph.consumers(*v).into_iter().filter(|&r| r != n);
+            after.entry(n).or_default().extend(readers);
+        }
+    }
+    after
 }
 
 fn net_bytes(graph: &Graph, n: NodeIndex, readers: &HashMap<ValueRef, usize>, batch: usize) -> i64 {
