@@ -59,11 +59,7 @@ fn front_end_parsed(parsed: &ast::ParsedGraph, dump: DumpHook<'_>) -> Result<Che
         // Errors only: warnings about a broken graph (unused nodes, say) are noise until it is fixed.
         return Err(Diagnostics(diags.errors().cloned().collect()));
     }
-    Ok(Checked {
-        file: file.to_string(),
-        graph,
-        warnings: diags,
-    })
+    Ok(Checked { file: file.to_string(), graph, warnings: diags })
 }
 
 /// A lowered step: the final graph, its fusion figures and its memory plan.
@@ -97,12 +93,7 @@ pub fn lower(
     } else {
         // Inference reads no labels and computes no loss.
         if let Some(loss) = graph.loss.take() {
-            let labels: Vec<_> = graph
-                .inputs(loss.node)
-                .into_iter()
-                .skip(1)
-                .map(|v| v.node)
-                .collect();
+            let labels: Vec<_> = graph.inputs(loss.node).into_iter().skip(1).map(|v| v.node).collect();
             graph.g.remove_node(loss.node);
             for l in labels {
                 graph.g.remove_node(l);
@@ -115,20 +106,13 @@ pub fn lower(
     dump(PassName::Schedule, &graph, None);
     let memory = passes::plan_memory(&graph, batch);
     dump(PassName::Memory, &graph, Some(&memory));
-    Ok(Lowered {
-        graph,
-        fusion,
-        memory,
-    })
+    Ok(Lowered { graph, fusion, memory })
 }
 
 /// The largest batch whose step fits in `limit` bytes (arena plus persistent values), if any.
 pub fn max_batch(checked: &Checked, mode: Mode, limit: u64) -> Result<Option<usize>, Diagnostics> {
     let fits = |b: usize| -> Result<bool, Diagnostics> {
-        Ok(lower(checked, mode, b, &mut |_, _, _| {})?
-            .memory
-            .total_bytes() as u64
-            <= limit)
+        Ok(lower(checked, mode, b, &mut |_, _, _| {})?.memory.total_bytes() as u64 <= limit)
     };
     if !fits(1)? {
         return Ok(None);

@@ -12,11 +12,7 @@ use alexc::{front_end, ir, lower, max_batch, Checked};
 use clap::{Parser, Subcommand, ValueEnum};
 
 #[derive(Parser)]
-#[command(
-    name = "alexc",
-    version,
-    about = "Compiles RON graph files into training and inference plans"
-)]
+#[command(name = "alexc", version, about = "Compiles RON graph files into training and inference plans")]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -93,9 +89,7 @@ fn parse_batch(s: &str) -> Result<BatchSize, String> {
         return Ok(BatchSize::Max);
     }
     match s.parse::<usize>() {
-        Ok(0) | Err(_) => Err(format!(
-            "`{s}` is not a batch size: give a positive number or `max`"
-        )),
+        Ok(0) | Err(_) => Err(format!("`{s}` is not a batch size: give a positive number or `max`")),
         Ok(n) => Ok(BatchSize::Fixed(n)),
     }
 }
@@ -104,29 +98,18 @@ fn parse_pass(s: &str) -> Result<DumpChoice, String> {
     if s == "all" {
         return Ok(DumpChoice::All);
     }
-    PassName::all()
-        .into_iter()
-        .find(|p| p.as_str() == s)
-        .map(DumpChoice::One)
-        .ok_or_else(|| {
-            let names: Vec<&str> = PassName::all().iter().map(|p| p.as_str()).collect();
-            format!(
-                "unknown pass `{s}`; the passes are: {}, all",
-                names.join(", ")
-            )
-        })
+    PassName::all().into_iter().find(|p| p.as_str() == s).map(DumpChoice::One).ok_or_else(|| {
+        let names: Vec<&str> = PassName::all().iter().map(|p| p.as_str()).collect();
+        format!("unknown pass `{s}`; the passes are: {}, all", names.join(", "))
+    })
 }
 
 /// Parses `24GiB`, `512MiB`, `1.5GB`, `1000000`.
 fn parse_bytes(s: &str) -> Result<u64, String> {
     let t = s.trim();
-    let split = t
-        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-        .unwrap_or(t.len());
+    let split = t.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(t.len());
     let (num, unit) = t.split_at(split);
-    let value: f64 = num
-        .parse()
-        .map_err(|_| format!("`{s}` is not a size: write e.g. 24GiB or 512MiB"))?;
+    let value: f64 = num.parse().map_err(|_| format!("`{s}` is not a size: write e.g. 24GiB or 512MiB"))?;
     let scale: f64 = match unit.trim().to_ascii_lowercase().as_str() {
         "" | "b" => 1.0,
         "k" | "kib" => 1024.0,
@@ -137,11 +120,7 @@ fn parse_bytes(s: &str) -> Result<u64, String> {
         "gb" => 1e9,
         "t" | "tib" => 1024f64.powi(4),
         "tb" => 1e12,
-        _ => {
-            return Err(format!(
-                "unknown unit in `{s}`: use B, KiB, MiB, GiB, TiB (or kB, MB, GB, TB)"
-            ))
-        }
+        _ => return Err(format!("unknown unit in `{s}`: use B, KiB, MiB, GiB, TiB (or kB, MB, GB, TB)")),
     };
     if value <= 0.0 || !value.is_finite() {
         return Err(format!("`{s}` is not a positive size"));
@@ -153,10 +132,7 @@ fn parse_bytes(s: &str) -> Result<u64, String> {
 fn say(text: &str) {
     use std::io::Write;
     let mut stdout = std::io::stdout().lock();
-    if let Err(e) = stdout
-        .write_all(text.as_bytes())
-        .and_then(|_| stdout.flush())
-    {
+    if let Err(e) = stdout.write_all(text.as_bytes()).and_then(|_| stdout.flush()) {
         if e.kind() == std::io::ErrorKind::BrokenPipe {
             std::process::exit(0);
         }
@@ -202,33 +178,23 @@ fn compile(args: CompileArgs) -> Result<(), Failure> {
     } else {
         args.dump_after
             .iter()
-            .filter_map(|d| {
-                if let DumpChoice::One(p) = d {
-                    Some(*p)
-                } else {
-                    None
-                }
-            })
+            .filter_map(|d| if let DumpChoice::One(p) = d { Some(*p) } else { None })
             .collect()
     };
-    let mut dump =
-        |pass: PassName, graph: &ir::Graph, memory: Option<&alexc::passes::MemoryPlan>| {
-            if passes.contains(&pass) {
-                say(&ir::print_graph(graph, pass.as_str()));
-                if let Some(m) = memory {
-                    say(&memory_table(m));
-                }
+    let mut dump = |pass: PassName, graph: &ir::Graph, memory: Option<&alexc::passes::MemoryPlan>| {
+        if passes.contains(&pass) {
+            say(&ir::print_graph(graph, pass.as_str()));
+            if let Some(m) = memory {
+                say(&memory_table(m));
             }
-        };
+        }
+    };
     let checked = front_end(&args.file, &mut dump)?;
     print_warnings(&checked);
 
     let batch = match (args.batch_size, args.memory_limit) {
         (Some(BatchSize::Max), None) => {
-            return Err(Failure(
-                "--batch-size max needs --memory-limit, e.g. --memory-limit 24GiB".into(),
-                2,
-            ))
+            return Err(Failure("--batch-size max needs --memory-limit, e.g. --memory-limit 24GiB".into(), 2))
         }
         (Some(BatchSize::Max), Some(limit)) => match max_batch(&checked, args.mode, limit)? {
             Some(b) => {
@@ -257,9 +223,7 @@ fn compile(args: CompileArgs) -> Result<(), Failure> {
         if need > limit {
             let fits = max_batch(&checked, args.mode, limit)?;
             let hint = match fits {
-                Some(b) => format!(
-                    "a batch of at most {b} fits; pass --batch-size {b} or --batch-size max"
-                ),
+                Some(b) => format!("a batch of at most {b} fits; pass --batch-size {b} or --batch-size max"),
                 None => "not even a batch of 1 fits; raise --memory-limit".into(),
             };
             return Err(Failure(
@@ -278,23 +242,15 @@ fn compile(args: CompileArgs) -> Result<(), Failure> {
     }
 
     if let Some(format) = args.report {
-        let other = if args.mode == Mode::Train {
-            Mode::Infer
-        } else {
-            Mode::Train
-        };
+        let other = if args.mode == Mode::Train { Mode::Infer } else { Mode::Train };
         let other_lowered = lower(&checked, other, batch, &mut |_, _, _| {})?;
-        let (train, infer) = if args.mode == Mode::Train {
-            (&lowered, &other_lowered)
-        } else {
-            (&other_lowered, &lowered)
-        };
+        let (train, infer) =
+            if args.mode == Mode::Train { (&lowered, &other_lowered) } else { (&other_lowered, &lowered) };
         let report = build_report(&checked, train, infer);
         match format {
-            ReportFormat::Json => say(&format!(
-                "{}\n",
-                serde_json::to_string_pretty(&report).expect("report serialises")
-            )),
+            ReportFormat::Json => {
+                say(&format!("{}\n", serde_json::to_string_pretty(&report).expect("report serialises")))
+            }
             ReportFormat::Text => say(&summary_table(&report)),
         }
     }
@@ -321,9 +277,7 @@ fn compile(args: CompileArgs) -> Result<(), Failure> {
             );
         }
         Emit::Dot => {
-            let out = args
-                .output
-                .unwrap_or_else(|| PathBuf::from(format!("{}.dot", checked.graph.name)));
+            let out = args.output.unwrap_or_else(|| PathBuf::from(format!("{}.dot", checked.graph.name)));
             write_atomically(&out, ir::to_dot(&lowered.graph).as_bytes())
                 .map_err(|e| Failure(format!("{}: cannot write: {e}", out.display()), 1))?;
             eprintln!("wrote {}", out.display());

@@ -74,18 +74,10 @@ pub fn analyse(checked: &Checked) -> (Vec<LayerReport>, usize, u64, usize) {
         let parameters: usize = layer
             .params
             .iter()
-            .map(|&p| {
-                g.g[p]
-                    .outputs
-                    .first()
-                    .map_or(0, TensorType::elements_per_sample)
-            })
+            .map(|&p| g.g[p].outputs.first().map_or(0, TensorType::elements_per_sample))
             .sum();
         let macs = layer.nodes.iter().map(|&n| node_macs(g, n)).sum();
-        let output_shape = g
-            .value_type(layer.output)
-            .map(|t| t.dims.clone())
-            .unwrap_or_default();
+        let output_shape = g.value_type(layer.output).map(|t| t.dims.clone()).unwrap_or_default();
         layers.push(LayerReport {
             name: layer.name.clone(),
             op: layer.op.clone(),
@@ -100,23 +92,13 @@ pub fn analyse(checked: &Checked) -> (Vec<LayerReport>, usize, u64, usize) {
         .node_indices()
         .into_iter()
         .filter(|&n| !g.g[n].op.def().is_source() && !g.g[n].op.def().is_view())
-        .flat_map(|n| {
-            g.g[n]
-                .outputs
-                .iter()
-                .filter(|t| t.batched)
-                .map(|t| t.bytes(1))
-        })
+        .flat_map(|n| g.g[n].outputs.iter().filter(|t| t.batched).map(|t| t.bytes(1)))
         .sum();
     (layers, parameters, macs, activation_bytes)
 }
 
 fn node_macs(g: &Graph, n: petgraph::stable_graph::NodeIndex) -> u64 {
-    let ins: Vec<TensorType> = g
-        .inputs(n)
-        .iter()
-        .filter_map(|v| g.value_type(*v).cloned())
-        .collect();
+    let ins: Vec<TensorType> = g.inputs(n).iter().filter_map(|v| g.value_type(*v).cloned()).collect();
     let refs: Vec<&TensorType> = ins.iter().collect();
     g.g[n].op.def().cost(&refs, &g.g[n].outputs).macs
 }
@@ -142,10 +124,7 @@ pub fn build_report(checked: &Checked, train: &crate::Lowered, infer: &crate::Lo
         warnings: checked.warnings.0.iter().map(|d| d.to_string()).collect(),
         nodes_before_fusion: train.fusion.before,
         nodes_after_fusion: train.fusion.after,
-        memory: MemoryReports {
-            train: (&train.memory).into(),
-            infer: (&infer.memory).into(),
-        },
+        memory: MemoryReports { train: (&train.memory).into(), infer: (&infer.memory).into() },
     }
 }
 
@@ -181,20 +160,8 @@ pub fn human_bytes(b: usize) -> String {
 /// The human summary table.
 pub fn summary_table(r: &Report) -> String {
     let mut out = String::new();
-    let shape = |d: &[usize]| {
-        d.iter()
-            .map(|x| x.to_string())
-            .collect::<Vec<_>>()
-            .join("x")
-    };
-    let _ = writeln!(
-        out,
-        "{} ({}): input {}, {} classes",
-        r.graph,
-        r.file,
-        shape(&r.input_shape),
-        r.classes
-    );
+    let shape = |d: &[usize]| d.iter().map(|x| x.to_string()).collect::<Vec<_>>().join("x");
+    let _ = writeln!(out, "{} ({}): input {}, {} classes", r.graph, r.file, shape(&r.input_shape), r.classes);
     let _ = writeln!(
         out,
         "{:<10} {:<9} {:>14} {:>12} {:>14}",
@@ -220,11 +187,7 @@ pub fn summary_table(r: &Report) -> String {
         group(r.parameters as u64),
         group(r.macs_per_image)
     );
-    let _ = writeln!(
-        out,
-        "activations per image: {}",
-        human_bytes(r.activation_bytes_per_image)
-    );
+    let _ = writeln!(out, "activations per image: {}", human_bytes(r.activation_bytes_per_image));
     let _ = writeln!(
         out,
         "nodes: {} before fusion, {} after (training step)",

@@ -17,10 +17,7 @@ fn memory_limit_that_does_not_fit_names_the_need() {
     ]);
     let err = stderr(&o);
     assert_eq!(o.status.code(), Some(2), "{err}");
-    assert!(
-        err.contains("the training step at batch 128 needs"),
-        "{err}"
-    );
+    assert!(err.contains("the training step at batch 128 needs"), "{err}");
     assert!(err.contains("over the 1.00 GiB limit"), "{err}");
     assert!(err.contains("a batch of at most"), "{err}");
 }
@@ -56,32 +53,15 @@ fn batch_size_max_picks_the_largest_batch_that_fits() {
         "-o",
         "/dev/null",
     ]);
-    assert_eq!(
-        o.status.code(),
-        Some(2),
-        "batch {} should not fit: {}",
-        b + 1,
-        stderr(&o)
-    );
-    assert!(
-        stderr(&o).contains(&format!("a batch of at most {b} fits")),
-        "{}",
-        stderr(&o)
-    );
+    assert_eq!(o.status.code(), Some(2), "batch {} should not fit: {}", b + 1, stderr(&o));
+    assert!(stderr(&o).contains(&format!("a batch of at most {b} fits")), "{}", stderr(&o));
 }
 
 #[test]
 fn emit_dot_writes_graphviz() {
     let dir = scratch("dot");
     let out = dir.join("tiny.dot");
-    let o = alexc(&[
-        "compile",
-        "graphs/tiny.ron",
-        "--emit",
-        "dot",
-        "-o",
-        out.to_str().unwrap(),
-    ]);
+    let o = alexc(&["compile", "graphs/tiny.ron", "--emit", "dot", "-o", out.to_str().unwrap()]);
     assert!(o.status.success(), "{}", stderr(&o));
     let dot = std::fs::read_to_string(out).unwrap();
     assert!(dot.starts_with("digraph \"tiny\" {"));
@@ -102,56 +82,22 @@ fn inference_plans_have_no_backward_or_update() {
     ]);
     assert!(o.status.success(), "{}", stderr(&o));
     let text = stdout(&o);
-    assert!(
-        text.contains("fused(image, conv1.weight, conv1.bias) [conv2d"),
-        "{text}"
-    );
-    for absent in [
-        "grad",
-        "sgd_update",
-        "labels",
-        "softmax_cross_entropy",
-        "momentum",
-    ] {
-        assert!(
-            !text.contains(absent),
-            "{absent} in an inference plan:\n{text}"
-        );
+    assert!(text.contains("fused(image, conv1.weight, conv1.bias) [conv2d"), "{text}");
+    for absent in ["grad", "sgd_update", "labels", "softmax_cross_entropy", "momentum"] {
+        assert!(!text.contains(absent), "{absent} in an inference plan:\n{text}");
     }
 }
 
 #[test]
 fn dump_after_all_prints_every_pass_in_order() {
-    let o = alexc(&[
-        "compile",
-        "graphs/tiny.ron",
-        "--dump-after",
-        "all",
-        "-o",
-        "/dev/null",
-    ]);
+    let o = alexc(&["compile", "graphs/tiny.ron", "--dump-after", "all", "-o", "/dev/null"]);
     assert!(o.status.success());
     let text = stdout(&o);
-    let headers: Vec<&str> = text
-        .lines()
-        .filter(|l| l.starts_with("graph tiny // after "))
-        .collect();
-    let passes: Vec<&str> = headers
-        .iter()
-        .map(|h| h.rsplit(' ').next().unwrap())
-        .collect();
+    let headers: Vec<&str> = text.lines().filter(|l| l.starts_with("graph tiny // after ")).collect();
+    let passes: Vec<&str> = headers.iter().map(|h| h.rsplit(' ').next().unwrap()).collect();
     assert_eq!(
         passes,
-        [
-            "build",
-            "validate",
-            "infer-shapes",
-            "autodiff",
-            "verify",
-            "fuse",
-            "schedule",
-            "memory"
-        ]
+        ["build", "validate", "infer-shapes", "autodiff", "verify", "fuse", "schedule", "memory"]
     );
 }
 
@@ -159,14 +105,7 @@ fn dump_after_all_prints_every_pass_in_order() {
 fn a_closed_stdout_is_not_a_panic() {
     use std::process::{Command, Stdio};
     let mut child = Command::new(env!("CARGO_BIN_EXE_alexc"))
-        .args([
-            "compile",
-            "graphs/alexnet.ron",
-            "--dump-after",
-            "all",
-            "-o",
-            "/dev/null",
-        ])
+        .args(["compile", "graphs/alexnet.ron", "--dump-after", "all", "-o", "/dev/null"])
         .current_dir(root())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -183,8 +122,5 @@ fn writing_to_a_device_writes_through_it() {
     let o = alexc(&["compile", "graphs/tiny.ron", "-o", "/dev/null"]);
     assert!(o.status.success(), "{}", stderr(&o));
     let meta = std::fs::metadata("/dev/null").unwrap();
-    assert!(
-        meta.file_type().is_char_device(),
-        "/dev/null must not be renamed over"
-    );
+    assert!(meta.file_type().is_char_device(), "/dev/null must not be renamed over");
 }

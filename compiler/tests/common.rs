@@ -6,19 +6,12 @@ use std::process::{Command, Output};
 
 /// The repository root.
 pub fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .unwrap()
-        .to_path_buf()
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
 }
 
 /// Runs the `alexc` binary with `args` from the repository root.
 pub fn alexc(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_alexc"))
-        .args(args)
-        .current_dir(root())
-        .output()
-        .expect("alexc runs")
+    Command::new(env!("CARGO_BIN_EXE_alexc")).args(args).current_dir(root()).output().expect("alexc runs")
 }
 
 pub fn stderr(o: &Output) -> String {

@@ -12,12 +12,7 @@ use proptest::prelude::*;
 /// One layer of a random network; `Residual` adds a 3x3 conv branch back onto its input.
 #[derive(Debug, Clone)]
 enum Layer {
-    Conv {
-        out: usize,
-        kernel: usize,
-        stride: usize,
-        groups: usize,
-    },
+    Conv { out: usize, kernel: usize, stride: usize, groups: usize },
     Relu,
     Lrn,
     Pool,
@@ -27,18 +22,8 @@ enum Layer {
 
 fn layer() -> impl Strategy<Value = Layer> {
     prop_oneof![
-        (
-            1usize..5,
-            prop::sample::select(vec![1usize, 3, 5]),
-            1usize..3,
-            1usize..3
-        )
-            .prop_map(|(o, k, s, g)| Layer::Conv {
-                out: o * 2,
-                kernel: k,
-                stride: s,
-                groups: g
-            }),
+        (1usize..5, prop::sample::select(vec![1usize, 3, 5]), 1usize..3, 1usize..3)
+            .prop_map(|(o, k, s, g)| Layer::Conv { out: o * 2, kernel: k, stride: s, groups: g }),
         Just(Layer::Relu),
         Just(Layer::Lrn),
         Just(Layer::Pool),
@@ -53,45 +38,30 @@ fn graph_text(layers: &[Layer], size: usize, fc: usize) -> String {
     let (mut prev, mut channels, mut hw) = ("x".to_string(), 3usize, size);
     let mut node = |name: String, op: String, inputs: &[&str]| {
         let ins: Vec<String> = inputs.iter().map(|i| format!("\"{i}\"")).collect();
-        nodes.push(format!(
-            "(name: \"{name}\", op: {op}, inputs: [{}])",
-            ins.join(", ")
-        ));
+        nodes.push(format!("(name: \"{name}\", op: {op}, inputs: [{}])", ins.join(", ")));
         name
     };
     for (i, l) in layers.iter().enumerate() {
         match l {
-            Layer::Conv {
-                out,
-                kernel,
-                stride,
-                groups,
-            } => {
-                let groups = if channels % groups == 0 && out % groups == 0 {
-                    *groups
-                } else {
-                    1
-                };
+            Layer::Conv { out, kernel, stride, groups } => {
+                let groups = if channels % groups == 0 && out % groups == 0 { *groups } else { 1 };
                 if *kernel > hw {
                     continue;
                 }
-                let op = format!("Conv2d(out_channels: {out}, kernel: {kernel}, stride: {stride}, groups: {groups})");
+                let op = format!(
+                    "Conv2d(out_channels: {out}, kernel: {kernel}, stride: {stride}, groups: {groups})"
+                );
                 prev = node(format!("conv{i}"), op, &[&prev]);
                 channels = *out;
                 hw = (hw - kernel) / stride + 1;
             }
             Layer::Relu => prev = node(format!("relu{i}"), "Relu".into(), &[&prev]),
             Layer::Lrn => {
-                let op =
-                    "Lrn(size: 3, alpha: 1e-4, beta: 0.75, k: 1.0, convention: Caffe)".to_string();
+                let op = "Lrn(size: 3, alpha: 1e-4, beta: 0.75, k: 1.0, convention: Caffe)".to_string();
                 prev = node(format!("lrn{i}"), op, &[&prev]);
             }
             Layer::Pool if hw >= 3 => {
-                prev = node(
-                    format!("pool{i}"),
-                    "MaxPool(kernel: 3, stride: 2)".into(),
-                    &[&prev],
-                );
+                prev = node(format!("pool{i}"), "MaxPool(kernel: 3, stride: 2)".into(), &[&prev]);
                 hw = (hw - 3) / 2 + 1;
             }
             Layer::Pool => {}
@@ -100,17 +70,11 @@ fn graph_text(layers: &[Layer], size: usize, fc: usize) -> String {
                 let branch = node(format!("branch{i}"), op, &[&prev]);
                 prev = node(format!("add{i}"), "Add".into(), &[&branch, &prev]);
             }
-            Layer::Dropout => {
-                prev = node(format!("drop{i}"), "Dropout(rate: 0.5)".into(), &[&prev])
-            }
+            Layer::Dropout => prev = node(format!("drop{i}"), "Dropout(rate: 0.5)".into(), &[&prev]),
         }
     }
     prev = node("flat".into(), "Flatten".into(), &[&prev]);
-    prev = node(
-        "hidden".into(),
-        format!("Linear(out_features: {fc})"),
-        &[&prev],
-    );
+    prev = node("hidden".into(), format!("Linear(out_features: {fc})"), &[&prev]);
     prev = node("hidden_relu".into(), "Relu".into(), &[&prev]);
     node("logits".into(), "Linear(out_features: 5)".into(), &[&prev]);
     format!(
@@ -126,16 +90,10 @@ fn overlaps(a: (usize, usize), b: (usize, usize)) -> bool {
 }
 
 fn check_buffers(buffers: &[Buffer], arena: usize, lower: usize) -> Result<(), TestCaseError> {
-    prop_assert!(
-        arena >= lower,
-        "arena {arena} below the lower bound {lower}"
-    );
+    prop_assert!(arena >= lower, "arena {arena} below the lower bound {lower}");
     for (i, a) in buffers.iter().enumerate() {
         prop_assert_eq!(a.offset % ALIGNMENT, 0);
-        prop_assert!(
-            a.offset + a.bytes <= arena,
-            "buffer {i} ends past the arena"
-        );
+        prop_assert!(a.offset + a.bytes <= arena, "buffer {i} ends past the arena");
         for b in &buffers[i + 1..] {
             if overlaps((a.first, a.last), (b.first, b.last)) {
                 let disjoint = a.offset + a.bytes <= b.offset || b.offset + b.bytes <= a.offset;

@@ -20,11 +20,7 @@ fn plan_round_trips_and_inspects_as_the_dump_text() {
     let bytes = std::fs::read(&plan_path).unwrap();
     assert_eq!(&bytes[..8], MAGIC);
     let plan = Plan::from_bytes(&bytes, "plan.bin").unwrap();
-    assert_eq!(
-        plan.to_bytes(),
-        bytes,
-        "decoding and encoding again gives the same bytes"
-    );
+    assert_eq!(plan.to_bytes(), bytes, "decoding and encoding again gives the same bytes");
     assert_eq!(plan.graph.name, "tiny");
     assert_eq!(plan.memory.batch_size, 32);
 
@@ -40,11 +36,7 @@ fn plan_round_trips_and_inspects_as_the_dump_text() {
     ]);
     let inspected = stdout(&inspect);
     let (_, body) = inspected.split_once('\n').unwrap();
-    assert_eq!(
-        body,
-        stdout(&dump),
-        "inspect prints the plan as the memory dump prints it"
-    );
+    assert_eq!(body, stdout(&dump), "inspect prints the plan as the memory dump prints it");
 }
 
 #[test]
@@ -53,11 +45,7 @@ fn bad_plan_files_get_one_line_errors() {
     let good = std::fs::read(compile_tiny(&dir)).unwrap();
     let mut cases: Vec<(&str, Vec<u8>, &str)> = Vec::new();
     cases.push(("empty", Vec::new(), "not an alexc plan file"));
-    cases.push((
-        "foreign",
-        b"PK\x03\x04 this is a zip file, not a plan".to_vec(),
-        "not an alexc plan file",
-    ));
+    cases.push(("foreign", b"PK\x03\x04 this is a zip file, not a plan".to_vec(), "not an alexc plan file"));
     cases.push(("header-only", good[..12].to_vec(), "truncated"));
     cases.push(("truncated", good[..good.len() / 2].to_vec(), "truncated"));
     let mut corrupted = good.clone();
@@ -76,10 +64,7 @@ fn bad_plan_files_get_one_line_errors() {
         let o = alexc(&["inspect", path.to_str().unwrap()]);
         let err = stderr(&o);
         assert_eq!(o.status.code(), Some(2), "{name}: {err}");
-        assert!(
-            err.contains(fragment),
-            "{name}: expected `{fragment}` in {err}"
-        );
+        assert!(err.contains(fragment), "{name}: expected `{fragment}` in {err}");
         assert_eq!(err.trim_end().lines().count(), 1, "{name}: one line: {err}");
         assert!(!err.contains("panicked"), "{name}: {err}");
     }
@@ -95,12 +80,7 @@ fn a_failed_compile_leaves_the_previous_plan_intact() {
     let dir = scratch("atomic");
     let plan_path = compile_tiny(&dir);
     let before = std::fs::read(&plan_path).unwrap();
-    let o = alexc(&[
-        "compile",
-        "tests/malformed/bad-groups.ron",
-        "-o",
-        plan_path.to_str().unwrap(),
-    ]);
+    let o = alexc(&["compile", "tests/malformed/bad-groups.ron", "-o", plan_path.to_str().unwrap()]);
     assert_eq!(o.status.code(), Some(2));
     assert_eq!(std::fs::read(&plan_path).unwrap(), before);
     let leftovers: Vec<_> = std::fs::read_dir(&dir)
@@ -113,16 +93,7 @@ fn a_failed_compile_leaves_the_previous_plan_intact() {
 
 #[test]
 fn unwritable_output_is_a_clear_error() {
-    let o = alexc(&[
-        "compile",
-        "graphs/tiny.ron",
-        "-o",
-        "/nonexistent-dir/plan.bin",
-    ]);
+    let o = alexc(&["compile", "graphs/tiny.ron", "-o", "/nonexistent-dir/plan.bin"]);
     assert_eq!(o.status.code(), Some(1));
-    assert!(
-        stderr(&o).contains("/nonexistent-dir/plan.bin: cannot write the plan file"),
-        "{}",
-        stderr(&o)
-    );
+    assert!(stderr(&o).contains("/nonexistent-dir/plan.bin: cannot write the plan file"), "{}", stderr(&o));
 }

@@ -13,15 +13,14 @@ fn snapshot_graph(path: &std::path::Path) {
     let rel = path.strip_prefix(root()).unwrap();
     let stem = rel.file_stem().unwrap().to_string_lossy().into_owned();
     let mut dumps: Vec<(String, String)> = Vec::new();
-    let mut hook = |pass: alexc::passes::PassName,
-                    g: &alexc::ir::Graph,
-                    m: Option<&alexc::passes::MemoryPlan>| {
-        let mut text = print_graph(g, pass.as_str());
-        if let Some(m) = m {
-            text.push_str(&memory_table(m));
-        }
-        dumps.push((pass.as_str().to_string(), text));
-    };
+    let mut hook =
+        |pass: alexc::passes::PassName, g: &alexc::ir::Graph, m: Option<&alexc::passes::MemoryPlan>| {
+            let mut text = print_graph(g, pass.as_str());
+            if let Some(m) = m {
+                text.push_str(&memory_table(m));
+            }
+            dumps.push((pass.as_str().to_string(), text));
+        };
     let checked = front_end(rel, &mut hook).expect("shipped graphs compile");
     let batch = checked.graph.spec.training.batch_size;
     let train = lower(&checked, Mode::Train, batch, &mut hook).unwrap();
@@ -47,10 +46,7 @@ fn snapshot_graph(path: &std::path::Path) {
 #[test]
 fn every_shipped_graph_has_snapshots() {
     let graphs = shipped_graphs();
-    assert!(
-        graphs.len() >= 4,
-        "alexnet, caffenet, torchvision_alexnet, tiny: {graphs:?}"
-    );
+    assert!(graphs.len() >= 4, "alexnet, caffenet, torchvision_alexnet, tiny: {graphs:?}");
     for g in graphs {
         snapshot_graph(&g);
     }

@@ -67,14 +67,7 @@ impl Synthetic {
             })
             .collect();
         let split_seed = Rng::for_stream(seed, &[split.as_bytes()]).next_u64();
-        Synthetic {
-            shape,
-            classes,
-            len,
-            seed: split_seed,
-            patterns,
-            noise: 0.6,
-        }
+        Synthetic { shape, classes, len, seed: split_seed, patterns, noise: 0.6 }
     }
 }
 
@@ -91,18 +84,12 @@ impl Dataset for Synthetic {
         let [c, h, w] = self.shape;
         let label = i % self.classes;
         let mut rng = Rng::for_stream(self.seed, &[&(i as u64).to_le_bytes()]);
-        let (dy, dx) = (
-            (rng.uniform() * h as f64 / 4.0) as f32,
-            (rng.uniform() * w as f64 / 4.0) as f32,
-        );
+        let (dy, dx) = ((rng.uniform() * h as f64 / 4.0) as f32, (rng.uniform() * w as f64 / 4.0) as f32);
         let gain = (0.7 + 0.6 * rng.uniform()) as f32;
         let mut img = vec![0.0f32; c * h * w];
         for g in &self.patterns[label] {
             let plane = &mut img[g.channel * h * w..(g.channel + 1) * h * w];
-            let (ky, kx) = (
-                std::f32::consts::TAU * g.fy / h as f32,
-                std::f32::consts::TAU * g.fx / w as f32,
-            );
+            let (ky, kx) = (std::f32::consts::TAU * g.fy / h as f32, std::f32::consts::TAU * g.fx / w as f32);
             for y in 0..h {
                 for x in 0..w {
                     let v = (ky * (y as f32 + dy) + kx * (x as f32 + dx) + g.phase).sin();

@@ -9,18 +9,11 @@ pub enum RunError {
     #[error("{0}")]
     Input(String),
     #[error("training stopped: the loss became {value} at epoch {epoch}, step {step}; lower the learning rate (optimizer.lr) or check the data")]
-    NonFinite {
-        value: f32,
-        epoch: usize,
-        step: usize,
-    },
+    NonFinite { value: f64, epoch: usize, step: usize },
     #[error("{path}: {message}")]
     Weights { path: String, message: String },
     #[error("{path}: {source}")]
-    Io {
-        path: String,
-        source: std::io::Error,
-    },
+    Io { path: String, source: std::io::Error },
     #[error("internal error: {0} (this is a bug in alexrt; please report it)")]
     Internal(String),
 }

@@ -39,12 +39,15 @@ impl Batch {
 /// What one step returns.
 #[derive(Debug, Clone)]
 pub struct StepOutput {
-    /// The mean loss (training plans only).
-    pub loss: Option<f32>,
+    /// The mean loss (training plans only), in the device's precision.
+    pub loss: Option<f64>,
     /// `N x classes` logits, row-major.
     pub logits: Vec<f32>,
     /// The most bytes of step values held at once.
     pub peak_bytes: usize,
+    /// Each parameter's gradient, by name, when [`ExecOptions::capture_gradients`] is set (in
+    /// double precision, exact for an f32 run).
+    pub gradients: HashMap<String, Vec<f64>>,
 }
 
 /// Settings of the interpreter that are not in the plan.
@@ -52,11 +55,13 @@ pub struct StepOutput {
 pub struct ExecOptions {
     /// Apply dropout in training steps (off for parity tests against a reference).
     pub dropout: bool,
+    /// Copy each parameter's gradient to the host as the update reads it (for tests and tools).
+    pub capture_gradients: bool,
 }
 
 impl Default for ExecOptions {
     fn default() -> Self {
-        ExecOptions { dropout: true }
+        ExecOptions { dropout: true, capture_gradients: false }
     }
 }
 
@@ -93,11 +98,11 @@ impl<B: KernelBackend> Executor<B> {
             match &node.op {
                 Op::Param(p) => {
                     let values = init_values(p, &node.name, seed);
-                    persistent.insert(n, tensor_of::<B>(values, &p.shape, &device)?);
+                    persistent.insert(n, tensor_of::<B, f32>(values, &p.shape, &device)?);
                 }
                 Op::State(s) => {
-                    let zeros = vec![0.0; s.shape.iter().product()];
-                    persistent.insert(n, tensor_of::<B>(zeros, &s.shape, &device)?);
+                    let zeros = vec![0.0f32; s.shape.iter().product()];
+                    persistent.insert(n, tensor_of::<B, f32>(zeros, &s.shape, &device)?);
                 }
                 Op::Input(_) => input = Some(n),
                 Op::Labels(_) => labels = Some(n),
@@ -105,12 +110,7 @@ impl<B: KernelBackend> Executor<B> {
             }
         }
         let input = input.ok_or_else(|| RunError::Internal("the plan has no input".into()))?;
-        let last_use = plan
-            .memory
-            .values
-            .iter()
-            .map(|p| (p.value, p.last))
-            .collect();
+        let last_use = plan.memory.values.iter().map(|p| (p.value, p.last)).collect();
         let mut forward_last_use = HashMap::new();
         for (i, &n) in graph.schedule.iter().enumerate() {
             if graph.g[n].phase == Phase::Forward {
@@ -164,14 +164,21 @@ impl<B: KernelBackend> Executor<B> {
         self.persistent.get(&n).map(Value::to_f32_vec)
     }
 
-    /// Replaces a parameter's values (shape checked by the caller).
-    pub fn set_persistent(&mut self, name: &str, values: Vec<f32>) -> Result<(), RunError> {
-        let n = self
-            .graph
-            .find(name)
-            .ok_or_else(|| RunError::Internal(format!("no value `{name}`")))?;
+    /// The same in double precision (exact for f32 tensors).
+    pub fn persistent_values_f64(&self, name: &str) -> Option<Result<Vec<f64>, RunError>> {
+        let n = self.graph.find(name)?;
+        self.persistent.get(&n).map(Value::to_f64_vec)
+    }
+
+    /// Replaces a parameter's (or state's) values, converted to the device's precision.
+    pub fn set_persistent<E: burn::tensor::Element>(
+        &mut self,
+        name: &str,
+        values: Vec<E>,
+    ) -> Result<(), RunError> {
+        let n = self.graph.find(name).ok_or_else(|| RunError::Internal(format!("no value `{name}`")))?;
         let shape = self.graph.g[n].outputs[0].dims.clone();
-        let v = tensor_of::<B>(values, &shape, &self.device)?;
+        let v = tensor_of::<B, E>(values, &shape, &self.device)?;
         self.persistent.insert(n, v);
         Ok(())
     }
@@ -203,46 +210,31 @@ impl<B: KernelBackend> Executor<B> {
             )));
         }
         let mut values: HashMap<ValueRef, Value<B>> = HashMap::new();
-        let images = Tensor::<B, 4>::from_data(
-            TensorData::new(batch.images.clone(), [n, c, h, w]),
-            &self.device,
-        );
-        values.insert(
-            ValueRef {
-                node: self.input,
-                port: 0,
-            },
-            Value::F4(images),
-        );
+        let images =
+            Tensor::<B, 4>::from_data(TensorData::new(batch.images.clone(), [n, c, h, w]), &self.device);
+        values.insert(ValueRef { node: self.input, port: 0 }, Value::F4(images));
         if let Some(l) = self.labels {
-            let labels = Tensor::<B, 1, Int>::from_data(
-                TensorData::new(batch.labels.clone(), [n]),
-                &self.device,
-            );
+            let labels =
+                Tensor::<B, 1, Int>::from_data(TensorData::new(batch.labels.clone(), [n]), &self.device);
             values.insert(ValueRef { node: l, port: 0 }, Value::I1(labels));
         }
         let mut peak = values.values().map(Value::bytes).sum::<usize>();
+        let mut gradients = HashMap::new();
         let schedule = self.graph.schedule.clone();
         for (step, &node) in schedule.iter().enumerate() {
             if forward_only && self.graph.g[node].phase != Phase::Forward {
                 continue;
             }
-            let inputs: Vec<Value<B>> = self
-                .graph
-                .inputs(node)
-                .iter()
-                .map(|v| self.fetch(&values, *v))
-                .collect::<Result<_, _>>()?;
+            let inputs: Vec<Value<B>> =
+                self.graph.inputs(node).iter().map(|v| self.fetch(&values, *v)).collect::<Result<_, _>>()?;
             let op = self.graph.g[node].op.clone();
+            if self.options.capture_gradients && matches!(op, Op::SgdUpdate(_)) {
+                let param = self.graph.inputs(node)[0].node;
+                gradients.insert(self.graph.g[param].name.clone(), inputs[1].to_f64_vec()?);
+            }
             let outs = self.run_op(&op, node, inputs, lr, n)?;
             for (port, v) in outs.into_iter().enumerate() {
-                values.insert(
-                    ValueRef {
-                        node,
-                        port: port as u8,
-                    },
-                    v,
-                );
+                values.insert(ValueRef { node, port: port as u8 }, v);
             }
             let live: usize = values.values().map(Value::bytes).sum();
             peak = peak.max(live);
@@ -251,47 +243,30 @@ impl<B: KernelBackend> Executor<B> {
                 // Values no forward node reads (argmax indices, masks) go at once.
                 values.retain(|v, _| {
                     outputs.contains(&Some(*v))
-                        || self
-                            .forward_last_use
-                            .get(v)
-                            .is_some_and(|last| *last > step)
+                        || self.forward_last_use.get(v).is_some_and(|last| *last > step)
                 });
             } else {
                 values.retain(|v, _| {
-                    outputs.contains(&Some(*v))
-                        || self.last_use.get(v).is_none_or(|last| *last > step)
+                    outputs.contains(&Some(*v)) || self.last_use.get(v).is_none_or(|last| *last > step)
                 });
             }
         }
-        let logits_ref = self
-            .graph
-            .logits
-            .ok_or_else(|| RunError::Internal("the plan has no logits".into()))?;
+        let logits_ref =
+            self.graph.logits.ok_or_else(|| RunError::Internal("the plan has no logits".into()))?;
         let logits = self.fetch(&values, logits_ref)?.to_f32_vec()?;
         let loss = match self.graph.loss {
-            Some(l) => Some(self.fetch(&values, l)?.to_f32_vec()?[0]),
+            Some(l) => Some(self.fetch(&values, l)?.to_f64_vec()?[0]),
             None => None,
         };
-        Ok(StepOutput {
-            loss,
-            logits,
-            peak_bytes: peak,
-        })
+        Ok(StepOutput { loss, logits, peak_bytes: peak, gradients })
     }
 
-    fn fetch(
-        &self,
-        values: &HashMap<ValueRef, Value<B>>,
-        v: ValueRef,
-    ) -> Result<Value<B>, RunError> {
+    fn fetch(&self, values: &HashMap<ValueRef, Value<B>>, v: ValueRef) -> Result<Value<B>, RunError> {
         if let Some(x) = values.get(&v) {
             return Ok(x.clone());
         }
         self.persistent.get(&v.node).cloned().ok_or_else(|| {
-            RunError::Internal(format!(
-                "value `{}` is read after it was released",
-                self.graph.value_name(v)
-            ))
+            RunError::Internal(format!("value `{}` is read after it was released", self.graph.value_name(v)))
         })
     }
 
@@ -315,15 +290,9 @@ impl<B: KernelBackend> Executor<B> {
                 let args: Vec<Value<B>> = step.inputs.iter().map(|x| resolve(x, &done)).collect();
                 // conv2d + bias_add: one call with the bias.
                 if let (Op::Conv2d(conv), Some(next)) = (&step.op, f.steps.get(i + 1)) {
-                    if matches!(next.op, Op::BiasAdd(_)) && next.inputs[0] == FusedInput::Step(i, 0)
-                    {
+                    if matches!(next.op, Op::BiasAdd(_)) && next.inputs[0] == FusedInput::Step(i, 0) {
                         let bias = resolve(&next.inputs[1], &done).f1()?;
-                        let y = conv2d(
-                            args[0].f4()?,
-                            args[1].f4()?,
-                            Some(bias),
-                            conv_options(&conv.0),
-                        );
+                        let y = conv2d(args[0].f4()?, args[1].f4()?, Some(bias), conv_options(&conv.0));
                         done.push(vec![]); // the conv's own output is never read
                         done.push(vec![Value::F4(y)]);
                         i += 2;
@@ -334,27 +303,19 @@ impl<B: KernelBackend> Executor<B> {
                 done.push(outs);
                 i += 1;
             }
-            return Ok(f
-                .outputs
-                .iter()
-                .map(|&(s, p)| done[s][p as usize].clone())
-                .collect());
+            return Ok(f.outputs.iter().map(|&(s, p)| done[s][p as usize].clone()).collect());
         }
         let one = |v: Value<B>| Ok(vec![v]);
         match op {
-            Op::Conv2d(c) => one(Value::F4(conv2d(
-                inputs[0].f4()?,
-                inputs[1].f4()?,
-                None,
-                conv_options(&c.0),
-            ))),
+            Op::Conv2d(c) => {
+                one(Value::F4(conv2d(inputs[0].f4()?, inputs[1].f4()?, None, conv_options(&c.0))))
+            }
             Op::Conv2dBackwardData(c) => {
                 let (dy, w) = (inputs[0].f4()?, inputs[1].f4()?);
                 let a = &c.attrs;
                 let [_, _, oh, ow] = dy.dims();
-                let pad_out = |input: usize, out: usize| {
-                    input + 2 * a.padding - ((out - 1) * a.stride + a.kernel)
-                };
+                let pad_out =
+                    |input: usize, out: usize| input + 2 * a.padding - ((out - 1) * a.stride + a.kernel);
                 let opts = ConvTransposeOptions::new(
                     [a.stride, a.stride],
                     [a.padding, a.padding],
@@ -375,17 +336,13 @@ impl<B: KernelBackend> Executor<B> {
                     dy.into_primitive().tensor(),
                     conv_options(a),
                 );
-                one(Value::F4(Tensor::from_primitive(
-                    burn::tensor::TensorPrimitive::Float(g),
-                )))
+                one(Value::F4(Tensor::from_primitive(burn::tensor::TensorPrimitive::Float(g))))
             }
-            Op::Linear(_) => one(Value::F2(
-                inputs[0].f2()?.matmul(inputs[1].f2()?.transpose()),
-            )),
+            Op::Linear(_) => one(Value::F2(inputs[0].f2()?.matmul(inputs[1].f2()?.transpose()))),
             Op::LinearBackwardData(_) => one(Value::F2(inputs[0].f2()?.matmul(inputs[1].f2()?))),
-            Op::LinearBackwardWeight(_) => one(Value::F2(
-                inputs[1].f2()?.transpose().matmul(inputs[0].f2()?),
-            )),
+            Op::LinearBackwardWeight(_) => {
+                one(Value::F2(inputs[1].f2()?.transpose().matmul(inputs[0].f2()?)))
+            }
             Op::BiasAdd(_) => {
                 let b = inputs[1].f1()?;
                 let c = b.dims()[0];
@@ -398,9 +355,7 @@ impl<B: KernelBackend> Executor<B> {
             Op::BiasGrad(_) => match &inputs[0] {
                 Value::F4(dy) => {
                     let c = dy.dims()[1];
-                    one(Value::F1(
-                        dy.clone().sum_dim(0).sum_dim(2).sum_dim(3).reshape([c]),
-                    ))
+                    one(Value::F1(dy.clone().sum_dim(0).sum_dim(2).sum_dim(3).reshape([c])))
                 }
                 Value::F2(dy) => {
                     let c = dy.dims()[1];
@@ -414,17 +369,13 @@ impl<B: KernelBackend> Executor<B> {
                 v => Err(RunError::Internal(format!("relu on {}", v.kind()))),
             },
             Op::ReluGrad(_) => match (&inputs[0], &inputs[1]) {
-                (Value::F4(dy), Value::F4(y)) => one(Value::F4(
-                    dy.clone().mask_fill(y.clone().lower_equal_elem(0.0), 0.0),
-                )),
-                (Value::F2(dy), Value::F2(y)) => one(Value::F2(
-                    dy.clone().mask_fill(y.clone().lower_equal_elem(0.0), 0.0),
-                )),
-                (a, b) => Err(RunError::Internal(format!(
-                    "relu_grad on {} and {}",
-                    a.kind(),
-                    b.kind()
-                ))),
+                (Value::F4(dy), Value::F4(y)) => {
+                    one(Value::F4(dy.clone().mask_fill(y.clone().lower_equal_elem(0.0), 0.0)))
+                }
+                (Value::F2(dy), Value::F2(y)) => {
+                    one(Value::F2(dy.clone().mask_fill(y.clone().lower_equal_elem(0.0), 0.0)))
+                }
+                (a, b) => Err(RunError::Internal(format!("relu_grad on {} and {}", a.kind(), b.kind()))),
             },
             Op::Add(_) | Op::AddN(_) => {
                 let mut acc = inputs[0].clone();
@@ -434,20 +385,13 @@ impl<B: KernelBackend> Executor<B> {
                         (Value::F2(a), Value::F2(b)) => Value::F2(a + b.clone()),
                         (Value::F1(a), Value::F1(b)) => Value::F1(a + b.clone()),
                         (a, b) => {
-                            return Err(RunError::Internal(format!(
-                                "add of {} and {}",
-                                a.kind(),
-                                b.kind()
-                            )))
+                            return Err(RunError::Internal(format!("add of {} and {}", a.kind(), b.kind())))
                         }
                     };
                 }
                 one(acc)
             }
-            Op::Lrn(l) => one(Value::F4(B::lrn_forward(
-                inputs[0].f4()?,
-                &LrnParams::from_op(l),
-            ))),
+            Op::Lrn(l) => one(Value::F4(B::lrn_forward(inputs[0].f4()?, &LrnParams::from_op(l)))),
             Op::LrnGrad(l) => one(Value::F4(B::lrn_backward(
                 inputs[0].f4()?,
                 inputs[1].f4()?,
@@ -455,8 +399,7 @@ impl<B: KernelBackend> Executor<B> {
                 &LrnParams::from_op(&l.0),
             ))),
             Op::MaxPool(p) => {
-                let (y, arg) =
-                    B::max_pool_forward(inputs[0].f4()?, &PoolParams::from_attrs(&p.attrs));
+                let (y, arg) = B::max_pool_forward(inputs[0].f4()?, &PoolParams::from_attrs(&p.attrs));
                 if p.argmax {
                     Ok(vec![Value::F4(y), Value::I4(arg)])
                 } else {
@@ -509,23 +452,17 @@ impl<B: KernelBackend> Executor<B> {
                 }
             }
             Op::DropoutGrad(d) => {
-                let scale = if self.options.dropout {
-                    1.0 / (1.0 - d.rate)
-                } else {
-                    1.0
-                };
+                let scale = if self.options.dropout { 1.0 / (1.0 - d.rate) } else { 1.0 };
                 match (&inputs[0], &inputs[1]) {
-                    (Value::F2(dy), Value::M2(m)) => one(Value::F2(
-                        dy.clone().mask_fill(m.clone().bool_not(), 0.0) * scale,
-                    )),
-                    (Value::F4(dy), Value::M4(m)) => one(Value::F4(
-                        dy.clone().mask_fill(m.clone().bool_not(), 0.0) * scale,
-                    )),
-                    (a, b) => Err(RunError::Internal(format!(
-                        "dropout_grad on {} and {}",
-                        a.kind(),
-                        b.kind()
-                    ))),
+                    (Value::F2(dy), Value::M2(m)) => {
+                        one(Value::F2(dy.clone().mask_fill(m.clone().bool_not(), 0.0) * scale))
+                    }
+                    (Value::F4(dy), Value::M4(m)) => {
+                        one(Value::F4(dy.clone().mask_fill(m.clone().bool_not(), 0.0) * scale))
+                    }
+                    (a, b) => {
+                        Err(RunError::Internal(format!("dropout_grad on {} and {}", a.kind(), b.kind())))
+                    }
                 }
             }
             Op::Flatten(_) => {
@@ -558,11 +495,7 @@ impl<B: KernelBackend> Executor<B> {
             Op::SgdUpdate(u) => {
                 let ins = self.graph.inputs(node);
                 let (w_node, v_node) = (ins[0].node, ins[2].node);
-                let OptimizerDecl::Sgd {
-                    momentum,
-                    weight_decay,
-                    ..
-                } = self.graph.spec.optimizer;
+                let OptimizerDecl::Sgd { momentum, weight_decay, .. } = self.graph.spec.optimizer;
                 let rate = lr * u.lr_mult;
                 let decay = u.decay_mult * weight_decay;
                 let (w, v) = match (&inputs[0], &inputs[1], &inputs[2]) {
@@ -591,39 +524,27 @@ impl<B: KernelBackend> Executor<B> {
                 self.persistent.insert(v_node, v);
                 Ok(vec![])
             }
-            Op::Input(_) | Op::Labels(_) | Op::Param(_) | Op::State(_) | Op::Fused(_) => Err(
-                RunError::Internal(format!("`{}` is not a scheduled op", op.def().name())),
-            ),
+            Op::Input(_) | Op::Labels(_) | Op::Param(_) | Op::State(_) | Op::Fused(_) => {
+                Err(RunError::Internal(format!("`{}` is not a scheduled op", op.def().name())))
+            }
         }
     }
 }
 
 fn conv_options(a: &alexc::catalog::ConvAttrs) -> ConvOptions<2> {
-    ConvOptions::new(
-        [a.stride, a.stride],
-        [a.padding, a.padding],
-        [1, 1],
-        a.groups,
-    )
+    ConvOptions::new([a.stride, a.stride], [a.padding, a.padding], [1, 1], a.groups)
 }
 
 /// A float tensor of `shape` (rank 1, 2 or 4) from host values.
-pub fn tensor_of<B: Backend>(
-    values: Vec<f32>,
+pub fn tensor_of<B: Backend, E: burn::tensor::Element>(
+    values: Vec<E>,
     shape: &[usize],
     device: &B::Device,
 ) -> Result<Value<B>, RunError> {
     Ok(match *shape {
         [a] => Value::F1(Tensor::from_data(TensorData::new(values, [a]), device)),
         [a, b] => Value::F2(Tensor::from_data(TensorData::new(values, [a, b]), device)),
-        [a, b, c, d] => Value::F4(Tensor::from_data(
-            TensorData::new(values, [a, b, c, d]),
-            device,
-        )),
-        _ => {
-            return Err(RunError::Internal(format!(
-                "a parameter of shape {shape:?}"
-            )))
-        }
+        [a, b, c, d] => Value::F4(Tensor::from_data(TensorData::new(values, [a, b, c, d]), device)),
+        _ => return Err(RunError::Internal(format!("a parameter of shape {shape:?}"))),
     })
 }

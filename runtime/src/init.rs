@@ -59,14 +59,10 @@ pub fn init_values(param: &Param, name: &str, seed: u64) -> Vec<f32> {
     match param.init {
         Init::Constant(c) => vec![c as f32; n],
         Init::Normal { mean, std } => (0..n).map(|_| (mean + std * rng.normal()) as f32).collect(),
-        Init::Uniform { low, high } => (0..n)
-            .map(|_| (low + (high - low) * rng.uniform()) as f32)
-            .collect(),
+        Init::Uniform { low, high } => (0..n).map(|_| (low + (high - low) * rng.uniform()) as f32).collect(),
         Init::KaimingUniform => {
             let bound = 1.0 / (param.fan_in.max(1) as f64).sqrt();
-            (0..n)
-                .map(|_| (-bound + 2.0 * bound * rng.uniform()) as f32)
-                .collect()
+            (0..n).map(|_| (-bound + 2.0 * bound * rng.uniform()) as f32).collect()
         }
     }
 }

@@ -54,9 +54,7 @@ struct TrainArgs {
 
 fn main() -> ExitCode {
     let result = match Cli::parse().command {
-        Command::Inspect { plan } => alexrt::inspect(&plan)
-            .map(|t| alexrt::say(&t))
-            .map_err(RunError::from),
+        Command::Inspect { plan } => alexrt::inspect(&plan).map(|t| alexrt::say(&t)).map_err(RunError::from),
         Command::Train(args) => run_train(args),
     };
     match result {

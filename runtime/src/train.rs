@@ -50,9 +50,9 @@ struct Tally {
 }
 
 impl Tally {
-    fn add(&mut self, loss: f32, logits: &[f32], labels: &[i32], classes: usize) {
+    fn add(&mut self, loss: f64, logits: &[f32], labels: &[i32], classes: usize) {
         let (t1, t5) = topk_hits(logits, labels, classes);
-        self.loss_sum += loss as f64 * labels.len() as f64;
+        self.loss_sum += loss * labels.len() as f64;
         self.top1 += t1;
         self.top5 += t5;
         self.images += labels.len();
@@ -82,14 +82,7 @@ pub struct EpochRecord {
 
 /// What the loop tells its caller as it goes.
 pub enum Event<'a> {
-    Step {
-        epoch: usize,
-        step: usize,
-        steps: usize,
-        loss: f32,
-        running: Metrics,
-        images_per_second: f64,
-    },
+    Step { epoch: usize, step: usize, steps: usize, loss: f64, running: Metrics, images_per_second: f64 },
     Epoch(&'a EpochRecord),
 }
 
@@ -118,22 +111,16 @@ impl LrSchedule {
     pub fn lr(&self, epoch: usize) -> f64 {
         match self.schedule {
             ScheduleDecl::Constant => self.base,
-            ScheduleDecl::Step {
-                factor,
-                every_epochs,
-            } => self.base * factor.powi((epoch / every_epochs) as i32),
+            ScheduleDecl::Step { factor, every_epochs } => {
+                self.base * factor.powi((epoch / every_epochs) as i32)
+            }
             ScheduleDecl::Plateau { factor, .. } => self.base * factor.powi(self.reductions as i32),
         }
     }
 
     /// Records an epoch's validation error (plateau schedules reduce the rate on no improvement).
     pub fn observe(&mut self, val_error: f64) {
-        if let ScheduleDecl::Plateau {
-            patience,
-            max_reductions,
-            ..
-        } = self.schedule
-        {
+        if let ScheduleDecl::Plateau { patience, max_reductions, .. } = self.schedule {
             if val_error < self.best_val_error - 1e-9 {
                 self.best_val_error = val_error;
                 self.epochs_without_improvement = 0;
@@ -160,12 +147,7 @@ pub fn evaluate<B: KernelBackend>(
     for chunk in indices.chunks(batch) {
         let b = data.batch(chunk);
         let out = exec.forward(&b)?;
-        tally.add(
-            out.loss.unwrap_or(f32::NAN),
-            &out.logits,
-            &b.labels,
-            classes,
-        );
+        tally.add(out.loss.unwrap_or(f64::NAN), &out.logits, &b.labels, classes);
     }
     Ok(tally.metrics())
 }
@@ -201,13 +183,9 @@ pub fn train<B: KernelBackend>(
         for (step, indices) in batches.iter().enumerate() {
             let batch = train_set.batch(indices);
             let out = exec.step(&batch, lr)?;
-            let loss = out.loss.unwrap_or(f32::NAN);
+            let loss = out.loss.unwrap_or(f64::NAN);
             if !loss.is_finite() {
-                return Err(RunError::NonFinite {
-                    value: loss,
-                    epoch: epoch + 1,
-                    step: step + 1,
-                });
+                return Err(RunError::NonFinite { value: loss, epoch: epoch + 1, step: step + 1 });
             }
             peak = peak.max(out.peak_bytes);
             tally.add(loss, &out.logits, &batch.labels, classes);

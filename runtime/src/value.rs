@@ -72,21 +72,24 @@ impl<B: Backend> Value<B> {
         }
     }
 
-    /// The values as `f32` on the host.
-    pub fn to_f32_vec(&self) -> Result<Vec<f32>, RunError> {
-        let data = match self {
+    fn float_data(&self) -> Result<burn::tensor::TensorData, RunError> {
+        Ok(match self {
             Value::F1(t) => t.to_data(),
             Value::F2(t) => t.to_data(),
             Value::F4(t) => t.to_data(),
-            other => {
-                return Err(RunError::Internal(format!(
-                    "{} is not a float value",
-                    other.kind()
-                )))
-            }
-        };
-        data.convert::<f32>()
-            .into_vec::<f32>()
-            .map_err(|e| RunError::Internal(format!("{e:?}")))
+            other => return Err(RunError::Internal(format!("{} is not a float value", other.kind()))),
+        })
+    }
+
+    /// The values as `f32` on the host.
+    pub fn to_f32_vec(&self) -> Result<Vec<f32>, RunError> {
+        let data = self.float_data()?.convert::<f32>();
+        data.into_vec::<f32>().map_err(|e| RunError::Internal(format!("{e:?}")))
+    }
+
+    /// The values as `f64` on the host.
+    pub fn to_f64_vec(&self) -> Result<Vec<f64>, RunError> {
+        let data = self.float_data()?.convert::<f64>();
+        data.into_vec::<f64>().map_err(|e| RunError::Internal(format!("{e:?}")))
     }
 }

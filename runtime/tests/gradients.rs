@@ -16,7 +16,8 @@ fn plan(nodes: &str, input: [usize; 3], classes: usize, batch: usize) -> Plan {
           nodes: [{nodes}], loss: SoftmaxCrossEntropy(logits: \"out\"),
           optimizer: Sgd(lr: 1.0), training: (batch_size: {batch}, epochs: 1, seed: 3))"
     );
-    let checked = alexc::front_end_str(&text, "grad.ron", &mut |_, _, _| {}).unwrap_or_else(|d| panic!("{d}"));
+    let checked =
+        alexc::front_end_str(&text, "grad.ron", &mut |_, _, _| {}).unwrap_or_else(|d| panic!("{d}"));
     let lowered = alexc::lower(&checked, Mode::Train, batch, &mut |_, _, _| {}).unwrap();
     Plan {
         compiler: "test".into(),
@@ -59,7 +60,8 @@ fn check(nodes: &str, input: [usize; 3], classes: usize, batch: usize, dropout: 
         labels: (0..batch).map(|i| (i % classes) as i32).collect(),
     };
     let names: Vec<String> = exec.param_names().into_iter().map(|(n, _)| n).collect();
-    let params: Vec<Vec<f64>> = names.iter().map(|n| exec.persistent_values_f64(n).unwrap().unwrap()).collect();
+    let params: Vec<Vec<f64>> =
+        names.iter().map(|n| exec.persistent_values_f64(n).unwrap().unwrap()).collect();
     let out = exec.step(&data, 1.0).unwrap();
     exec.steps_done = 0;
     for (n, v) in names.iter().zip(&params) {
@@ -140,4 +142,3 @@ fn fully_connected_relu_dropout_without_bias() {
         true,
     );
 }
-

@@ -3,10 +3,7 @@
 use std::process::Command;
 
 fn root() -> std::path::PathBuf {
-    std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .unwrap()
-        .to_path_buf()
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
 }
 
 #[test]
@@ -28,27 +25,16 @@ fn inspects_a_compiled_plan_and_rejects_garbage() {
     .write(&plan)
     .unwrap();
 
-    let o = Command::new(env!("CARGO_BIN_EXE_alexrt"))
-        .arg("inspect")
-        .arg(&plan)
-        .output()
-        .unwrap();
+    let o = Command::new(env!("CARGO_BIN_EXE_alexrt")).arg("inspect").arg(&plan).output().unwrap();
     let text = String::from_utf8_lossy(&o.stdout);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     assert!(text.contains("Train step of `tiny`"), "{text}");
     assert!(text.contains("104,618 parameters"), "{text}");
-    assert!(
-        text.contains("relu1 = fused(image, conv1.weight, conv1.bias) [conv2d"),
-        "{text}"
-    );
+    assert!(text.contains("relu1 = fused(image, conv1.weight, conv1.bias) [conv2d"), "{text}");
 
     let junk = dir.join("junk.bin");
     std::fs::write(&junk, b"not a plan").unwrap();
-    let o = Command::new(env!("CARGO_BIN_EXE_alexrt"))
-        .arg("inspect")
-        .arg(&junk)
-        .output()
-        .unwrap();
+    let o = Command::new(env!("CARGO_BIN_EXE_alexrt")).arg("inspect").arg(&junk).output().unwrap();
     assert_eq!(o.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&o.stderr).contains("not an alexc plan file"));
 }

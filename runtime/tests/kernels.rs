@@ -46,7 +46,9 @@ fn assert_close(a: &[f64], b: &[f64], tol: f64, what: &str) {
 
 #[test]
 fn lrn_forward_matches_the_formula() {
-    for (shape, p) in [([2, 7, 5, 3], PAPER), ([1, 3, 4, 4], PAPER), ([1, 2, 3, 5], STRONG), ([3, 1, 2, 2], STRONG)] {
+    for (shape, p) in
+        [([2, 7, 5, 3], PAPER), ([1, 3, 4, 4], PAPER), ([1, 2, 3, 5], STRONG), ([3, 1, 2, 2], STRONG)]
+    {
         let x = random(shape.iter().product(), 1);
         assert_close(&lrn_forward(&x, shape, &p), &lrn_direct(&x, shape, &p), 1e-12, "lrn");
         // And in f32, within f32 precision.
@@ -57,13 +59,7 @@ fn lrn_forward_matches_the_formula() {
 }
 
 /// Checks `backward(x, dy)` against central differences of `sum(forward(x) * dy)`.
-fn check_gradient(
-    x: &[f64],
-    dy: &[f64],
-    forward: impl Fn(&[f64]) -> Vec<f64>,
-    analytic: &[f64],
-    what: &str,
-) {
+fn check_gradient(x: &[f64], dy: &[f64], forward: impl Fn(&[f64]) -> Vec<f64>, analytic: &[f64], what: &str) {
     let h = 1e-6;
     let objective = |x: &[f64]| forward(x).iter().zip(dy).map(|(a, b)| a * b).sum::<f64>();
     for i in 0..x.len() {
@@ -72,13 +68,19 @@ fn check_gradient(
         minus[i] -= h;
         let numeric = (objective(&plus) - objective(&minus)) / (2.0 * h);
         let err = (numeric - analytic[i]).abs();
-        assert!(err <= 1e-6 * (1.0 + numeric.abs()), "{what}[{i}]: analytic {} vs numeric {numeric}", analytic[i]);
+        assert!(
+            err <= 1e-6 * (1.0 + numeric.abs()),
+            "{what}[{i}]: analytic {} vs numeric {numeric}",
+            analytic[i]
+        );
     }
 }
 
 #[test]
 fn lrn_backward_matches_finite_differences() {
-    for (shape, p) in [([1, 7, 3, 2], PAPER), ([2, 4, 2, 3], STRONG), ([1, 2, 2, 2], STRONG), ([1, 1, 3, 1], STRONG)] {
+    for (shape, p) in
+        [([1, 7, 3, 2], PAPER), ([2, 4, 2, 3], STRONG), ([1, 2, 2, 2], STRONG), ([1, 1, 3, 1], STRONG)]
+    {
         let n: usize = shape.iter().product();
         let (x, dy) = (random(n, 2), random(n, 3));
         let y = lrn_forward(&x, shape, &p);
@@ -96,7 +98,10 @@ fn pool_direct(x: &[f64], [n, c, h, w]: [usize; 4], p: &PoolParams) -> Vec<f64> 
                 let mut best = f64::NEG_INFINITY;
                 for i in 0..p.kernel {
                     for j in 0..p.kernel {
-                        let (ii, jj) = ((r * p.stride + i) as isize - p.padding as isize, (col * p.stride + j) as isize - p.padding as isize);
+                        let (ii, jj) = (
+                            (r * p.stride + i) as isize - p.padding as isize,
+                            (col * p.stride + j) as isize - p.padding as isize,
+                        );
                         if ii >= 0 && jj >= 0 && (ii as usize) < h && (jj as usize) < w {
                             best = best.max(x[plane * h * w + ii as usize * w + jj as usize]);
                         }
@@ -115,7 +120,9 @@ const TILED: PoolParams = PoolParams { kernel: 2, stride: 2, padding: 0 };
 
 #[test]
 fn max_pool_forward_matches_the_formula_and_argmax_points_at_the_max() {
-    for (shape, p) in [([2, 3, 7, 7], OVERLAP), ([1, 1, 13, 11], OVERLAP), ([1, 2, 6, 5], PADDED), ([2, 2, 4, 6], TILED)] {
+    for (shape, p) in
+        [([2, 3, 7, 7], OVERLAP), ([1, 1, 13, 11], OVERLAP), ([1, 2, 6, 5], PADDED), ([2, 2, 4, 6], TILED)]
+    {
         let x = random(shape.iter().product(), 4);
         let (y, arg) = max_pool_forward(&x, shape, &p);
         assert_eq!(y, pool_direct(&x, shape, &p), "{shape:?}");
@@ -145,7 +152,9 @@ fn ties_go_to_the_first_maximum_in_row_major_order() {
 
 #[test]
 fn max_pool_backward_gathers_what_a_scatter_would_add() {
-    for (shape, p) in [([2, 3, 7, 7], OVERLAP), ([1, 1, 13, 11], OVERLAP), ([1, 2, 6, 5], PADDED), ([1, 1, 4, 4], TILED)] {
+    for (shape, p) in
+        [([2, 3, 7, 7], OVERLAP), ([1, 1, 13, 11], OVERLAP), ([1, 2, 6, 5], PADDED), ([1, 1, 4, 4], TILED)]
+    {
         let x = random(shape.iter().product(), 5);
         let (_, arg) = max_pool_forward(&x, shape, &p);
         let (h, w) = (shape[2], shape[3]);

@@ -53,11 +53,7 @@ impl SourceMap {
             match tok {
                 Tok::Ident(name) if matches!(toks.get(i + 1), Some((Tok::Colon, _))) => {
                     let parent = stack.last().map(|f| f.path.as_str()).unwrap_or("");
-                    let key = if parent.is_empty() {
-                        name.clone()
-                    } else {
-                        format!("{parent}.{name}")
-                    };
+                    let key = if parent.is_empty() { name.clone() } else { format!("{parent}.{name}") };
                     map.locs.entry(key.clone()).or_insert(*loc);
                     pending = Some(key);
                     i += 1;
@@ -69,15 +65,10 @@ impl SourceMap {
                     }
                 }
                 Tok::Open(c) => {
-                    let path = pending.take().unwrap_or_else(|| {
-                        stack.last().map(|f| f.path.clone()).unwrap_or_default()
-                    });
-                    stack.push(Frame {
-                        path,
-                        is_list: *c == '[',
-                        index: 0,
-                        element_recorded: false,
-                    });
+                    let path = pending
+                        .take()
+                        .unwrap_or_else(|| stack.last().map(|f| f.path.clone()).unwrap_or_default());
+                    stack.push(Frame { path, is_list: *c == '[', index: 0, element_recorded: false });
                 }
                 Tok::Close => {
                     stack.pop();
@@ -180,16 +171,10 @@ fn tokenize(src: &str) -> Vec<(Tok, Loc)> {
             };
             // Numbers and other punctuation: one token per run of value characters.
             if tok == Tok::Value {
-                while i < chars.len()
-                    && (chars[i].is_ascii_alphanumeric() || "+-._".contains(chars[i]))
-                {
+                while i < chars.len() && (chars[i].is_ascii_alphanumeric() || "+-._".contains(chars[i])) {
                     bump!();
                 }
-                if i < chars.len()
-                    && chars[i] == c
-                    && !c.is_ascii_alphanumeric()
-                    && !"+-._".contains(c)
-                {
+                if i < chars.len() && chars[i] == c && !c.is_ascii_alphanumeric() && !"+-._".contains(c) {
                     bump!();
                 }
             } else {

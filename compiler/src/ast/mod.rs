@@ -169,10 +169,7 @@ impl ParamDefaults {
     /// Weights: N(0, 0.01), the paper's; learning-rate and decay multipliers 1.
     pub fn builtin_weight() -> ParamDecl {
         ParamDecl {
-            init: Some(Init::Normal {
-                mean: 0.0,
-                std: 0.01,
-            }),
+            init: Some(Init::Normal { mean: 0.0, std: 0.01 }),
             lr_mult: Some(1.0),
             decay_mult: Some(1.0),
         }
@@ -180,11 +177,7 @@ impl ParamDefaults {
 
     /// Biases: 0; multipliers 1.
     pub fn builtin_bias() -> ParamDecl {
-        ParamDecl {
-            init: Some(Init::Constant(0.0)),
-            lr_mult: Some(1.0),
-            decay_mult: Some(1.0),
-        }
+        ParamDecl { init: Some(Init::Constant(0.0)), lr_mult: Some(1.0), decay_mult: Some(1.0) }
     }
 }
 
@@ -229,11 +222,7 @@ pub enum ScheduleDecl {
     Step { factor: f64, every_epochs: usize },
     /// Multiply by `factor` when validation error has not improved for `patience` epochs, at most
     /// `max_reductions` times.
-    Plateau {
-        factor: f64,
-        patience: usize,
-        max_reductions: usize,
-    },
+    Plateau { factor: f64, patience: usize, max_reductions: usize },
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -52,62 +52,34 @@ pub fn parse_str(text: &str, file: &str) -> Result<ParsedGraph, Diagnostic> {
     }
     // Optional fields take their value without `Some(...)`; ops take attributes directly.
     let options = ron::Options::default().with_default_extension(
-        ron::extensions::Extensions::IMPLICIT_SOME
-            | ron::extensions::Extensions::UNWRAP_VARIANT_NEWTYPES,
+        ron::extensions::Extensions::IMPLICIT_SOME | ron::extensions::Extensions::UNWRAP_VARIANT_NEWTYPES,
     );
     match options.from_str::<GraphFile>(text) {
-        Ok(graph) => Ok(ParsedGraph {
-            file: file.to_string(),
-            graph,
-            source_map: SourceMap::build(text),
-        }),
+        Ok(graph) => Ok(ParsedGraph { file: file.to_string(), graph, source_map: SourceMap::build(text) }),
         Err(e) => {
-            let loc = Loc {
-                line: e.position.line.max(1),
-                col: e.position.col.max(1),
-            };
-            Err(Diagnostic::error(describe(&e.code))
-                .at(Some(loc))
-                .help(help_for(&e.code))
-                .in_file(file))
+            let loc = Loc { line: e.position.line.max(1), col: e.position.col.max(1) };
+            Err(Diagnostic::error(describe(&e.code)).at(Some(loc)).help(help_for(&e.code)).in_file(file))
         }
     }
 }
 
 fn describe(code: &ron::Error) -> String {
     match code {
-        ron::Error::NoSuchEnumVariant {
-            expected,
-            found,
-            outer,
-        } => {
+        ron::Error::NoSuchEnumVariant { expected, found, outer } => {
             let what = match outer.as_deref().map(user_name) {
                 Some(o) => o.to_string(),
                 None => "variant".to_string(),
             };
-            format!(
-                "unknown {what} `{found}`; expected one of: {}",
-                expected.join(", ")
-            )
+            format!("unknown {what} `{found}`; expected one of: {}", expected.join(", "))
         }
-        ron::Error::NoSuchStructField {
-            expected,
-            found,
-            outer,
-        } => format!(
+        ron::Error::NoSuchStructField { expected, found, outer } => format!(
             "unknown attribute `{found}`{}; expected one of: {}",
-            outer
-                .as_deref()
-                .map(|o| format!(" for `{}`", user_name(o)))
-                .unwrap_or_default(),
+            outer.as_deref().map(|o| format!(" for `{}`", user_name(o))).unwrap_or_default(),
             expected.join(", ")
         ),
         ron::Error::MissingStructField { field, outer } => format!(
             "missing attribute `{field}`{}",
-            outer
-                .as_deref()
-                .map(|o| format!(" in `{}`", user_name(o)))
-                .unwrap_or_default()
+            outer.as_deref().map(|o| format!(" in `{}`", user_name(o))).unwrap_or_default()
         ),
         other => format!("syntax error: {other}"),
     }
@@ -161,11 +133,6 @@ fn help_for(code: &ron::Error) -> String {
 pub(crate) fn loc_of_offset(text: &str, offset: usize) -> Loc {
     let before = &text[..offset];
     let line = before.matches('\n').count() + 1;
-    let col = before
-        .rsplit('\n')
-        .next()
-        .map(|l| l.chars().count())
-        .unwrap_or(0)
-        + 1;
+    let col = before.rsplit('\n').next().map(|l| l.chars().count()).unwrap_or(0) + 1;
     Loc { line, col }
 }

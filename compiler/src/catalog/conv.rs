@@ -3,8 +3,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::{
-    expect_rank, tiling_warning, window_out, Cost, FusionClass, GradCtx, Inferred, Op, OpDef,
-    ShapeError,
+    expect_rank, tiling_warning, window_out, Cost, FusionClass, GradCtx, Inferred, Op, OpDef, ShapeError,
 };
 use crate::ir::{DType, TensorType, ValueRef};
 
@@ -90,10 +89,7 @@ impl OpDef for Conv2d {
             warnings.extend(tiling_warning("width", w, a.kernel, a.stride, a.padding));
         }
         Ok(Inferred {
-            outputs: vec![TensorType::batched(
-                DType::F32,
-                vec![a.out_channels, oh, ow],
-            )],
+            outputs: vec![TensorType::batched(DType::F32, vec![a.out_channels, oh, ow])],
             warnings,
         })
     }
@@ -109,19 +105,14 @@ impl OpDef for Conv2d {
     fn cost(&self, inputs: &[&TensorType], outputs: &[TensorType]) -> Cost {
         let c = inputs[0].dims[0];
         let k = self.0.kernel;
-        Cost {
-            macs: (outputs[0].elements_per_sample() * (c / self.0.groups) * k * k) as u64,
-        }
+        Cost { macs: (outputs[0].elements_per_sample() * (c / self.0.groups) * k * k) as u64 }
     }
     fn gradient(&self, ctx: &mut GradCtx<'_>) -> Result<Vec<Option<ValueRef>>, String> {
         let dy = ctx.dy(0)?;
         let (x, w) = (ctx.input(0), ctx.input(1));
         let x_dims = ctx.graph.value_type(x).unwrap().dims.clone();
         let dx = if ctx.wants(0) {
-            let op = Conv2dBackwardData {
-                attrs: self.0.clone(),
-                input_hw: [x_dims[1], x_dims[2]],
-            };
+            let op = Conv2dBackwardData { attrs: self.0.clone(), input_hw: [x_dims[1], x_dims[2]] };
             Some(ctx.emit("grad_input", Op::Conv2dBackwardData(op), &[dy, w])?)
         } else {
             None
@@ -150,12 +141,7 @@ impl OpDef for Conv2dBackwardData {
         Some(2)
     }
     fn attrs(&self) -> String {
-        format!(
-            "{} in={}x{}",
-            self.attrs.text(),
-            self.input_hw[0],
-            self.input_hw[1]
-        )
+        format!("{} in={}x{}", self.attrs.text(), self.input_hw[0], self.input_hw[1])
     }
     fn infer(&self, inputs: &[&TensorType]) -> Result<Inferred, ShapeError> {
         let (dy, w) = (inputs[0], inputs[1]);
@@ -172,20 +158,14 @@ impl OpDef for Conv2dBackwardData {
                 "internal: the backward graph is inconsistent",
             ));
         }
-        Ok(vec![TensorType::batched(
-            DType::F32,
-            vec![w.dims[1] * a.groups, h, wd],
-        )]
-        .into())
+        Ok(vec![TensorType::batched(DType::F32, vec![w.dims[1] * a.groups, h, wd])].into())
     }
     fn fusion_class(&self) -> FusionClass {
         FusionClass::OutElementwiseFusable
     }
     fn cost(&self, inputs: &[&TensorType], _: &[TensorType]) -> Cost {
         let w = inputs[1];
-        Cost {
-            macs: (inputs[0].elements_per_sample() * w.dims[1] * w.dims[2] * w.dims[3]) as u64,
-        }
+        Cost { macs: (inputs[0].elements_per_sample() * w.dims[1] * w.dims[2] * w.dims[3]) as u64 }
     }
 }
 
@@ -220,8 +200,6 @@ impl OpDef for Conv2dBackwardWeight {
         // As many multiply-adds as the forward convolution: each pairs one input with one dy.
         let a = &self.0;
         let per_output = (inputs[0].dims[0] / a.groups) * a.kernel * a.kernel;
-        Cost {
-            macs: (inputs[1].elements_per_sample() * per_output) as u64,
-        }
+        Cost { macs: (inputs[1].elements_per_sample() * per_output) as u64 }
     }
 }

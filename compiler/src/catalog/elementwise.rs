@@ -9,10 +9,7 @@ fn same_as_first(inputs: &[&TensorType], what: &str) -> Result<Inferred, ShapeEr
     for t in &inputs[1..] {
         if t != &inputs[0] {
             return Err(ShapeError::new(
-                format!(
-                    "{what} needs inputs of one shape, got {} and {t}",
-                    inputs[0]
-                ),
+                format!("{what} needs inputs of one shape, got {} and {t}", inputs[0]),
                 "make both inputs the same shape",
             ));
         }
@@ -42,11 +39,7 @@ impl OpDef for Relu {
     }
     fn gradient(&self, ctx: &mut GradCtx<'_>) -> Result<Vec<Option<ValueRef>>, String> {
         let (dy, y) = (ctx.dy(0)?, ctx.output(0));
-        Ok(vec![Some(ctx.emit(
-            "grad",
-            Op::ReluGrad(ReluGrad),
-            &[dy, y],
-        )?)])
+        Ok(vec![Some(ctx.emit("grad", Op::ReluGrad(ReluGrad), &[dy, y])?)])
     }
 }
 
@@ -193,11 +186,7 @@ impl OpDef for Dropout {
         Some(1)
     }
     fn attrs(&self) -> String {
-        format!(
-            "rate={}{}",
-            self.rate,
-            if self.training { " training" } else { "" }
-        )
+        format!("rate={}{}", self.rate, if self.training { " training" } else { "" })
     }
     fn infer(&self, inputs: &[&TensorType]) -> Result<Inferred, ShapeError> {
         if !(0.0..1.0).contains(&self.rate) {
@@ -227,10 +216,7 @@ impl OpDef for Dropout {
         !self.training
     }
     fn gradient(&self, ctx: &mut GradCtx<'_>) -> Result<Vec<Option<ValueRef>>, String> {
-        ctx.set_forward_op(Op::Dropout(Dropout {
-            rate: self.rate,
-            training: true,
-        }))?;
+        ctx.set_forward_op(Op::Dropout(Dropout { rate: self.rate, training: true }))?;
         let (dy, mask) = (ctx.dy(0)?, ctx.output(1));
         let op = Op::DropoutGrad(DropoutGrad { rate: self.rate });
         Ok(vec![Some(ctx.emit("grad", op, &[dy, mask])?)])

@@ -30,11 +30,7 @@ pub struct FusedOp {
 impl FusedOp {
     /// `conv2d+bias_add+relu` and the like.
     pub fn pattern(&self) -> String {
-        self.steps
-            .iter()
-            .map(|s| s.op.def().name())
-            .collect::<Vec<_>>()
-            .join("+")
+        self.steps.iter().map(|s| s.op.def().name()).collect::<Vec<_>>().join("+")
     }
 
     fn arity_count(&self) -> usize {
@@ -92,15 +88,8 @@ impl OpDef for FusedOp {
     }
     fn infer(&self, inputs: &[&TensorType]) -> Result<Inferred, ShapeError> {
         let steps = self.step_types(inputs)?;
-        let outputs = self
-            .outputs
-            .iter()
-            .map(|&(s, p)| steps[s].outputs[p as usize].clone())
-            .collect();
-        Ok(Inferred {
-            outputs,
-            warnings: Vec::new(),
-        })
+        let outputs = self.outputs.iter().map(|&(s, p)| steps[s].outputs[p as usize].clone()).collect();
+        Ok(Inferred { outputs, warnings: Vec::new() })
     }
     fn fusion_class(&self) -> FusionClass {
         self.steps[0].op.def().fusion_class()

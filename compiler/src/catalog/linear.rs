@@ -40,10 +40,7 @@ impl OpDef for Linear {
             }
         }
         if self.out_features == 0 {
-            return Err(ShapeError::new(
-                "out_features is 0",
-                "use at least one output feature",
-            ));
+            return Err(ShapeError::new("out_features is 0", "use at least one output feature"));
         }
         if let Some(w) = inputs.get(1) {
             if w.dims != [self.out_features, x.dims[0]] {
@@ -66,27 +63,17 @@ impl OpDef for Linear {
         FusionClass::OutElementwiseFusable
     }
     fn cost(&self, inputs: &[&TensorType], _: &[TensorType]) -> Cost {
-        Cost {
-            macs: (inputs[0].dims[0] * self.out_features) as u64,
-        }
+        Cost { macs: (inputs[0].dims[0] * self.out_features) as u64 }
     }
     fn gradient(&self, ctx: &mut GradCtx<'_>) -> Result<Vec<Option<ValueRef>>, String> {
         let dy = ctx.dy(0)?;
         let (x, w) = (ctx.input(0), ctx.input(1));
         let dx = if ctx.wants(0) {
-            Some(ctx.emit(
-                "grad_input",
-                Op::LinearBackwardData(LinearBackwardData),
-                &[dy, w],
-            )?)
+            Some(ctx.emit("grad_input", Op::LinearBackwardData(LinearBackwardData), &[dy, w])?)
         } else {
             None
         };
-        let dw = ctx.emit(
-            "grad_weight",
-            Op::LinearBackwardWeight(LinearBackwardWeight),
-            &[x, dy],
-        )?;
+        let dw = ctx.emit("grad_weight", Op::LinearBackwardWeight(LinearBackwardWeight), &[x, dy])?;
         Ok(vec![dx, Some(dw)])
     }
 }
@@ -109,9 +96,7 @@ impl OpDef for LinearBackwardData {
         FusionClass::OutElementwiseFusable
     }
     fn cost(&self, inputs: &[&TensorType], _: &[TensorType]) -> Cost {
-        Cost {
-            macs: (inputs[1].dims[0] * inputs[1].dims[1]) as u64,
-        }
+        Cost { macs: (inputs[1].dims[0] * inputs[1].dims[1]) as u64 }
     }
 }
 
@@ -127,18 +112,12 @@ impl OpDef for LinearBackwardWeight {
         Some(2)
     }
     fn infer(&self, inputs: &[&TensorType]) -> Result<Inferred, ShapeError> {
-        Ok(vec![TensorType::fixed(
-            DType::F32,
-            vec![inputs[1].dims[0], inputs[0].dims[0]],
-        )]
-        .into())
+        Ok(vec![TensorType::fixed(DType::F32, vec![inputs[1].dims[0], inputs[0].dims[0]])].into())
     }
     fn fusion_class(&self) -> FusionClass {
         FusionClass::OutElementwiseFusable
     }
     fn cost(&self, inputs: &[&TensorType], _: &[TensorType]) -> Cost {
-        Cost {
-            macs: (inputs[0].dims[0] * inputs[1].dims[0]) as u64,
-        }
+        Cost { macs: (inputs[0].dims[0] * inputs[1].dims[0]) as u64 }
     }
 }

@@ -31,10 +31,7 @@ impl Lrn {
             LrnConvention::Paper => "paper",
             LrnConvention::Caffe => "caffe",
         };
-        format!(
-            "size={} alpha={} beta={} k={} convention={conv}",
-            self.size, self.alpha, self.beta, self.k
-        )
+        format!("size={} alpha={} beta={} k={} convention={conv}", self.size, self.alpha, self.beta, self.k)
     }
 }
 
@@ -69,11 +66,7 @@ impl OpDef for Lrn {
     }
     fn gradient(&self, ctx: &mut GradCtx<'_>) -> Result<Vec<Option<ValueRef>>, String> {
         let (x, y, dy) = (ctx.input(0), ctx.output(0), ctx.dy(0)?);
-        Ok(vec![Some(ctx.emit(
-            "grad",
-            Op::LrnGrad(LrnGrad(self.clone())),
-            &[x, y, dy],
-        )?)])
+        Ok(vec![Some(ctx.emit("grad", Op::LrnGrad(LrnGrad(self.clone())), &[x, y, dy])?)])
     }
 }
 

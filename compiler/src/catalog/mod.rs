@@ -140,10 +140,7 @@ pub struct ShapeError {
 
 impl ShapeError {
     pub fn new(message: impl Into<String>, help: impl Into<String>) -> Self {
-        ShapeError {
-            message: message.into(),
-            help: help.into(),
-        }
+        ShapeError { message: message.into(), help: help.into() }
     }
 }
 
@@ -156,10 +153,7 @@ pub struct Inferred {
 
 impl From<Vec<TensorType>> for Inferred {
     fn from(outputs: Vec<TensorType>) -> Self {
-        Inferred {
-            outputs,
-            warnings: Vec::new(),
-        }
+        Inferred { outputs, warnings: Vec::new() }
     }
 }
 
@@ -239,20 +233,16 @@ impl GradCtx<'_> {
     }
 
     pub fn output(&self, port: u8) -> ValueRef {
-        ValueRef {
-            node: self.node,
-            port,
-        }
+        ValueRef { node: self.node, port }
     }
 
     /// The gradient flowing into output `port`.
     pub fn dy(&self, port: usize) -> Result<ValueRef, String> {
-        self.out_grads.get(port).copied().flatten().ok_or_else(|| {
-            format!(
-                "no gradient reaches output {port} of `{}`",
-                self.graph.g[self.node].name
-            )
-        })
+        self.out_grads
+            .get(port)
+            .copied()
+            .flatten()
+            .ok_or_else(|| format!("no gradient reaches output {port} of `{}`", self.graph.g[self.node].name))
     }
 
     pub fn node_name(&self) -> String {
@@ -261,11 +251,8 @@ impl GradCtx<'_> {
 
     /// Replaces the forward op (a rule that needs more saved outputs, such as argmax indices).
     pub fn set_forward_op(&mut self, op: Op) -> Result<(), String> {
-        let ins: Vec<TensorType> = self
-            .inputs
-            .iter()
-            .map(|v| self.graph.value_type(*v).cloned().unwrap())
-            .collect();
+        let ins: Vec<TensorType> =
+            self.inputs.iter().map(|v| self.graph.value_type(*v).cloned().unwrap()).collect();
         let refs: Vec<&TensorType> = ins.iter().collect();
         let inferred = op.def().infer(&refs).map_err(|e| e.message)?;
         let node = &mut self.graph.g[self.node];
@@ -306,12 +293,7 @@ pub(crate) fn expect_rank(t: &TensorType, rank: usize, what: &str) -> Result<(),
 }
 
 /// Output length of a sliding window; `Err` when the window does not fit.
-pub(crate) fn window_out(
-    input: usize,
-    kernel: usize,
-    stride: usize,
-    padding: usize,
-) -> Option<usize> {
+pub(crate) fn window_out(input: usize, kernel: usize, stride: usize, padding: usize) -> Option<usize> {
     let padded = input + 2 * padding;
     if kernel > padded || stride == 0 {
         None

@@ -2,9 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::{
-    expect_rank, tiling_warning, window_out, FusionClass, GradCtx, Inferred, Op, OpDef, ShapeError,
-};
+use super::{expect_rank, tiling_warning, window_out, FusionClass, GradCtx, Inferred, Op, OpDef, ShapeError};
 use crate::ir::{DType, TensorType, ValueRef};
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -36,41 +34,27 @@ impl OpDef for MaxPool {
         Some(1)
     }
     fn attrs(&self) -> String {
-        format!(
-            "{}{}",
-            self.attrs.text(),
-            if self.argmax { " argmax" } else { "" }
-        )
+        format!("{}{}", self.attrs.text(), if self.argmax { " argmax" } else { "" })
     }
     fn infer(&self, inputs: &[&TensorType]) -> Result<Inferred, ShapeError> {
         let x = inputs[0];
         expect_rank(x, 3, "max_pool")?;
         let a = &self.attrs;
         if a.stride == 0 || a.kernel == 0 {
-            return Err(ShapeError::new(
-                "stride and kernel must be at least 1",
-                "use stride 2, kernel 3",
-            ));
+            return Err(ShapeError::new("stride and kernel must be at least 1", "use stride 2, kernel 3"));
         }
         if 2 * a.padding > a.kernel {
             return Err(ShapeError::new(
-                format!(
-                    "padding {} is more than half the kernel {}",
-                    a.padding, a.kernel
-                ),
+                format!("padding {} is more than half the kernel {}", a.padding, a.kernel),
                 "a window made mostly of padding has no maximum; use padding <= kernel / 2",
             ));
         }
         let (c, h, w) = (x.dims[0], x.dims[1], x.dims[2]);
-        let (Some(oh), Some(ow)) = (
-            window_out(h, a.kernel, a.stride, a.padding),
-            window_out(w, a.kernel, a.stride, a.padding),
-        ) else {
+        let (Some(oh), Some(ow)) =
+            (window_out(h, a.kernel, a.stride, a.padding), window_out(w, a.kernel, a.stride, a.padding))
+        else {
             return Err(ShapeError::new(
-                format!(
-                    "the {0}x{0} window is larger than its {h}x{w} input",
-                    a.kernel
-                ),
+                format!("the {0}x{0} window is larger than its {h}x{w} input", a.kernel),
                 "use a smaller kernel or pool earlier in the network",
             ));
         };
@@ -90,22 +74,12 @@ impl OpDef for MaxPool {
         FusionClass::Opaque
     }
     fn gradient(&self, ctx: &mut GradCtx<'_>) -> Result<Vec<Option<ValueRef>>, String> {
-        ctx.set_forward_op(Op::MaxPool(MaxPool {
-            attrs: self.attrs.clone(),
-            argmax: true,
-        }))?;
+        ctx.set_forward_op(Op::MaxPool(MaxPool { attrs: self.attrs.clone(), argmax: true }))?;
         let x = ctx.input(0);
         let dims = ctx.graph.value_type(x).unwrap().dims.clone();
         let (dy, argmax) = (ctx.dy(0)?, ctx.output(1));
-        let op = MaxPoolGrad {
-            attrs: self.attrs.clone(),
-            input_hw: [dims[1], dims[2]],
-        };
-        Ok(vec![Some(ctx.emit(
-            "grad",
-            Op::MaxPoolGrad(op),
-            &[dy, argmax],
-        )?)])
+        let op = MaxPoolGrad { attrs: self.attrs.clone(), input_hw: [dims[1], dims[2]] };
+        Ok(vec![Some(ctx.emit("grad", Op::MaxPoolGrad(op), &[dy, argmax])?)])
     }
 }
 
@@ -125,20 +99,11 @@ impl OpDef for MaxPoolGrad {
         Some(2)
     }
     fn attrs(&self) -> String {
-        format!(
-            "{} in={}x{}",
-            self.attrs.text(),
-            self.input_hw[0],
-            self.input_hw[1]
-        )
+        format!("{} in={}x{}", self.attrs.text(), self.input_hw[0], self.input_hw[1])
     }
     fn infer(&self, inputs: &[&TensorType]) -> Result<Inferred, ShapeError> {
         let c = inputs[0].dims[0];
-        Ok(vec![TensorType::batched(
-            DType::F32,
-            vec![c, self.input_hw[0], self.input_hw[1]],
-        )]
-        .into())
+        Ok(vec![TensorType::batched(DType::F32, vec![c, self.input_hw[0], self.input_hw[1]])].into())
     }
     fn fusion_class(&self) -> FusionClass {
         FusionClass::OutElementwiseFusable

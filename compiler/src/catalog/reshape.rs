@@ -18,11 +18,7 @@ impl OpDef for Flatten {
     }
     fn infer(&self, inputs: &[&TensorType]) -> Result<Inferred, ShapeError> {
         let x = inputs[0];
-        Ok(vec![TensorType {
-            dims: vec![x.elements_per_sample()],
-            ..x.clone()
-        }]
-        .into())
+        Ok(vec![TensorType { dims: vec![x.elements_per_sample()], ..x.clone() }].into())
     }
     fn fusion_class(&self) -> FusionClass {
         FusionClass::Injective
@@ -33,11 +29,7 @@ impl OpDef for Flatten {
     fn gradient(&self, ctx: &mut GradCtx<'_>) -> Result<Vec<Option<ValueRef>>, String> {
         let dims = ctx.graph.value_type(ctx.input(0)).unwrap().dims.clone();
         let dy = ctx.dy(0)?;
-        Ok(vec![Some(ctx.emit(
-            "grad",
-            Op::Reshape(Reshape { dims }),
-            &[dy],
-        )?)])
+        Ok(vec![Some(ctx.emit("grad", Op::Reshape(Reshape { dims }), &[dy])?)])
     }
 }
 
@@ -65,11 +57,7 @@ impl OpDef for Reshape {
                 "keep the element count",
             ));
         }
-        Ok(vec![TensorType {
-            dims: self.dims.clone(),
-            ..x.clone()
-        }]
-        .into())
+        Ok(vec![TensorType { dims: self.dims.clone(), ..x.clone() }].into())
     }
     fn fusion_class(&self) -> FusionClass {
         FusionClass::Injective

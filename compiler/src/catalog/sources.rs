@@ -22,11 +22,7 @@ impl OpDef for Input {
         Some(0)
     }
     fn infer(&self, _: &[&TensorType]) -> Result<Inferred, ShapeError> {
-        Ok(vec![TensorType::batched(
-            DType::F32,
-            vec![self.channels, self.height, self.width],
-        )]
-        .into())
+        Ok(vec![TensorType::batched(DType::F32, vec![self.channels, self.height, self.width])].into())
     }
     fn fusion_class(&self) -> FusionClass {
         FusionClass::Opaque
@@ -103,10 +99,7 @@ impl OpDef for Param {
             Init::Uniform { low, high } => format!("uniform({low}, {high})"),
             Init::KaimingUniform => "kaiming_uniform".into(),
         };
-        format!(
-            "init={init} lr_mult={} decay_mult={} fan_in={}",
-            self.lr_mult, self.decay_mult, self.fan_in
-        )
+        format!("init={init} lr_mult={} decay_mult={} fan_in={}", self.lr_mult, self.decay_mult, self.fan_in)
     }
     fn infer(&self, _: &[&TensorType]) -> Result<Inferred, ShapeError> {
         Ok(vec![TensorType::fixed(DType::F32, self.shape.clone())].into())

@@ -9,10 +9,7 @@ use super::{Graph, Phase};
 pub fn to_dot(graph: &Graph) -> String {
     let mut out = String::new();
     let _ = writeln!(out, "digraph \"{}\" {{", escape(&graph.name));
-    let _ = writeln!(
-        out,
-        "  rankdir=TB;\n  node [shape=box, fontname=\"monospace\", fontsize=10];"
-    );
+    let _ = writeln!(out, "  rankdir=TB;\n  node [shape=box, fontname=\"monospace\", fontsize=10];");
     for n in graph.node_indices() {
         let node = &graph.g[n];
         let def = node.op.def();
@@ -37,13 +34,7 @@ pub fn to_dot(graph: &Graph) -> String {
             .get(e.weight().src_port as usize)
             .map(|t| t.to_string())
             .unwrap_or_default();
-        let _ = writeln!(
-            out,
-            "  n{} -> n{} [label=\"{}\"];",
-            e.source().index(),
-            e.target().index(),
-            ty
-        );
+        let _ = writeln!(out, "  n{} -> n{} [label=\"{}\"];", e.source().index(), e.target().index(), ty);
     }
     out.push_str("}\n");
     out

@@ -48,19 +48,11 @@ pub struct TensorType {
 
 impl TensorType {
     pub fn batched(dtype: DType, dims: Vec<usize>) -> Self {
-        TensorType {
-            dtype,
-            batched: true,
-            dims,
-        }
+        TensorType { dtype, batched: true, dims }
     }
 
     pub fn fixed(dtype: DType, dims: Vec<usize>) -> Self {
-        TensorType {
-            dtype,
-            batched: false,
-            dims,
-        }
+        TensorType { dtype, batched: false, dims }
     }
 
     /// Elements per sample (or in all, when not batched).
@@ -77,10 +69,7 @@ impl TensorType {
     }
 
     pub fn with_dtype(&self, dtype: DType) -> Self {
-        TensorType {
-            dtype,
-            ..self.clone()
-        }
+        TensorType { dtype, ..self.clone() }
     }
 }
 
@@ -183,14 +172,7 @@ impl Graph {
     }
 
     pub fn connect(&mut self, from: ValueRef, to: NodeIndex, dst_port: u8) {
-        self.g.add_edge(
-            from.node,
-            to,
-            Edge {
-                src_port: from.port,
-                dst_port,
-            },
-        );
+        self.g.add_edge(from.node, to, Edge { src_port: from.port, dst_port });
     }
 
     /// The values a node reads, in input-port order.
@@ -198,15 +180,7 @@ impl Graph {
         let mut ins: Vec<(u8, ValueRef)> = self
             .g
             .edges_directed(n, Direction::Incoming)
-            .map(|e| {
-                (
-                    e.weight().dst_port,
-                    ValueRef {
-                        node: e.source(),
-                        port: e.weight().src_port,
-                    },
-                )
-            })
+            .map(|e| (e.weight().dst_port, ValueRef { node: e.source(), port: e.weight().src_port }))
             .collect();
         ins.sort_by_key(|(p, _)| *p);
         ins.into_iter().map(|(_, v)| v).collect()
@@ -244,10 +218,7 @@ impl Graph {
         let mut vs = Vec::new();
         for n in self.node_indices() {
             for p in 0..self.g[n].outputs.len() {
-                vs.push(ValueRef {
-                    node: n,
-                    port: p as u8,
-                });
+                vs.push(ValueRef { node: n, port: p as u8 });
             }
         }
         vs
@@ -267,11 +238,8 @@ impl Graph {
             .into_iter()
             .map(|n| (n, self.g.neighbors_directed(n, Direction::Incoming).count()))
             .collect();
-        let mut ready: std::collections::BTreeSet<NodeIndex> = indeg
-            .iter()
-            .filter(|(_, d)| **d == 0)
-            .map(|(n, _)| *n)
-            .collect();
+        let mut ready: std::collections::BTreeSet<NodeIndex> =
+            indeg.iter().filter(|(_, d)| **d == 0).map(|(n, _)| *n).collect();
         let mut order = Vec::new();
         while let Some(n) = ready.pop_first() {
             order.push(n);
@@ -293,9 +261,6 @@ impl Graph {
 
     /// Nodes that are computed each step (not parameters, optimizer state or fed inputs).
     pub fn compute_nodes(&self) -> Vec<NodeIndex> {
-        self.node_indices()
-            .into_iter()
-            .filter(|&n| !self.g[n].op.def().is_source())
-            .collect()
+        self.node_indices().into_iter().filter(|&n| !self.g[n].op.def().is_source()).collect()
     }
 }

@@ -9,11 +9,7 @@ use super::{Graph, Phase};
 pub fn print_graph(graph: &Graph, after: &str) -> String {
     let mut out = String::new();
     let _ = writeln!(out, "graph {} // after {after}", graph.name);
-    let order = if graph.schedule.is_empty() {
-        graph.topo_order()
-    } else {
-        graph.schedule.clone()
-    };
+    let order = if graph.schedule.is_empty() { graph.topo_order() } else { graph.schedule.clone() };
     let is_source = |n: &petgraph::stable_graph::NodeIndex| graph.g[*n].op.def().is_source();
     let sources: Vec<_> = graph.node_indices().into_iter().filter(is_source).collect();
     let computed: Vec<_> = order.into_iter().filter(|n| !is_source(n)).collect();
@@ -34,20 +30,10 @@ pub fn print_graph(graph: &Graph, after: &str) -> String {
         }
         let def = node.op.def();
         let lhs = (0..node.outputs.len().max(1))
-            .map(|p| {
-                if p == 0 {
-                    node.name.clone()
-                } else {
-                    format!("{}:{p}", node.name)
-                }
-            })
+            .map(|p| if p == 0 { node.name.clone() } else { format!("{}:{p}", node.name) })
             .collect::<Vec<_>>()
             .join(", ");
-        let ins: Vec<String> = graph
-            .inputs(*n)
-            .iter()
-            .map(|v| graph.value_name(*v))
-            .collect();
+        let ins: Vec<String> = graph.inputs(*n).iter().map(|v| graph.value_name(*v)).collect();
         let _ = write!(out, "  {lhs} = {}({})", def.name(), ins.join(", "));
         let attrs = def.attrs();
         if !attrs.is_empty() {

@@ -19,25 +19,11 @@ pub(crate) fn emit_node(
 ) -> Result<ValueRef, String> {
     let types: Vec<_> = inputs
         .iter()
-        .map(|v| {
-            graph
-                .value_type(*v)
-                .cloned()
-                .ok_or_else(|| format!("`{name}` reads an untyped value"))
-        })
+        .map(|v| graph.value_type(*v).cloned().ok_or_else(|| format!("`{name}` reads an untyped value")))
         .collect::<Result<_, _>>()?;
     let refs: Vec<_> = types.iter().collect();
-    let inferred = op
-        .def()
-        .infer(&refs)
-        .map_err(|e| format!("`{name}`: {}", e.message))?;
-    let n = graph.add_node(Node {
-        name,
-        op,
-        outputs: inferred.outputs,
-        phase,
-        loc: None,
-    });
+    let inferred = op.def().infer(&refs).map_err(|e| format!("`{name}`: {}", e.message))?;
+    let n = graph.add_node(Node { name, op, outputs: inferred.outputs, phase, loc: None });
     for (port, v) in inputs.iter().enumerate() {
         graph.connect(*v, n, port as u8);
     }
@@ -78,10 +64,7 @@ fn derive(graph: &mut Graph) -> Result<(), String> {
         let ports = graph.g[n].outputs.len();
         let mut out_grads = Vec::with_capacity(ports);
         for port in 0..ports {
-            let v = ValueRef {
-                node: n,
-                port: port as u8,
-            };
+            let v = ValueRef { node: n, port: port as u8 };
             out_grads.push(sum_of(graph, contributions.remove(&v).unwrap_or_default())?);
         }
         if !is_loss && out_grads.iter().all(Option::is_none) {
@@ -103,45 +86,26 @@ fn derive(graph: &mut Graph) -> Result<(), String> {
 
     // One update per parameter.
     let OptimizerDecl::Sgd { .. } = graph.spec.optimizer;
-    let params: Vec<_> = graph
-        .node_indices()
-        .into_iter()
-        .filter(|&n| matches!(graph.g[n].op, Op::Param(_)))
-        .collect();
+    let params: Vec<_> =
+        graph.node_indices().into_iter().filter(|&n| matches!(graph.g[n].op, Op::Param(_))).collect();
     for p in params {
         let v = ValueRef { node: p, port: 0 };
         let Some(grad) = sum_of(graph, contributions.remove(&v).unwrap_or_default())? else {
             continue; // a parameter that does not reach the loss
         };
-        let Op::Param(param) = graph.g[p].op.clone() else {
-            unreachable!()
-        };
+        let Op::Param(param) = graph.g[p].op.clone() else { unreachable!() };
         let name = graph.g[p].name.clone();
         let momentum = graph.add_node(Node {
             name: format!("{name}.momentum"),
-            op: Op::State(State {
-                shape: param.shape.clone(),
-            }),
+            op: Op::State(State { shape: param.shape.clone() }),
             outputs: Vec::new(),
             phase: Phase::Update,
             loc: None,
         });
         graph.g[momentum].outputs = graph.g[momentum].op.def().infer(&[]).unwrap().outputs;
-        let op = Op::SgdUpdate(SgdUpdate {
-            lr_mult: param.lr_mult,
-            decay_mult: param.decay_mult,
-        });
-        let m = ValueRef {
-            node: momentum,
-            port: 0,
-        };
-        emit_node(
-            graph,
-            format!("{name}/update"),
-            op,
-            &[v, grad, m],
-            Phase::Update,
-        )?;
+        let op = Op::SgdUpdate(SgdUpdate { lr_mult: param.lr_mult, decay_mult: param.decay_mult });
+        let m = ValueRef { node: momentum, port: 0 };
+        emit_node(graph, format!("{name}/update"), op, &[v, grad, m], Phase::Update)?;
     }
     Ok(())
 }

@@ -5,8 +5,8 @@ use std::collections::HashMap;
 
 use crate::ast::{self, Init, NodeDecl, OpDecl, ParamDecl, ParsedGraph};
 use crate::catalog::{
-    Add, BiasAdd, Conv2d, ConvAttrs, Dropout, Flatten, Input, Labels, Linear, Lrn, MaxPool, Op,
-    Param, ParamRole, PoolAttrs, Relu, SoftmaxCrossEntropy,
+    Add, BiasAdd, Conv2d, ConvAttrs, Dropout, Flatten, Input, Labels, Linear, Lrn, MaxPool, Op, Param,
+    ParamRole, PoolAttrs, Relu, SoftmaxCrossEntropy,
 };
 use crate::diag::{Diagnostic, Diagnostics};
 use crate::ir::{Graph, Layer, Node, Phase, TrainingSpec, ValueRef};
@@ -35,11 +35,7 @@ pub fn build(parsed: &ParsedGraph) -> (Graph, Diagnostics) {
     let input = &file.input;
     let input_node = graph.add_node(Node {
         name: input.name.clone(),
-        op: Op::Input(Input {
-            channels: input.channels,
-            height: input.height,
-            width: input.width,
-        }),
+        op: Op::Input(Input { channels: input.channels, height: input.height, width: input.width }),
         outputs: Vec::new(),
         phase: Phase::Forward,
         loc: map.get("input"),
@@ -51,19 +47,15 @@ pub fn build(parsed: &ParsedGraph) -> (Graph, Diagnostics) {
         let loc = map.find(&[&format!("nodes[{i}].name"), &format!("nodes[{i}]")]);
         if decl.name == input.name {
             diags.push(
-                Diagnostic::error(format!(
-                    "node name `{}` is already the input's name",
-                    decl.name
-                ))
-                .at(loc)
-                .node(&decl.name)
-                .help("rename the node; every name in a graph file must be unique"),
+                Diagnostic::error(format!("node name `{}` is already the input's name", decl.name))
+                    .at(loc)
+                    .node(&decl.name)
+                    .help("rename the node; every name in a graph file must be unique"),
             );
         } else if let Some(&first) = names.get(decl.name.as_str()) {
             let first_loc = map.get(&format!("nodes[{first}]"));
-            let where_first = first_loc
-                .map(|l| format!(" (first declared at line {})", l.line))
-                .unwrap_or_default();
+            let where_first =
+                first_loc.map(|l| format!(" (first declared at line {})", l.line)).unwrap_or_default();
             diags.push(
                 Diagnostic::error(format!("duplicate node name `{}`{where_first}", decl.name))
                     .at(loc)
@@ -75,13 +67,10 @@ pub fn build(parsed: &ParsedGraph) -> (Graph, Diagnostics) {
         }
         if ["labels", "loss"].contains(&decl.name.as_str()) {
             diags.push(
-                Diagnostic::error(format!(
-                    "`{}` is a name the compiler gives its own node",
-                    decl.name
-                ))
-                .at(loc)
-                .node(&decl.name)
-                .help("rename the node; `labels` and `loss` are reserved"),
+                Diagnostic::error(format!("`{}` is a name the compiler gives its own node", decl.name))
+                    .at(loc)
+                    .node(&decl.name)
+                    .help("rename the node; `labels` and `loss` are reserved"),
             );
         }
         if decl.name.contains(['.', '/', ':']) {
@@ -103,13 +92,7 @@ pub fn build(parsed: &ParsedGraph) -> (Graph, Diagnostics) {
 
     // Create each layer's nodes; remember the value each layer outputs.
     let mut outputs: HashMap<String, ValueRef> = HashMap::new();
-    outputs.insert(
-        input.name.clone(),
-        ValueRef {
-            node: input_node,
-            port: 0,
-        },
-    );
+    outputs.insert(input.name.clone(), ValueRef { node: input_node, port: 0 });
     let mut heads = Vec::new();
     for (i, decl) in file.nodes.iter().enumerate() {
         if names.get(decl.name.as_str()) != Some(&i) {
@@ -150,10 +133,7 @@ pub fn build(parsed: &ParsedGraph) -> (Graph, Diagnostics) {
                 None => diags.push(unknown_name(
                     input_name,
                     &outputs,
-                    map.find(&[
-                        &format!("nodes[{i}].inputs[{port}]"),
-                        &format!("nodes[{i}].inputs"),
-                    ]),
+                    map.find(&[&format!("nodes[{i}].inputs[{port}]"), &format!("nodes[{i}].inputs")]),
                     &decl.name,
                 )),
             }
@@ -167,36 +147,22 @@ pub fn build(parsed: &ParsedGraph) -> (Graph, Diagnostics) {
         Some(&v) => {
             let labels = graph.add_node(Node {
                 name: "labels".into(),
-                op: Op::Labels(Labels {
-                    classes: file.classes,
-                }),
+                op: Op::Labels(Labels { classes: file.classes }),
                 outputs: Vec::new(),
                 phase: Phase::Forward,
                 loc: None,
             });
             let loss = graph.add_node(Node {
                 name: "loss".into(),
-                op: Op::SoftmaxCrossEntropy(SoftmaxCrossEntropy {
-                    classes: file.classes,
-                }),
+                op: Op::SoftmaxCrossEntropy(SoftmaxCrossEntropy { classes: file.classes }),
                 outputs: Vec::new(),
                 phase: Phase::Forward,
                 loc: loss_loc,
             });
             graph.connect(v, loss, 0);
-            graph.connect(
-                ValueRef {
-                    node: labels,
-                    port: 0,
-                },
-                loss,
-                1,
-            );
+            graph.connect(ValueRef { node: labels, port: 0 }, loss, 1);
             graph.logits = Some(v);
-            graph.loss = Some(ValueRef {
-                node: loss,
-                port: 0,
-            });
+            graph.loss = Some(ValueRef { node: loss, port: 0 });
         }
         None => diags.push(unknown_name(logits, &outputs, loss_loc, "loss")),
     }
@@ -215,10 +181,7 @@ fn unknown_name(
         Some(c) if edit_distance(c, name) <= 2 => format!("did you mean `{c}`?"),
         _ => "name a node declared in this file, or the input".to_string(),
     };
-    Diagnostic::error(format!("input `{name}` names no node"))
-        .at(loc)
-        .node(node)
-        .help(help)
+    Diagnostic::error(format!("input `{name}` names no node")).at(loc).node(node).help(help)
 }
 
 fn edit_distance(a: &str, b: &str) -> usize {
@@ -227,11 +190,7 @@ fn edit_distance(a: &str, b: &str) -> usize {
     for (i, ca) in a.chars().enumerate() {
         let mut cur = vec![i + 1];
         for (j, cb) in b.iter().enumerate() {
-            cur.push(
-                (prev[j] + usize::from(ca != *cb))
-                    .min(prev[j + 1] + 1)
-                    .min(cur[j] + 1),
-            );
+            cur.push((prev[j] + usize::from(ca != *cb)).min(prev[j + 1] + 1).min(cur[j] + 1));
         }
         prev = cur;
     }
@@ -241,18 +200,9 @@ fn edit_distance(a: &str, b: &str) -> usize {
 /// A parameter's settings: the node's own, else the graph's defaults, else the built-in ones.
 fn resolve(decl: &ParamDecl, default: &ParamDecl, builtin: &ParamDecl) -> (Init, f64, f64) {
     (
-        decl.init
-            .or(default.init)
-            .or(builtin.init)
-            .unwrap_or(Init::Constant(0.0)),
-        decl.lr_mult
-            .or(default.lr_mult)
-            .or(builtin.lr_mult)
-            .unwrap_or(1.0),
-        decl.decay_mult
-            .or(default.decay_mult)
-            .or(builtin.decay_mult)
-            .unwrap_or(1.0),
+        decl.init.or(default.init).or(builtin.init).unwrap_or(Init::Constant(0.0)),
+        decl.lr_mult.or(default.lr_mult).or(builtin.lr_mult).unwrap_or(1.0),
+        decl.decay_mult.or(default.decay_mult).or(builtin.decay_mult).unwrap_or(1.0),
     )
 }
 
@@ -262,13 +212,7 @@ fn build_layer(
     defaults: &ast::ParamDefaults,
     loc: Option<crate::diag::Loc>,
 ) -> Layer {
-    let node = |name: String, op: Op| Node {
-        name,
-        op,
-        outputs: Vec::new(),
-        phase: Phase::Forward,
-        loc,
-    };
+    let node = |name: String, op: Op| Node { name, op, outputs: Vec::new(), phase: Phase::Forward, loc };
     let (op, op_name, weight, bias) = match &decl.op {
         OpDecl::Conv2d(c) => (
             Op::Conv2d(Conv2d(ConvAttrs {
@@ -283,49 +227,28 @@ fn build_layer(
             c.use_bias.then_some(&c.bias),
         ),
         OpDecl::Linear(l) => (
-            Op::Linear(Linear {
-                out_features: l.out_features,
-                in_features: l.in_features,
-            }),
+            Op::Linear(Linear { out_features: l.out_features, in_features: l.in_features }),
             "Linear",
             Some(&l.weight),
             l.use_bias.then_some(&l.bias),
         ),
         OpDecl::Relu => (Op::Relu(Relu), "Relu", None, None),
         OpDecl::Lrn(l) => (
-            Op::Lrn(Lrn {
-                size: l.size,
-                alpha: l.alpha,
-                beta: l.beta,
-                k: l.k,
-                convention: l.convention,
-            }),
+            Op::Lrn(Lrn { size: l.size, alpha: l.alpha, beta: l.beta, k: l.k, convention: l.convention }),
             "Lrn",
             None,
             None,
         ),
         OpDecl::MaxPool(p) => (
             Op::MaxPool(MaxPool {
-                attrs: PoolAttrs {
-                    kernel: p.kernel,
-                    stride: p.stride,
-                    padding: p.padding,
-                },
+                attrs: PoolAttrs { kernel: p.kernel, stride: p.stride, padding: p.padding },
                 argmax: false,
             }),
             "MaxPool",
             None,
             None,
         ),
-        OpDecl::Dropout(d) => (
-            Op::Dropout(Dropout {
-                rate: d.rate,
-                training: false,
-            }),
-            "Dropout",
-            None,
-            None,
-        ),
+        OpDecl::Dropout(d) => (Op::Dropout(Dropout { rate: d.rate, training: false }), "Dropout", None, None),
         OpDecl::Flatten => (Op::Flatten(Flatten), "Flatten", None, None),
         OpDecl::Add => (Op::Add(Add), "Add", None, None),
     };
@@ -344,14 +267,7 @@ fn build_layer(
         };
         let p = graph.add_node(node(
             format!("{}.{suffix}", decl.name),
-            Op::Param(Param {
-                shape: Vec::new(),
-                fan_in: 0,
-                role,
-                init,
-                lr_mult,
-                decay_mult,
-            }),
+            Op::Param(Param { shape: Vec::new(), fan_in: 0, role, init, lr_mult, decay_mult }),
         ));
         params.push(p);
         ValueRef { node: p, port: 0 }
@@ -360,26 +276,14 @@ fn build_layer(
         let w = param(graph, ParamRole::Weight, w, &defaults.weight);
         graph.connect(w, head, 1);
     }
-    let mut output = ValueRef {
-        node: head,
-        port: 0,
-    };
+    let mut output = ValueRef { node: head, port: 0 };
     if let Some(b) = bias {
         let b = param(graph, ParamRole::Bias, b, &defaults.bias);
-        let add = graph.add_node(node(
-            format!("{}.bias_add", decl.name),
-            Op::BiasAdd(BiasAdd),
-        ));
+        let add = graph.add_node(node(format!("{}.bias_add", decl.name), Op::BiasAdd(BiasAdd)));
         graph.connect(output, add, 0);
         graph.connect(b, add, 1);
         nodes.push(add);
         output = ValueRef { node: add, port: 0 };
     }
-    Layer {
-        name: decl.name.clone(),
-        op: op_name.into(),
-        output,
-        nodes,
-        params,
-    }
+    Layer { name: decl.name.clone(), op: op_name.into(), output, nodes, params }
 }

@@ -41,10 +41,7 @@ pub fn fuse(graph: &mut Graph) -> FusionStats {
             replace_with_fused(graph, &chain);
         }
     }
-    FusionStats {
-        before,
-        after: graph.compute_nodes().len(),
-    }
+    FusionStats { before, after: graph.compute_nodes().len() }
 }
 
 /// The elementwise node that alone reads `last`'s single output, if it can join the group.
@@ -57,10 +54,7 @@ fn absorbable(
     if graph.g[last].outputs.len() != 1 {
         return None;
     }
-    let v = ValueRef {
-        node: last,
-        port: 0,
-    };
+    let v = ValueRef { node: last, port: 0 };
     let uses: Vec<_> = graph.g.edges_directed(last, Direction::Outgoing).collect();
     let [only] = uses.as_slice() else { return None };
     let next = only.target();
@@ -75,14 +69,9 @@ fn absorbable(
     }
     // Its other inputs must come before the group, or fusing would make a cycle.
     let root_pos = position[&root];
-    let ok = graph
-        .inputs(next)
-        .iter()
-        .filter(|i| i.node != last)
-        .all(|i| {
-            graph.g[i.node].op.def().is_source()
-                || position.get(&i.node).is_some_and(|p| *p < root_pos)
-        });
+    let ok = graph.inputs(next).iter().filter(|i| i.node != last).all(|i| {
+        graph.g[i.node].op.def().is_source() || position.get(&i.node).is_some_and(|p| *p < root_pos)
+    });
     ok.then_some(next)
 }
 
@@ -104,19 +93,13 @@ fn replace_with_fused(graph: &mut Graph, chain: &[NodeIndex]) {
                 }
             })
             .collect();
-        steps.push(FusedStep {
-            op: graph.g[n].op.clone(),
-            inputs,
-        });
+        steps.push(FusedStep { op: graph.g[n].op.clone(), inputs });
     }
     let last = *chain.last().unwrap();
     let head = &graph.g[chain[0]];
     let fused = Node {
         name: graph.g[last].name.clone(),
-        op: Op::Fused(FusedOp {
-            steps,
-            outputs: vec![(chain.len() - 1, 0)],
-        }),
+        op: Op::Fused(FusedOp { steps, outputs: vec![(chain.len() - 1, 0)] }),
         outputs: graph.g[last].outputs.clone(),
         phase: head.phase,
         loc: head.loc,
@@ -125,18 +108,12 @@ fn replace_with_fused(graph: &mut Graph, chain: &[NodeIndex]) {
     for (port, v) in externals.iter().enumerate() {
         graph.connect(*v, new, port as u8);
     }
-    let uses: Vec<(NodeIndex, Edge)> = graph
-        .g
-        .edges_directed(last, Direction::Outgoing)
-        .map(|e| (e.target(), *e.weight()))
-        .collect();
+    let uses: Vec<(NodeIndex, Edge)> =
+        graph.g.edges_directed(last, Direction::Outgoing).map(|e| (e.target(), *e.weight())).collect();
     for (target, edge) in uses {
         graph.g.add_edge(new, target, edge);
     }
-    let old_out = ValueRef {
-        node: last,
-        port: 0,
-    };
+    let old_out = ValueRef { node: last, port: 0 };
     let new_out = ValueRef { node: new, port: 0 };
     for r in [&mut graph.loss, &mut graph.logits] {
         if *r == Some(old_out) {

@@ -20,11 +20,7 @@ pub fn infer_shapes(graph: &mut Graph) -> Diagnostics {
                         if let Op::Param(p) = &mut graph.g[v.node].op {
                             p.shape = shape;
                         }
-                        let inferred = graph.g[v.node]
-                            .op
-                            .def()
-                            .infer(&[])
-                            .expect("params always infer");
+                        let inferred = graph.g[v.node].op.def().infer(&[]).expect("params always infer");
                         graph.g[v.node].outputs = inferred.outputs;
                     }
                 }
@@ -35,16 +31,10 @@ pub fn infer_shapes(graph: &mut Graph) -> Diagnostics {
         }
         let node = &graph.g[n];
         let is_param = |v: &crate::ir::ValueRef| matches!(graph.g[v.node].op, Op::Param(_));
-        if inputs
-            .iter()
-            .any(|v| !is_param(v) && graph.value_type(*v).is_none())
-        {
+        if inputs.iter().any(|v| !is_param(v) && graph.value_type(*v).is_none()) {
             continue; // upstream failed
         }
-        let types: Vec<TensorType> = inputs
-            .iter()
-            .filter_map(|v| graph.value_type(*v).cloned())
-            .collect();
+        let types: Vec<TensorType> = inputs.iter().filter_map(|v| graph.value_type(*v).cloned()).collect();
         if types.len() < inputs.len() {
             // A parameter could not be shaped: the data input does not suit the op. Its shape
             // rule, given the data inputs alone, says why.
@@ -56,12 +46,7 @@ pub fn infer_shapes(graph: &mut Graph) -> Diagnostics {
                     "check the input of this layer",
                 ),
             };
-            diags.push(
-                Diagnostic::error(e.message)
-                    .at(node.loc)
-                    .node(layer_of(&node.name))
-                    .help(e.help),
-            );
+            diags.push(Diagnostic::error(e.message).at(node.loc).node(layer_of(&node.name)).help(e.help));
             continue;
         }
         if node.op.def().arity().is_some_and(|a| a != types.len()) {
@@ -72,20 +57,14 @@ pub fn infer_shapes(graph: &mut Graph) -> Diagnostics {
             Ok(inferred) => {
                 for (message, help) in inferred.warnings {
                     diags.push(
-                        Diagnostic::warning(message)
-                            .at(node.loc)
-                            .node(layer_of(&node.name))
-                            .help(help),
+                        Diagnostic::warning(message).at(node.loc).node(layer_of(&node.name)).help(help),
                     );
                 }
                 graph.g[n].outputs = inferred.outputs;
             }
-            Err(e) => diags.push(
-                Diagnostic::error(e.message)
-                    .at(node.loc)
-                    .node(layer_of(&node.name))
-                    .help(e.help),
-            ),
+            Err(e) => {
+                diags.push(Diagnostic::error(e.message).at(node.loc).node(layer_of(&node.name)).help(e.help))
+            }
         }
     }
     set_fan_in(graph);

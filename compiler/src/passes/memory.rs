@@ -58,12 +58,7 @@ impl MemoryPlan {
 }
 
 pub fn plan_memory(graph: &Graph, batch: usize) -> MemoryPlan {
-    let step_of: HashMap<_, _> = graph
-        .schedule
-        .iter()
-        .enumerate()
-        .map(|(i, n)| (*n, i))
-        .collect();
+    let step_of: HashMap<_, _> = graph.schedule.iter().enumerate().map(|(i, n)| (*n, i)).collect();
     let end = graph.schedule.len().saturating_sub(1);
     let mut persistent = Vec::new();
     let mut values: Vec<Placement> = Vec::new();
@@ -76,13 +71,8 @@ pub fn plan_memory(graph: &Graph, batch: usize) -> MemoryPlan {
             continue;
         }
         let first = step_of.get(&v.node).copied().unwrap_or(0);
-        let mut last = graph
-            .consumers(v)
-            .iter()
-            .filter_map(|c| step_of.get(c))
-            .max()
-            .copied()
-            .unwrap_or(first);
+        let mut last =
+            graph.consumers(v).iter().filter_map(|c| step_of.get(c)).max().copied().unwrap_or(first);
         if Some(v) == graph.loss || Some(v) == graph.logits {
             last = end; // read by the runtime after the step
         }
@@ -97,11 +87,8 @@ pub fn plan_memory(graph: &Graph, batch: usize) -> MemoryPlan {
             offset: 0,
         });
     }
-    let naive_bytes = values
-        .iter()
-        .filter(|p| !graph.g[p.value.node].op.def().is_view())
-        .map(|p| p.bytes)
-        .sum();
+    let naive_bytes =
+        values.iter().filter(|p| !graph.g[p.value.node].op.def().is_view()).map(|p| p.bytes).sum();
 
     // Buffers: union of values that views and in-place ops let share storage.
     let mut buffer_of: Vec<usize> = (0..values.len()).collect();
@@ -112,22 +99,14 @@ pub fn plan_memory(graph: &Graph, batch: usize) -> MemoryPlan {
             continue;
         };
         let inputs = graph.inputs(n);
-        let candidate = if def.is_view() {
-            Some(0)
-        } else {
-            def.in_place()
-        };
+        let candidate = if def.is_view() { Some(0) } else { def.in_place() };
         let Some(i) = candidate else { continue };
         let Some(&src) = inputs.get(i).and_then(|v| index_of.get(v)) else {
             continue;
         };
         let b = find(&mut buffer_of, src);
         let same_size = values[src].bytes == values[out].bytes;
-        let read_once = inputs
-            .iter()
-            .filter(|v| index_of.get(v) == Some(&src))
-            .count()
-            == 1;
+        let read_once = inputs.iter().filter(|v| index_of.get(v) == Some(&src)).count() == 1;
         let dies_here = buffer_last[b] == step_of[&n];
         if def.is_view() || (same_size && read_once && dies_here) {
             buffer_of[out] = b;
@@ -139,12 +118,7 @@ pub fn plan_memory(graph: &Graph, batch: usize) -> MemoryPlan {
     for i in 0..values.len() {
         let root = find(&mut buffer_of, i);
         let bi = *buffer_index.entry(root).or_insert_with(|| {
-            buffers.push(Buffer {
-                bytes: 0,
-                first: usize::MAX,
-                last: 0,
-                offset: 0,
-            });
+            buffers.push(Buffer { bytes: 0, first: usize::MAX, last: 0, offset: 0 });
             buffers.len() - 1
         });
         let b = &mut buffers[bi];
@@ -210,15 +184,8 @@ pub fn assign_offsets(buffers: &mut [Buffer]) -> usize {
         let size = align(buffers[i].bytes);
         let mut busy: Vec<(usize, usize)> = placed
             .iter()
-            .filter(|&&j| {
-                buffers[j].first <= buffers[i].last && buffers[i].first <= buffers[j].last
-            })
-            .map(|&j| {
-                (
-                    buffers[j].offset,
-                    buffers[j].offset + align(buffers[j].bytes),
-                )
-            })
+            .filter(|&&j| buffers[j].first <= buffers[i].last && buffers[i].first <= buffers[j].last)
+            .map(|&j| (buffers[j].offset, buffers[j].offset + align(buffers[j].bytes)))
             .collect();
         busy.sort();
         let mut best: Option<(usize, usize)> = None; // (gap size, offset)

@@ -34,16 +34,7 @@ pub enum PassName {
 impl PassName {
     pub fn all() -> [PassName; 8] {
         use PassName::*;
-        [
-            Build,
-            Validate,
-            InferShapes,
-            Autodiff,
-            Verify,
-            Fuse,
-            Schedule,
-            Memory,
-        ]
+        [Build, Validate, InferShapes, Autodiff, Verify, Fuse, Schedule, Memory]
     }
 
     pub fn as_str(self) -> &'static str {

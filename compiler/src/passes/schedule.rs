@@ -32,16 +32,9 @@ pub fn schedule(graph: &mut Graph, batch: usize) {
         }
     }
     // Readers left for each value.
-    let mut readers: HashMap<ValueRef, usize> = graph
-        .values()
-        .into_iter()
-        .map(|v| (v, graph.consumers(v).len()))
-        .collect();
-    let mut ready: BTreeSet<NodeIndex> = waiting
-        .iter()
-        .filter(|(_, w)| **w == 0)
-        .map(|(n, _)| *n)
-        .collect();
+    let mut readers: HashMap<ValueRef, usize> =
+        graph.values().into_iter().map(|v| (v, graph.consumers(v).len())).collect();
+    let mut ready: BTreeSet<NodeIndex> = waiting.iter().filter(|(_, w)| **w == 0).map(|(n, _)| *n).collect();
     let mut order = Vec::with_capacity(compute.len());
     while !ready.is_empty() {
         let pick = *ready
@@ -88,11 +81,8 @@ pub fn ordering_constraints(graph: &Graph) -> HashMap<NodeIndex, BTreeSet<NodeIn
 
 fn net_bytes(graph: &Graph, n: NodeIndex, readers: &HashMap<ValueRef, usize>, batch: usize) -> i64 {
     let def = graph.g[n].op.def();
-    let alloc: usize = if def.is_view() {
-        0
-    } else {
-        graph.g[n].outputs.iter().map(|t| t.bytes(batch)).sum()
-    };
+    let alloc: usize =
+        if def.is_view() { 0 } else { graph.g[n].outputs.iter().map(|t| t.bytes(batch)).sum() };
     let mut inputs = graph.inputs(n);
     inputs.sort();
     inputs.dedup();

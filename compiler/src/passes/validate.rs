@@ -36,9 +36,7 @@ fn check_cycles(graph: &Graph, diags: &mut Diagnostics) {
             Diagnostic::error(format!("the nodes {} form a cycle", names.join(" -> ")))
                 .at(first.loc)
                 .node(&first.name)
-                .help(
-                    "a network is a directed acyclic graph: make one of these read an earlier node",
-                ),
+                .help("a network is a directed acyclic graph: make one of these read an earlier node"),
         );
     }
 }
@@ -70,11 +68,7 @@ fn check_settings(parsed: &ParsedGraph, diags: &mut Diagnostics) {
     let map = &parsed.source_map;
     let mut err = |path: &str, msg: String, help: &str| {
         let parent = path.rsplit_once('.').map(|(p, _)| p).unwrap_or(path);
-        diags.push(
-            Diagnostic::error(msg)
-                .at(map.find(&[path, parent]))
-                .help(help),
-        )
+        diags.push(Diagnostic::error(msg).at(map.find(&[path, parent])).help(help))
     };
     let mut check_mults = |path: &str, p: &crate::ast::ParamDecl| {
         for (what, v) in [("lr_mult", p.lr_mult), ("decay_mult", p.decay_mult)] {
@@ -99,11 +93,7 @@ fn check_settings(parsed: &ParsedGraph, diags: &mut Diagnostics) {
         check_mults(&format!("nodes[{i}].op.bias"), params[1]);
     }
     if f.input.channels == 0 || f.input.height == 0 || f.input.width == 0 {
-        err(
-            "input",
-            "the input has a zero dimension".into(),
-            "give channels, height and width >= 1",
-        );
+        err("input", "the input has a zero dimension".into(), "give channels, height and width >= 1");
     }
     if f.classes < 2 {
         err(
@@ -113,37 +103,17 @@ fn check_settings(parsed: &ParsedGraph, diags: &mut Diagnostics) {
         );
     }
     if f.nodes.is_empty() {
-        err(
-            "nodes",
-            "the graph has no nodes".into(),
-            "declare at least one layer in `nodes`",
-        );
+        err("nodes", "the graph has no nodes".into(), "declare at least one layer in `nodes`");
     }
     if f.training.batch_size == 0 {
-        err(
-            "training.batch_size",
-            "batch_size is 0".into(),
-            "use a batch of at least 1, such as 128",
-        );
+        err("training.batch_size", "batch_size is 0".into(), "use a batch of at least 1, such as 128");
     }
     if f.training.epochs == 0 {
-        err(
-            "training.epochs",
-            "epochs is 0".into(),
-            "train for at least one epoch",
-        );
+        err("training.epochs", "epochs is 0".into(), "train for at least one epoch");
     }
-    let OptimizerDecl::Sgd {
-        lr,
-        momentum,
-        weight_decay,
-    } = f.optimizer;
+    let OptimizerDecl::Sgd { lr, momentum, weight_decay } = f.optimizer;
     if !(lr > 0.0 && lr.is_finite()) {
-        err(
-            "optimizer.lr",
-            format!("learning rate {lr} is not positive"),
-            "the paper uses lr: 0.01",
-        );
+        err("optimizer.lr", format!("learning rate {lr} is not positive"), "the paper uses lr: 0.01");
     }
     if !(0.0..1.0).contains(&momentum) {
         err(
@@ -160,10 +130,7 @@ fn check_settings(parsed: &ParsedGraph, diags: &mut Diagnostics) {
         );
     }
     match f.schedule {
-        ScheduleDecl::Step {
-            factor,
-            every_epochs,
-        } => {
+        ScheduleDecl::Step { factor, every_epochs } => {
             if !(factor > 0.0 && factor < 1.0) || every_epochs == 0 {
                 err(
                     "schedule",
@@ -192,10 +159,7 @@ fn check_data(d: &DataDecl, height: usize, width: usize, err: &mut impl FnMut(&s
     if d.center_crop > d.resize_short_side {
         err(
             "data.center_crop",
-            format!(
-                "center_crop {} is larger than resize_short_side {}",
-                d.center_crop, d.resize_short_side
-            ),
+            format!("center_crop {} is larger than resize_short_side {}", d.center_crop, d.resize_short_side),
             "crop at most the resized short side (the paper: 256 and 256)",
         );
     }
@@ -217,17 +181,16 @@ fn check_data(d: &DataDecl, height: usize, width: usize, err: &mut impl FnMut(&s
     } else if !d.random_crop && height != d.center_crop {
         err(
             "data.random_crop",
-            format!("random_crop is off, so the {0}x{0} centre crop must equal the {height}x{height} input", d.center_crop),
+            format!(
+                "random_crop is off, so the {0}x{0} centre crop must equal the {height}x{height} input",
+                d.center_crop
+            ),
             "turn random_crop on, or set center_crop to the input size",
         );
     }
     if let Lighting::Pca { std, .. } = d.lighting {
         if !(std >= 0.0 && std.is_finite()) {
-            err(
-                "data.lighting",
-                format!("PCA lighting std {std} is negative"),
-                "the paper uses std: 0.1",
-            );
+            err("data.lighting", format!("PCA lighting std {std} is negative"), "the paper uses std: 0.1");
         }
     }
     if let Some(s) = d.std {

@@ -9,16 +9,11 @@ pub fn verify(graph: &Graph) -> Diagnostics {
     let mut diags = Diagnostics::default();
     for n in graph.node_indices() {
         let node = &graph.g[n];
-        let inputs: Vec<TensorType> = graph
-            .inputs(n)
-            .iter()
-            .filter_map(|v| graph.value_type(*v).cloned())
-            .collect();
+        let inputs: Vec<TensorType> =
+            graph.inputs(n).iter().filter_map(|v| graph.value_type(*v).cloned()).collect();
         let refs: Vec<&TensorType> = inputs.iter().collect();
         let internal = |m: String| {
-            Diagnostic::error(m)
-                .node(&node.name)
-                .help("this is a compiler bug; please report it")
+            Diagnostic::error(m).node(&node.name).help("this is a compiler bug; please report it")
         };
         match node.op.def().infer(&refs) {
             Ok(inferred) if inferred.outputs == node.outputs => {}
@@ -26,10 +21,7 @@ pub fn verify(graph: &Graph) -> Diagnostics {
                 "`{}` holds types {:?} but its shape rule gives {:?}",
                 node.name, node.outputs, inferred.outputs
             ))),
-            Err(e) => diags.push(internal(format!(
-                "`{}` fails its shape rule: {}",
-                node.name, e.message
-            ))),
+            Err(e) => diags.push(internal(format!("`{}` fails its shape rule: {}", node.name, e.message))),
         }
         if let Op::SgdUpdate(_) = node.op {
             let ins = graph.inputs(n);

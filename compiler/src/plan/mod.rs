@@ -31,23 +31,13 @@ pub struct Plan {
 #[derive(Debug, thiserror::Error)]
 pub enum PlanError {
     #[error("{path}: cannot read the plan file: {source}")]
-    Read {
-        path: String,
-        source: std::io::Error,
-    },
+    Read { path: String, source: std::io::Error },
     #[error("{path}: cannot write the plan file: {source}")]
-    Write {
-        path: String,
-        source: std::io::Error,
-    },
+    Write { path: String, source: std::io::Error },
     #[error("{path}: not an alexc plan file (it does not start with ALEXPLAN); compile one with `alexc compile GRAPH.ron`")]
     NotAPlan { path: String },
     #[error("{path}: the plan file is truncated ({actual} of {expected} bytes); compile it again")]
-    Truncated {
-        path: String,
-        actual: usize,
-        expected: usize,
-    },
+    Truncated { path: String, actual: usize, expected: usize },
     #[error("{path}: plan format version {found}, but this build reads version {FORMAT_VERSION}; recompile the graph with this alexc")]
     Version { path: String, found: u32 },
     #[error("{path}: the plan file is corrupted (checksum mismatch); compile it again")]
@@ -74,38 +64,24 @@ impl Plan {
             return Err(PlanError::NotAPlan { path });
         }
         if bytes.len() < HEADER_LEN {
-            return Err(PlanError::Truncated {
-                path,
-                actual: bytes.len(),
-                expected: HEADER_LEN,
-            });
+            return Err(PlanError::Truncated { path, actual: bytes.len(), expected: HEADER_LEN });
         }
         let word = |at: usize| u32::from_le_bytes(bytes[at..at + 4].try_into().unwrap());
         let version = word(8);
         if version != FORMAT_VERSION {
-            return Err(PlanError::Version {
-                path,
-                found: version,
-            });
+            return Err(PlanError::Version { path, found: version });
         }
         let crc = word(12);
         let len = u64::from_le_bytes(bytes[16..24].try_into().unwrap()) as usize;
         let expected = HEADER_LEN.saturating_add(len);
         if bytes.len() < expected {
-            return Err(PlanError::Truncated {
-                path,
-                actual: bytes.len(),
-                expected,
-            });
+            return Err(PlanError::Truncated { path, actual: bytes.len(), expected });
         }
         let payload = &bytes[HEADER_LEN..expected];
         if crc32fast::hash(payload) != crc || bytes.len() != expected {
             return Err(PlanError::Checksum { path });
         }
-        postcard::from_bytes(payload).map_err(|e| PlanError::Decode {
-            path,
-            detail: e.to_string(),
-        })
+        postcard::from_bytes(payload).map_err(|e| PlanError::Decode { path, detail: e.to_string() })
     }
 
     pub fn read(path: &Path) -> Result<Plan, PlanError> {
@@ -116,20 +92,15 @@ impl Plan {
                 source: std::io::Error::other("it is a directory; pass a plan.bin file"),
             });
         }
-        let bytes = std::fs::read(path).map_err(|source| PlanError::Read {
-            path: name.clone(),
-            source,
-        })?;
+        let bytes = std::fs::read(path).map_err(|source| PlanError::Read { path: name.clone(), source })?;
         Plan::from_bytes(&bytes, &name)
     }
 
     /// Writes to a temporary file beside `path`, then renames it over `path`: a reader never sees
     /// half a plan, and a failed write leaves any previous file as it was.
     pub fn write(&self, path: &Path) -> Result<(), PlanError> {
-        write_atomically(path, &self.to_bytes()).map_err(|source| PlanError::Write {
-            path: path.display().to_string(),
-            source,
-        })
+        write_atomically(path, &self.to_bytes())
+            .map_err(|source| PlanError::Write { path: path.display().to_string(), source })
     }
 }
 
@@ -137,23 +108,11 @@ impl Plan {
 pub fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     // A device or pipe (`-o /dev/null`, `-o /dev/stdout`) is written in place, never renamed over.
     if std::fs::metadata(path).is_ok_and(|m| !m.is_file() && !m.is_dir()) {
-        return std::fs::OpenOptions::new()
-            .write(true)
-            .open(path)?
-            .write_all(bytes);
+        return std::fs::OpenOptions::new().write(true).open(path)?.write_all(bytes);
     }
-    let dir = path
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    let name = path
-        .file_name()
-        .ok_or_else(|| std::io::Error::other("the path names no file"))?;
-    let tmp = dir.join(format!(
-        ".{}.tmp-{}",
-        name.to_string_lossy(),
-        std::process::id()
-    ));
+    let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let name = path.file_name().ok_or_else(|| std::io::Error::other("the path names no file"))?;
+    let tmp = dir.join(format!(".{}.tmp-{}", name.to_string_lossy(), std::process::id()));
     let result = (|| {
         let mut f = std::fs::File::create(&tmp)?;
         f.write_all(bytes)?;

@@ -24,12 +24,7 @@ impl LrnParams {
             LrnConvention::Paper => op.alpha,
             LrnConvention::Caffe => op.alpha / op.size as f64,
         };
-        LrnParams {
-            size: op.size,
-            scale,
-            beta: op.beta,
-            k: op.k,
-        }
+        LrnParams { size: op.size, scale, beta: op.beta, k: op.k }
     }
 }
 
@@ -43,11 +38,7 @@ pub struct PoolParams {
 
 impl PoolParams {
     pub fn from_attrs(a: &alexc::catalog::PoolAttrs) -> Self {
-        PoolParams {
-            kernel: a.kernel,
-            stride: a.stride,
-            padding: a.padding,
-        }
+        PoolParams { kernel: a.kernel, stride: a.stride, padding: a.padding }
     }
 }
 
@@ -76,10 +67,7 @@ pub(crate) fn from_host<B: Backend>(v: Host, dims: [usize; 4], device: &B::Devic
 }
 
 fn host_i32<B: Backend>(t: Tensor<B, 4, Int>) -> Vec<i32> {
-    t.into_data()
-        .convert::<i32>()
-        .into_vec::<i32>()
-        .expect("i32 data")
+    t.into_data().convert::<i32>().into_vec::<i32>().expect("i32 data")
 }
 
 /// LRN and max pooling with argmax, forward and backward. Defaults run the reference kernels on the
@@ -116,10 +104,7 @@ pub trait KernelBackend: Backend {
     }
 
     /// The maxima and their flat indices within each channel's `H x W` plane.
-    fn max_pool_forward(
-        x: Tensor<Self, 4>,
-        p: &PoolParams,
-    ) -> (Tensor<Self, 4>, Tensor<Self, 4, Int>) {
+    fn max_pool_forward(x: Tensor<Self, 4>, p: &PoolParams) -> (Tensor<Self, 4>, Tensor<Self, 4, Int>) {
         let device = x.device();
         let (x, [n, c, h, w]) = to_host(x);
         let out = [n, c, reference::pooled(h, p), reference::pooled(w, p)];
@@ -133,10 +118,7 @@ pub trait KernelBackend: Backend {
                 (Host::F64(y), a)
             }
         };
-        (
-            from_host(y, out, &device),
-            Tensor::from_data(TensorData::new(arg, out), &device),
-        )
+        (from_host(y, out, &device), Tensor::from_data(TensorData::new(arg, out), &device))
     }
 
     fn max_pool_backward(
@@ -149,20 +131,8 @@ pub trait KernelBackend: Backend {
         let (dy, [n, c, oh, ow]) = to_host(dy);
         let arg = host_i32(argmax);
         let dx = match dy {
-            Host::F32(dy) => Host::F32(reference::max_pool_backward(
-                &dy,
-                &arg,
-                input_hw,
-                [oh, ow],
-                p,
-            )),
-            Host::F64(dy) => Host::F64(reference::max_pool_backward(
-                &dy,
-                &arg,
-                input_hw,
-                [oh, ow],
-                p,
-            )),
+            Host::F32(dy) => Host::F32(reference::max_pool_backward(&dy, &arg, input_hw, [oh, ow], p)),
+            Host::F64(dy) => Host::F64(reference::max_pool_backward(&dy, &arg, input_hw, [oh, ow], p)),
         };
         from_host(dx, [n, c, input_hw[0], input_hw[1]], &device)
     }

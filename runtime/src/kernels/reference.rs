@@ -54,27 +54,19 @@ pub fn lrn_forward<T: Real>(x: &[T], shape: [usize; 4], p: &LrnParams) -> Vec<T>
     let [_, c, h, w] = shape;
     let image = c * h * w;
     let mut y = vec![T::zero(); x.len()];
-    y.par_chunks_mut(image)
-        .zip(x.par_chunks(image))
-        .for_each(|(y, x)| {
-            let mut s = vec![T::zero(); image];
-            window_scales(x, c, h * w, p, &mut s);
-            for ((y, x), s) in y.iter_mut().zip(x).zip(&s) {
-                *y = *x * pow_neg(*s, p.beta);
-            }
-        });
+    y.par_chunks_mut(image).zip(x.par_chunks(image)).for_each(|(y, x)| {
+        let mut s = vec![T::zero(); image];
+        window_scales(x, c, h * w, p, &mut s);
+        for ((y, x), s) in y.iter_mut().zip(x).zip(&s) {
+            *y = *x * pow_neg(*s, p.beta);
+        }
+    });
     y
 }
 
 /// `dx[c] = dy[c] s[c]^-beta - 2 scale beta x[c] sum_{c' : c in window(c')} dy[c'] y[c'] / s[c']`.
 /// The windows are symmetric, so the sum runs over `c`'s own window.
-pub fn lrn_backward<T: Real>(
-    x: &[T],
-    y: &[T],
-    dy: &[T],
-    shape: [usize; 4],
-    p: &LrnParams,
-) -> Vec<T> {
+pub fn lrn_backward<T: Real>(x: &[T], y: &[T], dy: &[T], shape: [usize; 4], p: &LrnParams) -> Vec<T> {
     let [_, c, h, w] = shape;
     let (image, plane, half) = (c * h * w, h * w, p.size / 2);
     let mut dx = vec![T::zero(); x.len()];
@@ -84,12 +76,7 @@ pub fn lrn_backward<T: Real>(
         .for_each(|((dx, x), (y, dy))| {
             let mut s = vec![T::zero(); image];
             window_scales(x, c, plane, p, &mut s);
-            let ratio: Vec<T> = dy
-                .iter()
-                .zip(y)
-                .zip(&s)
-                .map(|((g, y), s)| *g * *y / *s)
-                .collect();
+            let ratio: Vec<T> = dy.iter().zip(y).zip(&s).map(|((g, y), s)| *g * *y / *s).collect();
             let factor = real::<T>(2.0 * p.scale * p.beta);
             for ch in 0..c {
                 let lo = ch.saturating_sub(half);
@@ -120,10 +107,8 @@ pub fn max_pool_forward<T: Real>(x: &[T], shape: [usize; 4], p: &PoolParams) -> 
     let planes = x.len() / (h * w);
     let mut y = vec![T::zero(); planes * oh * ow];
     let mut arg = vec![0i32; planes * oh * ow];
-    y.par_chunks_mut(oh * ow)
-        .zip(arg.par_chunks_mut(oh * ow))
-        .zip(x.par_chunks(h * w))
-        .for_each(|((y, arg), x)| {
+    y.par_chunks_mut(oh * ow).zip(arg.par_chunks_mut(oh * ow)).zip(x.par_chunks(h * w)).for_each(
+        |((y, arg), x)| {
             for r in 0..oh {
                 let r0 = (r * p.stride) as isize - p.padding as isize;
                 for col in 0..ow {
@@ -142,7 +127,8 @@ pub fn max_pool_forward<T: Real>(x: &[T], shape: [usize; 4], p: &PoolParams) -> 
                     arg[r * ow + col] = at;
                 }
             }
-        });
+        },
+    );
     (y, arg)
 }
 
@@ -161,17 +147,12 @@ pub fn max_pool_backward<T: Real>(
     // Windows covering input row i: r with r*s - pad <= i < r*s - pad + k.
     let covering = |i: usize, out: usize| {
         let i = i + p.padding;
-        let first = if i + 1 > p.kernel {
-            (i + 1 - p.kernel).div_ceil(p.stride)
-        } else {
-            0
-        };
+        let first = if i + 1 > p.kernel { (i + 1 - p.kernel).div_ceil(p.stride) } else { 0 };
         let last = (i / p.stride).min(out - 1);
         first..=last
     };
-    dx.par_chunks_mut(h * w)
-        .zip(dy.par_chunks(oh * ow).zip(arg.par_chunks(oh * ow)))
-        .for_each(|(dx, (dy, arg))| {
+    dx.par_chunks_mut(h * w).zip(dy.par_chunks(oh * ow).zip(arg.par_chunks(oh * ow))).for_each(
+        |(dx, (dy, arg))| {
             for i in 0..h {
                 for j in 0..w {
                     let me = (i * w + j) as i32;
@@ -186,6 +167,7 @@ pub fn max_pool_backward<T: Real>(
                     dx[i * w + j] = acc;
                 }
             }
-        });
+        },
+    );
     dx
 }
