@@ -2,10 +2,12 @@
 """PyTorch reference for alexrt's parity tests.
 
 Builds a graph file's network in PyTorch (the same layers, PyTorch's names and layouts), fills
-inputs and parameters from a formula that the Rust tests compute too, runs a forward pass, the
-gradients, and three SGD steps with dropout off, and writes what the tests compare against:
-logits, the loss, and for every parameter its gradient and its value after three steps, as
-samples and checksums (the full tensors of alexnet.ron would be hundreds of megabytes).
+inputs and parameters from a formula that the Rust tests compute too (an integer hash, exact in
+both languages), runs a forward pass, the gradients, and three SGD steps with dropout off, in
+float64, and writes what the tests compare against: logits, the loss, and for every parameter its
+gradient and its value after three steps, as samples and checksums (the full tensors of
+alexnet.ron would be hundreds of megabytes). float64, because in float32 the early layers'
+gradients of a deep net differ from the exact ones by up to a few percent in PyTorch itself.
 
     python scripts/pytorch_reference.py graphs/tiny.ron tests/fixtures/tiny.json --batch 4
 
@@ -27,19 +29,29 @@ SAMPLES = 64
 # ---------------------------------------------------------------------------------------------
 # The formula both sides compute (runtime/tests/parity.rs has the same).
 
-def name_phase(name: str) -> float:
-    h = 0
+MASK = (1 << 64) - 1
+
+
+def name_seed(name: str) -> int:
+    h = 0xCBF29CE484222325  # FNV-1a
     for b in name.encode():
-        h = (h * 31 + b) % 1_000_003
-    return h / 1_000_003 * 2 * math.pi
+        h = ((h ^ b) * 0x100000001B3) & MASK
+    return h
 
 
 def formula(name: str, n: int, scale: float) -> np.ndarray:
-    i = np.arange(n, dtype=np.float64)
-    return (scale * np.sin(i * 0.618034 + name_phase(name))).astype(np.float32)
+    """`scale * u` with u uniform in [-1, 1) from SplitMix64 of (name, index), rounded to f32."""
+    with np.errstate(over="ignore"):
+        z = np.arange(n, dtype=np.uint64) * np.uint64(0x9E3779B97F4A7C15) + np.uint64(name_seed(name))
+        z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+        z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+        z = z ^ (z >> np.uint64(31))
+    u = (z >> np.uint64(11)).astype(np.float64) / float(1 << 53) * 2.0 - 1.0
+    return (scale * u).astype(np.float32)
 
 
 def param_scale(role: str, fan_in: int) -> float:
+    # Uniform with PyTorch's default bound for weights; small biases.
     return 1.0 / math.sqrt(fan_in) if role == "weight" else 0.1
 
 
@@ -150,21 +162,23 @@ def main():
     torch.manual_seed(0)
     torch.use_deterministic_algorithms(True)
     g = parse_graph(open(args.graph).read())
+    torch.set_default_dtype(torch.float64)
     net = Net(g)
     for pname, p in net.named_parameters():
         role = "weight" if pname.endswith("weight") else "bias"
         weight = dict(net.named_parameters())[pname.rsplit(".", 1)[0] + ".weight"]
         fan_in = int(np.prod(weight.shape[1:]))
-        p.data = torch.from_numpy(formula(pname, p.numel(), param_scale(role, fan_in)).reshape(p.shape))
+        values = formula(pname, p.numel(), param_scale(role, fan_in)).astype(np.float64)
+        p.data = torch.from_numpy(values.reshape(p.shape))
     _, c, h, w = g["input"]
-    x = torch.from_numpy(formula("input", args.batch * c * h * w, 1.0).reshape(args.batch, c, h, w))
+    x = torch.from_numpy(formula("input", args.batch * c * h * w, 1.0).astype(np.float64).reshape(args.batch, c, h, w))
     y = torch.tensor([(3 * i + 1) % g["classes"] for i in range(args.batch)])
 
     logits = net(x)
     loss = F.cross_entropy(logits, y)
     loss.backward()
-    out = dict(graph=g, batch=args.batch, steps=args.steps, torch=torch.__version__,
-               logits=logits.detach().reshape(-1).tolist(), loss=float(loss),
+    out = dict(graph=g, batch=args.batch, steps=args.steps, torch=torch.__version__, dtype="float64",
+               logits=logits.detach().reshape(-1).tolist(), loss=float(loss.detach()),
                grads={n: summary(p.grad) for n, p in net.named_parameters()})
     net.zero_grad()
     opt = torch.optim.SGD(net.parameters(), lr=g["lr"], momentum=g["momentum"], weight_decay=g["weight_decay"])
@@ -172,7 +186,7 @@ def main():
     for _ in range(args.steps):
         opt.zero_grad()
         loss = F.cross_entropy(net(x), y)
-        losses.append(float(loss))
+        losses.append(float(loss.detach()))
         loss.backward()
         opt.step()
     out["losses"] = losses

@@ -42,7 +42,7 @@ pub struct StepOutput {
     /// The mean loss (training plans only), in the device's precision.
     pub loss: Option<f64>,
     /// `N x classes` logits, row-major.
-    pub logits: Vec<f32>,
+    pub logits: Vec<f64>,
     /// The most bytes of step values held at once.
     pub peak_bytes: usize,
     /// Each parameter's gradient, by name, when [`ExecOptions::capture_gradients`] is set (in
@@ -253,7 +253,7 @@ impl<B: KernelBackend> Executor<B> {
         }
         let logits_ref =
             self.graph.logits.ok_or_else(|| RunError::Internal("the plan has no logits".into()))?;
-        let logits = self.fetch(&values, logits_ref)?.to_f32_vec()?;
+        let logits = self.fetch(&values, logits_ref)?.to_f64_vec()?;
         let loss = match self.graph.loss {
             Some(l) => Some(self.fetch(&values, l)?.to_f64_vec()?[0]),
             None => None,

@@ -20,7 +20,7 @@ pub struct TrainConfig {
 }
 
 /// Top-1 and top-5 hits of `logits` (`n x classes`) against `labels`.
-pub fn topk_hits(logits: &[f32], labels: &[i32], classes: usize) -> (usize, usize) {
+pub fn topk_hits(logits: &[f64], labels: &[i32], classes: usize) -> (usize, usize) {
     let (mut top1, mut top5) = (0, 0);
     for (row, &label) in logits.chunks_exact(classes).zip(labels) {
         let mine = row[label as usize];
@@ -50,7 +50,7 @@ struct Tally {
 }
 
 impl Tally {
-    fn add(&mut self, loss: f64, logits: &[f32], labels: &[i32], classes: usize) {
+    fn add(&mut self, loss: f64, logits: &[f64], labels: &[i32], classes: usize) {
         let (t1, t5) = topk_hits(logits, labels, classes);
         self.loss_sum += loss * labels.len() as f64;
         self.top1 += t1;
