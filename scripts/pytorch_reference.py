@@ -77,6 +77,7 @@ def parse_graph(text: str):
             out=int(attr("out_channels") or attr("out_features") or 0),
             kernel=int(attr("kernel", 1)), stride=int(attr("stride", 1)), padding=int(attr("padding", 0)),
             groups=int(attr("groups", 1)), size=int(attr("size", 1)), alpha=float(attr("alpha", 0)),
+            rate=float(attr("rate", 0)),
             beta=float(attr("beta", 0)), k=float(attr("k", 0)), convention=attr("convention"),
             use_bias=attr("use_bias", "true") == "true",
         ))
@@ -88,9 +89,10 @@ def parse_graph(text: str):
 # ---------------------------------------------------------------------------------------------
 
 class Net(torch.nn.Module):
-    def __init__(self, g):
+    def __init__(self, g, dropout=False):
         super().__init__()
         self.g = g
+        self.dropout = dropout  # parity runs have dropout off
         name, c, h, w = g["input"]
         shapes = {name: (c, h, w)}
         for n in g["nodes"]:
@@ -131,7 +133,7 @@ class Net(torch.nn.Module):
             elif op == "MaxPool":
                 y = F.max_pool2d(a, n["kernel"], n["stride"], n["padding"])
             elif op == "Dropout":
-                y = a  # parity runs have dropout off
+                y = F.dropout(a, n["rate"], self.training and self.dropout)
             elif op == "Flatten":
                 y = torch.flatten(a, 1)
             elif op == "Add":

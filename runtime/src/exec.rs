@@ -9,14 +9,13 @@ use alexc::ir::{Graph, Mode, Phase, ValueRef};
 use alexc::plan::Plan;
 use burn::tensor::activation::{log_softmax, relu};
 use burn::tensor::backend::Backend;
-use burn::tensor::module::{conv2d, conv_transpose2d};
-use burn::tensor::ops::{ConvOptions, ConvTransposeOptions};
+use burn::tensor::module::conv2d;
 use burn::tensor::{Int, Tensor, TensorData};
 use petgraph::stable_graph::NodeIndex;
 
 use crate::error::RunError;
 use crate::init::{init_values, Rng};
-use crate::kernels::{KernelBackend, LrnParams, PoolParams};
+use crate::kernels::{conv_options, KernelBackend, LrnParams, PoolParams, SgdParams};
 use crate::value::Value;
 
 /// A batch on the host: images `N x C x H x W` (normalised), labels in `0..classes`.
@@ -57,11 +56,13 @@ pub struct ExecOptions {
     pub dropout: bool,
     /// Copy each parameter's gradient to the host as the update reads it (for tests and tools).
     pub capture_gradients: bool,
+    /// Time each node (the totals are in [`Executor::profile`]).
+    pub profile: bool,
 }
 
 impl Default for ExecOptions {
     fn default() -> Self {
-        ExecOptions { dropout: true, capture_gradients: false }
+        ExecOptions { dropout: true, capture_gradients: false, profile: false }
     }
 }
 
@@ -83,6 +84,8 @@ pub struct Executor<B: KernelBackend> {
     labels: Option<NodeIndex>,
     /// Steps run so far (dropout masks depend on it).
     pub steps_done: u64,
+    /// Seconds spent in each scheduled node, when profiling.
+    pub profile: HashMap<NodeIndex, f64>,
     seed: u64,
 }
 
@@ -134,6 +137,7 @@ impl<B: KernelBackend> Executor<B> {
             input,
             labels,
             steps_done: 0,
+            profile: HashMap::new(),
             seed,
         })
     }
@@ -225,14 +229,42 @@ impl<B: KernelBackend> Executor<B> {
             if forward_only && self.graph.g[node].phase != Phase::Forward {
                 continue;
             }
-            let inputs: Vec<Value<B>> =
-                self.graph.inputs(node).iter().map(|v| self.fetch(&values, *v)).collect::<Result<_, _>>()?;
             let op = self.graph.g[node].op.clone();
+            // Inputs read for the last time are moved, not copied, and inputs the op overwrites
+            // are taken from the persistent store: a backend can then work in place.
+            let ins = self.graph.inputs(node);
+            let writes = op.def().writes_inputs();
+            let last_use = if forward_only { &self.forward_last_use } else { &self.last_use };
+            let keep = [self.graph.logits, self.graph.loss];
+            let mut inputs = Vec::with_capacity(ins.len());
+            for (i, v) in ins.iter().enumerate() {
+                let last_here =
+                    last_use.get(v) == Some(&step) && !ins[i + 1..].contains(v) && !keep.contains(&Some(*v));
+                let owned = if writes.contains(&i) {
+                    self.persistent.remove(&v.node)
+                } else if last_here {
+                    values.remove(v)
+                } else {
+                    None
+                };
+                inputs.push(match owned {
+                    Some(x) => x,
+                    None => self.fetch(&values, *v)?,
+                });
+            }
             if self.options.capture_gradients && matches!(op, Op::SgdUpdate(_)) {
                 let param = self.graph.inputs(node)[0].node;
                 gradients.insert(self.graph.g[param].name.clone(), inputs[1].to_f64_vec()?);
             }
+            let started = self.options.profile.then(std::time::Instant::now);
             let outs = self.run_op(&op, node, inputs, lr, n)?;
+            if let Some(t) = started {
+                // Wait for the results so that the time is the op's, on asynchronous backends too.
+                for v in &outs {
+                    v.sync();
+                }
+                *self.profile.entry(node).or_default() += t.elapsed().as_secs_f64();
+            }
             for (port, v) in outs.into_iter().enumerate() {
                 values.insert(ValueRef { node, port: port as u8 }, v);
             }
@@ -311,37 +343,18 @@ impl<B: KernelBackend> Executor<B> {
                 one(Value::F4(conv2d(inputs[0].f4()?, inputs[1].f4()?, None, conv_options(&c.0))))
             }
             Op::Conv2dBackwardData(c) => {
-                let (dy, w) = (inputs[0].f4()?, inputs[1].f4()?);
-                let a = &c.attrs;
-                let [_, _, oh, ow] = dy.dims();
-                let pad_out =
-                    |input: usize, out: usize| input + 2 * a.padding - ((out - 1) * a.stride + a.kernel);
-                let opts = ConvTransposeOptions::new(
-                    [a.stride, a.stride],
-                    [a.padding, a.padding],
-                    [pad_out(c.input_hw[0], oh), pad_out(c.input_hw[1], ow)],
-                    [1, 1],
-                    a.groups,
-                );
-                one(Value::F4(conv_transpose2d(dy, w, None, opts)))
+                one(Value::F4(B::conv2d_data_grad(inputs[0].f4()?, inputs[1].f4()?, &c.attrs, c.input_hw)))
             }
             Op::Conv2dBackwardWeight(c) => {
-                let (x, dy) = (inputs[0].f4()?, inputs[1].f4()?);
-                let a = &c.0;
-                let shape = [a.out_channels, x.dims()[1] / a.groups, a.kernel, a.kernel];
-                let zeros = Tensor::<B, 4>::zeros(shape, &self.device);
-                let g = B::conv2d_weight_backward(
-                    x.into_primitive().tensor(),
-                    zeros.into_primitive().tensor(),
-                    dy.into_primitive().tensor(),
-                    conv_options(a),
-                );
-                one(Value::F4(Tensor::from_primitive(burn::tensor::TensorPrimitive::Float(g))))
+                one(Value::F4(B::conv2d_weight_grad(inputs[0].f4()?, inputs[1].f4()?, &c.0)))
             }
             Op::Linear(_) => one(Value::F2(inputs[0].f2()?.matmul(inputs[1].f2()?.transpose()))),
             Op::LinearBackwardData(_) => one(Value::F2(inputs[0].f2()?.matmul(inputs[1].f2()?))),
             Op::LinearBackwardWeight(_) => {
-                one(Value::F2(inputs[1].f2()?.transpose().matmul(inputs[0].f2()?)))
+                // dy^T is small (batch x out): a contiguous copy lets the product run at full speed.
+                let dyt = inputs[1].f2()?.transpose();
+                let dyt = Tensor::<B, 2>::from_data(dyt.into_data(), &self.device);
+                one(Value::F2(dyt.matmul(inputs[0].f2()?)))
             }
             Op::BiasAdd(_) => {
                 let b = inputs[1].f1()?;
@@ -496,20 +509,21 @@ impl<B: KernelBackend> Executor<B> {
                 let ins = self.graph.inputs(node);
                 let (w_node, v_node) = (ins[0].node, ins[2].node);
                 let OptimizerDecl::Sgd { momentum, weight_decay, .. } = self.graph.spec.optimizer;
-                let rate = lr * u.lr_mult;
-                let decay = u.decay_mult * weight_decay;
-                let (w, v) = match (&inputs[0], &inputs[1], &inputs[2]) {
+                let p = SgdParams { momentum, rate: lr * u.lr_mult, decay: u.decay_mult * weight_decay };
+                let mut it = inputs.into_iter();
+                let (w, g, v) = (it.next().unwrap(), it.next().unwrap(), it.next().unwrap());
+                let (w, v) = match (w, g, v) {
                     (Value::F4(w), Value::F4(g), Value::F4(v)) => {
-                        let v = v.clone() * momentum - (g.clone() + w.clone() * decay) * rate;
-                        (Value::F4(w.clone() + v.clone()), Value::F4(v))
+                        let (w, v) = B::sgd_update(w, g, v, &p);
+                        (Value::F4(w), Value::F4(v))
                     }
                     (Value::F2(w), Value::F2(g), Value::F2(v)) => {
-                        let v = v.clone() * momentum - (g.clone() + w.clone() * decay) * rate;
-                        (Value::F2(w.clone() + v.clone()), Value::F2(v))
+                        let (w, v) = B::sgd_update(w, g, v, &p);
+                        (Value::F2(w), Value::F2(v))
                     }
                     (Value::F1(w), Value::F1(g), Value::F1(v)) => {
-                        let v = v.clone() * momentum - (g.clone() + w.clone() * decay) * rate;
-                        (Value::F1(w.clone() + v.clone()), Value::F1(v))
+                        let (w, v) = B::sgd_update(w, g, v, &p);
+                        (Value::F1(w), Value::F1(v))
                     }
                     (a, b, c) => {
                         return Err(RunError::Internal(format!(
@@ -529,10 +543,6 @@ impl<B: KernelBackend> Executor<B> {
             }
         }
     }
-}
-
-fn conv_options(a: &alexc::catalog::ConvAttrs) -> ConvOptions<2> {
-    ConvOptions::new([a.stride, a.stride], [a.padding, a.padding], [1, 1], a.groups)
 }
 
 /// A float tensor of `shape` (rank 1, 2 or 4) from host values.

@@ -65,3 +65,15 @@ pub fn say(text: &str) {
         std::process::exit(1);
     }
 }
+
+/// Tunes the C allocator for training: a step frees and reallocates the same large tensors (151 MB
+/// for fc6's weight gradient), and with glibc's defaults each allocation is page-faulted in
+/// afresh. Keeping 1 GiB of slack at the top of the heap makes the alexnet.ron step at batch 16
+/// about 17% faster on two cores. Does nothing on other C libraries.
+pub fn tune_allocator() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: mallopt only changes allocator parameters; it is called before other threads start.
+    unsafe {
+        libc::mallopt(libc::M_TOP_PAD, 1 << 30);
+    }
+}

@@ -26,6 +26,25 @@ enum Command {
     Train(TrainArgs),
     /// Print what a plan holds: its step, schedule and memory plan.
     Inspect { plan: PathBuf },
+    /// Time a plan's step (and, for a training plan, its forward pass alone) on a synthetic batch.
+    Bench(BenchArgs),
+}
+
+#[derive(clap::Args)]
+struct BenchArgs {
+    plan: PathBuf,
+    /// Timed steps.
+    #[arg(long, default_value_t = 5)]
+    steps: usize,
+    /// Untimed steps first.
+    #[arg(long, default_value_t = 1)]
+    warmup: usize,
+    /// Print one JSON object instead of text.
+    #[arg(long)]
+    json: bool,
+    /// Also print the time of each node of the step, slowest first.
+    #[arg(long)]
+    profile: bool,
 }
 
 #[derive(clap::Args)]
@@ -53,9 +72,11 @@ struct TrainArgs {
 }
 
 fn main() -> ExitCode {
+    alexrt::tune_allocator();
     let result = match Cli::parse().command {
         Command::Inspect { plan } => alexrt::inspect(&plan).map(|t| alexrt::say(&t)).map_err(RunError::from),
         Command::Train(args) => run_train(args),
+        Command::Bench(args) => run_bench(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -154,6 +175,82 @@ fn run_train(args: TrainArgs) -> Result<(), RunError> {
     if let Some(path) = &args.save_weights {
         weights::save(&exec, path)?;
         eprintln!("wrote {}", path.display());
+    }
+    Ok(())
+}
+
+/// Median seconds of `steps` runs of `f`, after `warmup` untimed ones.
+fn time_median(
+    warmup: usize,
+    steps: usize,
+    mut f: impl FnMut() -> Result<(), RunError>,
+) -> Result<f64, RunError> {
+    for _ in 0..warmup {
+        f()?;
+    }
+    let mut times = Vec::with_capacity(steps);
+    for _ in 0..steps.max(1) {
+        let t = Instant::now();
+        f()?;
+        times.push(t.elapsed().as_secs_f64());
+    }
+    times.sort_by(|a, b| a.total_cmp(b));
+    Ok(times[times.len() / 2])
+}
+
+fn run_bench(args: BenchArgs) -> Result<(), RunError> {
+    let plan = Plan::read(&args.plan)?;
+    let batch_size = plan.memory.batch_size;
+    let mut exec = Executor::<Cpu>::new(&plan, Default::default())?;
+    let shape = exec.input_shape();
+    let data = Synthetic::new(shape, exec.classes(), batch_size, 0, "bench");
+    let batch = alexrt::data::Dataset::batch(&data, &(0..batch_size).collect::<Vec<_>>());
+    let training = plan.graph.loss.is_some();
+    let step = time_median(args.warmup, args.steps, || exec.step(&batch, 1e-4).map(|_| ()))?;
+    let forward = if training {
+        Some(time_median(args.warmup, args.steps, || exec.forward(&batch).map(|_| ()))?)
+    } else {
+        None
+    };
+    exec.options.profile = args.profile;
+    let peak = exec.step(&batch, 1e-4)?.peak_bytes;
+    if args.profile {
+        let mut rows: Vec<(f64, String)> = exec
+            .profile
+            .iter()
+            .map(|(n, t)| {
+                let node = &exec.graph.g[*n];
+                (*t, format!("{} = {} {}", node.name, node.op.def().name(), node.op.def().attrs()))
+            })
+            .collect();
+        rows.sort_by(|a, b| b.0.total_cmp(&a.0));
+        let total: f64 = rows.iter().map(|r| r.0).sum();
+        eprintln!("profile of one step ({:.1} ms in nodes):", total * 1e3);
+        for (t, what) in rows {
+            eprintln!("  {:8.2} ms {:5.1}%  {what}", t * 1e3, 100.0 * t / total);
+        }
+    }
+    if args.json {
+        alexrt::say(&format!(
+            "{}\n",
+            serde_json::json!({
+                "graph": plan.graph.name, "batch": batch_size, "threads": rayon::current_num_threads(),
+                "step_seconds": step, "forward_seconds": forward,
+                "images_per_second": batch_size as f64 / step, "peak_bytes": peak,
+                "arena_bytes": plan.memory.arena_bytes,
+            })
+        ));
+    } else {
+        alexrt::say(&format!(
+            "{} batch {batch_size}: {} step {:.1} ms ({:.1} images/s){}; peak {} (plan arena {})\n",
+            plan.graph.name,
+            if training { "training" } else { "inference" },
+            step * 1e3,
+            batch_size as f64 / step,
+            forward.map(|f| format!(", forward only {:.1} ms", f * 1e3)).unwrap_or_default(),
+            human_bytes(peak),
+            human_bytes(plan.memory.arena_bytes)
+        ));
     }
     Ok(())
 }

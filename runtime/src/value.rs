@@ -39,6 +39,19 @@ impl<B: Backend> Value<B> {
     accessor!(i1, I1, Tensor<B, 1, Int>);
     accessor!(i4, I4, Tensor<B, 4, Int>);
 
+    /// Blocks until the value is computed (backends may run asynchronously).
+    pub fn sync(&self) {
+        let _ = match self {
+            Value::F1(t) => t.clone().into_data(),
+            Value::F2(t) => t.clone().slice([0..1]).into_data(),
+            Value::F4(t) => t.clone().slice([0..1]).into_data(),
+            Value::I1(t) => t.clone().into_data(),
+            Value::I4(t) => t.clone().slice([0..1]).into_data(),
+            Value::M2(t) => t.clone().slice([0..1]).into_data(),
+            Value::M4(t) => t.clone().slice([0..1]).into_data(),
+        };
+    }
+
     pub fn kind(&self) -> &'static str {
         match self {
             Value::F1(_) => "F1",

@@ -5,7 +5,10 @@
 pub mod reference;
 
 use burn::tensor::backend::Backend;
-use burn::tensor::{DType, Int, Tensor, TensorData};
+use burn::tensor::ops::{ConvOptions, ConvTransposeOptions};
+use burn::tensor::{DType, Int, Tensor, TensorData, TensorPrimitive};
+
+use alexc::catalog::ConvAttrs;
 
 use alexc::ast::LrnConvention;
 
@@ -40,6 +43,14 @@ impl PoolParams {
     pub fn from_attrs(a: &alexc::catalog::PoolAttrs) -> Self {
         PoolParams { kernel: a.kernel, stride: a.stride, padding: a.padding }
     }
+}
+
+/// One SGD step's settings for one parameter: `v <- momentum v - rate (g + decay w); w <- w + v`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct SgdParams {
+    pub momentum: f64,
+    pub rate: f64,
+    pub decay: f64,
 }
 
 /// A float tensor's values on the host, in its own precision.
@@ -136,6 +147,78 @@ pub trait KernelBackend: Backend {
         };
         from_host(dx, [n, c, input_hw[0], input_hw[1]], &device)
     }
+
+    /// The weight gradient of a (grouped) convolution from its input `x` and output gradient `dy`.
+    /// The default is burn's.
+    fn conv2d_weight_grad(x: Tensor<Self, 4>, dy: Tensor<Self, 4>, a: &ConvAttrs) -> Tensor<Self, 4> {
+        let shape = [a.out_channels, x.dims()[1] / a.groups, a.kernel, a.kernel];
+        let zeros = Tensor::<Self, 4>::zeros(shape, &x.device());
+        let g = Self::conv2d_weight_backward(
+            x.into_primitive().tensor(),
+            zeros.into_primitive().tensor(),
+            dy.into_primitive().tensor(),
+            conv_options(a),
+        );
+        Tensor::from_primitive(TensorPrimitive::Float(g))
+    }
+
+    /// The input gradient of a (grouped) convolution of an `input_hw` input, from `dy` and the
+    /// weight. The default is burn's transposed convolution.
+    fn conv2d_data_grad(
+        dy: Tensor<Self, 4>,
+        w: Tensor<Self, 4>,
+        a: &ConvAttrs,
+        input_hw: [usize; 2],
+    ) -> Tensor<Self, 4> {
+        let [_, _, oh, ow] = dy.dims();
+        let pad_out = |input: usize, out: usize| input + 2 * a.padding - ((out - 1) * a.stride + a.kernel);
+        let opts = ConvTransposeOptions::new(
+            [a.stride, a.stride],
+            [a.padding, a.padding],
+            [pad_out(input_hw[0], oh), pad_out(input_hw[1], ow)],
+            [1, 1],
+            a.groups,
+        );
+        burn::tensor::module::conv_transpose2d(dy, w, None, opts)
+    }
+
+    /// The optimizer update of one parameter, in one pass over `w`, `g` and `v`. The default runs
+    /// on the host and, on the CPU, in place when the tensors are not shared.
+    fn sgd_update<const D: usize>(
+        w: Tensor<Self, D>,
+        g: Tensor<Self, D>,
+        v: Tensor<Self, D>,
+        p: &SgdParams,
+    ) -> (Tensor<Self, D>, Tensor<Self, D>) {
+        let device = w.device();
+        let (mut wd, gd, mut vd) = (w.into_data(), g.into_data(), v.into_data());
+        if wd.dtype == DType::F64 {
+            reference::sgd_update::<f64>(
+                wd.as_mut_slice().unwrap(),
+                gd.as_slice().unwrap(),
+                vd.as_mut_slice().unwrap(),
+                p,
+            );
+        } else {
+            let (mut w32, g32, mut v32) = (wd.convert::<f32>(), gd.convert::<f32>(), vd.convert::<f32>());
+            reference::sgd_update::<f32>(
+                w32.as_mut_slice().unwrap(),
+                g32.as_slice().unwrap(),
+                v32.as_mut_slice().unwrap(),
+                p,
+            );
+            (wd, vd) = (w32, v32);
+        }
+        (Tensor::from_data(wd, &device), Tensor::from_data(vd, &device))
+    }
 }
 
+/// burn's convolution options for our attributes.
+pub fn conv_options(a: &ConvAttrs) -> ConvOptions<2> {
+    ConvOptions::new([a.stride, a.stride], [a.padding, a.padding], [1, 1], a.groups)
+}
+
+/// The CPU: the reference kernels, and burn's convolution gradients. (im2col / col2im around
+/// matrix products was tried for the convolution gradients and was not faster on two cores: the
+/// matrix products dominate either way.)
 impl KernelBackend for burn::backend::Flex {}

@@ -5,7 +5,7 @@
 use num_traits::Float;
 use rayon::prelude::*;
 
-use super::{LrnParams, PoolParams};
+use super::{LrnParams, PoolParams, SgdParams};
 
 /// The element types the kernels run in: `f32`, and `f64` for gradient checks.
 pub trait Real: Float + Send + Sync + std::iter::Sum + 'static {}
@@ -78,16 +78,20 @@ pub fn lrn_backward<T: Real>(x: &[T], y: &[T], dy: &[T], shape: [usize; 4], p: &
             window_scales(x, c, plane, p, &mut s);
             let ratio: Vec<T> = dy.iter().zip(y).zip(&s).map(|((g, y), s)| *g * *y / *s).collect();
             let factor = real::<T>(2.0 * p.scale * p.beta);
+            let mut acc = vec![T::zero(); plane];
             for ch in 0..c {
-                let lo = ch.saturating_sub(half);
-                let hi = (ch + half).min(c - 1);
-                for i in 0..plane {
-                    let at = ch * plane + i;
-                    let mut acc = T::zero();
-                    for cc in lo..=hi {
-                        acc = acc + ratio[cc * plane + i];
+                // The window sum of `ratio` around `ch`, plane by plane (contiguous, vectorisable).
+                acc.fill(T::zero());
+                for cc in ch.saturating_sub(half)..=(ch + half).min(c - 1) {
+                    for (a, r) in acc.iter_mut().zip(&ratio[cc * plane..(cc + 1) * plane]) {
+                        *a = *a + *r;
                     }
-                    dx[at] = dy[at] * pow_neg(s[at], p.beta) - factor * x[at] * acc;
+                }
+                let at = ch * plane..(ch + 1) * plane;
+                for ((((d, g), s), x), a) in
+                    dx[at.clone()].iter_mut().zip(&dy[at.clone()]).zip(&s[at.clone()]).zip(&x[at]).zip(&acc)
+                {
+                    *d = *g * pow_neg(*s, p.beta) - factor * *x * *a;
                 }
             }
         });
@@ -107,24 +111,29 @@ pub fn max_pool_forward<T: Real>(x: &[T], shape: [usize; 4], p: &PoolParams) -> 
     let planes = x.len() / (h * w);
     let mut y = vec![T::zero(); planes * oh * ow];
     let mut arg = vec![0i32; planes * oh * ow];
+    // The clipped window of each output row and column, computed once.
+    let span = |o: usize, len: usize| {
+        let start = (o * p.stride) as isize - p.padding as isize;
+        (start.max(0) as usize, ((start + p.kernel as isize).min(len as isize)) as usize)
+    };
+    let rows: Vec<(usize, usize)> = (0..oh).map(|r| span(r, h)).collect();
+    let cols: Vec<(usize, usize)> = (0..ow).map(|c| span(c, w)).collect();
     y.par_chunks_mut(oh * ow).zip(arg.par_chunks_mut(oh * ow)).zip(x.par_chunks(h * w)).for_each(
         |((y, arg), x)| {
-            for r in 0..oh {
-                let r0 = (r * p.stride) as isize - p.padding as isize;
-                for col in 0..ow {
-                    let c0 = (col * p.stride) as isize - p.padding as isize;
-                    let (mut best, mut at) = (T::neg_infinity(), -1i32);
-                    for i in r0.max(0)..(r0 + p.kernel as isize).min(h as isize) {
-                        for j in c0.max(0)..(c0 + p.kernel as isize).min(w as isize) {
-                            let v = x[i as usize * w + j as usize];
-                            if v > best || v.is_nan() || at < 0 {
+            for (r, &(r0, r1)) in rows.iter().enumerate() {
+                for (c, &(c0, c1)) in cols.iter().enumerate() {
+                    let (mut best, mut at) = (x[r0 * w + c0], r0 * w + c0);
+                    for i in r0..r1 {
+                        let line = &x[i * w..i * w + w];
+                        for (j, &v) in line.iter().enumerate().take(c1).skip(c0) {
+                            if v > best || (v.is_nan() && !best.is_nan()) {
                                 best = v;
-                                at = (i as usize * w + j as usize) as i32;
+                                at = i * w + j;
                             }
                         }
                     }
-                    y[r * ow + col] = best;
-                    arg[r * ow + col] = at;
+                    y[r * ow + c] = best;
+                    arg[r * ow + c] = at as i32;
                 }
             }
         },
@@ -132,42 +141,37 @@ pub fn max_pool_forward<T: Real>(x: &[T], shape: [usize; 4], p: &PoolParams) -> 
     (y, arg)
 }
 
-/// The pooling gradient as a gather: each input sums `dy` over the windows that cover it and chose
-/// it. With a 3x3 window and stride 2 an input lies in up to four windows; no writes collide.
+/// The pooling gradient: each input receives `dy` from every window that covers it and chose it
+/// (with a 3x3 window and stride 2, up to four). Planes run in parallel and each plane is summed
+/// by one task, so no two tasks write the same element (the GPU kernels gather instead).
 pub fn max_pool_backward<T: Real>(
     dy: &[T],
     arg: &[i32],
     input_hw: [usize; 2],
     out_hw: [usize; 2],
-    p: &PoolParams,
+    _p: &PoolParams,
 ) -> Vec<T> {
     let ([h, w], [oh, ow]) = (input_hw, out_hw);
     let planes = dy.len() / (oh * ow);
     let mut dx = vec![T::zero(); planes * h * w];
-    // Windows covering input row i: r with r*s - pad <= i < r*s - pad + k.
-    let covering = |i: usize, out: usize| {
-        let i = i + p.padding;
-        let first = if i + 1 > p.kernel { (i + 1 - p.kernel).div_ceil(p.stride) } else { 0 };
-        let last = (i / p.stride).min(out - 1);
-        first..=last
-    };
     dx.par_chunks_mut(h * w).zip(dy.par_chunks(oh * ow).zip(arg.par_chunks(oh * ow))).for_each(
         |(dx, (dy, arg))| {
-            for i in 0..h {
-                for j in 0..w {
-                    let me = (i * w + j) as i32;
-                    let mut acc = T::zero();
-                    for r in covering(i, oh) {
-                        for c in covering(j, ow) {
-                            if arg[r * ow + c] == me {
-                                acc = acc + dy[r * ow + c];
-                            }
-                        }
-                    }
-                    dx[i * w + j] = acc;
-                }
+            for (g, &a) in dy.iter().zip(arg) {
+                dx[a as usize] = dx[a as usize] + *g;
             }
         },
     );
     dx
+}
+
+/// SGD with momentum and weight decay, in place: `v <- m v - rate (g + decay w); w <- w + v`.
+pub fn sgd_update<T: Real>(w: &mut [T], g: &[T], v: &mut [T], p: &SgdParams) {
+    let (m, rate, decay) = (real::<T>(p.momentum), real::<T>(p.rate), real::<T>(p.decay));
+    const CHUNK: usize = 1 << 16;
+    w.par_chunks_mut(CHUNK).zip(g.par_chunks(CHUNK)).zip(v.par_chunks_mut(CHUNK)).for_each(|((w, g), v)| {
+        for ((w, g), v) in w.iter_mut().zip(g).zip(v.iter_mut()) {
+            *v = m * *v - rate * (*g + decay * *w);
+            *w = *w + *v;
+        }
+    });
 }

@@ -59,21 +59,28 @@ fn floats(j: &Json) -> Vec<f64> {
 /// the largest sampled magnitude, and the sum, absolute sum and sum of squares within `rtol`.
 /// Mismatches are collected in `fails`.
 fn compare(what: &str, ours: &[f64], reference: &Json, rtol: f64, fails: &mut Vec<String>) {
-    let idx: Vec<usize> = reference["indices"].as_array().unwrap().iter().map(|v| v.as_u64().unwrap() as usize).collect();
+    let idx: Vec<usize> =
+        reference["indices"].as_array().unwrap().iter().map(|v| v.as_u64().unwrap() as usize).collect();
     let want = floats(&reference["values"]);
     let scale = want.iter().fold(0.0f64, |m, v| m.max(v.abs())).max(1e-30);
     for (i, w) in idx.iter().zip(&want) {
         let err = (ours[*i] - w).abs() / scale;
         if err > rtol {
-            fails.push(format!("{what}[{i}]: {} vs PyTorch {w} (relative error {err:.2e} > {rtol:.0e})", ours[*i]));
+            fails.push(format!(
+                "{what}[{i}]: {} vs PyTorch {w} (relative error {err:.2e} > {rtol:.0e})",
+                ours[*i]
+            ));
             return;
         }
     }
     let abs_sum: f64 = ours.iter().map(|v| v.abs()).sum();
     let sq_sum: f64 = ours.iter().map(|v| v * v).sum();
     let sum: f64 = ours.iter().sum();
-    let (ref_abs, ref_sq, ref_sum) =
-        (reference["abs_sum"].as_f64().unwrap(), reference["sq_sum"].as_f64().unwrap(), reference["sum"].as_f64().unwrap());
+    let (ref_abs, ref_sq, ref_sum) = (
+        reference["abs_sum"].as_f64().unwrap(),
+        reference["sq_sum"].as_f64().unwrap(),
+        reference["sum"].as_f64().unwrap(),
+    );
     if (abs_sum - ref_abs).abs() > rtol * ref_abs {
         fails.push(format!("{what}: sum |x| {abs_sum} vs PyTorch {ref_abs}"));
     }
@@ -158,8 +165,11 @@ pub fn parity(graph: &str, fixture: &str, rtol: f64) {
             let ulp = if exec_is_f64 { f64::EPSILON } else { f32::EPSILON as f64 };
             let allowed = rtol * scale + 4.0 * ulp * (start[*i] as f64).abs();
             let err = (delta[*i] - wv).abs();
-            assert!(err <= allowed, "{name}[{i}] moved {} vs PyTorch {wv} (error {err:.2e} > {allowed:.2e})", delta[*i]);
+            assert!(
+                err <= allowed,
+                "{name}[{i}] moved {} vs PyTorch {wv} (error {err:.2e} > {allowed:.2e})",
+                delta[*i]
+            );
         }
     }
 }
-
