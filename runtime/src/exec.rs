@@ -162,6 +162,16 @@ impl<B: KernelBackend> Executor<B> {
             .collect()
     }
 
+    /// Parameters and optimizer state (momentum buffers), names and nodes, in node order.
+    pub fn persistent_names(&self) -> Vec<(String, NodeIndex)> {
+        self.graph
+            .node_indices()
+            .into_iter()
+            .filter(|&n| self.graph.g[n].op.def().is_persistent())
+            .map(|n| (self.graph.g[n].name.clone(), n))
+            .collect()
+    }
+
     /// A parameter or state tensor's values on the host, by node name.
     pub fn persistent_values(&self, name: &str) -> Option<Result<Vec<f32>, RunError>> {
         let n = self.graph.find(name)?;

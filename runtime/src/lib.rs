@@ -4,11 +4,13 @@
 //! - [`kernels`]: LRN and max pooling as a backend trait, with reference CPU kernels;
 //! - [`data`], [`train`], [`weights`]: datasets, the training loop, safetensors.
 
+pub mod checkpoint;
 pub mod data;
 pub mod error;
 pub mod exec;
 pub mod init;
 pub mod kernels;
+pub mod plot;
 pub mod train;
 pub mod value;
 pub mod weights;

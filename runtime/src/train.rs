@@ -1,22 +1,35 @@
-//! The training loop: epochs of shuffled full batches, the graph file's learning-rate schedule,
-//! per-epoch validation, metrics, and a stop on a non-finite loss.
+//! The training loop: epochs of shuffled full batches from the loader, the graph file's
+//! learning-rate schedule, validation after each epoch, checkpoints written atomically (every
+//! epoch, and every N steps if asked), resume from the last one, and a stop on a non-finite loss
+//! that keeps the last good checkpoint.
 
+use std::path::PathBuf;
 use std::time::Instant;
 
 use alexc::ast::{OptimizerDecl, ScheduleDecl};
+use serde::{Deserialize, Serialize};
 
-use crate::data::{epoch_batches, Dataset};
+use crate::checkpoint::{self, Checkpoint};
+use crate::data::{epoch_order, Dataset, Loader};
 use crate::error::RunError;
 use crate::exec::Executor;
+use crate::init::Rng;
 use crate::kernels::KernelBackend;
 
-/// How long to train and how to report it.
+/// How long to train, and where to keep checkpoints.
 #[derive(Debug, Clone)]
 pub struct TrainConfig {
     pub epochs: usize,
     /// At most this many steps per epoch (all full batches when `None`).
     pub max_steps_per_epoch: Option<usize>,
     pub batch_size: usize,
+    pub loader: Loader,
+    /// Where checkpoints go; none are written without it.
+    pub checkpoint_dir: Option<PathBuf>,
+    /// Also checkpoint every this many steps within an epoch.
+    pub checkpoint_every: Option<usize>,
+    /// Dataset statistics to record in checkpoints.
+    pub stats: Option<crate::data::stats::Stats>,
 }
 
 /// Top-1 and top-5 hits of `logits` (`n x classes`) against `labels`.
@@ -33,7 +46,7 @@ pub fn topk_hits(logits: &[f64], labels: &[i32], classes: usize) -> (usize, usiz
 }
 
 /// Loss and accuracy over some images.
-#[derive(Debug, Clone, Copy, Default, PartialEq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
 pub struct Metrics {
     pub loss: f64,
     pub top1: f64,
@@ -41,8 +54,9 @@ pub struct Metrics {
     pub images: usize,
 }
 
-#[derive(Default)]
-struct Tally {
+/// Running sums behind [`Metrics`].
+#[derive(Debug, Clone, Default)]
+pub struct Tally {
     loss_sum: f64,
     top1: usize,
     top5: usize,
@@ -50,7 +64,7 @@ struct Tally {
 }
 
 impl Tally {
-    fn add(&mut self, loss: f64, logits: &[f64], labels: &[i32], classes: usize) {
+    pub fn add(&mut self, loss: f64, logits: &[f64], labels: &[i32], classes: usize) {
         let (t1, t5) = topk_hits(logits, labels, classes);
         self.loss_sum += loss * labels.len() as f64;
         self.top1 += t1;
@@ -58,7 +72,7 @@ impl Tally {
         self.images += labels.len();
     }
 
-    fn metrics(&self) -> Metrics {
+    pub fn metrics(&self) -> Metrics {
         let n = self.images.max(1) as f64;
         Metrics {
             loss: self.loss_sum / n,
@@ -69,8 +83,8 @@ impl Tally {
     }
 }
 
-/// One epoch's record.
-#[derive(Debug, Clone)]
+/// One epoch's record, as written to metrics.jsonl.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct EpochRecord {
     pub epoch: usize,
     pub lr: f64,
@@ -78,15 +92,41 @@ pub struct EpochRecord {
     pub val: Metrics,
     pub images_per_second: f64,
     pub peak_bytes: usize,
+    /// Samples that could not be read this epoch (skipped).
+    pub skipped: usize,
+    pub seconds: f64,
 }
 
 /// What the loop tells its caller as it goes.
 pub enum Event<'a> {
-    Step { epoch: usize, step: usize, steps: usize, loss: f64, running: Metrics, images_per_second: f64 },
+    /// A training step: 0-based epoch and step, steps in the epoch, the batch's loss, the running
+    /// epoch metrics and throughput.
+    Step {
+        epoch: usize,
+        step: usize,
+        steps: usize,
+        loss: f64,
+        running: Metrics,
+        images_per_second: f64,
+    },
+    /// A sample could not be read (it was skipped).
+    Skipped {
+        index: usize,
+        error: &'a str,
+    },
+    Evaluating {
+        epoch: usize,
+    },
     Epoch(&'a EpochRecord),
+    Checkpoint {
+        path: &'a std::path::Path,
+        epoch: usize,
+        step: usize,
+    },
 }
 
 /// The learning rate: the optimizer's, times the schedule's reductions so far.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct LrSchedule {
     base: f64,
     schedule: ScheduleDecl,
@@ -102,7 +142,7 @@ impl LrSchedule {
             base: lr,
             schedule: schedule.clone(),
             reductions: 0,
-            best_val_error: f64::INFINITY,
+            best_val_error: f64::MAX,
             epochs_without_improvement: 0,
         }
     }
@@ -118,7 +158,8 @@ impl LrSchedule {
         }
     }
 
-    /// Records an epoch's validation error (plateau schedules reduce the rate on no improvement).
+    /// Records an epoch's validation error; a plateau schedule divides the rate when it has not
+    /// improved for more than `patience` epochs, at most `max_reductions` times.
     pub fn observe(&mut self, val_error: f64) {
         if let ScheduleDecl::Plateau { patience, max_reductions, .. } = self.schedule {
             if val_error < self.best_val_error - 1e-9 {
@@ -135,73 +176,131 @@ impl LrSchedule {
     }
 }
 
-/// Evaluates `data` with the forward pass only.
+/// Where a run stands: what a checkpoint saves besides the tensors.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Progress {
+    /// The epoch to run next (0-based) and how many of its steps are done.
+    pub epoch: usize,
+    pub step_in_epoch: usize,
+    pub schedule: LrSchedule,
+    pub records: Vec<EpochRecord>,
+    /// The partial epoch's running sums, when checkpointed mid-epoch.
+    pub partial: Option<(f64, usize, usize, usize, usize)>,
+}
+
+impl Progress {
+    pub fn start(exec: &Executor<impl KernelBackend>) -> Self {
+        Progress {
+            epoch: 0,
+            step_in_epoch: 0,
+            schedule: LrSchedule::new(&exec.graph.spec.optimizer, &exec.graph.spec.schedule),
+            records: Vec::new(),
+            partial: None,
+        }
+    }
+}
+
+/// Evaluates `data` (test-time preprocessing) with the forward pass only.
 pub fn evaluate<B: KernelBackend>(
     exec: &mut Executor<B>,
     data: &dyn Dataset,
     batch: usize,
-) -> Result<Metrics, RunError> {
-    let mut tally = Tally::default();
+    loader: &Loader,
+) -> Result<(Metrics, usize), RunError> {
     let classes = exec.classes();
     let indices: Vec<usize> = (0..data.len()).collect();
-    for chunk in indices.chunks(batch) {
-        let b = data.batch(chunk);
-        let out = exec.forward(&b)?;
-        tally.add(out.loss.unwrap_or(f64::NAN), &out.logits, &b.labels, classes);
-    }
-    Ok(tally.metrics())
+    let batches: Vec<Vec<usize>> = indices.chunks(batch).map(|c| c.to_vec()).collect();
+    let mut tally = Tally::default();
+    let mut skipped = 0;
+    loader.run(data, &batches, None, |l| {
+        skipped += l.failed.len();
+        if !l.batch.is_empty() {
+            let out = exec.forward(&l.batch)?;
+            tally.add(out.loss.unwrap_or(f64::NAN), &out.logits, &l.batch.labels, classes);
+        }
+        Ok::<(), RunError>(())
+    })?;
+    Ok((tally.metrics(), skipped))
 }
 
-/// Trains for `cfg.epochs`, validating after each epoch.
+/// Trains from `progress` to `cfg.epochs`, validating after each epoch.
 pub fn train<B: KernelBackend>(
     exec: &mut Executor<B>,
     train_set: &dyn Dataset,
     val_set: &dyn Dataset,
     cfg: &TrainConfig,
+    mut progress: Progress,
     mut on_event: impl FnMut(Event<'_>),
-) -> Result<Vec<EpochRecord>, RunError> {
+) -> Result<Progress, RunError> {
     if train_set.len() < cfg.batch_size {
         return Err(RunError::Input(format!(
-            "the training set has {} images, fewer than one batch of {}; use more images or a smaller --batch-size at compile time",
+            "the training set has {} images, fewer than one batch of {}; use more images, or compile with a smaller --batch-size",
             train_set.len(),
             cfg.batch_size
         )));
     }
     let classes = exec.classes();
-    let mut schedule = LrSchedule::new(&exec.graph.spec.optimizer, &exec.graph.spec.schedule);
     let seed = exec.graph.spec.training.seed;
-    let mut records = Vec::new();
-    for epoch in 0..cfg.epochs {
-        let lr = schedule.lr(epoch);
-        let mut batches = epoch_batches(train_set.len(), cfg.batch_size, seed, epoch);
+    let class_names = train_set.class_names();
+    while progress.epoch < cfg.epochs {
+        let epoch = progress.epoch;
+        let lr = progress.schedule.lr(epoch);
+        let mut batches = epoch_order(train_set.len(), cfg.batch_size, seed, epoch);
         if let Some(max) = cfg.max_steps_per_epoch {
             batches.truncate(max);
         }
+        let steps = batches.len();
         let mut tally = Tally::default();
+        if let Some((loss_sum, top1, top5, images, _)) = progress.partial.take() {
+            tally = Tally { loss_sum, top1, top5, images };
+        }
+        let resumed_images = tally.images;
+        let skip = progress.step_in_epoch;
         let mut peak = 0;
+        let mut skipped = 0;
         let started = Instant::now();
-        for (step, indices) in batches.iter().enumerate() {
-            let batch = train_set.batch(indices);
-            let out = exec.step(&batch, lr)?;
+        let augment = Rng::for_stream(seed, &[b"augment", &(epoch as u64).to_le_bytes()]).next_u64();
+        cfg.loader.run(train_set, &batches[skip..], Some(augment), |l| {
+            let step = skip + l.index;
+            for (index, error) in &l.failed {
+                on_event(Event::Skipped { index: *index, error });
+            }
+            skipped += l.failed.len();
+            if l.batch.is_empty() {
+                return Ok(());
+            }
+            let out = exec.step(&l.batch, lr)?;
             let loss = out.loss.unwrap_or(f64::NAN);
             if !loss.is_finite() {
                 return Err(RunError::NonFinite { value: loss, epoch: epoch + 1, step: step + 1 });
             }
             peak = peak.max(out.peak_bytes);
-            tally.add(loss, &out.logits, &batch.labels, classes);
-            let ips = tally.images as f64 / started.elapsed().as_secs_f64().max(1e-9);
+            tally.add(loss, &out.logits, &l.batch.labels, classes);
+            let ips = (tally.images - resumed_images) as f64 / started.elapsed().as_secs_f64().max(1e-9);
             on_event(Event::Step {
                 epoch,
                 step,
-                steps: batches.len(),
+                steps,
                 loss,
                 running: tally.metrics(),
                 images_per_second: ips,
             });
-        }
-        let images_per_second = tally.images as f64 / started.elapsed().as_secs_f64().max(1e-9);
-        let val = evaluate(exec, val_set, cfg.batch_size)?;
-        schedule.observe(1.0 - val.top1);
+            progress.step_in_epoch = step + 1;
+            if let (Some(dir), Some(every)) = (&cfg.checkpoint_dir, cfg.checkpoint_every) {
+                if progress.step_in_epoch % every == 0 && progress.step_in_epoch < steps {
+                    progress.partial = Some((tally.loss_sum, tally.top1, tally.top5, tally.images, 0));
+                    let path = checkpoint::save(exec, dir, &progress, &class_names, cfg.stats.as_ref())?;
+                    progress.partial = None;
+                    on_event(Event::Checkpoint { path: &path, epoch, step: progress.step_in_epoch });
+                }
+            }
+            Ok(())
+        })?;
+        let images_per_second =
+            (tally.images - resumed_images) as f64 / started.elapsed().as_secs_f64().max(1e-9);
+        on_event(Event::Evaluating { epoch });
+        let (val, val_skipped) = evaluate(exec, val_set, cfg.batch_size, &cfg.loader)?;
+        progress.schedule.observe(1.0 - val.top1);
         let record = EpochRecord {
             epoch: epoch + 1,
             lr,
@@ -209,9 +308,25 @@ pub fn train<B: KernelBackend>(
             val,
             images_per_second,
             peak_bytes: peak,
+            skipped: skipped + val_skipped,
+            seconds: started.elapsed().as_secs_f64(),
         };
+        progress.records.push(record.clone());
+        progress.epoch += 1;
+        progress.step_in_epoch = 0;
         on_event(Event::Epoch(&record));
-        records.push(record);
+        if let Some(dir) = &cfg.checkpoint_dir {
+            let path = checkpoint::save(exec, dir, &progress, &class_names, cfg.stats.as_ref())?;
+            on_event(Event::Checkpoint { path: &path, epoch: progress.epoch, step: 0 });
+        }
     }
-    Ok(records)
+    Ok(progress)
+}
+
+/// Reads the checkpoint in `dir` into `exec`, for `--resume`.
+pub fn resume<B: KernelBackend>(
+    exec: &mut Executor<B>,
+    dir: &std::path::Path,
+) -> Result<(Progress, Checkpoint), RunError> {
+    checkpoint::load(exec, dir)
 }

@@ -35,20 +35,38 @@ pub fn save<B: KernelBackend>(exec: &Executor<B>, path: &Path) -> Result<(), Run
         .map_err(|source| RunError::Io { path: path.display().to_string(), source })
 }
 
-/// Loads parameters from `path` into `exec`. Every parameter must be there with its shape, as f32
-/// (or f64, converted); tensors the plan does not know are an error too.
+/// Loads parameters from `path` (a weights file or a checkpoint) into `exec`. Every parameter
+/// must be there with its shape, as f32 (or f64, converted); tensors the plan does not know are an
+/// error too (a checkpoint's momentum buffers excepted).
 pub fn load<B: KernelBackend>(exec: &mut Executor<B>, path: &Path) -> Result<(), RunError> {
     let p = path.display().to_string();
-    let fail = |message: String| RunError::Weights { path: p.clone(), message };
     let bytes = std::fs::read(path).map_err(|source| RunError::Io { path: p.clone(), source })?;
-    let file = SafeTensors::deserialize(&bytes).map_err(|e| fail(format!("not a safetensors file ({e})")))?;
-    let wanted = exec.param_names();
+    load_tensors(exec, &bytes, &p, false)
+}
+
+/// Loads the parameters (and with `with_state`, the optimizer state) in safetensors `bytes`.
+pub fn load_tensors<B: KernelBackend>(
+    exec: &mut Executor<B>,
+    bytes: &[u8],
+    p: &str,
+    with_state: bool,
+) -> Result<(), RunError> {
+    let fail = |message: String| RunError::Weights { path: p.to_string(), message };
+    let file = SafeTensors::deserialize(bytes).map_err(|e| fail(format!("not a safetensors file ({e})")))?;
+    let is_checkpoint = crate::checkpoint::read_meta(bytes, p)?.is_some();
+    let wanted = if with_state { exec.persistent_names() } else { exec.param_names() };
+    let state: Vec<String> = exec.persistent_names().into_iter().map(|(n, _)| n).collect();
     for name in file.names() {
-        if !wanted.iter().any(|(w, _)| w == name) {
+        // A checkpoint's optimizer state is not needed where only the parameters are loaded
+        // (evaluation, inference), nor present in an inference plan.
+        let optimizer_state =
+            is_checkpoint && (state.iter().any(|s| s == name) || name.ends_with(".momentum"));
+        let known = wanted.iter().any(|(w, _)| w == name) || optimizer_state;
+        if !known {
             return Err(fail(format!(
                 "tensor `{name}` is not a parameter of graph `{}`; its parameters are {}",
                 exec.graph.name,
-                wanted.iter().map(|(w, _)| w.as_str()).collect::<Vec<_>>().join(", ")
+                exec.param_names().iter().map(|(w, _)| w.as_str()).collect::<Vec<_>>().join(", ")
             )));
         }
     }

@@ -5,9 +5,10 @@ use std::process::Command;
 
 use alexc::ir::Mode;
 use alexc::plan::Plan;
+use alexrt::data::Loader;
 use alexrt::data::{Dataset, Synthetic};
 use alexrt::exec::Executor;
-use alexrt::train::{evaluate, train, TrainConfig};
+use alexrt::train::{evaluate, train, Progress, TrainConfig};
 use alexrt::{weights, Cpu, RunError};
 
 fn root() -> std::path::PathBuf {
@@ -29,6 +30,18 @@ fn tiny_plan(edit: impl Fn(String) -> String, mode: Mode) -> Plan {
     }
 }
 
+fn config(epochs: usize) -> TrainConfig {
+    TrainConfig {
+        epochs,
+        max_steps_per_epoch: None,
+        batch_size: 32,
+        loader: Loader::default(),
+        checkpoint_dir: None,
+        checkpoint_every: None,
+        stats: None,
+    }
+}
+
 fn scratch(name: &str) -> std::path::PathBuf {
     let dir = std::env::temp_dir().join(format!("alexrt-{name}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
@@ -43,9 +56,10 @@ fn tiny_learns_the_synthetic_set_far_above_chance() {
     let shape = exec.input_shape();
     let train_set = Synthetic::new(shape, 10, 1024, 7, "train");
     let val_set = Synthetic::new(shape, 10, 256, 7, "val");
-    let before = evaluate(&mut exec, &val_set, 32).unwrap();
-    let cfg = TrainConfig { epochs: 2, max_steps_per_epoch: None, batch_size: 32 };
-    let records = train(&mut exec, &train_set, &val_set, &cfg, |_| {}).unwrap();
+    let (before, _) = evaluate(&mut exec, &val_set, 32, &Loader::default()).unwrap();
+    let cfg = config(2);
+    let start = Progress::start(&exec);
+    let records = train(&mut exec, &train_set, &val_set, &cfg, start, |_| {}).unwrap().records;
     let after = records.last().unwrap().val;
     assert!(before.top1 < 0.3, "untrained: {before:?}");
     assert!(after.top1 > 0.6, "chance is 10%; after two epochs: {after:?}");
@@ -65,8 +79,9 @@ fn a_non_finite_loss_stops_training_with_a_clear_error() {
     let mut exec = Executor::<Cpu>::new(&plan, Default::default()).unwrap();
     let shape = exec.input_shape();
     let data = Synthetic::new(shape, 10, 256, 7, "train");
-    let cfg = TrainConfig { epochs: 3, max_steps_per_epoch: None, batch_size: 32 };
-    match train(&mut exec, &data, &data, &cfg, |_| {}) {
+    let cfg = config(3);
+    let start = Progress::start(&exec);
+    match train(&mut exec, &data, &data, &cfg, start, |_| {}) {
         Err(e @ RunError::NonFinite { .. }) => {
             let msg = e.to_string();
             assert!(msg.contains("training stopped: the loss became"), "{msg}");
@@ -81,7 +96,8 @@ fn weights_round_trip_and_mismatches_name_the_tensor() {
     let dir = scratch("weights");
     let plan = tiny_plan(|t| t, Mode::Train);
     let mut a = Executor::<Cpu>::new(&plan, Default::default()).unwrap();
-    let batch = Synthetic::new(a.input_shape(), 10, 32, 1, "x").batch(&(0..32).collect::<Vec<_>>());
+    let (batch, _) =
+        Synthetic::new(a.input_shape(), 10, 32, 1, "x").batch(&(0..32).collect::<Vec<_>>(), None);
     a.step(&batch, 0.01).unwrap();
     let path = dir.join("w.safetensors");
     weights::save(&a, &path).unwrap();
@@ -165,10 +181,13 @@ fn the_command_line_trains_and_refuses_bad_input() {
         "64",
         "--save-weights",
         weights_path.to_str().unwrap(),
+        "--out",
+        dir.join("run").to_str().unwrap(),
     ]);
     let (out, err) = (String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr));
     assert!(o.status.success(), "{err}");
-    assert!(err.contains("epoch 1/1: lr 0.0100"), "{err}");
+    assert!(err.contains("epoch 1/1: lr 0.01000"), "{err}");
+    assert!(dir.join("run/metrics.jsonl").exists() && dir.join("run/loss.png").exists());
     assert!(out.contains("trained `tiny` for 1 epochs"), "{out}");
     assert!(weights_path.exists());
 

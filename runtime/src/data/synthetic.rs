@@ -1,32 +1,9 @@
-//! Datasets. The built-in synthetic one is generated, not downloaded: each class is a fixed
-//! pattern of coloured gratings, and each image a randomly shifted, rescaled, noisy copy of its
-//! class's pattern, so a convnet can learn it quickly while chance stays at 1 / classes.
+//! The built-in synthetic dataset, generated, not downloaded: each class is a fixed pattern of
+//! coloured gratings, and each image a randomly shifted, rescaled, noisy copy of its class's
+//! pattern, so a convnet can learn it quickly while chance stays at 1 / classes.
 
-use crate::exec::Batch;
+use super::{Dataset, Sample};
 use crate::init::Rng;
-
-/// A labelled image collection, read by index.
-pub trait Dataset: Sync {
-    fn len(&self) -> usize;
-    fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-    /// Image `i` (`C x H x W`, normalised) and its label.
-    fn get(&self, i: usize) -> (Vec<f32>, i32);
-    fn classes(&self) -> usize;
-
-    /// The images at `indices`, as one batch.
-    fn batch(&self, indices: &[usize]) -> Batch {
-        let mut images = Vec::new();
-        let mut labels = Vec::with_capacity(indices.len());
-        for &i in indices {
-            let (img, label) = self.get(i);
-            images.extend_from_slice(&img);
-            labels.push(label);
-        }
-        Batch { images, labels }
-    }
-}
 
 /// One grating: a plane wave in one channel.
 #[derive(Debug, Clone, Copy)]
@@ -76,11 +53,16 @@ impl Dataset for Synthetic {
         self.len
     }
 
-    fn classes(&self) -> usize {
-        self.classes
+    fn class_names(&self) -> Vec<String> {
+        (0..self.classes).map(|c| format!("pattern-{c}")).collect()
     }
 
-    fn get(&self, i: usize) -> (Vec<f32>, i32) {
+    fn label(&self, i: usize) -> usize {
+        i % self.classes
+    }
+
+    /// Synthetic images need no augmentation: each is already a random variation.
+    fn load(&self, i: usize, _augment: Option<u64>) -> Result<Sample, String> {
         let [c, h, w] = self.shape;
         let label = i % self.classes;
         let mut rng = Rng::for_stream(self.seed, &[&(i as u64).to_le_bytes()]);
@@ -100,16 +82,6 @@ impl Dataset for Synthetic {
         for v in img.iter_mut() {
             *v += self.noise * rng.normal() as f32;
         }
-        (img, label as i32)
+        Ok(Sample { image: img, label: label as i32 })
     }
-}
-
-/// Shuffled batch indices for one epoch: full batches only (the plan's batch size is fixed).
-pub fn epoch_batches(len: usize, batch: usize, seed: u64, epoch: usize) -> Vec<Vec<usize>> {
-    let mut order: Vec<usize> = (0..len).collect();
-    let mut rng = Rng::for_stream(seed, &[b"shuffle", &(epoch as u64).to_le_bytes()]);
-    for i in (1..order.len()).rev() {
-        order.swap(i, rng.below(i + 1));
-    }
-    order.chunks_exact(batch).map(|c| c.to_vec()).collect()
 }

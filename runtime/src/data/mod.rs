@@ -1,0 +1,60 @@
+//! Datasets and their loading: the built-in synthetic set, ImageNet-layout folders of images with
+//! the paper's preprocessing and augmentation, a multi-threaded prefetching loader, and the
+//! dataset statistics (mean, RGB eigen-decomposition) that the augmentation uses.
+
+pub mod augment;
+pub mod folder;
+pub mod loader;
+pub mod stats;
+pub mod synthetic;
+
+pub use folder::ImageFolder;
+pub use loader::{epoch_order, Loader};
+pub use synthetic::Synthetic;
+
+use crate::exec::Batch;
+
+/// One prepared image (`C x H x W`, normalised) and its label.
+#[derive(Debug, Clone)]
+pub struct Sample {
+    pub image: Vec<f32>,
+    pub label: i32,
+}
+
+/// A labelled image collection, read by index.
+pub trait Dataset: Sync {
+    fn len(&self) -> usize;
+    fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+    /// Class names, by label.
+    fn class_names(&self) -> Vec<String>;
+    fn classes(&self) -> usize {
+        self.class_names().len()
+    }
+    /// The label of sample `i`, without loading it.
+    fn label(&self, i: usize) -> usize;
+    /// Sample `i` prepared for the network: with `augment = Some(seed)` the training
+    /// augmentation drawn from `seed`, with `None` the test-time centre crop. An error describes
+    /// a sample that cannot be read (the loader skips and counts it).
+    fn load(&self, i: usize, augment: Option<u64>) -> Result<Sample, String>;
+
+    /// The samples at `indices` as one batch; unreadable ones are left out and returned.
+    fn batch(&self, indices: &[usize], augment: Option<u64>) -> (Batch, Vec<(usize, String)>) {
+        let mut images = Vec::new();
+        let mut labels = Vec::with_capacity(indices.len());
+        let mut failed = Vec::new();
+        for &i in indices {
+            let seed =
+                augment.map(|s| crate::init::Rng::for_stream(s, &[&(i as u64).to_le_bytes()]).next_u64());
+            match self.load(i, seed) {
+                Ok(s) => {
+                    images.extend_from_slice(&s.image);
+                    labels.push(s.label);
+                }
+                Err(e) => failed.push((i, e)),
+            }
+        }
+        (Batch { images, labels }, failed)
+    }
+}
