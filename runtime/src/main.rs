@@ -38,6 +38,26 @@ enum Command {
     Inspect { plan: PathBuf },
     /// Time a plan's step (and, for a training plan, its forward pass alone) on a synthetic batch.
     Bench(BenchArgs),
+    /// Time decoding and augmentation of DIR/train images as training prepares them.
+    BenchData(BenchDataArgs),
+}
+
+#[derive(clap::Args)]
+struct BenchDataArgs {
+    /// The dataset folder; DIR/train is read.
+    #[arg(long)]
+    data: PathBuf,
+    /// The plan whose preprocessing and input size to use.
+    #[arg(long)]
+    plan: PathBuf,
+    /// Images to prepare.
+    #[arg(long, default_value_t = 512)]
+    images: usize,
+    /// Decoding threads.
+    #[arg(long, default_value_t = 1)]
+    workers: usize,
+    #[arg(long)]
+    json: bool,
 }
 
 #[derive(clap::Args)]
@@ -142,6 +162,7 @@ fn main() -> ExitCode {
         Command::Infer(args) => run_infer(args),
         Command::Stats(args) => run_stats(args),
         Command::Bench(args) => run_bench(args),
+        Command::BenchData(args) => run_bench_data(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -675,6 +696,45 @@ fn run_bench(args: BenchArgs) -> Result<(), RunError> {
             human_bytes(peak),
             human_bytes(plan.memory.arena_bytes)
         ));
+    }
+    Ok(())
+}
+
+fn run_bench_data(args: BenchDataArgs) -> Result<(), RunError> {
+    let plan = Plan::read(&args.plan)?;
+    let shape = input_shape(&plan);
+    let stats = stats::load(&args.data).map_err(input_error)?;
+    let pipeline =
+        Pipeline::from_spec(plan.graph.spec.data.as_ref(), shape[1], stats.as_ref()).map_err(input_error)?;
+    let folder = ImageFolder::open(&args.data, "train", None, pipeline).map_err(input_error)?;
+    let n = args.images.min(folder.len());
+    let batches: Vec<Vec<usize>> = (0..n).collect::<Vec<_>>().chunks(32).map(|c| c.to_vec()).collect();
+    let loader = Loader { workers: args.workers.max(1), prefetch: 4 };
+    // One untimed pass warms the file cache, then the timed one.
+    for timed in [false, true] {
+        let started = Instant::now();
+        let mut done = 0;
+        loader.run(&folder, &batches, Some(1), |l| {
+            done += l.batch.len();
+            Ok::<(), RunError>(())
+        })?;
+        if timed {
+            let secs = started.elapsed().as_secs_f64();
+            let rate = done as f64 / secs;
+            if args.json {
+                alexrt::say(&format!(
+                    "{}\n",
+                    serde_json::json!({"images": done, "seconds": secs, "workers": loader.workers,
+                        "images_per_second": rate, "per_core": rate / loader.workers as f64})
+                ));
+            } else {
+                alexrt::say(&format!(
+                    "{done} images decoded and augmented in {secs:.2}s with {} workers: {rate:.0} images/s, {:.0} per core\n",
+                    loader.workers,
+                    rate / loader.workers as f64
+                ));
+            }
+        }
     }
     Ok(())
 }

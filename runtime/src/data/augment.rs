@@ -4,7 +4,8 @@
 //! testing the centre crop. Finally the mean is subtracted (and the optional std divided).
 
 use alexc::ast::{DataDecl, Lighting, MeanDecl, PcaBasis};
-use image::imageops::{self, FilterType};
+use fast_image_resize::{FilterType, ResizeAlg, ResizeOptions, Resizer};
+use image::imageops;
 use image::RgbImage;
 
 use super::stats::Stats;
@@ -18,6 +19,17 @@ pub const IMAGENET_EIGENVECTORS: [[f64; 3]; 3] =
 /// torchvision's ImageNet mean and standard deviation, 0-255 scale.
 pub const IMAGENET_MEAN: [f64; 3] = [123.675, 116.28, 103.53];
 pub const IMAGENET_STD: [f64; 3] = [58.395, 57.12, 57.375];
+
+/// Bilinear (antialiased, like PIL's and torchvision's) resize with SIMD.
+fn resize(img: &RgbImage, width: u32, height: u32) -> RgbImage {
+    let mut out = RgbImage::new(width, height);
+    let options = ResizeOptions::new().resize_alg(ResizeAlg::Convolution(FilterType::Bilinear));
+    match Resizer::new().resize(img, &mut out, &options) {
+        Ok(()) => out,
+        // Sizes fast_image_resize refuses (none in practice) fall back to the image crate.
+        Err(_) => imageops::resize(img, width, height, imageops::FilterType::Triangle),
+    }
+}
 
 /// PCA lighting: `std` of the per-image coefficients, the eigenvalues and eigenvectors (columns).
 #[derive(Debug, Clone, PartialEq)]
@@ -97,11 +109,7 @@ impl Pipeline {
         let (w, h) = img.dimensions();
         let s = self.resize_short_side as f64 / w.min(h) as f64;
         let (nw, nh) = (((w as f64 * s).round() as u32).max(1), ((h as f64 * s).round() as u32).max(1));
-        let resized = if (nw, nh) == (w, h) {
-            img.clone()
-        } else {
-            imageops::resize(img, nw, nh, FilterType::Triangle)
-        };
+        let resized = if (nw, nh) == (w, h) { img.clone() } else { resize(img, nw, nh) };
         let c = (self.center_crop as u32).min(nw).min(nh);
         imageops::crop_imm(&resized, (nw - c) / 2, (nh - c) / 2, c, c).to_image()
     }
