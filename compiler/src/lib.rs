@@ -70,6 +70,27 @@ pub struct Lowered {
     pub memory: MemoryPlan,
 }
 
+impl Lowered {
+    /// The plan file's contents for this step, compiled from `source` in `mode`.
+    pub fn into_plan(self, mode: Mode, source: &str) -> plan::Plan {
+        plan::Plan {
+            compiler: env!("CARGO_PKG_VERSION").to_string(),
+            source: source.to_string(),
+            mode,
+            nodes_before_fusion: self.fusion.before,
+            nodes_after_fusion: self.fusion.after,
+            memory: self.memory,
+            graph: self.graph,
+        }
+    }
+}
+
+/// Compiles graph-file text to a plan in one call (front end and lowering, no dumps).
+pub fn compile_str(text: &str, file: &str, mode: Mode, batch: usize) -> Result<plan::Plan, Diagnostics> {
+    let checked = front_end_str(text, file, &mut |_, _, _| {})?;
+    Ok(lower(&checked, mode, batch, &mut |_, _, _| {})?.into_plan(mode, file))
+}
+
 /// Lowers a checked graph to a scheduled, memory-planned step for `mode` at `batch`.
 /// Errors here are compiler bugs, reported as diagnostics rather than panics.
 pub fn lower(

@@ -258,15 +258,7 @@ fn compile(args: CompileArgs) -> Result<(), Failure> {
     match args.emit {
         Emit::Plan => {
             let out = args.output.unwrap_or_else(|| PathBuf::from("plan.bin"));
-            let plan = Plan {
-                compiler: env!("CARGO_PKG_VERSION").to_string(),
-                source: checked.file.clone(),
-                mode: args.mode,
-                nodes_before_fusion: lowered.fusion.before,
-                nodes_after_fusion: lowered.fusion.after,
-                memory: lowered.memory,
-                graph: lowered.graph,
-            };
+            let plan = lowered.into_plan(args.mode, &checked.file);
             plan.write(&out).map_err(|e| Failure(e.to_string(), 1))?;
             eprintln!(
                 "wrote {} ({} step, batch {batch}, arena {}, {} nodes after fusion)",

@@ -55,7 +55,7 @@ pub struct Metrics {
 }
 
 /// Running sums behind [`Metrics`].
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Tally {
     loss_sum: f64,
     top1: usize,
@@ -185,7 +185,7 @@ pub struct Progress {
     pub schedule: LrSchedule,
     pub records: Vec<EpochRecord>,
     /// The partial epoch's running sums, when checkpointed mid-epoch.
-    pub partial: Option<(f64, usize, usize, usize, usize)>,
+    pub partial: Option<Tally>,
 }
 
 impl Progress {
@@ -250,10 +250,7 @@ pub fn train<B: KernelBackend>(
             batches.truncate(max);
         }
         let steps = batches.len();
-        let mut tally = Tally::default();
-        if let Some((loss_sum, top1, top5, images, _)) = progress.partial.take() {
-            tally = Tally { loss_sum, top1, top5, images };
-        }
+        let mut tally = progress.partial.take().unwrap_or_default();
         let resumed_images = tally.images;
         let skip = progress.step_in_epoch;
         let mut peak = 0;
@@ -288,7 +285,7 @@ pub fn train<B: KernelBackend>(
             progress.step_in_epoch = step + 1;
             if let (Some(dir), Some(every)) = (&cfg.checkpoint_dir, cfg.checkpoint_every) {
                 if progress.step_in_epoch % every == 0 && progress.step_in_epoch < steps {
-                    progress.partial = Some((tally.loss_sum, tally.top1, tally.top5, tally.images, 0));
+                    progress.partial = Some(tally.clone());
                     let path = checkpoint::save(exec, dir, &progress, &class_names, cfg.stats.as_ref())?;
                     progress.partial = None;
                     on_event(Event::Checkpoint { path: &path, epoch, step: progress.step_in_epoch });

@@ -6,7 +6,6 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 use alexc::ir::Mode;
-use alexc::plan::Plan;
 use alexrt::data::augment::Pipeline;
 use alexrt::data::{Dataset, ImageFolder, Synthetic};
 
@@ -35,17 +34,7 @@ fn write_plan(dir: &Path, mode: Mode) -> PathBuf {
     let checked = alexc::front_end_str(&tiny_text(), "tiny.ron", &mut |_, _, _| {}).unwrap();
     let lowered = alexc::lower(&checked, mode, 16, &mut |_, _, _| {}).unwrap();
     let path = dir.join(format!("{mode:?}.bin"));
-    Plan {
-        compiler: "test".into(),
-        source: "tiny.ron".into(),
-        mode,
-        nodes_before_fusion: lowered.fusion.before,
-        nodes_after_fusion: lowered.fusion.after,
-        memory: lowered.memory,
-        graph: lowered.graph,
-    }
-    .write(&path)
-    .unwrap();
+    lowered.into_plan(mode, "tiny.ron").write(&path).unwrap();
     path
 }
 

@@ -19,15 +19,7 @@ fn plan(nodes: &str, input: [usize; 3], classes: usize, batch: usize) -> Plan {
     let checked =
         alexc::front_end_str(&text, "grad.ron", &mut |_, _, _| {}).unwrap_or_else(|d| panic!("{d}"));
     let lowered = alexc::lower(&checked, Mode::Train, batch, &mut |_, _, _| {}).unwrap();
-    Plan {
-        compiler: "test".into(),
-        source: "grad.ron".into(),
-        mode: Mode::Train,
-        nodes_before_fusion: lowered.fusion.before,
-        nodes_after_fusion: lowered.fusion.after,
-        memory: lowered.memory,
-        graph: lowered.graph,
-    }
+    lowered.into_plan(Mode::Train, "grad.ron")
 }
 
 fn use_f64() {

@@ -13,17 +13,7 @@ fn inspects_a_compiled_plan_and_rejects_garbage() {
     let plan = dir.join("tiny.bin");
     let checked = alexc::front_end(&root().join("graphs/tiny.ron"), &mut |_, _, _| {}).unwrap();
     let lowered = alexc::lower(&checked, alexc::ir::Mode::Train, 32, &mut |_, _, _| {}).unwrap();
-    alexc::plan::Plan {
-        compiler: "test".into(),
-        source: "graphs/tiny.ron".into(),
-        mode: alexc::ir::Mode::Train,
-        nodes_before_fusion: lowered.fusion.before,
-        nodes_after_fusion: lowered.fusion.after,
-        memory: lowered.memory,
-        graph: lowered.graph,
-    }
-    .write(&plan)
-    .unwrap();
+    lowered.into_plan(alexc::ir::Mode::Train, "graphs/tiny.ron").write(&plan).unwrap();
 
     let o = Command::new(env!("CARGO_BIN_EXE_alexrt")).arg("inspect").arg(&plan).output().unwrap();
     let text = String::from_utf8_lossy(&o.stdout);

@@ -19,15 +19,7 @@ fn tiny_plan(edit: impl Fn(String) -> String, mode: Mode) -> Plan {
     let text = edit(std::fs::read_to_string(root().join("graphs/tiny.ron")).unwrap());
     let checked = alexc::front_end_str(&text, "tiny.ron", &mut |_, _, _| {}).unwrap();
     let lowered = alexc::lower(&checked, mode, 32, &mut |_, _, _| {}).unwrap();
-    Plan {
-        compiler: "test".into(),
-        source: "tiny.ron".into(),
-        mode,
-        nodes_before_fusion: lowered.fusion.before,
-        nodes_after_fusion: lowered.fusion.after,
-        memory: lowered.memory,
-        graph: lowered.graph,
-    }
+    lowered.into_plan(mode, "tiny.ron")
 }
 
 fn config(epochs: usize) -> TrainConfig {

@@ -40,15 +40,7 @@ pub fn formula(name: &str, n: usize, scale: f64) -> Vec<f32> {
 fn compile(graph: &str, batch: usize) -> Plan {
     let checked = alexc::front_end(&root().join(graph), &mut |_, _, _| {}).unwrap();
     let lowered = alexc::lower(&checked, Mode::Train, batch, &mut |_, _, _| {}).unwrap();
-    Plan {
-        compiler: "test".into(),
-        source: graph.into(),
-        mode: Mode::Train,
-        nodes_before_fusion: lowered.fusion.before,
-        nodes_after_fusion: lowered.fusion.after,
-        memory: lowered.memory,
-        graph: lowered.graph,
-    }
+    lowered.into_plan(Mode::Train, graph)
 }
 
 fn floats(j: &Json) -> Vec<f64> {
