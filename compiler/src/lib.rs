@@ -153,3 +153,16 @@ pub fn max_batch(checked: &Checked, mode: Mode, limit: u64) -> Result<Option<usi
     }
     Ok(Some(lo))
 }
+
+/// Writes to stdout; a closed pipe (`alexc ... | head`) ends the program quietly, not in a panic.
+pub fn say(text: &str) {
+    use std::io::Write;
+    let mut stdout = std::io::stdout().lock();
+    if let Err(e) = stdout.write_all(text.as_bytes()).and_then(|_| stdout.flush()) {
+        if e.kind() == std::io::ErrorKind::BrokenPipe {
+            std::process::exit(0);
+        }
+        eprintln!("cannot write to stdout: {e}");
+        std::process::exit(1);
+    }
+}

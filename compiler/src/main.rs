@@ -8,7 +8,7 @@ use alexc::ir::Mode;
 use alexc::passes::PassName;
 use alexc::plan::{write_atomically, Plan};
 use alexc::report::{build_report, human_bytes, memory_table, summary_table};
-use alexc::{front_end, ir, lower, max_batch, Checked};
+use alexc::{front_end, ir, lower, max_batch, say, Checked};
 use clap::{Parser, Subcommand, ValueEnum};
 
 #[derive(Parser)]
@@ -126,19 +126,6 @@ fn parse_bytes(s: &str) -> Result<u64, String> {
         return Err(format!("`{s}` is not a positive size"));
     }
     Ok((value * scale) as u64)
-}
-
-/// Writes to stdout; a closed pipe (`alexc ... | head`) ends the program quietly, not in a panic.
-fn say(text: &str) {
-    use std::io::Write;
-    let mut stdout = std::io::stdout().lock();
-    if let Err(e) = stdout.write_all(text.as_bytes()).and_then(|_| stdout.flush()) {
-        if e.kind() == std::io::ErrorKind::BrokenPipe {
-            std::process::exit(0);
-        }
-        eprintln!("cannot write to stdout: {e}");
-        std::process::exit(1);
-    }
 }
 
 /// A failure at the edge of the program: its message and exit status.

@@ -20,6 +20,7 @@ use std::path::Path;
 use alexc::plan::{Plan, PlanError};
 use alexc::report::{human_bytes, memory_table};
 
+pub use alexc::say;
 pub use error::RunError;
 
 /// The CPU backend.
@@ -53,19 +54,6 @@ pub fn inspect(path: &Path) -> Result<String, PlanError> {
     out.push_str(&alexc::ir::print_graph(&plan.graph, "memory"));
     out.push_str(&memory_table(m));
     Ok(out)
-}
-
-/// Writes to stdout; a closed pipe ends the program quietly.
-pub fn say(text: &str) {
-    use std::io::Write;
-    let mut stdout = std::io::stdout().lock();
-    if let Err(e) = stdout.write_all(text.as_bytes()).and_then(|_| stdout.flush()) {
-        if e.kind() == std::io::ErrorKind::BrokenPipe {
-            std::process::exit(0);
-        }
-        eprintln!("cannot write to stdout: {e}");
-        std::process::exit(1);
-    }
 }
 
 /// Tunes the C allocator for training: a step frees and reallocates the same large tensors (151 MB
