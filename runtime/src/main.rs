@@ -81,7 +81,7 @@ struct TrainArgs {
     steps_per_epoch: Option<usize>,
     /// Also write a checkpoint every N steps (one is always written after each epoch).
     #[arg(long)]
-    checkpoint_every: Option<usize>,
+    checkpoint_every: Option<std::num::NonZeroUsize>,
     /// Decoding threads (default: one per core).
     #[arg(long)]
     workers: Option<usize>,
@@ -292,6 +292,12 @@ fn run_train(args: TrainArgs) -> Result<(), RunError> {
     let out = args.out.clone().unwrap_or_else(|| PathBuf::from("runs").join(&plan.graph.name));
     let mut progress = Progress::start(&exec);
     if args.resume {
+        if !checkpoint::checkpoint_path(&out).exists() {
+            return Err(input_error(format!(
+                "{}: no checkpoint to resume from; run without --resume, or pass the --out of the run to continue",
+                checkpoint::checkpoint_path(&out).display()
+            )));
+        }
         let (p, meta) = alexrt::train::resume(&mut exec, &out)?;
         eprintln!(
             "resuming from {} at epoch {}, step {} ({} steps done)",
@@ -317,7 +323,7 @@ fn run_train(args: TrainArgs) -> Result<(), RunError> {
         batch_size,
         loader,
         checkpoint_dir: Some(out.clone()),
-        checkpoint_every: args.checkpoint_every,
+        checkpoint_every: args.checkpoint_every.map(|n| n.get()),
         stats,
     };
     let classes = plan.graph.spec.classes;
