@@ -18,6 +18,14 @@ use crate::train::Progress;
 pub const CHECKPOINT_FILE: &str = "checkpoint.safetensors";
 const META_KEY: &str = "alexrt";
 
+/// What a run trains on, as a checkpoint records it.
+pub struct RunData<'a> {
+    pub classes: &'a [String],
+    pub stats: Option<&'a crate::data::stats::Stats>,
+    pub train_images: usize,
+    pub batch_size: usize,
+}
+
 /// What a checkpoint says besides its tensors.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Checkpoint {
@@ -26,6 +34,9 @@ pub struct Checkpoint {
     /// The dataset statistics the run's preprocessing used, for `eval` and `infer`.
     pub stats: Option<crate::data::stats::Stats>,
     pub steps_done: u64,
+    /// The training set's size and the batch size: a resumed run must have the same.
+    pub train_images: usize,
+    pub batch_size: usize,
     pub progress: Progress,
 }
 
@@ -38,8 +49,7 @@ pub fn save<B: KernelBackend>(
     exec: &Executor<B>,
     dir: &Path,
     progress: &Progress,
-    classes: &[String],
-    stats: Option<&crate::data::stats::Stats>,
+    data: &RunData<'_>,
 ) -> Result<PathBuf, RunError> {
     std::fs::create_dir_all(dir)
         .map_err(|source| RunError::Io { path: dir.display().to_string(), source })?;
@@ -58,9 +68,11 @@ pub fn save<B: KernelBackend>(
         .collect();
     let meta = Checkpoint {
         graph: exec.graph.name.clone(),
-        classes: classes.to_vec(),
-        stats: stats.cloned(),
+        classes: data.classes.to_vec(),
+        stats: data.stats.cloned(),
         steps_done: exec.steps_done,
+        train_images: data.train_images,
+        batch_size: data.batch_size,
         progress: progress.clone(),
     };
     let mut metadata = HashMap::new();

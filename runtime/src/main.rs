@@ -1,5 +1,6 @@
 //! `alexrt`: the runtime's command line.
 
+use std::num::NonZeroUsize;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
@@ -75,22 +76,22 @@ struct TrainArgs {
     resume: bool,
     /// Epochs in all (default: the graph file's).
     #[arg(long)]
-    epochs: Option<usize>,
+    epochs: Option<NonZeroUsize>,
     /// At most this many steps per epoch.
     #[arg(long)]
-    steps_per_epoch: Option<usize>,
+    steps_per_epoch: Option<NonZeroUsize>,
     /// Also write a checkpoint every N steps (one is always written after each epoch).
     #[arg(long)]
-    checkpoint_every: Option<std::num::NonZeroUsize>,
+    checkpoint_every: Option<NonZeroUsize>,
     /// Decoding threads (default: one per core).
     #[arg(long)]
     workers: Option<usize>,
     /// Synthetic training images (without --data).
-    #[arg(long, default_value_t = 2048)]
-    train_images: usize,
+    #[arg(long, default_value = "2048")]
+    train_images: NonZeroUsize,
     /// Synthetic validation images (without --data).
-    #[arg(long, default_value_t = 512)]
-    val_images: usize,
+    #[arg(long, default_value = "512")]
+    val_images: NonZeroUsize,
     /// Start from these weights (safetensors, PyTorch names and layouts).
     #[arg(long)]
     weights: Option<PathBuf>,
@@ -133,7 +134,7 @@ struct StatsArgs {
     plan: Option<PathBuf>,
     /// Use at most this many images, spread over the set.
     #[arg(long)]
-    max_images: Option<usize>,
+    max_images: Option<NonZeroUsize>,
 }
 
 #[derive(clap::Args)]
@@ -202,8 +203,8 @@ fn datasets(
     match &args.data {
         None => {
             let seed = spec.training.seed;
-            let train = Synthetic::new(shape, spec.classes, args.train_images, seed, "train");
-            let val = Synthetic::new(shape, spec.classes, args.val_images, seed, "val");
+            let train = Synthetic::new(shape, spec.classes, args.train_images.get(), seed, "train");
+            let val = Synthetic::new(shape, spec.classes, args.val_images.get(), seed, "val");
             Ok((Box::new(train), Box::new(val), None))
         }
         Some(dir) => {
@@ -215,7 +216,7 @@ fn datasets(
             }
             let stats = stats::load(dir).map_err(input_error)?;
             let pipeline =
-                Pipeline::from_spec(spec.data.as_ref(), shape[1], stats.as_ref()).map_err(input_error)?;
+                Pipeline::from_spec(spec.data.as_ref(), shape, stats.as_ref()).map_err(input_error)?;
             if spec.data.is_none() {
                 eprintln!("note: the graph has no `data` section; resizing to the input, flipping, ImageNet mean/std");
             }
@@ -291,6 +292,17 @@ fn run_train(args: TrainArgs) -> Result<(), RunError> {
     let mut exec = Executor::<Cpu>::new(&plan, Default::default())?;
     let out = args.out.clone().unwrap_or_else(|| PathBuf::from("runs").join(&plan.graph.name));
     let mut progress = Progress::start(&exec);
+    let existing = checkpoint::checkpoint_path(&out);
+    if !args.resume && existing.exists() {
+        return Err(input_error(format!(
+            "{} holds the checkpoint of an earlier run; pass --resume to continue it, or choose another --out",
+            existing.display()
+        )));
+    }
+    if args.resume && args.weights.is_some() {
+        return Err(input_error("--resume continues from the checkpoint's weights; leave out --weights"));
+    }
+    let mut resumed: Option<checkpoint::Checkpoint> = None;
     if args.resume {
         if !checkpoint::checkpoint_path(&out).exists() {
             return Err(input_error(format!(
@@ -307,19 +319,37 @@ fn run_train(args: TrainArgs) -> Result<(), RunError> {
             meta.steps_done
         );
         progress = p;
+        resumed = Some(meta);
     } else if let Some(w) = &args.weights {
         weights::load(&mut exec, w)?;
         eprintln!("loaded weights from {}", w.display());
     }
     let (train_set, val_set, stats) = datasets(&plan, &args)?;
+    if let Some(meta) = &resumed {
+        // A resumed run must see the same data in the same batches.
+        let classes = train_set.class_names();
+        if meta.classes != classes || meta.train_images != train_set.len() || meta.batch_size != batch_size {
+            return Err(input_error(format!(
+                "the checkpoint was trained on {} images of {} classes ({}...) in batches of {}, this run has {} images of {} classes ({}...) in batches of {}; resume with the same --data (or --train-images) and plan",
+                meta.train_images,
+                meta.classes.len(),
+                meta.classes.first().map(String::as_str).unwrap_or(""),
+                meta.batch_size,
+                train_set.len(),
+                classes.len(),
+                classes.first().map(String::as_str).unwrap_or(""),
+                batch_size
+            )));
+        }
+    }
     let shape = input_shape(&plan);
     let mut loader = Loader::default();
     if let Some(w) = args.workers {
         loader.workers = w.max(1);
     }
     let cfg = TrainConfig {
-        epochs: args.epochs.unwrap_or(plan.graph.spec.training.epochs),
-        max_steps_per_epoch: args.steps_per_epoch,
+        epochs: args.epochs.map_or(plan.graph.spec.training.epochs, |e| e.get()),
+        max_steps_per_epoch: args.steps_per_epoch.map(|s| s.get()),
         batch_size,
         loader,
         checkpoint_dir: Some(out.clone()),
@@ -478,15 +508,22 @@ fn run_eval(args: EvalArgs) -> Result<(), RunError> {
     };
     let shape = input_shape(&plan);
     let pipeline =
-        Pipeline::from_spec(plan.graph.spec.data.as_ref(), shape[1], stats.as_ref()).map_err(input_error)?;
+        Pipeline::from_spec(plan.graph.spec.data.as_ref(), shape, stats.as_ref()).map_err(input_error)?;
     let classes = match &meta {
         Some(m) => m.classes.clone(),
         None => {
             ImageFolder::open(&args.data, "train", None, pipeline.clone()).map_err(input_error)?.class_names()
         }
     };
-    let val = ImageFolder::open(&args.data, "val", Some(&classes), pipeline.clone()).map_err(input_error)?;
     let k = plan.graph.spec.classes;
+    if classes.len() != k {
+        return Err(input_error(format!(
+            "{}: {} classes, but the graph has `classes: {k}`; evaluate with the dataset the weights were trained on",
+            args.data.display(),
+            classes.len()
+        )));
+    }
+    let val = ImageFolder::open(&args.data, "val", Some(&classes), pipeline.clone()).map_err(input_error)?;
     let batch = plan.memory.batch_size;
     let indices: Vec<usize> = (0..val.len()).collect();
     let pb = bar(val.len() as u64, "evaluating [{bar:30}] {pos}/{len} {msg}");
@@ -564,7 +601,7 @@ fn run_infer(args: InferArgs) -> Result<(), RunError> {
     let shape = input_shape(&plan);
     let stats = meta.as_ref().and_then(|m| m.stats.clone());
     let pipeline =
-        Pipeline::from_spec(plan.graph.spec.data.as_ref(), shape[1], stats.as_ref()).map_err(input_error)?;
+        Pipeline::from_spec(plan.graph.spec.data.as_ref(), shape, stats.as_ref()).map_err(input_error)?;
     let k = plan.graph.spec.classes;
     let names: Vec<String> = match &meta {
         Some(m) if m.classes.len() == k => m.classes.clone(),
@@ -602,15 +639,21 @@ fn run_stats(args: StatsArgs) -> Result<(), RunError> {
                 d.mean = alexc::ast::MeanDecl::Rgb([0.0; 3]);
                 d.lighting = alexc::ast::Lighting::None;
             }
-            Pipeline::from_spec(spec.as_ref(), shape[1], None).map_err(input_error)?
+            Pipeline::from_spec(spec.as_ref(), shape, None).map_err(input_error)?
         }
-        None => Pipeline::from_spec(None, 256, None).map_err(input_error)?,
+        None => Pipeline::from_spec(None, [3, 256, 256], None).map_err(input_error)?,
     };
     let folder = ImageFolder::open(&args.data, "train", None, pipeline).map_err(input_error)?;
-    let n = args.max_images.map_or(folder.len(), |m| m.min(folder.len()));
+    let n = args.max_images.map_or(folder.len(), |m| m.get().min(folder.len()));
     let pb = bar(n as u64, "statistics [{bar:30}] {pos}/{len} images, eta {eta}");
-    let s = stats::compute(&folder, args.max_images, &|done| pb.set_position(done as u64));
+    let s = stats::compute(&folder, args.max_images.map(|m| m.get()), &|done| pb.set_position(done as u64));
     pb.finish_and_clear();
+    if s.images == 0 {
+        return Err(input_error(format!(
+            "{}: no readable images, so no statistics were written",
+            args.data.join("train").display()
+        )));
+    }
     let path = stats::stats_path(&args.data);
     let text = serde_json::to_string_pretty(&s).expect("serialisable");
     alexc::plan::write_atomically(&path, text.as_bytes())
@@ -711,7 +754,7 @@ fn run_bench_data(args: BenchDataArgs) -> Result<(), RunError> {
     let shape = input_shape(&plan);
     let stats = stats::load(&args.data).map_err(input_error)?;
     let pipeline =
-        Pipeline::from_spec(plan.graph.spec.data.as_ref(), shape[1], stats.as_ref()).map_err(input_error)?;
+        Pipeline::from_spec(plan.graph.spec.data.as_ref(), shape, stats.as_ref()).map_err(input_error)?;
     let folder = ImageFolder::open(&args.data, "train", None, pipeline).map_err(input_error)?;
     let n = args.images.min(folder.len());
     let batches: Vec<Vec<usize>> = (0..n).collect::<Vec<_>>().chunks(32).map(|c| c.to_vec()).collect();

@@ -242,6 +242,12 @@ pub fn train<B: KernelBackend>(
     let classes = exec.classes();
     let seed = exec.graph.spec.training.seed;
     let class_names = train_set.class_names();
+    let run_data = checkpoint::RunData {
+        classes: &class_names,
+        stats: cfg.stats.as_ref(),
+        train_images: train_set.len(),
+        batch_size: cfg.batch_size,
+    };
     while progress.epoch < cfg.epochs {
         let epoch = progress.epoch;
         let lr = progress.schedule.lr(epoch);
@@ -253,6 +259,12 @@ pub fn train<B: KernelBackend>(
         let mut tally = progress.partial.take().unwrap_or_default();
         let resumed_images = tally.images;
         let skip = progress.step_in_epoch;
+        if skip > steps {
+            return Err(RunError::Input(format!(
+                "the checkpoint is at step {skip} of epoch {}, but this run's epochs have {steps} steps; resume with the same --steps-per-epoch",
+                epoch + 1
+            )));
+        }
         let mut peak = 0;
         let mut skipped = 0;
         let started = Instant::now();
@@ -286,7 +298,7 @@ pub fn train<B: KernelBackend>(
             if let (Some(dir), Some(every)) = (&cfg.checkpoint_dir, cfg.checkpoint_every) {
                 if every > 0 && progress.step_in_epoch % every == 0 && progress.step_in_epoch < steps {
                     progress.partial = Some(tally.clone());
-                    let path = checkpoint::save(exec, dir, &progress, &class_names, cfg.stats.as_ref())?;
+                    let path = checkpoint::save(exec, dir, &progress, &run_data)?;
                     progress.partial = None;
                     on_event(Event::Checkpoint { path: &path, epoch, step: progress.step_in_epoch });
                 }
@@ -313,7 +325,7 @@ pub fn train<B: KernelBackend>(
         progress.step_in_epoch = 0;
         on_event(Event::Epoch(&record));
         if let Some(dir) = &cfg.checkpoint_dir {
-            let path = checkpoint::save(exec, dir, &progress, &class_names, cfg.stats.as_ref())?;
+            let path = checkpoint::save(exec, dir, &progress, &run_data)?;
             on_event(Event::Checkpoint { path: &path, epoch: progress.epoch, step: 0 });
         }
     }

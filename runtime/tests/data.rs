@@ -88,7 +88,7 @@ fn listing_skips_and_counts_what_is_not_an_image() {
     let dir = scratch("listing");
     make_dataset(&dir, 40, 10);
     std::fs::create_dir_all(dir.join("train/n00000099")).unwrap();
-    let pipeline = Pipeline::from_spec(None, 31, None).unwrap();
+    let pipeline = Pipeline::from_spec(None, [3, 31, 31], None).unwrap();
     let f = ImageFolder::open(&dir, "train", None, pipeline.clone()).unwrap();
     assert_eq!(f.report.images, 41, "40 images and the broken one, which only decoding finds");
     assert_eq!(f.report.stray_files, 2);
@@ -119,7 +119,7 @@ fn augmentation_is_seeded_and_test_time_is_the_centre() {
         eigenvalues: [0.2, 0.02, 0.004],
         eigenvectors: [[-0.57, 0.72, 0.4], [-0.58, 0.0, -0.81], [-0.58, -0.69, 0.42]],
     };
-    let p = Pipeline::from_spec(checked.graph.spec.data.as_ref(), 31, Some(&stats)).unwrap();
+    let p = Pipeline::from_spec(checked.graph.spec.data.as_ref(), [3, 31, 31], Some(&stats)).unwrap();
     let f = ImageFolder::open(&dir, "train", None, p.clone()).unwrap();
     let a = f.load(0, Some(1)).unwrap().image;
     assert_eq!(a.len(), 3 * 31 * 31);
@@ -136,7 +136,7 @@ fn augmentation_is_seeded_and_test_time_is_the_centre() {
     assert!((centre[31 * 31 + 7 * 31 + 5] as f64 - want).abs() < 1e-5);
     assert_eq!(p.ten_crops(&img).len(), 10);
     // Without statistics, a graph that asks for the dataset's mean says what to run.
-    let err = Pipeline::from_spec(checked.graph.spec.data.as_ref(), 31, None).unwrap_err();
+    let err = Pipeline::from_spec(checked.graph.spec.data.as_ref(), [3, 31, 31], None).unwrap_err();
     assert!(err.contains("run `alexrt stats --data DIR` first"), "{err}");
 }
 
@@ -272,4 +272,68 @@ fn a_missing_or_empty_dataset_is_a_clear_error() {
     assert_eq!(o.status.code(), Some(2));
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(err.contains("alexrt stats") || err.contains("no images found"), "{err}");
+}
+
+#[test]
+fn resume_and_eval_refuse_what_does_not_match() {
+    let dir = scratch("mismatch");
+    let data = dir.join("data");
+    make_dataset(&data, 64, 16);
+    let plan = write_plan(&dir, Mode::Train);
+    let (plan_s, data_s) = (plan.to_str().unwrap().to_string(), data.to_str().unwrap().to_string());
+    ok(&alexrt(&["stats", "--data", &data_s]));
+    let run = dir.join("run");
+    let run_s = run.to_str().unwrap().to_string();
+    ok(&alexrt(&["train", &plan_s, "--data", &data_s, "--epochs", "1", "--out", &run_s]));
+    let refuse = |args: &[&str], fragment: &str| {
+        let o = alexrt(args);
+        let err = String::from_utf8_lossy(&o.stderr).into_owned();
+        assert_eq!(o.status.code(), Some(2), "{args:?}: {err}");
+        assert!(err.contains(fragment), "{args:?}: expected `{fragment}` in {err}");
+        assert!(!err.contains("panicked"), "{err}");
+    };
+    // An earlier run's checkpoint is not overwritten by a fresh run.
+    refuse(&["train", &plan_s, "--data", &data_s, "--out", &run_s], "pass --resume to continue it");
+    // A resumed run must see the same data.
+    refuse(&["train", &plan_s, "--epochs", "2", "--out", &run_s, "--resume"], "resume with the same --data");
+    refuse(
+        &["train", &plan_s, "--data", &data_s, "--out", &dir.join("none").to_str().unwrap(), "--resume"],
+        "no checkpoint to resume from",
+    );
+    refuse(&["train", &plan_s, "--epochs", "0"], "invalid value");
+    // Evaluating on a folder with more classes than the graph.
+    let wide = dir.join("wide");
+    make_dataset(&wide, 20, 4);
+    std::fs::create_dir_all(wide.join("train/n00000011")).unwrap();
+    std::fs::copy(
+        std::fs::read_dir(wide.join("train/n00000001")).unwrap().next().unwrap().unwrap().path(),
+        wide.join("train/n00000011/x.JPEG"),
+    )
+    .unwrap();
+    ok(&alexrt(&["stats", "--data", wide.to_str().unwrap()]));
+    let weights = dir.join("w.safetensors");
+    ok(&alexrt(&[
+        "train",
+        &plan_s,
+        "--epochs",
+        "1",
+        "--train-images",
+        "32",
+        "--val-images",
+        "16",
+        "--out",
+        dir.join("syn").to_str().unwrap(),
+        "--save-weights",
+        weights.to_str().unwrap(),
+    ]));
+    refuse(
+        &["eval", &plan_s, "--weights", weights.to_str().unwrap(), "--data", wide.to_str().unwrap()],
+        "but the graph has `classes: 10`",
+    );
+    // Statistics of nothing readable are not written.
+    let broken = dir.join("broken");
+    std::fs::create_dir_all(broken.join("train/a")).unwrap();
+    std::fs::write(broken.join("train/a/x.JPEG"), b"not a jpeg").unwrap();
+    refuse(&["stats", "--data", broken.to_str().unwrap()], "no readable images");
+    assert!(!broken.join("alexrt-stats.json").exists());
 }

@@ -36,7 +36,7 @@ fn a_hundred_thousand_files_list_fast_and_load_in_constant_memory() {
 
     let before = rss();
     let started = Instant::now();
-    let pipeline = Pipeline::from_spec(None, 4, None).unwrap();
+    let pipeline = Pipeline::from_spec(None, [3, 4, 4], None).unwrap();
     let folder = ImageFolder::open(&dir, "train", None, pipeline).unwrap();
     let listing = started.elapsed();
     let listed = rss().saturating_sub(before);

@@ -151,6 +151,16 @@ fn check_settings(parsed: &ParsedGraph, diags: &mut Diagnostics) {
         ScheduleDecl::Constant => {}
     }
     if let Some(d) = &f.data {
+        if f.input.channels != 3 {
+            err(
+                "input",
+                format!(
+                    "the data pipeline makes RGB images, but the input has {} channels",
+                    f.input.channels
+                ),
+                "set `channels: 3`, or remove the `data` section",
+            );
+        }
         check_data(d, f.input.height, f.input.width, &mut err);
     }
 }

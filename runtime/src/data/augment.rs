@@ -54,10 +54,22 @@ pub struct Pipeline {
 }
 
 impl Pipeline {
-    /// The pipeline a graph file's `data` section describes for an input of `size x size`.
+    /// The pipeline a graph file's `data` section describes for an input of `3 x size x size`.
     /// `stats` (from `alexrt stats`) is needed where the graph asks for the dataset's own mean or
     /// eigen-decomposition.
-    pub fn from_spec(spec: Option<&DataDecl>, size: usize, stats: Option<&Stats>) -> Result<Self, String> {
+    pub fn from_spec(
+        spec: Option<&DataDecl>,
+        input: [usize; 3],
+        stats: Option<&Stats>,
+    ) -> Result<Self, String> {
+        let [channels, height, width] = input;
+        if channels != 3 || height != width {
+            return Err(format!(
+                "images need a square RGB input, but the graph's input is {channels}x{height}x{width}; \
+                 set the input to 3 channels and equal height and width"
+            ));
+        }
+        let size = height;
         let need_stats = |what: &str| {
             stats.cloned().ok_or_else(|| {
                 format!("the graph asks for the dataset's {what}, but no statistics were found; run `alexrt stats --data DIR` first")

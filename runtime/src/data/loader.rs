@@ -59,6 +59,16 @@ impl Loader {
         let consumed = Mutex::new(0usize);
         let room = Condvar::new();
         let (tx, rx) = mpsc::channel::<Loaded>();
+        /// Stops the workers when the consumer finishes, fails or panics: set under the lock
+        /// the workers wait with, so that no wakeup is lost.
+        struct StopGuard<'a>(&'a AtomicBool, &'a Mutex<usize>, &'a Condvar);
+        impl Drop for StopGuard<'_> {
+            fn drop(&mut self) {
+                let _held = self.1.lock().unwrap_or_else(|e| e.into_inner());
+                self.0.store(true, Ordering::SeqCst);
+                self.2.notify_all();
+            }
+        }
         std::thread::scope(|s| {
             for _ in 0..self.workers.max(1) {
                 let tx = tx.clone();
@@ -69,9 +79,9 @@ impl Loader {
                         break;
                     }
                     {
-                        let mut done = consumed.lock().unwrap();
+                        let mut done = consumed.lock().unwrap_or_else(|e| e.into_inner());
                         while b >= *done + self.prefetch.max(1) && !stop.load(Ordering::SeqCst) {
-                            done = room.wait(done).unwrap();
+                            done = room.wait(done).unwrap_or_else(|e| e.into_inner());
                         }
                     }
                     if stop.load(Ordering::SeqCst) {
@@ -84,6 +94,7 @@ impl Loader {
                 });
             }
             drop(tx);
+            let _guard = StopGuard(&stop, &consumed, &room);
             let mut pending = BTreeMap::new();
             let mut want = 0;
             let mut result = Ok(());
@@ -91,7 +102,7 @@ impl Loader {
                 pending.insert(loaded.index, loaded);
                 while let Some(l) = pending.remove(&want) {
                     want += 1;
-                    *consumed.lock().unwrap() = want;
+                    *consumed.lock().unwrap_or_else(|e| e.into_inner()) = want;
                     room.notify_all();
                     if let Err(e) = f(l) {
                         result = Err(e);
@@ -102,8 +113,6 @@ impl Loader {
                     break;
                 }
             }
-            stop.store(true, Ordering::SeqCst);
-            room.notify_all();
             result
         })
     }
