@@ -68,7 +68,8 @@ struct TrainArgs {
     /// An ImageNet-layout folder: DIR/train/<class>/*.JPEG and DIR/val/<class>/*.JPEG.
     #[arg(long)]
     data: Option<PathBuf>,
-    /// Where metrics.jsonl, the plot and checkpoints go (default: runs/<graph>).
+    /// Where metrics.jsonl, the plot and checkpoints go (default: runs/<graph>, or the next free
+    /// runs/<graph>-N when that holds an earlier run).
     #[arg(long)]
     out: Option<PathBuf>,
     /// Continue from the checkpoint in --out.
@@ -290,7 +291,19 @@ fn run_train(args: TrainArgs) -> Result<(), RunError> {
     }
     let batch_size = plan.memory.batch_size;
     let mut exec = Executor::<Cpu>::new(&plan, Default::default())?;
-    let out = args.out.clone().unwrap_or_else(|| PathBuf::from("runs").join(&plan.graph.name));
+    // By default runs/<graph>; a fresh run takes the next free runs/<graph>-N rather than
+    // overwrite an earlier run's checkpoint (--resume continues runs/<graph>).
+    let out = args.out.clone().unwrap_or_else(|| {
+        let base = PathBuf::from("runs").join(&plan.graph.name);
+        let taken = |d: &Path| checkpoint::checkpoint_path(d).exists();
+        if args.resume || !taken(&base) {
+            return base;
+        }
+        (2..)
+            .map(|n| PathBuf::from("runs").join(format!("{}-{n}", plan.graph.name)))
+            .find(|d| !taken(d))
+            .unwrap()
+    });
     let mut progress = Progress::start(&exec);
     let existing = checkpoint::checkpoint_path(&out);
     if !args.resume && existing.exists() {
