@@ -104,7 +104,8 @@ struct TrainArgs {
 #[derive(clap::Args)]
 struct EvalArgs {
     plan: PathBuf,
-    /// A checkpoint or weights file.
+    /// A checkpoint (its class list is used) or weights file (the class list then comes from
+    /// DIR/train's folders).
     #[arg(long)]
     weights: PathBuf,
     /// The dataset folder; DIR/val is evaluated.

@@ -21,6 +21,8 @@ pub struct ListingReport {
     pub empty_classes: Vec<String>,
     /// Class folders of this split that the training classes do not have (skipped).
     pub unknown_classes: Vec<String>,
+    /// Class folders that could not be listed, with the reason (their images are skipped).
+    pub unreadable_classes: Vec<String>,
 }
 
 /// One split of an image folder.
@@ -69,38 +71,45 @@ impl ImageFolder {
             classes.iter().enumerate().map(|(i, c)| (c.as_str(), i as u32)).collect();
         report.unknown_classes =
             folders.iter().filter(|f| !index.contains_key(f.as_str())).cloned().collect();
-        let listed: Vec<(u32, String, Vec<Box<str>>, usize)> = folders
+        let listed: Vec<(u32, String, Vec<Box<str>>, usize, Option<String>)> = folders
             .par_iter()
             .filter_map(|f| index.get(f.as_str()).map(|&c| (c, f)))
             .map(|(c, f)| {
                 let mut names = Vec::new();
                 let mut stray = 0;
-                if let Ok(rd) = std::fs::read_dir(root.join(f)) {
-                    for e in rd.flatten() {
-                        let name = e.file_name().to_string_lossy().into_owned();
-                        let is_image = Path::new(&name)
-                            .extension()
-                            .map(|x| {
-                                IMAGE_EXTENSIONS.contains(&x.to_string_lossy().to_ascii_lowercase().as_str())
-                            })
-                            .unwrap_or(false);
-                        if is_image && e.file_type().map(|t| t.is_file()).unwrap_or(false) {
-                            names.push(name.into_boxed_str());
-                        } else {
-                            stray += 1;
+                let mut unreadable = None;
+                match std::fs::read_dir(root.join(f)) {
+                    Err(e) => unreadable = Some(format!("{f} ({e})")),
+                    Ok(rd) => {
+                        for e in rd.flatten() {
+                            let name = e.file_name().to_string_lossy().into_owned();
+                            let is_image = Path::new(&name)
+                                .extension()
+                                .map(|x| {
+                                    IMAGE_EXTENSIONS
+                                        .contains(&x.to_string_lossy().to_ascii_lowercase().as_str())
+                                })
+                                .unwrap_or(false);
+                            if is_image && e.file_type().map(|t| t.is_file()).unwrap_or(false) {
+                                names.push(name.into_boxed_str());
+                            } else {
+                                stray += 1;
+                            }
                         }
                     }
                 }
                 names.sort();
-                (c, f.clone(), names, stray)
+                (c, f.clone(), names, stray, unreadable)
             })
             .collect();
         let mut files = Vec::with_capacity(listed.iter().map(|l| l.2.len()).sum());
         let mut listed = listed;
         listed.sort_by_key(|l| l.0);
-        for (c, folder, names, stray) in listed {
+        for (c, folder, names, stray, unreadable) in listed {
             report.stray_files += stray;
-            if names.is_empty() {
+            if let Some(why) = unreadable {
+                report.unreadable_classes.push(why);
+            } else if names.is_empty() {
                 report.empty_classes.push(folder);
             }
             files.extend(names.into_iter().map(|n| (c, n)));
