@@ -26,6 +26,10 @@ pub use error::RunError;
 /// The CPU backend.
 pub type Cpu = burn::backend::Flex;
 
+/// A GPU through wgpu (Vulkan, Metal, DX12; or Mesa's lavapipe on the CPU), with our CubeCL
+/// kernels. Burn's `CubeBackend` directly, not its fusion wrapper.
+pub type Wgpu = burn::backend::wgpu::CubeBackend<burn::backend::wgpu::WgpuRuntime, f32, i32, u32>;
+
 /// The text `alexrt inspect` prints: a header, the step's IR, and its memory plan.
 pub fn inspect(path: &Path) -> Result<String, PlanError> {
     let plan = Plan::read(path)?;

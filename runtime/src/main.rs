@@ -11,8 +11,10 @@ use alexrt::data::augment::Pipeline;
 use alexrt::data::stats::{self, Stats};
 use alexrt::data::{Dataset, ImageFolder, Loader, Synthetic};
 use alexrt::exec::{Batch, Executor};
+use alexrt::kernels::KernelBackend;
 use alexrt::train::{train, EpochRecord, Event, Progress, Tally, TrainConfig};
-use alexrt::{checkpoint, plot, weights, Cpu, RunError};
+use alexrt::{checkpoint, plot, weights, Cpu, RunError, Wgpu};
+use burn::backend::wgpu::WgpuDevice;
 use clap::{Parser, Subcommand};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
@@ -65,6 +67,10 @@ struct BenchDataArgs {
 struct TrainArgs {
     /// A training plan from `alexc compile`.
     plan: PathBuf,
+    /// Where to run: `cpu` (burn Flex), `wgpu` (a Vulkan/Metal/DX12 GPU, or Mesa's lavapipe),
+    /// `cuda[:N]`, or `auto` (CUDA where a driver and a GPU exist, else the CPU).
+    #[arg(long, default_value = "auto")]
+    device: String,
     /// An ImageNet-layout folder: DIR/train/<class>/*.JPEG and DIR/val/<class>/*.JPEG.
     #[arg(long)]
     data: Option<PathBuf>,
@@ -104,6 +110,10 @@ struct TrainArgs {
 #[derive(clap::Args)]
 struct EvalArgs {
     plan: PathBuf,
+    /// Where to run: `cpu` (burn Flex), `wgpu` (a Vulkan/Metal/DX12 GPU, or Mesa's lavapipe),
+    /// `cuda[:N]`, or `auto` (CUDA where a driver and a GPU exist, else the CPU).
+    #[arg(long, default_value = "auto")]
+    device: String,
     /// A checkpoint (its class list is used) or weights file (the class list then comes from
     /// DIR/train's folders).
     #[arg(long)]
@@ -119,6 +129,10 @@ struct EvalArgs {
 #[derive(clap::Args)]
 struct InferArgs {
     plan: PathBuf,
+    /// Where to run: `cpu` (burn Flex), `wgpu` (a Vulkan/Metal/DX12 GPU, or Mesa's lavapipe),
+    /// `cuda[:N]`, or `auto` (CUDA where a driver and a GPU exist, else the CPU).
+    #[arg(long, default_value = "auto")]
+    device: String,
     /// A checkpoint (its class names are printed) or weights file.
     #[arg(long)]
     weights: PathBuf,
@@ -142,6 +156,10 @@ struct StatsArgs {
 #[derive(clap::Args)]
 struct BenchArgs {
     plan: PathBuf,
+    /// Where to run: `cpu` (burn Flex), `wgpu` (a Vulkan/Metal/DX12 GPU, or Mesa's lavapipe),
+    /// `cuda[:N]`, or `auto` (CUDA where a driver and a GPU exist, else the CPU).
+    #[arg(long, default_value = "auto")]
+    device: String,
     /// Timed steps.
     #[arg(long, default_value_t = 5)]
     steps: usize,
@@ -160,11 +178,27 @@ fn main() -> ExitCode {
     alexrt::tune_allocator();
     let result = match Cli::parse().command {
         Command::Inspect { plan } => alexrt::inspect(&plan).map(|t| alexrt::say(&t)).map_err(RunError::from),
-        Command::Train(args) => run_train(args),
-        Command::Eval(args) => run_eval(args),
-        Command::Infer(args) => run_infer(args),
+        Command::Train(args) => match choose(&args.device) {
+            Ok(Chosen::Cpu) => run_train::<Cpu>(args, Default::default()),
+            Ok(Chosen::Wgpu) => run_train::<Wgpu>(args, WgpuDevice::DefaultDevice),
+            Err(e) => Err(e),
+        },
+        Command::Eval(args) => match choose(&args.device) {
+            Ok(Chosen::Cpu) => run_eval::<Cpu>(args, Default::default()),
+            Ok(Chosen::Wgpu) => run_eval::<Wgpu>(args, WgpuDevice::DefaultDevice),
+            Err(e) => Err(e),
+        },
+        Command::Infer(args) => match choose(&args.device) {
+            Ok(Chosen::Cpu) => run_infer::<Cpu>(args, Default::default()),
+            Ok(Chosen::Wgpu) => run_infer::<Wgpu>(args, WgpuDevice::DefaultDevice),
+            Err(e) => Err(e),
+        },
         Command::Stats(args) => run_stats(args),
-        Command::Bench(args) => run_bench(args),
+        Command::Bench(args) => match choose(&args.device) {
+            Ok(Chosen::Cpu) => run_bench::<Cpu>(args, Default::default()),
+            Ok(Chosen::Wgpu) => run_bench::<Wgpu>(args, WgpuDevice::DefaultDevice),
+            Err(e) => Err(e),
+        },
         Command::BenchData(args) => run_bench_data(args),
     };
     match result {
@@ -176,6 +210,37 @@ fn main() -> ExitCode {
                 _ => 2,
             })
         }
+    }
+}
+
+/// The backend a run uses.
+enum Chosen {
+    Cpu,
+    Wgpu,
+}
+
+/// Reads `--device`, says which device was chosen, and refuses what this build cannot run.
+fn choose(device: &str) -> Result<Chosen, RunError> {
+    let vulkan = ["/usr/share/vulkan/icd.d", "/etc/vulkan/icd.d", "/usr/local/share/vulkan/icd.d"]
+        .iter()
+        .any(|d| std::fs::read_dir(d).map(|mut r| r.next().is_some()).unwrap_or(false));
+    match device {
+        "auto" => {
+            eprintln!("device: cpu (burn Flex; this alexrt has no CUDA support, and --device wgpu uses a Vulkan GPU)");
+            Ok(Chosen::Cpu)
+        }
+        "cpu" => Ok(Chosen::Cpu),
+        "wgpu" if vulkan => {
+            eprintln!("device: wgpu (CubeCL kernels for LRN and pooling)");
+            Ok(Chosen::Wgpu)
+        }
+        "wgpu" => Err(input_error(
+            "--device wgpu: no Vulkan driver is installed; install one for your GPU, or mesa-vulkan-drivers to run on the CPU through lavapipe",
+        )),
+        d if d == "cuda" || d.starts_with("cuda:") => Err(input_error(
+            "--device cuda: this alexrt was built without CUDA support; use --device cpu or --device wgpu",
+        )),
+        other => Err(input_error(format!("--device {other}: use cpu, wgpu, cuda[:N] or auto"))),
     }
 }
 
@@ -282,7 +347,7 @@ fn write_metrics(out: &Path, records: &[EpochRecord]) -> Result<(), RunError> {
         .map_err(|source| RunError::Io { path: path.display().to_string(), source })
 }
 
-fn run_train(args: TrainArgs) -> Result<(), RunError> {
+fn run_train<B: KernelBackend>(args: TrainArgs, device: B::Device) -> Result<(), RunError> {
     let plan = Plan::read(&args.plan)?;
     if plan.graph.loss.is_none() {
         return Err(input_error(format!(
@@ -291,7 +356,7 @@ fn run_train(args: TrainArgs) -> Result<(), RunError> {
         )));
     }
     let batch_size = plan.memory.batch_size;
-    let mut exec = Executor::<Cpu>::new(&plan, Default::default())?;
+    let mut exec = Executor::<B>::new(&plan, device)?;
     // By default runs/<graph>; a fresh run takes the next free runs/<graph>-N rather than
     // overwrite an earlier run's checkpoint (--resume continues runs/<graph>).
     let out = args.out.clone().unwrap_or_else(|| {
@@ -498,7 +563,10 @@ fn run_train(args: TrainArgs) -> Result<(), RunError> {
 }
 
 /// Loads weights or a checkpoint's parameters; returns the checkpoint's metadata if it is one.
-fn load_weights(exec: &mut Executor<Cpu>, path: &Path) -> Result<Option<checkpoint::Checkpoint>, RunError> {
+fn load_weights<B: KernelBackend>(
+    exec: &mut Executor<B>,
+    path: &Path,
+) -> Result<Option<checkpoint::Checkpoint>, RunError> {
     let p = path.display().to_string();
     let bytes = std::fs::read(path).map_err(|source| RunError::Io { path: p.clone(), source })?;
     weights::load_tensors(exec, &bytes, &p, false)?;
@@ -512,9 +580,9 @@ fn softmax(row: &[f64]) -> Vec<f64> {
     e.iter().map(|v| v / sum).collect()
 }
 
-fn run_eval(args: EvalArgs) -> Result<(), RunError> {
+fn run_eval<B: KernelBackend>(args: EvalArgs, device: B::Device) -> Result<(), RunError> {
     let plan = Plan::read(&args.plan)?;
-    let mut exec = Executor::<Cpu>::new(&plan, Default::default())?;
+    let mut exec = Executor::<B>::new(&plan, device)?;
     let meta = load_weights(&mut exec, &args.weights)?;
     let stats = match stats::load(&args.data).map_err(input_error)? {
         Some(s) => Some(s),
@@ -608,9 +676,9 @@ fn run_eval(args: EvalArgs) -> Result<(), RunError> {
     Ok(())
 }
 
-fn run_infer(args: InferArgs) -> Result<(), RunError> {
+fn run_infer<B: KernelBackend>(args: InferArgs, device: B::Device) -> Result<(), RunError> {
     let plan = Plan::read(&args.plan)?;
-    let mut exec = Executor::<Cpu>::new(&plan, Default::default())?;
+    let mut exec = Executor::<B>::new(&plan, device)?;
     let meta = load_weights(&mut exec, &args.weights)?;
     let shape = input_shape(&plan);
     let stats = meta.as_ref().and_then(|m| m.stats.clone());
@@ -706,10 +774,10 @@ fn time_median(
     Ok(times[times.len() / 2])
 }
 
-fn run_bench(args: BenchArgs) -> Result<(), RunError> {
+fn run_bench<B: KernelBackend>(args: BenchArgs, device: B::Device) -> Result<(), RunError> {
     let plan = Plan::read(&args.plan)?;
     let batch_size = plan.memory.batch_size;
-    let mut exec = Executor::<Cpu>::new(&plan, Default::default())?;
+    let mut exec = Executor::<B>::new(&plan, device)?;
     let shape = exec.input_shape();
     let data = Synthetic::new(shape, exec.classes(), batch_size, 0, "bench");
     let (batch, _) = data.batch(&(0..batch_size).collect::<Vec<_>>(), None);

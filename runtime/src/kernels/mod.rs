@@ -2,6 +2,7 @@
 //! trait. The reference implementation ([`reference`]) runs on the host; a backend with its own
 //! kernels (CubeCL on CUDA or wgpu) overrides the trait's methods.
 
+pub mod cube;
 pub mod reference;
 
 use burn::tensor::backend::Backend;
