@@ -30,6 +30,44 @@ pub type Cpu = burn::backend::Flex;
 /// kernels. Burn's `CubeBackend` directly, not its fusion wrapper.
 pub type Wgpu = burn::backend::wgpu::CubeBackend<burn::backend::wgpu::WgpuRuntime, f32, i32, u32>;
 
+/// An NVIDIA GPU through CUDA, with our CubeCL kernels (cargo feature `cuda`).
+#[cfg(feature = "cuda")]
+pub type Cuda = burn_cubecl::CubeBackend<cubecl::cuda::CudaRuntime, f32, i32, u8>;
+
+/// Whether a CUDA driver and at least one GPU are present, asked without letting CubeCL panic:
+/// libcuda is opened and asked directly. `Err` says why not, in one sentence.
+pub fn cuda_devices() -> Result<usize, String> {
+    type CuInit = unsafe extern "C" fn(u32) -> i32;
+    type CuDeviceGetCount = unsafe extern "C" fn(*mut i32) -> i32;
+    // SAFETY: dlopen/dlsym with NUL-terminated names; the symbols have the CUDA driver API's
+    // C signatures; the library stays loaded for the process.
+    unsafe {
+        let lib = libc::dlopen(c"libcuda.so.1".as_ptr(), libc::RTLD_NOW | libc::RTLD_GLOBAL);
+        if lib.is_null() {
+            return Err("no CUDA driver found (libcuda.so.1 cannot be loaded)".into());
+        }
+        let init = libc::dlsym(lib, c"cuInit".as_ptr());
+        let count = libc::dlsym(lib, c"cuDeviceGetCount".as_ptr());
+        if init.is_null() || count.is_null() {
+            return Err("the CUDA driver lacks cuInit or cuDeviceGetCount".into());
+        }
+        let init: CuInit = std::mem::transmute(init);
+        let count_fn: CuDeviceGetCount = std::mem::transmute(count);
+        let rc = init(0);
+        if rc != 0 {
+            return Err(format!(
+                "the CUDA driver did not initialise (cuInit returned {rc}; is a GPU present?)"
+            ));
+        }
+        let mut n = 0i32;
+        let rc = count_fn(&mut n);
+        if rc != 0 || n <= 0 {
+            return Err("the CUDA driver sees no GPU".into());
+        }
+        Ok(n as usize)
+    }
+}
+
 /// The text `alexrt inspect` prints: a header, the step's IR, and its memory plan.
 pub fn inspect(path: &Path) -> Result<String, PlanError> {
     let plan = Plan::read(path)?;

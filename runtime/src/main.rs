@@ -174,31 +174,30 @@ struct BenchArgs {
     profile: bool,
 }
 
+/// Runs `$run::<Backend>($args, device)` on the backend `--device` chose.
+macro_rules! on_device {
+    ($device:expr, $run:ident, $args:expr) => {
+        match choose($device) {
+            Ok(Chosen::Cpu) => $run::<Cpu>($args, Default::default()),
+            Ok(Chosen::Wgpu) => $run::<Wgpu>($args, WgpuDevice::DefaultDevice),
+            #[cfg(feature = "cuda")]
+            Ok(Chosen::Cuda(i)) => $run::<alexrt::Cuda>($args, cubecl::cuda::CudaDevice::new(i)),
+            #[cfg(not(feature = "cuda"))]
+            Ok(Chosen::Cuda(_)) => unreachable!("choose() refuses CUDA in builds without it"),
+            Err(e) => Err(e),
+        }
+    };
+}
+
 fn main() -> ExitCode {
     alexrt::tune_allocator();
     let result = match Cli::parse().command {
         Command::Inspect { plan } => alexrt::inspect(&plan).map(|t| alexrt::say(&t)).map_err(RunError::from),
-        Command::Train(args) => match choose(&args.device) {
-            Ok(Chosen::Cpu) => run_train::<Cpu>(args, Default::default()),
-            Ok(Chosen::Wgpu) => run_train::<Wgpu>(args, WgpuDevice::DefaultDevice),
-            Err(e) => Err(e),
-        },
-        Command::Eval(args) => match choose(&args.device) {
-            Ok(Chosen::Cpu) => run_eval::<Cpu>(args, Default::default()),
-            Ok(Chosen::Wgpu) => run_eval::<Wgpu>(args, WgpuDevice::DefaultDevice),
-            Err(e) => Err(e),
-        },
-        Command::Infer(args) => match choose(&args.device) {
-            Ok(Chosen::Cpu) => run_infer::<Cpu>(args, Default::default()),
-            Ok(Chosen::Wgpu) => run_infer::<Wgpu>(args, WgpuDevice::DefaultDevice),
-            Err(e) => Err(e),
-        },
+        Command::Train(args) => on_device!(&args.device, run_train, args),
+        Command::Eval(args) => on_device!(&args.device, run_eval, args),
+        Command::Infer(args) => on_device!(&args.device, run_infer, args),
         Command::Stats(args) => run_stats(args),
-        Command::Bench(args) => match choose(&args.device) {
-            Ok(Chosen::Cpu) => run_bench::<Cpu>(args, Default::default()),
-            Ok(Chosen::Wgpu) => run_bench::<Wgpu>(args, WgpuDevice::DefaultDevice),
-            Err(e) => Err(e),
-        },
+        Command::Bench(args) => on_device!(&args.device, run_bench, args),
         Command::BenchData(args) => run_bench_data(args),
     };
     match result {
@@ -217,6 +216,8 @@ fn main() -> ExitCode {
 enum Chosen {
     Cpu,
     Wgpu,
+    #[cfg_attr(not(feature = "cuda"), allow(dead_code))]
+    Cuda(usize),
 }
 
 /// Reads `--device`, says which device was chosen, and refuses what this build cannot run.
@@ -224,11 +225,35 @@ fn choose(device: &str) -> Result<Chosen, RunError> {
     let vulkan = ["/usr/share/vulkan/icd.d", "/etc/vulkan/icd.d", "/usr/local/share/vulkan/icd.d"]
         .iter()
         .any(|d| std::fs::read_dir(d).map(|mut r| r.next().is_some()).unwrap_or(false));
-    match device {
-        "auto" => {
-            eprintln!("device: cpu (burn Flex; this alexrt has no CUDA support, and --device wgpu uses a Vulkan GPU)");
-            Ok(Chosen::Cpu)
+    let cuda = |index: usize| -> Result<Chosen, RunError> {
+        if !cfg!(feature = "cuda") {
+            return Err(input_error(
+                "--device cuda: this alexrt was built without CUDA (cargo feature `cuda`); use --device cpu or --device wgpu",
+            ));
         }
+        match alexrt::cuda_devices() {
+            Ok(n) if index < n => {
+                eprintln!("device: cuda:{index} (of {n})");
+                Ok(Chosen::Cuda(index))
+            }
+            Ok(n) => Err(input_error(format!(
+                "--device cuda:{index}: there are {n} CUDA devices, numbered from 0"
+            ))),
+            Err(why) => Err(input_error(format!("--device cuda: {why}; use --device cpu or --device wgpu"))),
+        }
+    };
+    match device {
+        "auto" => match (cfg!(feature = "cuda"), alexrt::cuda_devices()) {
+            (true, Ok(_)) => cuda(0),
+            (true, Err(why)) => {
+                eprintln!("device: cpu (burn Flex; {why})");
+                Ok(Chosen::Cpu)
+            }
+            (false, _) => {
+                eprintln!("device: cpu (burn Flex; this alexrt has no CUDA support, and --device wgpu uses a Vulkan GPU)");
+                Ok(Chosen::Cpu)
+            }
+        },
         "cpu" => Ok(Chosen::Cpu),
         "wgpu" if vulkan => {
             eprintln!("device: wgpu (CubeCL kernels for LRN and pooling)");
@@ -237,9 +262,11 @@ fn choose(device: &str) -> Result<Chosen, RunError> {
         "wgpu" => Err(input_error(
             "--device wgpu: no Vulkan driver is installed; install one for your GPU, or mesa-vulkan-drivers to run on the CPU through lavapipe",
         )),
-        d if d == "cuda" || d.starts_with("cuda:") => Err(input_error(
-            "--device cuda: this alexrt was built without CUDA support; use --device cpu or --device wgpu",
-        )),
+        "cuda" => cuda(0),
+        d if d.starts_with("cuda:") => match d[5..].parse::<usize>() {
+            Ok(i) => cuda(i),
+            Err(_) => Err(input_error(format!("--device {d}: write cuda:N with N a device number"))),
+        },
         other => Err(input_error(format!("--device {other}: use cpu, wgpu, cuda[:N] or auto"))),
     }
 }
