@@ -134,3 +134,39 @@ fn a_training_step_of_the_small_net_on_wgpu_matches_the_cpu() {
         }
     }
 }
+
+#[test]
+fn the_kernel_check_of_the_gpu_script_runs_on_wgpu() {
+    if !vulkan() {
+        return;
+    }
+    let o = std::process::Command::new(env!("CARGO_BIN_EXE_alexrt"))
+        .args(["check-kernels", "--device", "wgpu", "--batch", "1", "--steps", "1"])
+        .env("XDG_RUNTIME_DIR", std::env::temp_dir())
+        .output()
+        .unwrap();
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let report: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let worst = report["max_relative_error"]
+        .as_object()
+        .unwrap()
+        .values()
+        .flat_map(|v| v.as_object().unwrap().values().map(|e| e.as_f64().unwrap()))
+        .fold(0.0f64, f64::max);
+    assert!(worst < 1e-4, "{out}");
+    assert!(report["copy_gbps"].as_f64().unwrap() > 0.0);
+}
+
+#[test]
+fn asking_for_cuda_without_it_is_one_sentence() {
+    let o = std::process::Command::new(env!("CARGO_BIN_EXE_alexrt"))
+        .args(["check-kernels", "--device", "cuda"])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    assert_eq!(err.trim_end().lines().count(), 1, "{err}");
+    assert!(err.contains("--device cuda:"), "{err}");
+    assert!(!err.contains("panicked"), "{err}");
+}
