@@ -205,9 +205,25 @@ fn wrap<R: CubeRuntime, F: FloatElement, I: IntElement, BT: BoolElement>(
     BurnTensor::from_primitive(TensorPrimitive::Float(t))
 }
 
-fn grid<R: CubeRuntime>(t: &CubeTensor<R>, n: usize) -> (CubeCount, CubeDim) {
-    let dim = CubeDim::new(&t.client, n);
-    (calculate_cube_count_elemwise(&t.client, n, dim), dim)
+/// A new tensor of `shape` and `dtype` on `like`'s device.
+fn empty_like<R: CubeRuntime>(
+    like: &CubeTensor<R>,
+    shape: burn::tensor::Shape,
+    dtype: burn::tensor::DType,
+) -> CubeTensor<R> {
+    empty_device_dtype(like.client.clone(), like.device.clone(), shape, dtype)
+}
+
+/// One unit per element of `out`: its element count and launch grid.
+fn grid<R: CubeRuntime>(out: &CubeTensor<R>) -> (usize, CubeCount, CubeDim) {
+    let n = out.meta.num_elements();
+    let dim = CubeDim::new(&out.client, n);
+    (n, calculate_cube_count_elemwise(&out.client, n, dim), dim)
+}
+
+/// LRN's `scale`, `beta` and `k` as kernel scalars of `dtype` (exact for f64).
+fn lrn_scalars(p: &LrnParams, dtype: burn::tensor::DType) -> (InputScalar, InputScalar, InputScalar) {
+    (InputScalar::new(p.scale, dtype), InputScalar::new(p.beta, dtype), InputScalar::new(p.k, dtype))
 }
 
 impl<R: CubeRuntime, F: FloatElement, I: IntElement, BT: BoolElement> KernelBackend
@@ -215,10 +231,10 @@ impl<R: CubeRuntime, F: FloatElement, I: IntElement, BT: BoolElement> KernelBack
 {
     fn lrn_forward(x: BurnTensor<Self, 4>, p: &LrnParams) -> BurnTensor<Self, 4> {
         let x = float(x);
-        let y = empty_device_dtype(x.client.clone(), x.device.clone(), x.meta.shape().clone(), x.dtype);
-        let n = y.meta.num_elements();
-        let (count, dim) = grid(&y, n);
+        let y = empty_like(&x, x.meta.shape().clone(), x.dtype);
+        let (n, count, dim) = grid(&y);
         let dtype = x.dtype;
+        let (scale, beta, k) = lrn_scalars(p, dtype);
         lrn_forward_kernel::launch(
             &y.client,
             count,
@@ -226,9 +242,9 @@ impl<R: CubeRuntime, F: FloatElement, I: IntElement, BT: BoolElement> KernelBack
             x.into_tensor_arg(),
             y.clone().into_tensor_arg(),
             n,
-            InputScalar::new(p.scale, dtype),
-            InputScalar::new(p.beta, dtype),
-            InputScalar::new(p.k, dtype),
+            scale,
+            beta,
+            k,
             p.size / 2,
             dtype.into(),
         );
@@ -242,10 +258,10 @@ impl<R: CubeRuntime, F: FloatElement, I: IntElement, BT: BoolElement> KernelBack
         p: &LrnParams,
     ) -> BurnTensor<Self, 4> {
         let (x, y, dy) = (float(x), float(y), float(dy));
-        let dx = empty_device_dtype(x.client.clone(), x.device.clone(), x.meta.shape().clone(), x.dtype);
-        let n = dx.meta.num_elements();
-        let (count, dim) = grid(&dx, n);
+        let dx = empty_like(&x, x.meta.shape().clone(), x.dtype);
+        let (n, count, dim) = grid(&dx);
         let dtype = x.dtype;
+        let (scale, beta, k) = lrn_scalars(p, dtype);
         lrn_backward_kernel::launch(
             &dx.client,
             count,
@@ -255,9 +271,9 @@ impl<R: CubeRuntime, F: FloatElement, I: IntElement, BT: BoolElement> KernelBack
             dy.into_tensor_arg(),
             dx.clone().into_tensor_arg(),
             n,
-            InputScalar::new(p.scale, dtype),
-            InputScalar::new(p.beta, dtype),
-            InputScalar::new(p.k, dtype),
+            scale,
+            beta,
+            k,
             p.size / 2,
             dtype.into(),
         );
@@ -272,11 +288,10 @@ impl<R: CubeRuntime, F: FloatElement, I: IntElement, BT: BoolElement> KernelBack
         let [b, c, h, w] = x.meta.shape().dims();
         let out =
             burn::tensor::Shape::new([b, c, super::reference::pooled(h, p), super::reference::pooled(w, p)]);
-        let y = empty_device_dtype(x.client.clone(), x.device.clone(), out.clone(), x.dtype);
+        let y = empty_like(&x, out.clone(), x.dtype);
         let int_dtype = <I as burn::tensor::Element>::dtype();
-        let arg = empty_device_dtype(x.client.clone(), x.device.clone(), out, int_dtype);
-        let n = y.meta.num_elements();
-        let (count, dim) = grid(&y, n);
+        let arg = empty_like(&x, out, int_dtype);
+        let (n, count, dim) = grid(&y);
         let dtype = x.dtype;
         max_pool_forward_kernel::launch(
             &y.client,
@@ -304,9 +319,8 @@ impl<R: CubeRuntime, F: FloatElement, I: IntElement, BT: BoolElement> KernelBack
         let arg: CubeTensor<R> = argmax.into_primitive();
         let [b, c, _, _] = dy.meta.shape().dims();
         let shape = burn::tensor::Shape::new([b, c, input_hw[0], input_hw[1]]);
-        let dx = empty_device_dtype(dy.client.clone(), dy.device.clone(), shape, dy.dtype);
-        let n = dx.meta.num_elements();
-        let (count, dim) = grid(&dx, n);
+        let dx = empty_like(&dy, shape, dy.dtype);
+        let (n, count, dim) = grid(&dx);
         let (dtype, int_dtype) = (dy.dtype, arg.dtype);
         max_pool_backward_kernel::launch(
             &dx.client,
