@@ -20,7 +20,7 @@ fn inspects_a_compiled_plan_and_rejects_garbage() {
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     assert!(text.contains("Train step of `tiny`"), "{text}");
     assert!(text.contains("104,618 parameters"), "{text}");
-    assert!(text.contains("relu1 = fused(image, conv1.weight, conv1.bias) [conv2d"), "{text}");
+    assert!(text.contains("norm1, norm1:1 = fused(image, conv1.weight, conv1.bias) [conv2d"), "{text}");
 
     let junk = dir.join("junk.bin");
     std::fs::write(&junk, b"not a plan").unwrap();

@@ -64,6 +64,9 @@ impl OpDef for Lrn {
     fn fusion_class(&self) -> FusionClass {
         FusionClass::Opaque
     }
+    fn fuses_into_producer(&self) -> bool {
+        true
+    }
     fn gradient(&self, ctx: &mut GradCtx<'_>) -> Result<Vec<Option<ValueRef>>, String> {
         let (x, y, dy) = (ctx.input(0), ctx.output(0), ctx.dy(0)?);
         Ok(vec![Some(ctx.emit("grad", Op::LrnGrad(LrnGrad(self.clone())), &[x, y, dy])?)])

@@ -170,6 +170,12 @@ pub trait OpDef {
     /// The shape rule: output types from input types.
     fn infer(&self, inputs: &[&TensorType]) -> Result<Inferred, ShapeError>;
     fn fusion_class(&self) -> FusionClass;
+    /// A window op that can read its input through the elementwise tail of the group producing
+    /// that input, recomputing it per read (LRN of a ReLU): the fuse pass adds it to that group as
+    /// one more output, so the kernel that applies the tail computes the window op too.
+    fn fuses_into_producer(&self) -> bool {
+        false
+    }
     /// Multiply-accumulates per sample, given input and output types.
     fn cost(&self, _inputs: &[&TensorType], _outputs: &[TensorType]) -> Cost {
         Cost::default()

@@ -2,13 +2,19 @@
 //! (convolution, matmul, their data gradients, the LRN and pooling gradients) absorbs the chain of
 //! elementwise ops that alone read its result: conv + bias + ReLU and linear + bias + ReLU in the
 //! forward pass, and the ReLU mask folded into the producer of the gradient in the backward pass.
+//!
+//! A window op that can read its input through such a chain's elementwise tail (the catalog's
+//! `fuses_into_producer`: LRN) then joins the group as one more output: conv + bias + ReLU + LRN
+//! is one node whose kernel computes the ReLU per read of the window. The ReLU's own result stays
+//! an output of the group only while something else (the backward pass) reads it.
 
+use petgraph::algo::has_path_connecting;
 use petgraph::stable_graph::NodeIndex;
 use petgraph::visit::EdgeRef;
 use petgraph::Direction;
 
 use crate::catalog::{FusedInput, FusedOp, FusedStep, FusionClass, Op};
-use crate::ir::{Edge, Graph, Node, ValueRef};
+use crate::ir::{Graph, Node, ValueRef};
 
 /// Node counts before and after fusion (computed nodes only: no parameters or inputs).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -19,10 +25,7 @@ pub struct FusionStats {
 
 pub fn fuse(graph: &mut Graph) -> FusionStats {
     let before = graph.compute_nodes().len();
-    let order = graph.topo_order();
-    let position: std::collections::HashMap<NodeIndex, usize> =
-        order.iter().enumerate().map(|(i, n)| (*n, i)).collect();
-    for &root in &order {
+    for root in graph.topo_order() {
         if !graph.g.contains_node(root)
             || graph.g[root].op.def().fusion_class() != FusionClass::OutElementwiseFusable
             || matches!(graph.g[root].op, Op::Fused(_))
@@ -30,27 +33,22 @@ pub fn fuse(graph: &mut Graph) -> FusionStats {
             continue;
         }
         let mut chain = vec![root];
-        loop {
-            let last = *chain.last().unwrap();
-            match absorbable(graph, last, root, &position) {
-                Some(next) => chain.push(next),
-                None => break,
-            }
+        while let Some(next) = absorbable(graph, *chain.last().unwrap(), root) {
+            chain.push(next);
         }
-        if chain.len() > 1 {
-            replace_with_fused(graph, &chain);
+        if chain.len() == 1 {
+            continue;
         }
+        if let Some(window) = window_reader(graph, *chain.last().unwrap()) {
+            chain.push(window);
+        }
+        replace_with_fused(graph, &chain);
     }
     FusionStats { before, after: graph.compute_nodes().len() }
 }
 
-/// The elementwise node that alone reads `last`'s single output, if it can join the group.
-fn absorbable(
-    graph: &Graph,
-    last: NodeIndex,
-    root: NodeIndex,
-    position: &std::collections::HashMap<NodeIndex, usize>,
-) -> Option<NodeIndex> {
+/// The elementwise node that alone reads `last`'s single output, if it can join `root`'s group.
+fn absorbable(graph: &Graph, last: NodeIndex, root: NodeIndex) -> Option<NodeIndex> {
     if graph.g[last].outputs.len() != 1 {
         return None;
     }
@@ -67,14 +65,30 @@ fn absorbable(
     {
         return None;
     }
-    // Its other inputs must come before the group, or fusing would make a cycle.
-    let root_pos = position[&root];
-    let ok = graph.inputs(next).iter().filter(|i| i.node != last).all(|i| {
-        graph.g[i.node].op.def().is_source() || position.get(&i.node).is_some_and(|p| *p < root_pos)
-    });
+    // Its other inputs must not depend on the group, or fusing would make a cycle.
+    let ok =
+        graph.inputs(next).iter().filter(|i| i.node != last).all(|i| {
+            graph.g[i.node].op.def().is_source() || !has_path_connecting(&graph.g, root, i.node, None)
+        });
     ok.then_some(next)
 }
 
+/// A window op (LRN) in `tail`'s phase that reads `tail`'s single output as its only input.
+fn window_reader(graph: &Graph, tail: NodeIndex) -> Option<NodeIndex> {
+    if graph.g[tail].outputs.len() != 1 {
+        return None;
+    }
+    graph.g.edges_directed(tail, Direction::Outgoing).map(|e| e.target()).find(|&n| {
+        let node = &graph.g[n];
+        node.op.def().fuses_into_producer()
+            && node.phase == graph.g[tail].phase
+            && node.outputs.len() == 1
+            && graph.inputs(n).len() == 1
+    })
+}
+
+/// Replaces `chain` (each node reading the one before) with one fused node. Its outputs are the
+/// last node's, then every other chain value that something outside the chain still reads.
 fn replace_with_fused(graph: &mut Graph, chain: &[NodeIndex]) {
     let mut externals: Vec<ValueRef> = Vec::new();
     let mut steps = Vec::new();
@@ -96,11 +110,19 @@ fn replace_with_fused(graph: &mut Graph, chain: &[NodeIndex]) {
         steps.push(FusedStep { op: graph.g[n].op.clone(), inputs });
     }
     let last = *chain.last().unwrap();
+    let mut visible = vec![(chain.len() - 1, ValueRef { node: last, port: 0 })];
+    for (s, &n) in chain.iter().enumerate().take(chain.len() - 1) {
+        let v = ValueRef { node: n, port: 0 };
+        let outside = graph.g.edges_directed(n, Direction::Outgoing).any(|e| !chain.contains(&e.target()));
+        if outside || graph.loss == Some(v) || graph.logits == Some(v) {
+            visible.push((s, v));
+        }
+    }
     let head = &graph.g[chain[0]];
     let fused = Node {
         name: graph.g[last].name.clone(),
-        op: Op::Fused(FusedOp { steps, outputs: vec![(chain.len() - 1, 0)] }),
-        outputs: graph.g[last].outputs.clone(),
+        op: Op::Fused(FusedOp { steps, outputs: visible.iter().map(|&(s, v)| (s, v.port)).collect() }),
+        outputs: visible.iter().map(|(_, v)| graph.g[v.node].outputs[v.port as usize].clone()).collect(),
         phase: head.phase,
         loc: head.loc,
     };
@@ -108,22 +130,29 @@ fn replace_with_fused(graph: &mut Graph, chain: &[NodeIndex]) {
     for (port, v) in externals.iter().enumerate() {
         graph.connect(*v, new, port as u8);
     }
-    let uses: Vec<(NodeIndex, Edge)> =
-        graph.g.edges_directed(last, Direction::Outgoing).map(|e| (e.target(), *e.weight())).collect();
-    for (target, edge) in uses {
-        graph.g.add_edge(new, target, edge);
-    }
-    let old_out = ValueRef { node: last, port: 0 };
-    let new_out = ValueRef { node: new, port: 0 };
-    for r in [&mut graph.loss, &mut graph.logits] {
-        if *r == Some(old_out) {
-            *r = Some(new_out);
+    for (port, &(_, old)) in visible.iter().enumerate() {
+        let new_out = ValueRef { node: new, port: port as u8 };
+        let uses: Vec<(NodeIndex, u8)> = graph
+            .g
+            .edges_directed(old.node, Direction::Outgoing)
+            .filter(|e| e.weight().src_port == old.port && !chain.contains(&e.target()))
+            .map(|e| (e.target(), e.weight().dst_port))
+            .collect();
+        for (target, dst_port) in uses {
+            graph.connect(new_out, target, dst_port);
+        }
+        for r in [&mut graph.loss, &mut graph.logits] {
+            if *r == Some(old) {
+                *r = Some(new_out);
+            }
+        }
+        for layer in &mut graph.layers {
+            if layer.output == old {
+                layer.output = new_out;
+            }
         }
     }
     for layer in &mut graph.layers {
-        if layer.output == old_out {
-            layer.output = new_out;
-        }
         if layer.nodes.iter().any(|n| chain.contains(n)) {
             layer.nodes.retain(|n| !chain.contains(n));
             if !layer.nodes.contains(&new) {
