@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 
 use alexc::ast::OptimizerDecl;
-use alexc::catalog::{FusedInput, Op};
+use alexc::catalog::{FusedInput, FusedOp, Op};
 use alexc::ir::{Graph, Mode, Phase, ValueRef};
 use alexc::plan::Plan;
 use burn::tensor::activation::{log_softmax, relu};
@@ -16,6 +16,7 @@ use petgraph::stable_graph::NodeIndex;
 use crate::error::RunError;
 use crate::init::{init_values, Rng};
 use crate::kernels::{conv_options, KernelBackend, LrnParams, PoolParams, SgdParams};
+use crate::select::{select, Fusion};
 use crate::value::Value;
 
 /// A batch on the host: images `N x C x H x W` (normalised), labels in `0..classes`.
@@ -58,11 +59,13 @@ pub struct ExecOptions {
     pub capture_gradients: bool,
     /// Time each node (the totals are in [`Executor::profile`]).
     pub profile: bool,
+    /// Run fused nodes on the backend's fused kernels ([`crate::select`]); off, step by step.
+    pub fused_kernels: bool,
 }
 
 impl Default for ExecOptions {
     fn default() -> Self {
-        ExecOptions { dropout: true, capture_gradients: false, profile: false }
+        ExecOptions { dropout: true, capture_gradients: false, profile: false, fused_kernels: true }
     }
 }
 
@@ -86,6 +89,8 @@ pub struct Executor<B: KernelBackend> {
     pub steps_done: u64,
     /// Seconds spent in each scheduled node, when profiling.
     pub profile: HashMap<NodeIndex, f64>,
+    /// The fused kernels of each fused node that has them.
+    fusions: HashMap<NodeIndex, Fusion>,
     seed: u64,
 }
 
@@ -125,6 +130,14 @@ impl<B: KernelBackend> Executor<B> {
         for v in [graph.logits, graph.loss].into_iter().flatten() {
             forward_last_use.insert(v, usize::MAX);
         }
+        let fusions = graph
+            .node_indices()
+            .into_iter()
+            .filter_map(|n| match &graph.g[n].op {
+                Op::Fused(f) => select(f).map(|k| (n, k)),
+                _ => None,
+            })
+            .collect();
         Ok(Executor {
             graph,
             mode: plan.mode,
@@ -138,6 +151,7 @@ impl<B: KernelBackend> Executor<B> {
             labels,
             steps_done: 0,
             profile: HashMap::new(),
+            fusions,
             seed,
         })
     }
@@ -312,6 +326,106 @@ impl<B: KernelBackend> Executor<B> {
         })
     }
 
+    /// A fused node step by step, each step as its own op.
+    fn run_steps(
+        &mut self,
+        f: &FusedOp,
+        node: NodeIndex,
+        inputs: Vec<Value<B>>,
+        lr: f64,
+        n: usize,
+    ) -> Result<Vec<Value<B>>, RunError> {
+        let mut done: Vec<Vec<Value<B>>> = Vec::with_capacity(f.steps.len());
+        for step in &f.steps {
+            let args = step
+                .inputs
+                .iter()
+                .map(|inp| match *inp {
+                    FusedInput::External(e) => inputs[e].clone(),
+                    FusedInput::Step(s, p) => done[s][p as usize].clone(),
+                })
+                .collect();
+            let outs = self.run_op(&step.op, node, args, lr, n)?;
+            done.push(outs);
+        }
+        Ok(f.outputs.iter().map(|&(s, p)| done[s][p as usize].clone()).collect())
+    }
+
+    /// A fused node on the backend's fused kernels, as [`select`] chose them.
+    fn run_fusion(
+        &mut self,
+        fusion: &Fusion,
+        f: &FusedOp,
+        node: NodeIndex,
+        inputs: Vec<Value<B>>,
+        lr: f64,
+        n: usize,
+    ) -> Result<Vec<Value<B>>, RunError> {
+        // The group's first op (the product or gradient producer), on its own inputs.
+        let head = |this: &mut Self| -> Result<Value<B>, RunError> {
+            let args = f.steps[0]
+                .inputs
+                .iter()
+                .map(|i| match *i {
+                    FusedInput::External(e) => Ok(inputs[e].clone()),
+                    FusedInput::Step(..) => {
+                        Err(RunError::Internal("a fused group's first step reads a step".into()))
+                    }
+                })
+                .collect::<Result<Vec<_>, _>>()?;
+            let mut out = this.run_op(&f.steps[0].op, node, args, lr, n)?;
+            Ok(out.swap_remove(0))
+        };
+        match *fusion {
+            Fusion::BiasAct { bias, relu } => {
+                let b = inputs[bias].f1()?;
+                Ok(vec![match head(self)? {
+                    Value::F4(z) => Value::F4(B::bias_act(z, b, relu)),
+                    Value::F2(z) => Value::F2(B::bias_act(z, b, relu)),
+                    v => return Err(RunError::Internal(format!("bias epilogue on {}", v.kind()))),
+                }])
+            }
+            Fusion::BiasReluLrn { bias, lrn, keep_relu } => {
+                let b = inputs[bias].f1()?;
+                let (y, r) = B::bias_relu_lrn(head(self)?.f4()?, b, &lrn, keep_relu);
+                let mut outs = vec![Value::F4(y)];
+                outs.extend(r.map(Value::F4));
+                Ok(outs)
+            }
+            Fusion::MaskedGrad { dropout, relu_y } => {
+                let active = self.options.dropout;
+                let scale = move |rate: f64| if active { 1.0 / (1.0 - rate) } else { 1.0 };
+                Ok(vec![match head(self)? {
+                    Value::F4(g) => {
+                        let y = relu_y.map(|y| inputs[y].f4()).transpose()?;
+                        let mask = dropout.map(|(m, r)| inputs[m].m4().map(|m| (m, scale(r)))).transpose()?;
+                        Value::F4(B::masked_grad(g, y, mask))
+                    }
+                    Value::F2(g) => {
+                        let y = relu_y.map(|y| inputs[y].f2()).transpose()?;
+                        let mask = dropout.map(|(m, r)| inputs[m].m2().map(|m| (m, scale(r)))).transpose()?;
+                        Value::F2(B::masked_grad(g, y, mask))
+                    }
+                    g => return Err(RunError::Internal(format!("a gradient epilogue on {}", g.kind()))),
+                }])
+            }
+            Fusion::LrnReluGrad { x, y, dy, lrn } => Ok(vec![Value::F4(B::lrn_relu_backward(
+                inputs[x].f4()?,
+                inputs[y].f4()?,
+                inputs[dy].f4()?,
+                &lrn,
+            ))]),
+            Fusion::PoolReluGrad { dy, argmax, relu_y, pool } => {
+                Ok(vec![Value::F4(B::max_pool_relu_backward(
+                    inputs[dy].f4()?,
+                    inputs[argmax].i4()?,
+                    inputs[relu_y].f4()?,
+                    &pool,
+                ))])
+            }
+        }
+    }
+
     fn run_op(
         &mut self,
         op: &Op,
@@ -321,31 +435,11 @@ impl<B: KernelBackend> Executor<B> {
         n: usize,
     ) -> Result<Vec<Value<B>>, RunError> {
         if let Op::Fused(f) = op {
-            let mut done: Vec<Vec<Value<B>>> = Vec::with_capacity(f.steps.len());
-            let mut i = 0;
-            while i < f.steps.len() {
-                let resolve = |inp: &FusedInput, done: &Vec<Vec<Value<B>>>| match *inp {
-                    FusedInput::External(e) => inputs[e].clone(),
-                    FusedInput::Step(s, p) => done[s][p as usize].clone(),
-                };
-                let step = &f.steps[i];
-                let args: Vec<Value<B>> = step.inputs.iter().map(|x| resolve(x, &done)).collect();
-                // conv2d + bias_add: one call with the bias.
-                if let (Op::Conv2d(conv), Some(next)) = (&step.op, f.steps.get(i + 1)) {
-                    if matches!(next.op, Op::BiasAdd(_)) && next.inputs[0] == FusedInput::Step(i, 0) {
-                        let bias = resolve(&next.inputs[1], &done).f1()?;
-                        let y = conv2d(args[0].f4()?, args[1].f4()?, Some(bias), conv_options(&conv.0));
-                        done.push(vec![]); // the conv's own output is never read
-                        done.push(vec![Value::F4(y)]);
-                        i += 2;
-                        continue;
-                    }
-                }
-                let outs = self.run_op(&step.op, node, args, lr, n)?;
-                done.push(outs);
-                i += 1;
-            }
-            return Ok(f.outputs.iter().map(|&(s, p)| done[s][p as usize].clone()).collect());
+            let fusion = if self.options.fused_kernels { self.fusions.get(&node).cloned() } else { None };
+            return match fusion {
+                Some(fusion) => self.run_fusion(&fusion, f, node, inputs, lr, n),
+                None => self.run_steps(f, node, inputs, lr, n),
+            };
         }
         let one = |v: Value<B>| Ok(vec![v]);
         match op {

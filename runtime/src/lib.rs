@@ -1,7 +1,9 @@
 //! alexrt: executes plans written by alexc on a burn backend.
 //!
 //! - [`exec`]: the interpreter over a plan's schedule;
-//! - [`kernels`]: LRN and max pooling as a backend trait, with reference CPU kernels;
+//! - [`kernels`]: LRN, max pooling, fused epilogues and the SGD update as a backend trait, with
+//!   reference CPU kernels and CubeCL kernels;
+//! - [`select`]: which fused kernels run each fused node of a plan;
 //! - [`data`], [`train`], [`weights`]: datasets, the training loop, safetensors.
 
 pub mod checkpoint;
@@ -11,6 +13,7 @@ pub mod exec;
 pub mod init;
 pub mod kernels;
 pub mod plot;
+pub mod select;
 pub mod train;
 pub mod value;
 pub mod weights;

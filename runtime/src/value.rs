@@ -38,6 +38,8 @@ impl<B: Backend> Value<B> {
     accessor!(f4, F4, Tensor<B, 4>);
     accessor!(i1, I1, Tensor<B, 1, Int>);
     accessor!(i4, I4, Tensor<B, 4, Int>);
+    accessor!(m2, M2, Tensor<B, 2, Bool>);
+    accessor!(m4, M4, Tensor<B, 4, Bool>);
 
     /// Blocks until the value is computed (backends may run asynchronously).
     pub fn sync(&self) {

@@ -205,3 +205,38 @@ fn the_command_line_trains_and_refuses_bad_input() {
     let o = alexrt(&["train", plan_path.to_str().unwrap(), "--epochs", "many"]);
     assert_eq!(o.status.code(), Some(2));
 }
+
+/// The fused kernels compute what the fused groups' steps compute one by one: on the CPU backend
+/// (where they are burn ops) the two agree exactly, over training steps with dropout on and in
+/// inference, where the fused conv + bias + ReLU + LRN keeps no ReLU output.
+#[test]
+fn fused_kernels_and_step_by_step_agree_exactly_on_the_cpu() {
+    for mode in [Mode::Train, Mode::Infer] {
+        let plan = tiny_plan(|t| t, mode);
+        let fused_nodes = plan
+            .graph
+            .node_indices()
+            .iter()
+            .filter(|&&n| matches!(plan.graph.g[n].op, alexc::catalog::Op::Fused(_)))
+            .count();
+        assert!(fused_nodes >= 3, "{mode:?}: {fused_nodes} fused nodes");
+        let data = Synthetic::new([3, 31, 31], 10, 64, 5, "train");
+        let (batch, failed) = data.batch(&(0..8).collect::<Vec<_>>(), None);
+        assert!(failed.is_empty());
+        let mut a = Executor::<Cpu>::new(&plan, Default::default()).unwrap();
+        let mut b = Executor::<Cpu>::new(&plan, Default::default()).unwrap();
+        b.options.fused_kernels = false;
+        for _ in 0..2 {
+            let (x, y) = (a.step(&batch, 0.01).unwrap(), b.step(&batch, 0.01).unwrap());
+            assert_eq!(x.logits, y.logits, "{mode:?}");
+            assert_eq!(x.loss, y.loss, "{mode:?}");
+        }
+        for (name, _) in a.persistent_names() {
+            assert_eq!(
+                a.persistent_values(&name).unwrap().unwrap(),
+                b.persistent_values(&name).unwrap().unwrap(),
+                "{name}"
+            );
+        }
+    }
+}

@@ -1,16 +1,19 @@
 //! The CubeCL kernels on wgpu, against the reference CPU kernels on random inputs: odd sizes,
 //! batch 1, fewer channels than the LRN window, padding, windows whose maximum ties, and the
-//! gradients; then a whole training step of the small net on wgpu against the CPU step.
+//! gradients; the fused epilogues and the SGD update against the CPU backend's (the trait's
+//! defaults), on contiguous and NHWC-strided inputs; then a whole training step of the small net on
+//! wgpu against the CPU step.
 //!
 //! Without a GPU this runs on Mesa's lavapipe (`apt-get install mesa-vulkan-drivers`, which
 //! .ci/run does). Where no Vulkan device exists the tests say so and skip, except under CI, where
 //! a missing device is a failure rather than a silent pass.
 
 use alexrt::init::Rng;
-use alexrt::kernels::{reference, KernelBackend, LrnParams, PoolParams};
-use alexrt::Wgpu;
+use alexrt::kernels::{reference, KernelBackend, LrnParams, PoolParams, SgdParams};
+use alexrt::{Cpu, Wgpu};
 use burn::backend::wgpu::WgpuDevice;
-use burn::tensor::{Int, Tensor, TensorData};
+use burn::tensor::backend::Backend;
+use burn::tensor::{Bool, Int, Tensor, TensorData};
 
 /// Whether a Vulkan device can be had; under CI its absence fails the test.
 fn vulkan() -> bool {
@@ -110,6 +113,167 @@ fn max_pool_forward_and_backward_match_the_reference() {
     }
 }
 
+fn on<B: Backend, const D: usize>(v: &[f32], dims: [usize; D], device: &B::Device) -> Tensor<B, D> {
+    Tensor::from_data(TensorData::new(v.to_vec(), dims), device)
+}
+
+fn values<B: Backend, const D: usize>(t: Tensor<B, D>) -> Vec<f32> {
+    t.into_data().convert::<f32>().into_vec::<f32>().unwrap()
+}
+
+/// NCHW values stored NHWC, as burn's convolutions return them on CubeCL: a strided view.
+fn gpu_nhwc(v: &[f32], [n, c, h, w]: [usize; 4]) -> Tensor<Wgpu, 4> {
+    let mut nhwc = Vec::with_capacity(v.len());
+    for b in 0..n {
+        for i in 0..h {
+            for j in 0..w {
+                for k in 0..c {
+                    nhwc.push(v[((b * c + k) * h + i) * w + j]);
+                }
+            }
+        }
+    }
+    on::<Wgpu, 4>(&nhwc, [n, h, w, c], &device()).permute([0, 3, 1, 2])
+}
+
+fn relu_of(v: Vec<f32>) -> Vec<f32> {
+    v.into_iter().map(|x| x.max(0.0)).collect()
+}
+
+#[test]
+fn fused_epilogues_match_the_cpu_backend() {
+    if !vulkan() {
+        return;
+    }
+    let cpu = Default::default();
+    let paper = LrnParams { size: 5, scale: 1e-4, beta: 0.75, k: 2.0 };
+    let strong = LrnParams { size: 3, scale: 0.5 / 3.0, beta: 0.6, k: 1.0 };
+    for (s, &shape) in SHAPES.iter().enumerate() {
+        let n: usize = shape.iter().product();
+        let seed = 10 * s as u64;
+        let (x, bias) = (random(n, seed), random(shape[1], seed + 1));
+        let what = |w: &str| format!("{w} {shape:?}");
+        for strided in [false, true] {
+            let xg = || if strided { gpu_nhwc(&x, shape) } else { gpu(&x, shape) };
+            let bg = || on::<Wgpu, 1>(&bias, [shape[1]], &device());
+            let (xc, bc) = (on::<Cpu, 4>(&x, shape, &cpu), on::<Cpu, 1>(&bias, [shape[1]], &cpu));
+            for relu in [false, true] {
+                let want = values(Cpu::bias_act(xc.clone(), bc.clone(), relu));
+                close(&host(Wgpu::bias_act(xg(), bg(), relu)), &want, 1e-6, &what("bias_act"));
+            }
+            for p in [paper, strong] {
+                for keep in [false, true] {
+                    let (y, r) = Wgpu::bias_relu_lrn(xg(), bg(), &p, keep);
+                    let (y_want, r_want) = Cpu::bias_relu_lrn(xc.clone(), bc.clone(), &p, keep);
+                    close(&host(y), &values(y_want), 1e-5, &what("bias_relu_lrn"));
+                    assert_eq!(r.is_some(), keep);
+                    if let (Some(r), Some(r_want)) = (r, r_want) {
+                        close(&host(r), &values(r_want), 1e-6, &what("bias_relu_lrn relu"));
+                    }
+                }
+            }
+        }
+        // Gradients through a ReLU: its output has exact zeros, as in a real step.
+        let ry = relu_of(random(n, seed + 2));
+        let dy = random(n, seed + 3);
+        let keep: Vec<bool> = random(n, seed + 4).iter().map(|v| *v > 0.0).collect();
+        for dropout in [false, true] {
+            let mask_g = dropout.then(|| {
+                (Tensor::<Wgpu, 4, Bool>::from_data(TensorData::new(keep.clone(), shape), &device()), 2.0)
+            });
+            let mask_c = dropout.then(|| {
+                (Tensor::<Cpu, 4, Bool>::from_data(TensorData::new(keep.clone(), shape), &cpu), 2.0)
+            });
+            let got = host(Wgpu::masked_grad(gpu(&dy, shape), Some(gpu(&ry, shape)), mask_g));
+            let want =
+                values(Cpu::masked_grad(on::<Cpu, 4>(&dy, shape, &cpu), Some(on(&ry, shape, &cpu)), mask_c));
+            close(&got, &want, 0.0, &what("masked_grad"));
+        }
+        for p in [paper, strong] {
+            let y = reference::lrn_forward(&ry, shape, &p);
+            let got = host(Wgpu::lrn_relu_backward(gpu(&ry, shape), gpu(&y, shape), gpu(&dy, shape), &p));
+            let want = values(Cpu::lrn_relu_backward(
+                on::<Cpu, 4>(&ry, shape, &cpu),
+                on(&y, shape, &cpu),
+                on(&dy, shape, &cpu),
+                &p,
+            ));
+            close(&got, &want, 1e-5, &what("lrn_relu_backward"));
+        }
+        if shape[2] >= 3 && shape[3] >= 3 {
+            let p = PoolParams { kernel: 3, stride: 2, padding: 0 };
+            let (_, arg) = reference::max_pool_forward(&ry, shape, &p);
+            let out = [shape[0], shape[1], reference::pooled(shape[2], &p), reference::pooled(shape[3], &p)];
+            let g = random(out.iter().product(), seed + 5);
+            let arg_g = Tensor::<Wgpu, 4, Int>::from_data(TensorData::new(arg.clone(), out), &device());
+            let arg_c = Tensor::<Cpu, 4, Int>::from_data(TensorData::new(arg, out), &cpu);
+            let got = host(Wgpu::max_pool_relu_backward(gpu(&g, out), arg_g, gpu(&ry, shape), &p));
+            let want =
+                values(Cpu::max_pool_relu_backward(on(&g, out, &cpu), arg_c, on(&ry, shape, &cpu), &p));
+            close(&got, &want, 1e-6, &what("max_pool_relu_backward"));
+        }
+    }
+    // Rank 2 (the fully connected layers), with the dropout mask.
+    let (x, bias, y) = (random(15, 1), random(5, 2), relu_of(random(15, 3)));
+    let keep: Vec<bool> = random(15, 4).iter().map(|v| *v > 0.0).collect();
+    for relu in [false, true] {
+        let got =
+            values(Wgpu::bias_act(on::<Wgpu, 2>(&x, [3, 5], &device()), on(&bias, [5], &device()), relu));
+        let want = values(Cpu::bias_act(on::<Cpu, 2>(&x, [3, 5], &cpu), on(&bias, [5], &cpu), relu));
+        close(&got, &want, 1e-6, "bias_act rank 2");
+    }
+    for relu in [false, true] {
+        let mask_g = Tensor::<Wgpu, 2, Bool>::from_data(TensorData::new(keep.clone(), [3, 5]), &device());
+        let mask_c = Tensor::<Cpu, 2, Bool>::from_data(TensorData::new(keep.clone(), [3, 5]), &cpu);
+        let got = values(Wgpu::masked_grad(
+            on::<Wgpu, 2>(&x, [3, 5], &device()),
+            relu.then(|| on(&y, [3, 5], &device())),
+            Some((mask_g, 2.0)),
+        ));
+        let want = values(Cpu::masked_grad(
+            on::<Cpu, 2>(&x, [3, 5], &cpu),
+            relu.then(|| on(&y, [3, 5], &cpu)),
+            Some((mask_c, 2.0)),
+        ));
+        close(&got, &want, 0.0, "masked_grad rank 2");
+    }
+}
+
+#[test]
+fn the_sgd_update_matches_the_reference_and_leaves_shared_tensors_alone() {
+    if !vulkan() {
+        return;
+    }
+    let p = SgdParams { momentum: 0.9, rate: 0.01, decay: 5e-4 };
+    let (w, g, v) = (random(24, 1), random(24, 2), random(24, 3));
+    let (mut w_ref, mut v_ref) = (w.clone(), v.clone());
+    reference::sgd_update::<f32>(&mut w_ref, &g, &mut v_ref, &p);
+    // Rank 1, 2 and 4 tensors that nothing else holds: updated in place.
+    let (w1, v1) = Wgpu::sgd_update(
+        on::<Wgpu, 1>(&w, [24], &device()),
+        on(&g, [24], &device()),
+        on(&v, [24], &device()),
+        &p,
+    );
+    close(&values(w1), &w_ref, 1e-7, "sgd w rank 1");
+    close(&values(v1), &v_ref, 1e-7, "sgd v rank 1");
+    let (w2, v2) = Wgpu::sgd_update(
+        on::<Wgpu, 2>(&w, [4, 6], &device()),
+        on(&g, [4, 6], &device()),
+        on(&v, [4, 6], &device()),
+        &p,
+    );
+    close(&values(w2), &w_ref, 1e-7, "sgd w rank 2");
+    close(&values(v2), &v_ref, 1e-7, "sgd v rank 2");
+    // Shared: the caller's copies keep their values.
+    let (ws, vs) = (gpu(&w, [1, 2, 3, 4]), gpu(&v, [1, 2, 3, 4]));
+    let (w4, v4) = Wgpu::sgd_update(ws.clone(), gpu(&g, [1, 2, 3, 4]), vs.clone(), &p);
+    close(&host(w4), &w_ref, 1e-7, "sgd w rank 4");
+    close(&host(v4), &v_ref, 1e-7, "sgd v rank 4");
+    assert_eq!(host(ws), w, "a shared weight tensor was overwritten");
+    assert_eq!(host(vs), v, "a shared momentum tensor was overwritten");
+}
+
 #[test]
 fn a_training_step_of_the_small_net_on_wgpu_matches_the_cpu() {
     if !vulkan() {
@@ -131,6 +295,15 @@ fn a_training_step_of_the_small_net_on_wgpu_matches_the_cpu() {
         let scale = g.iter().fold(0.0f64, |m, v| m.max(v.abs())).max(1e-12);
         for (i, (x, y)) in g.iter().zip(h).enumerate() {
             assert!((x - y).abs() <= 1e-4 * scale, "{name}[{i}]: cpu {x} vs wgpu {y}");
+        }
+    }
+    // The updated parameters and momenta (the update ran on the device, in place).
+    for (name, _) in cpu.persistent_names() {
+        let (p, q) =
+            (cpu.persistent_values(&name).unwrap().unwrap(), gpu.persistent_values(&name).unwrap().unwrap());
+        let scale = p.iter().fold(0.0f32, |m, v| m.max(v.abs())).max(1e-12);
+        for (i, (x, y)) in p.iter().zip(&q).enumerate() {
+            assert!((x - y).abs() <= 1e-4 * scale, "{name}[{i}] after the step: cpu {x} vs wgpu {y}");
         }
     }
 }

@@ -1,13 +1,16 @@
-//! The runtime's own kernels: LRN and overlapping max pooling, forward and backward, as a backend
-//! trait. The reference implementation ([`reference`]) runs on the host; a backend with its own
-//! kernels (CubeCL on CUDA or wgpu) overrides the trait's methods.
+//! The runtime's own kernels as a backend trait: LRN and overlapping max pooling, forward and
+//! backward; the fused epilogues the compiler's fused nodes map onto (bias + ReLU, bias + ReLU +
+//! LRN, the ReLU and dropout masks of a gradient, LRN and pooling gradients through a ReLU); the
+//! SGD update. The defaults are burn ops and the reference kernels ([`reference`]) on the host; a
+//! backend with its own kernels (CubeCL on CUDA or wgpu, [`cube`]) overrides them.
 
 pub mod cube;
 pub mod reference;
 
+use burn::tensor::activation::relu;
 use burn::tensor::backend::Backend;
 use burn::tensor::ops::{ConvOptions, ConvTransposeOptions};
-use burn::tensor::{DType, Int, Tensor, TensorData, TensorPrimitive};
+use burn::tensor::{Bool, DType, Int, Tensor, TensorData, TensorPrimitive};
 
 use alexc::catalog::ConvAttrs;
 
@@ -147,6 +150,78 @@ pub trait KernelBackend: Backend {
             Host::F64(dy) => Host::F64(reference::max_pool_backward(&dy, &arg, input_hw, [oh, ow], p)),
         };
         from_host(dx, [n, c, input_hw[0], input_hw[1]], &device)
+    }
+
+    /// The forward epilogue of a convolution or matrix product: `x + bias` along dimension 1,
+    /// then ReLU when `relu`.
+    fn bias_act<const D: usize>(
+        x: Tensor<Self, D>,
+        bias: Tensor<Self, 1>,
+        relu_after: bool,
+    ) -> Tensor<Self, D> {
+        let mut shape = [1; D];
+        shape[1] = bias.dims()[0];
+        let y = x + bias.reshape(shape);
+        if relu_after {
+            relu(y)
+        } else {
+            y
+        }
+    }
+
+    /// LRN of `relu(x + bias)`, and the ReLU's result itself when `keep_relu` (a training step's
+    /// backward pass reads it).
+    fn bias_relu_lrn(
+        x: Tensor<Self, 4>,
+        bias: Tensor<Self, 1>,
+        p: &LrnParams,
+        keep_relu: bool,
+    ) -> (Tensor<Self, 4>, Option<Tensor<Self, 4>>) {
+        let r = Self::bias_act(x, bias, true);
+        let y = Self::lrn_forward(r.clone(), p);
+        (y, keep_relu.then_some(r))
+    }
+
+    /// The backward epilogue of a gradient producer: `dy` through a dropout mask (zeroed where
+    /// the mask is false, scaled by `scale` where it is true) and then through a ReLU (zeroed
+    /// where its output `relu_y <= 0`), each when given.
+    fn masked_grad<const D: usize>(
+        dy: Tensor<Self, D>,
+        relu_y: Option<Tensor<Self, D>>,
+        dropout: Option<(Tensor<Self, D, Bool>, f64)>,
+    ) -> Tensor<Self, D> {
+        let dy = match dropout {
+            Some((mask, scale)) => dy.mask_fill(mask.bool_not(), 0.0) * scale,
+            None => dy,
+        };
+        match relu_y {
+            Some(y) => dy.mask_fill(y.lower_equal_elem(0.0), 0.0),
+            None => dy,
+        }
+    }
+
+    /// The LRN gradient where the LRN's input `x` is a ReLU's output, through that ReLU too.
+    fn lrn_relu_backward(
+        x: Tensor<Self, 4>,
+        y: Tensor<Self, 4>,
+        dy: Tensor<Self, 4>,
+        p: &LrnParams,
+    ) -> Tensor<Self, 4> {
+        let dx = Self::lrn_backward(x.clone(), y, dy, p);
+        Self::masked_grad(dx, Some(x), None)
+    }
+
+    /// The max-pooling gradient where the pool's input `relu_y` is a ReLU's output, through that
+    /// ReLU too.
+    fn max_pool_relu_backward(
+        dy: Tensor<Self, 4>,
+        argmax: Tensor<Self, 4, Int>,
+        relu_y: Tensor<Self, 4>,
+        p: &PoolParams,
+    ) -> Tensor<Self, 4> {
+        let [_, _, h, w] = relu_y.dims();
+        let dx = Self::max_pool_backward(dy, argmax, [h, w], p);
+        Self::masked_grad(dx, Some(relu_y), None)
     }
 
     /// The weight gradient of a (grouped) convolution from its input `x` and output gradient `dy`.

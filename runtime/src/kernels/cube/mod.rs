@@ -1,15 +1,23 @@
-//! CubeCL kernels for LRN and overlapping max pooling, forward and backward, for burn's
-//! `CubeBackend` on any CubeCL runtime (wgpu here; CUDA with the same code). One unit per output
-//! element; tensors are indexed through their strides (CUDA pads rows, wgpu does not). They
-//! compute what [`super::reference`] computes: the tests compare the two on random inputs.
+//! CubeCL kernels for burn's `CubeBackend` on any CubeCL runtime (wgpu here; CUDA with the same
+//! code): LRN ([`lrn`]), overlapping max pooling ([`pool`]), and the in-place epilogues and SGD
+//! update ([`epilogue`]). One unit per output element; tensors are indexed through their strides
+//! (CUDA pads rows, burn's convolutions return NHWC-strided tensors). They compute what
+//! [`super::reference`] and the trait's defaults compute: the tests compare them on random inputs.
 
-use burn::tensor::{Int as BurnInt, Tensor as BurnTensor, TensorPrimitive};
+mod epilogue;
+mod lrn;
+mod pool;
+
+use burn::tensor::{Bool as BurnBool, DType, Int as BurnInt, Shape, Tensor as BurnTensor, TensorPrimitive};
 use burn_cubecl::ops::numeric::empty_device_dtype;
 use burn_cubecl::tensor::CubeTensor;
 use burn_cubecl::{BoolElement, CubeBackend, CubeRuntime, FloatElement, IntElement};
 use cubecl::{calculate_cube_count_elemwise, prelude::*};
 
-use super::{KernelBackend, LrnParams, PoolParams};
+use super::{KernelBackend, LrnParams, PoolParams, SgdParams};
+use epilogue::{bias_act_kernel, masked_grad_kernel, sgd_update_kernel};
+use lrn::{bias_relu_lrn_kernel, lrn_backward_kernel, lrn_forward_kernel};
+use pool::{max_pool_backward_kernel, max_pool_forward_kernel};
 
 /// The NCHW coordinates of linear index `i` over `t`'s shape.
 #[cube]
@@ -21,197 +29,35 @@ fn coords<E: CubePrimitive>(t: &Tensor<E>, i: usize) -> (usize, usize, usize, us
     (b, c, h, w)
 }
 
-/// `k + scale * sum of x^2` over the channel window around `c`, at (b, h, w).
-#[cube]
-fn window_scale<E: Float>(
-    x: &Tensor<E>,
-    b: usize,
-    c: usize,
-    h: usize,
-    w: usize,
-    k: E,
-    scale: E,
-    #[comptime] half: usize,
-) -> E {
-    let base = b * x.stride(0) + h * x.stride(2) + w * x.stride(3);
-    let mut lo = 0;
-    if c >= half {
-        lo = c - half;
-    }
-    let hi = clamp_max(c + half + 1, x.shape(1));
-    let mut sum = E::from_int(0);
-    for cc in lo..hi {
-        let v = x[base + cc * x.stride(1)];
-        sum += v * v;
-    }
-    k + scale * sum
-}
-
-#[cube(launch)]
-fn lrn_forward_kernel<E: Float>(
-    x: &Tensor<E>,
-    y: &mut Tensor<E>,
-    n: usize,
-    scale: InputScalar,
-    beta: InputScalar,
-    k: InputScalar,
-    #[comptime] half: usize,
-    #[define(E)] _dtype: StorageType,
-) {
-    if ABSOLUTE_POS >= n {
-        terminate!();
-    }
-    let (b, c, h, w) = coords(y, ABSOLUTE_POS);
-    let s = window_scale(x, b, c, h, w, k.get::<E>(), scale.get::<E>(), half);
-    let xv = x[b * x.stride(0) + c * x.stride(1) + h * x.stride(2) + w * x.stride(3)];
-    y[b * y.stride(0) + c * y.stride(1) + h * y.stride(2) + w * y.stride(3)] =
-        xv * s.powf(E::from_int(0) - beta.get::<E>());
-}
-
-#[cube(launch)]
-fn lrn_backward_kernel<E: Float>(
-    x: &Tensor<E>,
-    y: &Tensor<E>,
-    dy: &Tensor<E>,
-    dx: &mut Tensor<E>,
-    n: usize,
-    scale: InputScalar,
-    beta: InputScalar,
-    k: InputScalar,
-    #[comptime] half: usize,
-    #[define(E)] _dtype: StorageType,
-) {
-    if ABSOLUTE_POS >= n {
-        terminate!();
-    }
-    let (b, c, h, w) = coords(dx, ABSOLUTE_POS);
-    let (kk, sc, be) = (k.get::<E>(), scale.get::<E>(), beta.get::<E>());
-    let mut lo = 0;
-    if c >= half {
-        lo = c - half;
-    }
-    let hi = clamp_max(c + half + 1, x.shape(1));
-    // The windows are symmetric: the channels whose window holds c are c's own window.
-    let mut acc = E::from_int(0);
-    for cc in lo..hi {
-        let s = window_scale(x, b, cc, h, w, kk, sc, half);
-        let yv = y[b * y.stride(0) + cc * y.stride(1) + h * y.stride(2) + w * y.stride(3)];
-        let g = dy[b * dy.stride(0) + cc * dy.stride(1) + h * dy.stride(2) + w * dy.stride(3)];
-        acc += g * yv / s;
-    }
-    let s = window_scale(x, b, c, h, w, kk, sc, half);
-    let xv = x[b * x.stride(0) + c * x.stride(1) + h * x.stride(2) + w * x.stride(3)];
-    let g = dy[b * dy.stride(0) + c * dy.stride(1) + h * dy.stride(2) + w * dy.stride(3)];
-    let two = E::from_int(2);
-    dx[b * dx.stride(0) + c * dx.stride(1) + h * dx.stride(2) + w * dx.stride(3)] =
-        g * s.powf(E::from_int(0) - be) - two * sc * be * xv * acc;
-}
-
-#[cube(launch)]
-fn max_pool_forward_kernel<E: Float, I: Int>(
-    x: &Tensor<E>,
-    y: &mut Tensor<E>,
-    arg: &mut Tensor<I>,
-    n: usize,
-    #[comptime] kernel: usize,
-    #[comptime] stride: usize,
-    #[comptime] pad: usize,
-    #[define(E, I)] _dtypes: [StorageType; 2],
-) {
-    if ABSOLUTE_POS >= n {
-        terminate!();
-    }
-    let (b, c, r, col) = coords(y, ABSOLUTE_POS);
-    let (h, w) = (x.shape(2), x.shape(3));
-    let (rs, cs) = (r * stride, col * stride);
-    let mut r0 = 0;
-    if rs >= pad {
-        r0 = rs - pad;
-    }
-    let mut c0 = 0;
-    if cs >= pad {
-        c0 = cs - pad;
-    }
-    let r1 = clamp_max(rs + kernel - pad, h);
-    let c1 = clamp_max(cs + kernel - pad, w);
-    let base = b * x.stride(0) + c * x.stride(1);
-    // The first maximum in row-major order wins; a NaN beats any number (`v != v`: WGSL does
-    // not promise NaN semantics, so this holds where the device keeps NaNs).
-    let mut best = x[base + r0 * x.stride(2) + c0 * x.stride(3)];
-    let mut at = r0 * w + c0;
-    for i in r0..r1 {
-        for j in c0..c1 {
-            let v = x[base + i * x.stride(2) + j * x.stride(3)];
-            let (v_nan, best_nan) = (v != v, best != best);
-            if v > best || (v_nan && !best_nan) {
-                best = v;
-                at = i * w + j;
-            }
-        }
-    }
-    y[b * y.stride(0) + c * y.stride(1) + r * y.stride(2) + col * y.stride(3)] = best;
-    arg[b * arg.stride(0) + c * arg.stride(1) + r * arg.stride(2) + col * arg.stride(3)] = I::cast_from(at);
-}
-
-#[cube(launch)]
-fn max_pool_backward_kernel<E: Float, I: Int>(
-    dy: &Tensor<E>,
-    arg: &Tensor<I>,
-    dx: &mut Tensor<E>,
-    n: usize,
-    #[comptime] kernel: usize,
-    #[comptime] stride: usize,
-    #[comptime] pad: usize,
-    #[define(E, I)] _dtypes: [StorageType; 2],
-) {
-    if ABSOLUTE_POS >= n {
-        terminate!();
-    }
-    let (b, c, ih, iw) = coords(dx, ABSOLUTE_POS);
-    let w = dx.shape(3);
-    // Gather: the windows o with o*s - pad <= i < o*s - pad + k, clipped to the output.
-    let mut oh0 = 0;
-    if ih + pad >= kernel {
-        oh0 = (ih + pad - kernel) / stride + 1;
-    }
-    let oh1 = clamp_max((ih + pad) / stride + 1, dy.shape(2));
-    let mut ow0 = 0;
-    if iw + pad >= kernel {
-        ow0 = (iw + pad - kernel) / stride + 1;
-    }
-    let ow1 = clamp_max((iw + pad) / stride + 1, dy.shape(3));
-    let me = ih * w + iw;
-    let mut acc = E::from_int(0);
-    for oh in oh0..oh1 {
-        for ow in ow0..ow1 {
-            let a = arg[b * arg.stride(0) + c * arg.stride(1) + oh * arg.stride(2) + ow * arg.stride(3)];
-            if usize::cast_from(a) == me {
-                acc += dy[b * dy.stride(0) + c * dy.stride(1) + oh * dy.stride(2) + ow * dy.stride(3)];
-            }
-        }
-    }
-    dx[b * dx.stride(0) + c * dx.stride(1) + ih * dx.stride(2) + iw * dx.stride(3)] = acc;
-}
-
-fn float<R: CubeRuntime, F: FloatElement, I: IntElement, BT: BoolElement>(
-    t: BurnTensor<CubeBackend<R, F, I, BT>, 4>,
+fn float<R: CubeRuntime, F: FloatElement, I: IntElement, BT: BoolElement, const D: usize>(
+    t: BurnTensor<CubeBackend<R, F, I, BT>, D>,
 ) -> CubeTensor<R> {
     t.into_primitive().tensor()
 }
 
-fn wrap<R: CubeRuntime, F: FloatElement, I: IntElement, BT: BoolElement>(
+fn wrap<R: CubeRuntime, F: FloatElement, I: IntElement, BT: BoolElement, const D: usize>(
     t: CubeTensor<R>,
-) -> BurnTensor<CubeBackend<R, F, I, BT>, 4> {
+) -> BurnTensor<CubeBackend<R, F, I, BT>, D> {
     BurnTensor::from_primitive(TensorPrimitive::Float(t))
 }
 
 /// A new tensor of `shape` and `dtype` on `like`'s device.
-fn empty_like<R: CubeRuntime>(
-    like: &CubeTensor<R>,
-    shape: burn::tensor::Shape,
-    dtype: burn::tensor::DType,
-) -> CubeTensor<R> {
+fn empty_like<R: CubeRuntime>(like: &CubeTensor<R>, shape: Shape, dtype: DType) -> CubeTensor<R> {
     empty_device_dtype(like.client.clone(), like.device.clone(), shape, dtype)
+}
+
+/// A one-element stand-in for a kernel argument that a comptime flag leaves unread.
+fn placeholder<R: CubeRuntime>(like: &CubeTensor<R>, dtype: DType) -> CubeTensor<R> {
+    empty_like(like, Shape::new([1]), dtype)
+}
+
+/// `t` itself when nothing else holds its buffer (a kernel may then write it in place), else a copy.
+fn writable<R: CubeRuntime>(t: CubeTensor<R>) -> CubeTensor<R> {
+    if t.can_mut() && t.is_nonoverlapping() {
+        t
+    } else {
+        t.copy()
+    }
 }
 
 /// One unit per element of `out`: its element count and launch grid.
@@ -222,8 +68,72 @@ fn grid<R: CubeRuntime>(out: &CubeTensor<R>) -> (usize, CubeCount, CubeDim) {
 }
 
 /// LRN's `scale`, `beta` and `k` as kernel scalars of `dtype` (exact for f64).
-fn lrn_scalars(p: &LrnParams, dtype: burn::tensor::DType) -> (InputScalar, InputScalar, InputScalar) {
+fn lrn_scalars(p: &LrnParams, dtype: DType) -> (InputScalar, InputScalar, InputScalar) {
     (InputScalar::new(p.scale, dtype), InputScalar::new(p.beta, dtype), InputScalar::new(p.k, dtype))
+}
+
+/// The LRN gradient, through the ReLU whose output `x` is when `relu_mask`.
+fn lrn_backward<R: CubeRuntime>(
+    x: CubeTensor<R>,
+    y: CubeTensor<R>,
+    dy: CubeTensor<R>,
+    p: &LrnParams,
+    relu_mask: bool,
+) -> CubeTensor<R> {
+    let dx = empty_like(&x, x.meta.shape().clone(), x.dtype);
+    let (n, count, dim) = grid(&dx);
+    let dtype = x.dtype;
+    let (scale, beta, k) = lrn_scalars(p, dtype);
+    lrn_backward_kernel::launch(
+        &dx.client,
+        count,
+        dim,
+        x.into_tensor_arg(),
+        y.into_tensor_arg(),
+        dy.into_tensor_arg(),
+        dx.clone().into_tensor_arg(),
+        n,
+        scale,
+        beta,
+        k,
+        p.size / 2,
+        relu_mask,
+        dtype.into(),
+    );
+    dx
+}
+
+/// The max-pooling gradient of an `input_hw` input, through the ReLU whose output `relu_y` fed
+/// the pool when given.
+fn max_pool_backward<R: CubeRuntime>(
+    dy: CubeTensor<R>,
+    arg: CubeTensor<R>,
+    relu_y: Option<CubeTensor<R>>,
+    input_hw: [usize; 2],
+    p: &PoolParams,
+) -> CubeTensor<R> {
+    let [b, c, _, _] = dy.meta.shape().dims();
+    let dx = empty_like(&dy, Shape::new([b, c, input_hw[0], input_hw[1]]), dy.dtype);
+    let (n, count, dim) = grid(&dx);
+    let (dtype, int_dtype) = (dy.dtype, arg.dtype);
+    let relu = relu_y.is_some();
+    let ry = relu_y.unwrap_or_else(|| placeholder(&dy, dtype));
+    max_pool_backward_kernel::launch(
+        &dx.client,
+        count,
+        dim,
+        dy.into_tensor_arg(),
+        arg.into_tensor_arg(),
+        ry.into_tensor_arg(),
+        dx.clone().into_tensor_arg(),
+        n,
+        p.kernel,
+        p.stride,
+        p.padding,
+        relu,
+        [dtype.into(), int_dtype.into()],
+    );
+    dx
 }
 
 impl<R: CubeRuntime, F: FloatElement, I: IntElement, BT: BoolElement> KernelBackend
@@ -257,27 +167,16 @@ impl<R: CubeRuntime, F: FloatElement, I: IntElement, BT: BoolElement> KernelBack
         dy: BurnTensor<Self, 4>,
         p: &LrnParams,
     ) -> BurnTensor<Self, 4> {
-        let (x, y, dy) = (float(x), float(y), float(dy));
-        let dx = empty_like(&x, x.meta.shape().clone(), x.dtype);
-        let (n, count, dim) = grid(&dx);
-        let dtype = x.dtype;
-        let (scale, beta, k) = lrn_scalars(p, dtype);
-        lrn_backward_kernel::launch(
-            &dx.client,
-            count,
-            dim,
-            x.into_tensor_arg(),
-            y.into_tensor_arg(),
-            dy.into_tensor_arg(),
-            dx.clone().into_tensor_arg(),
-            n,
-            scale,
-            beta,
-            k,
-            p.size / 2,
-            dtype.into(),
-        );
-        wrap(dx)
+        wrap(lrn_backward(float(x), float(y), float(dy), p, false))
+    }
+
+    fn lrn_relu_backward(
+        x: BurnTensor<Self, 4>,
+        y: BurnTensor<Self, 4>,
+        dy: BurnTensor<Self, 4>,
+        p: &LrnParams,
+    ) -> BurnTensor<Self, 4> {
+        wrap(lrn_backward(float(x), float(y), float(dy), p, true))
     }
 
     fn max_pool_forward(
@@ -286,8 +185,7 @@ impl<R: CubeRuntime, F: FloatElement, I: IntElement, BT: BoolElement> KernelBack
     ) -> (BurnTensor<Self, 4>, BurnTensor<Self, 4, BurnInt>) {
         let x = float(x);
         let [b, c, h, w] = x.meta.shape().dims();
-        let out =
-            burn::tensor::Shape::new([b, c, super::reference::pooled(h, p), super::reference::pooled(w, p)]);
+        let out = Shape::new([b, c, super::reference::pooled(h, p), super::reference::pooled(w, p)]);
         let y = empty_like(&x, out.clone(), x.dtype);
         let int_dtype = <I as burn::tensor::Element>::dtype();
         let arg = empty_like(&x, out, int_dtype);
@@ -315,26 +213,125 @@ impl<R: CubeRuntime, F: FloatElement, I: IntElement, BT: BoolElement> KernelBack
         input_hw: [usize; 2],
         p: &PoolParams,
     ) -> BurnTensor<Self, 4> {
-        let dy = float(dy);
-        let arg: CubeTensor<R> = argmax.into_primitive();
-        let [b, c, _, _] = dy.meta.shape().dims();
-        let shape = burn::tensor::Shape::new([b, c, input_hw[0], input_hw[1]]);
-        let dx = empty_like(&dy, shape, dy.dtype);
-        let (n, count, dim) = grid(&dx);
-        let (dtype, int_dtype) = (dy.dtype, arg.dtype);
-        max_pool_backward_kernel::launch(
-            &dx.client,
+        wrap(max_pool_backward(float(dy), argmax.into_primitive(), None, input_hw, p))
+    }
+
+    fn max_pool_relu_backward(
+        dy: BurnTensor<Self, 4>,
+        argmax: BurnTensor<Self, 4, BurnInt>,
+        relu_y: BurnTensor<Self, 4>,
+        p: &PoolParams,
+    ) -> BurnTensor<Self, 4> {
+        let [_, _, h, w] = relu_y.dims();
+        wrap(max_pool_backward(float(dy), argmax.into_primitive(), Some(float(relu_y)), [h, w], p))
+    }
+
+    fn bias_act<const D: usize>(
+        x: BurnTensor<Self, D>,
+        bias: BurnTensor<Self, 1>,
+        relu_after: bool,
+    ) -> BurnTensor<Self, D> {
+        let x = writable(float(x));
+        let (n, count, dim) = grid(&x);
+        let dtype = x.dtype;
+        bias_act_kernel::launch(
+            &x.client,
             count,
             dim,
-            dy.into_tensor_arg(),
-            arg.into_tensor_arg(),
-            dx.clone().into_tensor_arg(),
+            x.clone().into_tensor_arg(),
+            float(bias).into_tensor_arg(),
             n,
-            p.kernel,
-            p.stride,
-            p.padding,
-            [dtype.into(), int_dtype.into()],
+            relu_after,
+            dtype.into(),
         );
-        wrap(dx)
+        wrap(x)
+    }
+
+    fn bias_relu_lrn(
+        x: BurnTensor<Self, 4>,
+        bias: BurnTensor<Self, 1>,
+        p: &LrnParams,
+        keep_relu: bool,
+    ) -> (BurnTensor<Self, 4>, Option<BurnTensor<Self, 4>>) {
+        let z = float(x);
+        let dtype = z.dtype;
+        let y = empty_like(&z, z.meta.shape().clone(), dtype);
+        let r =
+            if keep_relu { empty_like(&z, z.meta.shape().clone(), dtype) } else { placeholder(&z, dtype) };
+        let (n, count, dim) = grid(&y);
+        let (scale, beta, k) = lrn_scalars(p, dtype);
+        bias_relu_lrn_kernel::launch(
+            &y.client,
+            count,
+            dim,
+            z.into_tensor_arg(),
+            float(bias).into_tensor_arg(),
+            y.clone().into_tensor_arg(),
+            r.clone().into_tensor_arg(),
+            n,
+            scale,
+            beta,
+            k,
+            p.size / 2,
+            keep_relu,
+            dtype.into(),
+        );
+        (wrap(y), keep_relu.then(|| wrap(r)))
+    }
+
+    fn masked_grad<const D: usize>(
+        dy: BurnTensor<Self, D>,
+        relu_y: Option<BurnTensor<Self, D>>,
+        dropout: Option<(BurnTensor<Self, D, BurnBool>, f64)>,
+    ) -> BurnTensor<Self, D> {
+        let dy = writable(float(dy));
+        let (n, count, dim) = grid(&dy);
+        let dtype = dy.dtype;
+        let (relu, masked) = (relu_y.is_some(), dropout.is_some());
+        let y = relu_y.map(float).unwrap_or_else(|| placeholder(&dy, dtype));
+        let (mask, scale): (CubeTensor<R>, f64) = match dropout {
+            Some((m, s)) => (m.into_primitive(), s),
+            None => (placeholder(&dy, <BT as burn::tensor::Element>::dtype()), 1.0),
+        };
+        let mask_dtype = mask.dtype;
+        masked_grad_kernel::launch(
+            &dy.client,
+            count,
+            dim,
+            dy.clone().into_tensor_arg(),
+            y.into_tensor_arg(),
+            mask.into_tensor_arg(),
+            n,
+            InputScalar::new(scale, dtype),
+            relu,
+            masked,
+            [dtype.into(), mask_dtype.into()],
+        );
+        wrap(dy)
+    }
+
+    fn sgd_update<const D: usize>(
+        w: BurnTensor<Self, D>,
+        g: BurnTensor<Self, D>,
+        v: BurnTensor<Self, D>,
+        p: &SgdParams,
+    ) -> (BurnTensor<Self, D>, BurnTensor<Self, D>) {
+        let (w, v) = (writable(float(w)), writable(float(v)));
+        let (n, count, dim) = grid(&w);
+        let dtype = w.dtype;
+        sgd_update_kernel::launch(
+            &w.client,
+            count,
+            dim,
+            w.clone().into_tensor_arg(),
+            float(g).into_tensor_arg(),
+            v.clone().into_tensor_arg(),
+            n,
+            InputScalar::new(p.momentum, dtype),
+            InputScalar::new(p.rate, dtype),
+            InputScalar::new(p.decay, dtype),
+            dtype.into(),
+        );
+        (wrap(w), wrap(v))
     }
 }
