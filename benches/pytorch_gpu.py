@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """PyTorch's side of the GPU check (scripts/device-check.sh), on the same GPU: LRN and max-pool
-forward+backward at conv1's shape, a full training step of a graph at a batch size (eager and
+forward+backward at conv1's shape, conv1's bias + ReLU + LRN tail, a full training step of a graph at a batch size (eager and
 torch.compile) with peak memory, and a grouped convolution against the same layer split in two.
 Prints one JSON object."""
 import argparse
@@ -45,6 +45,11 @@ def main():
     gp = torch.randn_like(p)
     out["pool_forward_backward_ms"] = 1e3 * timed(lambda: torch.autograd.grad(F.max_pool2d(x, 3, 2), x, gp), args.steps)
     out["copy_ms"] = 1e3 * timed(lambda: x.detach().clone(), args.steps)
+    # conv1's tail as PyTorch runs it eagerly: bias add (here separate, as alexrt's unfused
+    # comparison), ReLU, LRN; forward and backward.
+    b = torch.randn(1, 96, 1, 1, device=dev)
+    out["tail_forward_ms"] = 1e3 * timed(lambda: lrn(F.relu(x.detach() + b)), args.steps)
+    out["tail_forward_backward_ms"] = 1e3 * timed(lambda: torch.autograd.grad(lrn(F.relu(x + b)), x, g), args.steps)
 
     g_ = ref.parse_graph(open(args.graph).read())
     _, c, h, w = g_["input"]

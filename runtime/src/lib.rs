@@ -6,6 +6,7 @@
 //! - [`select`]: which fused kernels run each fused node of a plan;
 //! - [`data`], [`train`], [`weights`]: datasets, the training loop, safetensors.
 
+pub mod check;
 pub mod checkpoint;
 pub mod data;
 pub mod error;

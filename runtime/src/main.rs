@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 
 use alexc::plan::Plan;
 use alexc::report::human_bytes;
+use alexrt::check::{check_kernels, CheckOptions};
 use alexrt::data::augment::Pipeline;
 use alexrt::data::stats::{self, Stats};
 use alexrt::data::{Dataset, ImageFolder, Loader, Synthetic};
@@ -59,6 +60,9 @@ struct CheckKernelsArgs {
     /// Timed repetitions.
     #[arg(long, default_value_t = 10)]
     steps: usize,
+    /// Leave out the grouped-convolution timings (slow on lavapipe).
+    #[arg(long)]
+    skip_conv: bool,
 }
 
 #[derive(clap::Args)]
@@ -188,6 +192,9 @@ struct BenchArgs {
     /// Also print the time of each node of the step, slowest first.
     #[arg(long)]
     profile: bool,
+    /// Run fused nodes step by step instead of on the fused kernels (to measure what they buy).
+    #[arg(long)]
+    unfused: bool,
 }
 
 /// Runs `$run::<Backend>($args, device)` on the backend `--device` chose.
@@ -273,7 +280,7 @@ fn choose(device: &str) -> Result<Chosen, RunError> {
         },
         "cpu" => Ok(Chosen::Cpu),
         "wgpu" if vulkan => {
-            eprintln!("device: wgpu (CubeCL kernels for LRN and pooling)");
+            eprintln!("device: wgpu (our CubeCL kernels for LRN, pooling, the fused epilogues and SGD)");
             Ok(Chosen::Wgpu)
         }
         "wgpu" => Err(input_error(
@@ -824,6 +831,7 @@ fn run_bench<B: KernelBackend>(args: BenchArgs, device: B::Device) -> Result<(),
     let plan = Plan::read(&args.plan)?;
     let batch_size = plan.memory.batch_size;
     let mut exec = Executor::<B>::new(&plan, device)?;
+    exec.options.fused_kernels = !args.unfused;
     let shape = exec.input_shape();
     let data = Synthetic::new(shape, exec.classes(), batch_size, 0, "bench");
     let (batch, _) = data.batch(&(0..batch_size).collect::<Vec<_>>(), None);
@@ -859,7 +867,7 @@ fn run_bench<B: KernelBackend>(args: BenchArgs, device: B::Device) -> Result<(),
                 "graph": plan.graph.name, "batch": batch_size, "threads": rayon::current_num_threads(),
                 "step_seconds": step, "forward_seconds": forward,
                 "images_per_second": batch_size as f64 / step, "peak_bytes": peak,
-                "arena_bytes": plan.memory.arena_bytes,
+                "arena_bytes": plan.memory.arena_bytes, "fused_kernels": !args.unfused,
             })
         ));
     } else {
@@ -917,85 +925,8 @@ fn run_bench_data(args: BenchDataArgs) -> Result<(), RunError> {
 }
 
 fn run_check_kernels<B: KernelBackend>(args: CheckKernelsArgs, device: B::Device) -> Result<(), RunError> {
-    use alexrt::kernels::{reference, LrnParams, PoolParams};
-    use burn::tensor::{Tensor, TensorData};
-    let to_dev =
-        |v: &[f32], d: [usize; 4]| Tensor::<B, 4>::from_data(TensorData::new(v.to_vec(), d), &device);
-    let host = |t: Tensor<B, 4>| t.into_data().convert::<f32>().into_vec::<f32>().unwrap_or_default();
-    let max_err = |a: &[f32], b: &[f32]| {
-        a.iter().zip(b).map(|(x, y)| (x - y).abs() / (1.0 + y.abs())).fold(0.0f32, f32::max)
-    };
-    let lrn = LrnParams { size: 5, scale: 1e-4, beta: 0.75, k: 2.0 };
-    let pool = PoolParams { kernel: 3, stride: 2, padding: 0 };
-    // Correctness on odd shapes.
-    let mut rng = alexrt::init::Rng::new(5);
-    let mut errors = serde_json::Map::new();
-    for shape in [[1usize, 3, 5, 7], [2, 7, 9, 11], [3, 96, 13, 13]] {
-        let n: usize = shape.iter().product();
-        let x: Vec<f32> = (0..n).map(|_| rng.normal() as f32).collect();
-        let dy: Vec<f32> = (0..n).map(|_| rng.normal() as f32).collect();
-        let y_ref = reference::lrn_forward(&x, shape, &lrn);
-        let e1 = max_err(&host(B::lrn_forward(to_dev(&x, shape), &lrn)), &y_ref);
-        let dx_ref = reference::lrn_backward(&x, &y_ref, &dy, shape, &lrn);
-        let e2 = max_err(
-            &host(B::lrn_backward(to_dev(&x, shape), to_dev(&y_ref, shape), to_dev(&dy, shape), &lrn)),
-            &dx_ref,
-        );
-        let (p_ref, a_ref) = reference::max_pool_forward(&x, shape, &pool);
-        let (p, a) = B::max_pool_forward(to_dev(&x, shape), &pool);
-        let out =
-            [shape[0], shape[1], reference::pooled(shape[2], &pool), reference::pooled(shape[3], &pool)];
-        let a_host: Vec<i32> = a.clone().into_data().convert::<i32>().into_vec::<i32>().unwrap_or_default();
-        let e3 = max_err(&host(p), &p_ref) + if a_host == a_ref { 0.0 } else { 1.0 };
-        let g: Vec<f32> = (0..p_ref.len()).map(|_| rng.normal() as f32).collect();
-        let dx_ref = reference::max_pool_backward(&g, &a_ref, [shape[2], shape[3]], [out[2], out[3]], &pool);
-        let e4 =
-            max_err(&host(B::max_pool_backward(to_dev(&g, out), a, [shape[2], shape[3]], &pool)), &dx_ref);
-        errors.insert(format!("{shape:?}"), serde_json::json!({"lrn_forward": e1, "lrn_backward": e2, "pool_forward": e3, "pool_backward": e4}));
-    }
-    // Timing at conv1's output shape.
-    let shape = [args.batch, 96, 55, 55];
-    let n: usize = shape.iter().product();
-    let x = to_dev(&(0..n).map(|i| ((i * 7919) % 1000) as f32 / 500.0 - 1.0).collect::<Vec<_>>(), shape);
-    let sync = |t: &Tensor<B, 4>| {
-        let _ = t.clone().slice([0..1, 0..1, 0..1, 0..1]).into_data();
-    };
-    let time = |f: &mut dyn FnMut() -> Tensor<B, 4>| {
-        sync(&f());
-        let t = Instant::now();
-        for _ in 0..args.steps.max(1) {
-            sync(&f());
-        }
-        t.elapsed().as_secs_f64() / args.steps.max(1) as f64
-    };
-    let y = B::lrn_forward(x.clone(), &lrn);
-    let (py, pa) = B::max_pool_forward(y.clone(), &pool);
-    let t_copy = time(&mut || x.clone() * 1.0);
-    let t_lrn_f = time(&mut || B::lrn_forward(x.clone(), &lrn));
-    let t_lrn_b = time(&mut || B::lrn_backward(x.clone(), y.clone(), y.clone(), &lrn));
-    let t_pool_f = time(&mut || B::max_pool_forward(y.clone(), &pool).0);
-    let t_pool_b = time(&mut || B::max_pool_backward(py.clone(), pa.clone(), [55, 55], &pool));
-    let bytes = (n * 4) as f64;
-    let pooled = bytes * 27.0 * 27.0 / (55.0 * 55.0);
-    let gbps = |moved: f64, t: f64| moved / t / 1e9;
-    let report = serde_json::json!({
-        "device": format!("{device:?}"), "max_relative_error": errors,
-        "shape": shape, "copy_gbps": gbps(2.0 * bytes, t_copy),
-        "ms": {"copy": t_copy * 1e3, "lrn_forward": t_lrn_f * 1e3, "lrn_backward": t_lrn_b * 1e3,
-               "pool_forward": t_pool_f * 1e3, "pool_backward": t_pool_b * 1e3},
-        // Minimum bytes each must move: LRN forward reads x and writes y; backward reads x, y, dy
-        // and writes dx; pooling forward reads x, writes y and argmax; backward reads dy and
-        // argmax and writes dx.
-        "gbps": {"lrn_forward": gbps(2.0 * bytes, t_lrn_f), "lrn_backward": gbps(4.0 * bytes, t_lrn_b),
-                 "pool_forward": gbps(bytes + 2.0 * pooled, t_pool_f), "pool_backward": gbps(2.0 * pooled + bytes, t_pool_b)},
-    });
-    alexrt::say(&format!("{}\n", serde_json::to_string_pretty(&report).unwrap()));
-    let worst = errors
-        .values()
-        .flat_map(|v| v.as_object().unwrap().values().map(|e| e.as_f64().unwrap_or(1.0)))
-        .fold(0.0f64, f64::max);
-    if worst > 1e-4 {
-        return Err(RunError::Input(format!("kernel check failed: relative error {worst:.2e} > 1e-4")));
-    }
-    Ok(())
+    let options = CheckOptions { batch: args.batch, steps: args.steps, conv: !args.skip_conv };
+    let (report, verdict) = check_kernels::<B>(&options, &device);
+    alexrt::say(&format!("{}\n", serde_json::to_string_pretty(&report).unwrap_or_default()));
+    verdict
 }

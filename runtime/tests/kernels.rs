@@ -172,3 +172,18 @@ fn max_pool_backward_gathers_what_a_scatter_would_add() {
         check_gradient(&x, &dy, forward, &dx, &format!("pool fd {shape:?}"));
     }
 }
+
+/// The check the GPU script runs, on the CPU backend with every part on (grouped convolutions
+/// against their split included): it completes, reports each part, and finds no error.
+#[test]
+fn the_kernel_check_runs_whole_on_the_cpu() {
+    let options = alexrt::check::CheckOptions { batch: 1, steps: 1, conv: true };
+    let (report, verdict) = alexrt::check::check_kernels::<alexrt::Cpu>(&options, &Default::default());
+    assert!(verdict.is_ok(), "{report}");
+    assert!(report["worst_error"].as_f64().unwrap() < alexrt::check::TOLERANCE, "{report}");
+    for layer in ["conv2", "conv4", "conv5"] {
+        let speedup = report["grouped_conv"][layer]["split_speedup"].as_f64().unwrap();
+        assert!(speedup.is_finite() && speedup > 0.0, "{report}");
+    }
+    assert!(report["copy_gbps"].as_f64().unwrap() > 0.0, "{report}");
+}

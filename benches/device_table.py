@@ -1,0 +1,81 @@
+#!/usr/bin/env python3
+"""The table at the end of scripts/device-check.sh, from the JSON files it wrote:
+    python3 benches/device_table.py OUT BATCH
+Reads OUT/{kernels,alexrt-step,alexrt-step-unfused,pytorch}.json (each may be missing) and prints
+Markdown: kernel correctness, kernel times against the copy bandwidth and PyTorch, the fused conv1
+tail against the same work unfused, grouped convolutions against their split, and the training
+step against PyTorch eager and torch.compile."""
+import json
+import os
+import sys
+
+
+def load(out, name):
+    try:
+        with open(os.path.join(out, name + ".json")) as f:
+            return json.load(f)
+    except (OSError, ValueError):
+        return None
+
+
+def size(b):
+    return f"{b / 2**30:.2f} GiB" if b >= 2**30 else f"{b / 2**20:.1f} MiB"
+
+
+def num(x):
+    return f"{x:.0f}" if x >= 10 else f"{x:.2g}"
+
+
+def main():
+    out, batch = sys.argv[1], int(sys.argv[2])
+    k, s, u, t = (load(out, n) for n in ["kernels", "alexrt-step", "alexrt-step-unfused", "pytorch"])
+    import datetime
+    when = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    print(f"# GPU check (batch {batch})\n\n- {when}, commit {os.environ.get('CHECK_COMMIT', 'unknown')}")
+    if t:
+        print(f"- GPU: {t.get('gpu', '?')}, PyTorch {t.get('torch', '?')}")
+    if k:
+        print(f"- kernels on {k['device']}: largest relative error against the CPU {k['worst_error']:.1e}"
+              f" (tolerance 1e-4) over {sorted(next(iter(k['max_relative_error'].values())).keys())}")
+        print(f"- copy bandwidth measured first: {num(k['copy_gbps'])} GB/s\n")
+        ms = k["ms"]
+        print("| kernel (conv1's output) | alexrt ms | GB/s | % of copy |\n| --- | ---: | ---: | ---: |")
+        for name in ["lrn_forward", "lrn_backward", "pool_forward", "pool_backward"]:
+            gb = k["gbps"][name]
+            print(f"| {name} | {ms[name]:.3f} | {num(gb)} | {100 * gb / k['copy_gbps']:.0f}% |")
+        print()
+        rows = [("LRN forward+backward", ms["lrn_forward"] + ms["lrn_backward"], "lrn_forward_backward_ms"),
+                ("max pool forward+backward", ms["pool_forward"] + ms["pool_backward"], "pool_forward_backward_ms"),
+                ("bias+ReLU+LRN forward, fused", ms["tail_forward_fused"], "tail_forward_ms"),
+                ("bias+ReLU+LRN forward+backward, fused", ms["tail_forward_fused"] + ms["tail_backward_fused"],
+                 "tail_forward_backward_ms"),
+                ("bias+ReLU+LRN forward+backward, unfused", ms["tail_forward_unfused"] + ms["tail_backward_unfused"],
+                 "tail_forward_backward_ms")]
+        print("| work (conv1's output) | alexrt ms | PyTorch eager ms | PyTorch / alexrt |\n| --- | ---: | ---: | ---: |")
+        for label, mine, key in rows:
+            theirs = t.get(key) if t else None
+            ratio = f"{theirs / mine:.2f}x" if theirs else ""
+            print(f"| {label} | {mine:.3f} | {theirs if theirs is None else f'{theirs:.3f}'} | {ratio} |".replace("| None |", "| |"))
+        if "grouped_conv" in k:
+            print("\n| grouped conv (burn, fwd + data grad + weight grad) | grouped ms | split in two ms | split speedup |"
+                  "\n| --- | ---: | ---: | ---: |")
+            for layer, v in k["grouped_conv"].items():
+                g, sp = sum(v["grouped_ms"].values()), sum(v["split_ms"].values())
+                print(f"| {layer} | {g:.3f} | {sp:.3f} | {v['split_speedup']:.2f}x |")
+    if t and "conv2_grouped_ms" in t:
+        print(f"\n- conv2 forward in PyTorch: grouped {t['conv2_grouped_ms']:.3f} ms, split in two {t['conv2_split_ms']:.3f} ms")
+    print()
+    for label, r in [("alexrt, fused kernels", s), ("alexrt, fused nodes step by step", u)]:
+        if r:
+            print(f"- training step, {label}: {num(r['images_per_second'])} images/s, peak {size(r['peak_bytes'])}"
+                  f" (plan arena {size(r['arena_bytes'])})")
+    if t:
+        for mode in ["eager", "compile"]:
+            if f"{mode}_images_per_second" in t:
+                ips = t[mode + "_images_per_second"]
+                ratio = f", alexrt/PyTorch {s['images_per_second'] / ips:.2f}x" if s else ""
+                print(f"- training step, PyTorch {mode}: {num(ips)} images/s, peak {size(t[mode + '_peak_bytes'])}{ratio}")
+
+
+if __name__ == "__main__":
+    main()
