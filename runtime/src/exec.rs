@@ -379,6 +379,12 @@ impl<B: KernelBackend> Executor<B> {
         match *fusion {
             Fusion::BiasAct { bias, relu } => {
                 let b = inputs[bias].f1()?;
+                if let (Op::Conv2d(c), [FusedInput::External(x), FusedInput::External(w)]) =
+                    (&f.steps[0].op, f.steps[0].inputs.as_slice())
+                {
+                    let (x, w) = (inputs[*x].f4()?, inputs[*w].f4()?);
+                    return Ok(vec![Value::F4(B::conv2d_bias_act(x, w, b, &c.0, relu))]);
+                }
                 Ok(vec![match head(self)? {
                     Value::F4(z) => Value::F4(B::bias_act(z, b, relu)),
                     Value::F2(z) => Value::F2(B::bias_act(z, b, relu)),

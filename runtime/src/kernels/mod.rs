@@ -152,6 +152,23 @@ pub trait KernelBackend: Backend {
         from_host(dx, [n, c, input_hw[0], input_hw[1]], &device)
     }
 
+    /// A convolution with its bias, then ReLU when `relu`. The default is burn's convolution
+    /// with the bias (which adds it as it writes the output).
+    fn conv2d_bias_act(
+        x: Tensor<Self, 4>,
+        w: Tensor<Self, 4>,
+        bias: Tensor<Self, 1>,
+        a: &ConvAttrs,
+        relu_after: bool,
+    ) -> Tensor<Self, 4> {
+        let y = burn::tensor::module::conv2d(x, w, Some(bias), conv_options(a));
+        if relu_after {
+            relu(y)
+        } else {
+            y
+        }
+    }
+
     /// The forward epilogue of a convolution or matrix product: `x + bias` along dimension 1,
     /// then ReLU when `relu`.
     fn bias_act<const D: usize>(
@@ -296,5 +313,52 @@ pub fn conv_options(a: &ConvAttrs) -> ConvOptions<2> {
 
 /// The CPU: the reference kernels, and burn's convolution gradients. (im2col / col2im around
 /// matrix products was tried for the convolution gradients and was not faster on two cores: the
-/// matrix products dominate either way.)
-impl KernelBackend for burn::backend::Flex {}
+/// matrix products dominate either way.) The LRN groups run on the host in one round trip, the
+/// bias, ReLU and masks applied there too.
+impl KernelBackend for burn::backend::Flex {
+    fn bias_relu_lrn(
+        x: Tensor<Self, 4>,
+        bias: Tensor<Self, 1>,
+        p: &LrnParams,
+        keep_relu: bool,
+    ) -> (Tensor<Self, 4>, Option<Tensor<Self, 4>>) {
+        let device = x.device();
+        let (z, dims) = to_host(x);
+        let b = bias.into_data();
+        let (y, r) = match z {
+            Host::F32(mut r) => {
+                reference::bias_relu(&mut r, &b.convert::<f32>().into_vec::<f32>().expect("f32 bias"), dims);
+                (Host::F32(reference::lrn_forward(&r, dims, p)), Host::F32(r))
+            }
+            Host::F64(mut r) => {
+                reference::bias_relu(&mut r, &b.convert::<f64>().into_vec::<f64>().expect("f64 bias"), dims);
+                (Host::F64(reference::lrn_forward(&r, dims, p)), Host::F64(r))
+            }
+        };
+        (from_host(y, dims, &device), keep_relu.then(|| from_host(r, dims, &device)))
+    }
+
+    fn lrn_relu_backward(
+        x: Tensor<Self, 4>,
+        y: Tensor<Self, 4>,
+        dy: Tensor<Self, 4>,
+        p: &LrnParams,
+    ) -> Tensor<Self, 4> {
+        let device = x.device();
+        let ((x, dims), (y, _), (dy, _)) = (to_host(x), to_host(y), to_host(dy));
+        let dx = match (x, y, dy) {
+            (Host::F32(x), Host::F32(y), Host::F32(dy)) => {
+                let mut dx = reference::lrn_backward(&x, &y, &dy, dims, p);
+                reference::relu_mask(&mut dx, &x);
+                Host::F32(dx)
+            }
+            (Host::F64(x), Host::F64(y), Host::F64(dy)) => {
+                let mut dx = reference::lrn_backward(&x, &y, &dy, dims, p);
+                reference::relu_mask(&mut dx, &x);
+                Host::F64(dx)
+            }
+            _ => panic!("lrn_relu_backward: inputs of mixed precision"),
+        };
+        from_host(dx, dims, &device)
+    }
+}

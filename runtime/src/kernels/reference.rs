@@ -98,6 +98,30 @@ pub fn lrn_backward<T: Real>(x: &[T], y: &[T], dy: &[T], shape: [usize; 4], p: &
     dx
 }
 
+/// `z <- max(z + bias[c], 0)` over `z` of shape `[n, c, h, w]`, plane by plane.
+pub fn bias_relu<T: Real>(z: &mut [T], bias: &[T], shape: [usize; 4]) {
+    let [_, c, h, w] = shape;
+    z.par_chunks_mut(h * w).enumerate().for_each(|(i, plane)| {
+        let b = bias[i % c];
+        for v in plane {
+            let s = *v + b;
+            // `s < 0`, not `max`: a NaN stays a NaN.
+            *v = if s < T::zero() { T::zero() } else { s };
+        }
+    });
+}
+
+/// `g <- 0` where the ReLU output `y <= 0` (the ReLU's gradient, in place).
+pub fn relu_mask<T: Real>(g: &mut [T], y: &[T]) {
+    g.par_chunks_mut(1 << 16).zip(y.par_chunks(1 << 16)).for_each(|(g, y)| {
+        for (g, y) in g.iter_mut().zip(y) {
+            if *y <= T::zero() {
+                *g = T::zero();
+            }
+        }
+    });
+}
+
 /// Output size of a pooling window over `input`.
 pub fn pooled(input: usize, p: &PoolParams) -> usize {
     (input + 2 * p.padding - p.kernel) / p.stride + 1

@@ -14,7 +14,9 @@ use burn_cubecl::tensor::CubeTensor;
 use burn_cubecl::{BoolElement, CubeBackend, CubeRuntime, FloatElement, IntElement};
 use cubecl::{calculate_cube_count_elemwise, prelude::*};
 
-use super::{KernelBackend, LrnParams, PoolParams, SgdParams};
+use alexc::catalog::ConvAttrs;
+
+use super::{conv_options, KernelBackend, LrnParams, PoolParams, SgdParams};
 use epilogue::{bias_act_kernel, masked_grad_kernel, sgd_update_kernel};
 use lrn::{bias_relu_lrn_kernel, lrn_backward_kernel, lrn_forward_kernel};
 use pool::{max_pool_backward_kernel, max_pool_forward_kernel};
@@ -224,6 +226,17 @@ impl<R: CubeRuntime, F: FloatElement, I: IntElement, BT: BoolElement> KernelBack
     ) -> BurnTensor<Self, 4> {
         let [_, _, h, w] = relu_y.dims();
         wrap(max_pool_backward(float(dy), argmax.into_primitive(), Some(float(relu_y)), [h, w], p))
+    }
+
+    fn conv2d_bias_act(
+        x: BurnTensor<Self, 4>,
+        w: BurnTensor<Self, 4>,
+        bias: BurnTensor<Self, 1>,
+        a: &ConvAttrs,
+        relu_after: bool,
+    ) -> BurnTensor<Self, 4> {
+        let z = burn::tensor::module::conv2d(x, w, None, conv_options(a));
+        Self::bias_act(z, bias, relu_after)
     }
 
     fn bias_act<const D: usize>(
