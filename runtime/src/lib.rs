@@ -72,7 +72,8 @@ pub fn cuda_devices() -> Result<usize, String> {
     }
 }
 
-/// The text `alexrt inspect` prints: a header, the step's IR, and its memory plan.
+/// The text `alexrt inspect` prints: a header, the step's IR, its memory plan, and the kernels
+/// that run each fused node.
 pub fn inspect(path: &Path) -> Result<String, PlanError> {
     let plan = Plan::read(path)?;
     let m = &plan.memory;
@@ -99,6 +100,10 @@ pub fn inspect(path: &Path) -> Result<String, PlanError> {
     );
     out.push_str(&alexc::ir::print_graph(&plan.graph, "memory"));
     out.push_str(&memory_table(m));
+    out.push_str("kernels of the fused nodes (as CubeCL runs them; the CPU runs the same groups with burn ops and host kernels)\n");
+    for (name, pattern, how) in select::kernel_table(&plan.graph) {
+        out.push_str(&format!("  {name:<16} {pattern:<44} {how}\n"));
+    }
     Ok(out)
 }
 

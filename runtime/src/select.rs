@@ -25,6 +25,46 @@ pub enum Fusion {
     PoolReluGrad { dy: usize, argmax: usize, relu_y: usize, pool: PoolParams },
 }
 
+impl Fusion {
+    /// How the group runs, in a few words (for `alexrt inspect`).
+    pub fn describe(&self) -> String {
+        match self {
+            Fusion::BiasAct { relu: true, .. } => "the product, then one in-place bias+ReLU kernel".into(),
+            Fusion::BiasAct { relu: false, .. } => "the product, then one in-place bias kernel".into(),
+            Fusion::BiasReluLrn { keep_relu, .. } => format!(
+                "the convolution, then one bias+ReLU+LRN kernel writing {}",
+                if *keep_relu { "the LRN and ReLU outputs" } else { "the LRN output only" }
+            ),
+            Fusion::MaskedGrad { dropout, relu_y } => format!(
+                "the producer, then one in-place {} mask kernel",
+                match (dropout.is_some(), relu_y.is_some()) {
+                    (true, true) => "dropout+ReLU",
+                    (true, false) => "dropout",
+                    _ => "ReLU",
+                }
+            ),
+            Fusion::LrnReluGrad { .. } => "one LRN-gradient kernel through the ReLU mask".into(),
+            Fusion::PoolReluGrad { .. } => "one pooling-gradient gather through the ReLU mask".into(),
+        }
+    }
+}
+
+/// The kernels of every fused node of `graph`, in schedule order: `(name, pattern, how it runs)`.
+pub fn kernel_table(graph: &alexc::ir::Graph) -> Vec<(String, String, String)> {
+    graph
+        .schedule
+        .iter()
+        .filter_map(|&n| match &graph.g[n].op {
+            Op::Fused(f) => Some((
+                graph.g[n].name.clone(),
+                f.pattern(),
+                select(f).map(|k| k.describe()).unwrap_or_else(|| "step by step (no fused kernel)".into()),
+            )),
+            _ => None,
+        })
+        .collect()
+}
+
 /// The fused kernels for `f`, if a pattern matches it.
 pub fn select(f: &FusedOp) -> Option<Fusion> {
     // Dropout in an inference step is the identity: trailing ones change nothing.

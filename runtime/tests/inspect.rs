@@ -21,6 +21,9 @@ fn inspects_a_compiled_plan_and_rejects_garbage() {
     assert!(text.contains("Train step of `tiny`"), "{text}");
     assert!(text.contains("104,618 parameters"), "{text}");
     assert!(text.contains("norm1, norm1:1 = fused(image, conv1.weight, conv1.bias) [conv2d"), "{text}");
+    let norm1 = text.lines().find(|l| l.contains("conv2d+bias_add+relu+lrn")).unwrap_or_default();
+    assert!(norm1.trim_start().starts_with("norm1") && norm1.contains("bias+ReLU+LRN kernel"), "{text}");
+    assert!(!text.contains("no fused kernel"), "{text}");
 
     let junk = dir.join("junk.bin");
     std::fs::write(&junk, b"not a plan").unwrap();
