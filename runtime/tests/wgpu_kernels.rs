@@ -53,7 +53,10 @@ fn close(a: &[f32], b: &[f32], tol: f32, what: &str) {
     }
 }
 
-const SHAPES: [[usize; 4]; 4] = [[1, 3, 5, 7], [2, 7, 4, 3], [1, 2, 3, 3], [3, 5, 6, 6]];
+/// Odd sizes, batch 1, fewer channels than the LRN window, and more channels than one LRN unit
+/// walks (32), ending mid-run.
+const SHAPES: [[usize; 4]; 6] =
+    [[1, 3, 5, 7], [2, 7, 4, 3], [1, 2, 3, 3], [3, 5, 6, 6], [1, 37, 3, 3], [2, 70, 2, 3]];
 
 #[test]
 fn lrn_forward_and_backward_match_the_reference() {

@@ -1,9 +1,15 @@
-//! LRN across channels, forward and backward, and LRN of `relu(x + bias)` (the fused conv + bias +
-//! ReLU + LRN tail): one unit per output element.
+//! LRN across channels, forward and backward, and LRN of `relu(z + bias)` (the fused conv + bias +
+//! ReLU + LRN tail). One unit walks a run of `CHUNK` channels at one (image, row, column), keeping
+//! the window's sum of squares as a running sum (add the channel entering, subtract the one
+//! leaving), as Caffe's GPU LRN does: each input is read about twice instead of once per window
+//! it falls in. Adjacent units take adjacent columns, so each channel step reads contiguous
+//! memory across a warp for NCHW tensors.
 
 use cubecl::prelude::*;
 
-use super::coords;
+/// Channels per unit: long enough that the window's warm-up (`size - 1` channels) is a small
+/// part of the work, short enough that the units fill the GPU at AlexNet's shapes.
+pub const CHUNK: usize = 32;
 
 /// `max(v, 0)`; a NaN stays a NaN, as in the reference.
 #[cube]
@@ -15,104 +21,95 @@ pub fn relu_of<E: Float>(v: E) -> E {
     out
 }
 
-/// The channel window `lo..hi` around `c` of half-width `half`, clipped to `channels`.
+/// The unit's image, row, column and first channel, for `t` of shape `[n, c, h, w]`.
 #[cube]
-fn window(c: usize, channels: usize, #[comptime] half: usize) -> (usize, usize) {
-    let mut lo = 0;
-    if c >= half {
-        lo = c - half;
-    }
-    (lo, clamp_max(c + half + 1, channels))
+fn column_of<E: CubePrimitive>(t: &Tensor<E>, pos: usize) -> (usize, usize, usize, usize) {
+    let (h, w) = (t.shape(2), t.shape(3));
+    let chunks = (t.shape(1) + CHUNK - 1) / CHUNK;
+    let col = pos % w;
+    let row = (pos / w) % h;
+    let chunk = (pos / (w * h)) % chunks;
+    let b = pos / (w * h * chunks);
+    (b, row, col, chunk * CHUNK)
 }
 
-/// `k + scale * sum of x^2` over the channel window around `c`, at (b, h, w).
+/// Channel `c`'s value at a column: `x`, or `relu(x + bias[c])` when `fused`.
 #[cube]
-fn window_scale<E: Float>(
-    x: &Tensor<E>,
-    b: usize,
-    c: usize,
-    h: usize,
-    w: usize,
-    k: E,
-    scale: E,
-    #[comptime] half: usize,
-) -> E {
-    let base = b * x.stride(0) + h * x.stride(2) + w * x.stride(3);
-    let (lo, hi) = window(c, x.shape(1), half);
-    let mut sum = E::from_int(0);
-    for cc in lo..hi {
-        let v = x[base + cc * x.stride(1)];
-        sum += v * v;
+fn value<E: Float>(x: &Tensor<E>, bias: &Tensor<E>, base: usize, c: usize, #[comptime] fused: bool) -> E {
+    let v = x[base + c * x.stride(1)];
+    let mut out = v;
+    if fused {
+        out = relu_of::<E>(v + bias[c * bias.stride(0)]);
     }
-    k + scale * sum
+    out
 }
 
+/// `y = v * (k + scale * sum over the window of v^2)^-beta` with `v = x`, or (`fused`) with
+/// `v = relu(x + bias)`, also written to `r` when `keep_relu`. Arguments that a flag leaves
+/// unread are placeholders.
 #[cube(launch)]
 pub fn lrn_forward_kernel<E: Float>(
     x: &Tensor<E>,
-    y: &mut Tensor<E>,
-    n: usize,
-    scale: InputScalar,
-    beta: InputScalar,
-    k: InputScalar,
-    #[comptime] half: usize,
-    #[define(E)] _dtype: StorageType,
-) {
-    if ABSOLUTE_POS >= n {
-        terminate!();
-    }
-    let (b, c, h, w) = coords(y, ABSOLUTE_POS);
-    let s = window_scale(x, b, c, h, w, k.get::<E>(), scale.get::<E>(), half);
-    let xv = x[b * x.stride(0) + c * x.stride(1) + h * x.stride(2) + w * x.stride(3)];
-    y[b * y.stride(0) + c * y.stride(1) + h * y.stride(2) + w * y.stride(3)] =
-        xv * s.powf(E::from_int(0) - beta.get::<E>());
-}
-
-/// LRN of `r = relu(z + bias)`, computing `r` per read of the window; writes `r` too when
-/// `keep_relu` (the backward pass reads it), else `r` is a placeholder never touched.
-#[cube(launch)]
-pub fn bias_relu_lrn_kernel<E: Float>(
-    z: &Tensor<E>,
     bias: &Tensor<E>,
     y: &mut Tensor<E>,
     r: &mut Tensor<E>,
-    n: usize,
+    units: usize,
     scale: InputScalar,
     beta: InputScalar,
     k: InputScalar,
     #[comptime] half: usize,
+    #[comptime] fused: bool,
     #[comptime] keep_relu: bool,
     #[define(E)] _dtype: StorageType,
 ) {
-    if ABSOLUTE_POS >= n {
+    if ABSOLUTE_POS >= units {
         terminate!();
     }
-    let (b, c, h, w) = coords(y, ABSOLUTE_POS);
-    let base = b * z.stride(0) + h * z.stride(2) + w * z.stride(3);
-    let (lo, hi) = window(c, z.shape(1), half);
+    let (b, row, col, c0) = column_of(y, ABSOLUTE_POS);
+    let channels = x.shape(1);
+    let c1 = clamp_max(c0 + CHUNK, channels);
+    let base = b * x.stride(0) + row * x.stride(2) + col * x.stride(3);
+    let (sc, kk, nb) = (scale.get::<E>(), k.get::<E>(), E::from_int(0) - beta.get::<E>());
+    // The window of channel c0 - 1: [c0 - 1 - half, c0 - 1 + half], clipped.
+    let mut lo = 0;
+    if c0 >= half + 1 {
+        lo = c0 - half - 1;
+    }
     let mut sum = E::from_int(0);
-    for cc in lo..hi {
-        let v = relu_of::<E>(z[base + cc * z.stride(1)] + bias[cc * bias.stride(0)]);
+    for i in lo..clamp_max(c0 + half, channels) {
+        let v = value::<E>(x, bias, base, i, fused);
         sum += v * v;
     }
-    let rv = relu_of::<E>(z[base + c * z.stride(1)] + bias[c * bias.stride(0)]);
-    let s = k.get::<E>() + scale.get::<E>() * sum;
-    y[b * y.stride(0) + c * y.stride(1) + h * y.stride(2) + w * y.stride(3)] =
-        rv * s.powf(E::from_int(0) - beta.get::<E>());
-    if keep_relu {
-        r[b * r.stride(0) + c * r.stride(1) + h * r.stride(2) + w * r.stride(3)] = rv;
+    for c in c0..c1 {
+        if c + half < channels {
+            let v = value::<E>(x, bias, base, c + half, fused);
+            sum += v * v;
+        }
+        if c >= half + 1 {
+            let v = value::<E>(x, bias, base, c - half - 1, fused);
+            sum -= v * v;
+        }
+        let v = value::<E>(x, bias, base, c, fused);
+        y[b * y.stride(0) + c * y.stride(1) + row * y.stride(2) + col * y.stride(3)] =
+            v * (kk + sc * sum).powf(nb);
+        if keep_relu {
+            r[b * r.stride(0) + c * r.stride(1) + row * r.stride(2) + col * r.stride(3)] = v;
+        }
     }
 }
 
-/// The LRN gradient from `(x, y, dy)`; with `relu_mask`, times the mask of the ReLU whose output
-/// `x` is (zero where `x <= 0`): the fused lrn_grad + relu_grad.
+/// The LRN gradient from `(x, y, dy)`:
+/// `dx[c] = dy[c] s[c]^-beta - 2 scale beta x[c] sum_{c' in window(c)} dy[c'] y[c'] / s[c']`.
+/// Walking `l` from `c0 - half` to `c1 + half`, the unit computes `s[l]` (running sum) and
+/// `ratio[l]`, keeps the last `size` of each in rings, and writes `dx[l - half]`. With
+/// `relu_mask`, `dx` is zero where `x <= 0` (the gradient through the ReLU whose output `x` is).
 #[cube(launch)]
 pub fn lrn_backward_kernel<E: Float>(
     x: &Tensor<E>,
     y: &Tensor<E>,
     dy: &Tensor<E>,
     dx: &mut Tensor<E>,
-    n: usize,
+    units: usize,
     scale: InputScalar,
     beta: InputScalar,
     k: InputScalar,
@@ -120,29 +117,70 @@ pub fn lrn_backward_kernel<E: Float>(
     #[comptime] relu_mask: bool,
     #[define(E)] _dtype: StorageType,
 ) {
-    if ABSOLUTE_POS >= n {
+    if ABSOLUTE_POS >= units {
         terminate!();
     }
-    let (b, c, h, w) = coords(dx, ABSOLUTE_POS);
-    let (kk, sc, be) = (k.get::<E>(), scale.get::<E>(), beta.get::<E>());
-    let (lo, hi) = window(c, x.shape(1), half);
-    // The windows are symmetric: the channels whose window holds c are c's own window.
-    let mut acc = E::from_int(0);
-    for cc in lo..hi {
-        let s = window_scale(x, b, cc, h, w, kk, sc, half);
-        let yv = y[b * y.stride(0) + cc * y.stride(1) + h * y.stride(2) + w * y.stride(3)];
-        let g = dy[b * dy.stride(0) + cc * dy.stride(1) + h * dy.stride(2) + w * dy.stride(3)];
-        acc += g * yv / s;
+    let size = comptime!(2 * half + 1);
+    let (b, row, col, c0) = column_of(dx, ABSOLUTE_POS);
+    let channels = x.shape(1);
+    let c1 = clamp_max(c0 + CHUNK, channels);
+    let xb = b * x.stride(0) + row * x.stride(2) + col * x.stride(3);
+    let yb = b * y.stride(0) + row * y.stride(2) + col * y.stride(3);
+    let gb = b * dy.stride(0) + row * dy.stride(2) + col * dy.stride(3);
+    let (sc, kk, be) = (scale.get::<E>(), k.get::<E>(), beta.get::<E>());
+    let factor = E::from_int(2) * sc * be;
+    let mut ring_s = Array::<E>::new(size);
+    let mut ring_r = Array::<E>::new(size);
+    for i in 0..size {
+        ring_s[i] = E::from_int(1);
+        ring_r[i] = E::from_int(0);
     }
-    let s = window_scale(x, b, c, h, w, kk, sc, half);
-    let xv = x[b * x.stride(0) + c * x.stride(1) + h * x.stride(2) + w * x.stride(3)];
-    let g = dy[b * dy.stride(0) + c * dy.stride(1) + h * dy.stride(2) + w * dy.stride(3)];
-    let two = E::from_int(2);
-    let mut out = g * s.powf(E::from_int(0) - be) - two * sc * be * xv * acc;
-    if relu_mask {
-        if xv <= E::from_int(0) {
-            out = E::from_int(0);
+    let mut start = 0;
+    if c0 >= half {
+        start = c0 - half;
+    }
+    // The window of channel start - 1, clipped.
+    let mut lo = 0;
+    if start >= half + 1 {
+        lo = start - half - 1;
+    }
+    let mut sum = E::from_int(0);
+    for i in lo..clamp_max(start + half, channels) {
+        let v = x[xb + i * x.stride(1)];
+        sum += v * v;
+    }
+    let mut acc = E::from_int(0);
+    for l in start..c1 + half {
+        let slot = l % size;
+        // ratio[l - size] leaves the window of l - half.
+        acc -= ring_r[slot];
+        ring_r[slot] = E::from_int(0);
+        if l < channels {
+            if l + half < channels {
+                let v = x[xb + (l + half) * x.stride(1)];
+                sum += v * v;
+            }
+            if l >= half + 1 {
+                let v = x[xb + (l - half - 1) * x.stride(1)];
+                sum -= v * v;
+            }
+            let s = kk + sc * sum;
+            let ratio = dy[gb + l * dy.stride(1)] * y[yb + l * y.stride(1)] / s;
+            ring_s[slot] = s;
+            ring_r[slot] = ratio;
+            acc += ratio;
+        }
+        if l >= c0 + half {
+            let c = l - half;
+            let xv = x[xb + c * x.stride(1)];
+            let s = ring_s[c % size];
+            let mut out = dy[gb + c * dy.stride(1)] * s.powf(E::from_int(0) - be) - factor * xv * acc;
+            if relu_mask {
+                if xv <= E::from_int(0) {
+                    out = E::from_int(0);
+                }
+            }
+            dx[b * dx.stride(0) + c * dx.stride(1) + row * dx.stride(2) + col * dx.stride(3)] = out;
         }
     }
-    dx[b * dx.stride(0) + c * dx.stride(1) + h * dx.stride(2) + w * dx.stride(3)] = out;
 }

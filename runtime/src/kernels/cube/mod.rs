@@ -18,7 +18,7 @@ use alexc::catalog::ConvAttrs;
 
 use super::{conv_options, KernelBackend, LrnParams, PoolParams, SgdParams};
 use epilogue::{bias_act_kernel, masked_grad_kernel, sgd_update_kernel};
-use lrn::{bias_relu_lrn_kernel, lrn_backward_kernel, lrn_forward_kernel};
+use lrn::{lrn_backward_kernel, lrn_forward_kernel};
 use pool::{max_pool_backward_kernel, max_pool_forward_kernel};
 
 /// The NCHW coordinates of linear index `i` over `t`'s shape.
@@ -69,6 +69,50 @@ fn grid<R: CubeRuntime>(out: &CubeTensor<R>) -> (usize, CubeCount, CubeDim) {
     (n, calculate_cube_count_elemwise(&out.client, n, dim), dim)
 }
 
+/// One unit per run of [`lrn::CHUNK`] channels at each (image, row, column) of `out`.
+fn column_grid<R: CubeRuntime>(out: &CubeTensor<R>) -> (usize, CubeCount, CubeDim) {
+    let [b, c, h, w] = out.meta.shape().dims();
+    let units = b * c.div_ceil(lrn::CHUNK) * h * w;
+    let dim = CubeDim::new(&out.client, units);
+    (units, calculate_cube_count_elemwise(&out.client, units, dim), dim)
+}
+
+/// LRN of `x`, or of `relu(x + bias)` when a bias is given (also returning the ReLU's output
+/// when `keep_relu`).
+fn lrn_forward<R: CubeRuntime>(
+    x: CubeTensor<R>,
+    bias: Option<CubeTensor<R>>,
+    p: &LrnParams,
+    keep_relu: bool,
+) -> (CubeTensor<R>, Option<CubeTensor<R>>) {
+    let dtype = x.dtype;
+    let y = empty_like(&x, x.meta.shape().clone(), dtype);
+    let fused = bias.is_some();
+    let keep_relu = fused && keep_relu;
+    let r = if keep_relu { empty_like(&x, x.meta.shape().clone(), dtype) } else { placeholder(&x, dtype) };
+    let bias = bias.unwrap_or_else(|| placeholder(&x, dtype));
+    let (units, count, dim) = column_grid(&y);
+    let (scale, beta, k) = lrn_scalars(p, dtype);
+    lrn_forward_kernel::launch(
+        &y.client,
+        count,
+        dim,
+        x.into_tensor_arg(),
+        bias.into_tensor_arg(),
+        y.clone().into_tensor_arg(),
+        r.clone().into_tensor_arg(),
+        units,
+        scale,
+        beta,
+        k,
+        p.size / 2,
+        fused,
+        keep_relu,
+        dtype.into(),
+    );
+    (y, keep_relu.then_some(r))
+}
+
 /// LRN's `scale`, `beta` and `k` as kernel scalars of `dtype` (exact for f64).
 fn lrn_scalars(p: &LrnParams, dtype: DType) -> (InputScalar, InputScalar, InputScalar) {
     (InputScalar::new(p.scale, dtype), InputScalar::new(p.beta, dtype), InputScalar::new(p.k, dtype))
@@ -83,7 +127,7 @@ fn lrn_backward<R: CubeRuntime>(
     relu_mask: bool,
 ) -> CubeTensor<R> {
     let dx = empty_like(&x, x.meta.shape().clone(), x.dtype);
-    let (n, count, dim) = grid(&dx);
+    let (n, count, dim) = column_grid(&dx);
     let dtype = x.dtype;
     let (scale, beta, k) = lrn_scalars(p, dtype);
     lrn_backward_kernel::launch(
@@ -142,25 +186,7 @@ impl<R: CubeRuntime, F: FloatElement, I: IntElement, BT: BoolElement> KernelBack
     for CubeBackend<R, F, I, BT>
 {
     fn lrn_forward(x: BurnTensor<Self, 4>, p: &LrnParams) -> BurnTensor<Self, 4> {
-        let x = float(x);
-        let y = empty_like(&x, x.meta.shape().clone(), x.dtype);
-        let (n, count, dim) = grid(&y);
-        let dtype = x.dtype;
-        let (scale, beta, k) = lrn_scalars(p, dtype);
-        lrn_forward_kernel::launch(
-            &y.client,
-            count,
-            dim,
-            x.into_tensor_arg(),
-            y.clone().into_tensor_arg(),
-            n,
-            scale,
-            beta,
-            k,
-            p.size / 2,
-            dtype.into(),
-        );
-        wrap(y)
+        wrap(lrn_forward(float(x), None, p, false).0)
     }
 
     fn lrn_backward(
@@ -266,30 +292,8 @@ impl<R: CubeRuntime, F: FloatElement, I: IntElement, BT: BoolElement> KernelBack
         p: &LrnParams,
         keep_relu: bool,
     ) -> (BurnTensor<Self, 4>, Option<BurnTensor<Self, 4>>) {
-        let z = float(x);
-        let dtype = z.dtype;
-        let y = empty_like(&z, z.meta.shape().clone(), dtype);
-        let r =
-            if keep_relu { empty_like(&z, z.meta.shape().clone(), dtype) } else { placeholder(&z, dtype) };
-        let (n, count, dim) = grid(&y);
-        let (scale, beta, k) = lrn_scalars(p, dtype);
-        bias_relu_lrn_kernel::launch(
-            &y.client,
-            count,
-            dim,
-            z.into_tensor_arg(),
-            float(bias).into_tensor_arg(),
-            y.clone().into_tensor_arg(),
-            r.clone().into_tensor_arg(),
-            n,
-            scale,
-            beta,
-            k,
-            p.size / 2,
-            keep_relu,
-            dtype.into(),
-        );
-        (wrap(y), keep_relu.then(|| wrap(r)))
+        let (y, r) = lrn_forward(float(x), Some(float(bias)), p, keep_relu);
+        (wrap(y), r.map(wrap))
     }
 
     fn masked_grad<const D: usize>(
