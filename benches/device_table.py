@@ -31,7 +31,7 @@ def main():
     k, s, u, t = (load(out, n) for n in ["kernels", "alexrt-step", "alexrt-step-unfused", "pytorch"])
     import datetime
     when = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
-    print(f"# GPU check (batch {batch})\n\n- {when}, commit {os.environ.get('CHECK_COMMIT', 'unknown')}")
+    print(f"# Device check (batch {batch})\n\n- {when}, commit {os.environ.get('CHECK_COMMIT', 'unknown')}")
     if t:
         print(f"- GPU: {t.get('gpu', '?')}, PyTorch {t.get('torch', '?')}")
     if k:
