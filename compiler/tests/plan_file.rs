@@ -43,18 +43,19 @@ fn plan_round_trips_and_inspects_as_the_dump_text() {
 fn bad_plan_files_get_one_line_errors() {
     let dir = scratch("badplans");
     let good = std::fs::read(compile_tiny(&dir)).unwrap();
-    let mut cases: Vec<(&str, Vec<u8>, &str)> = Vec::new();
-    cases.push(("empty", Vec::new(), "not an alexc plan file"));
-    cases.push(("foreign", b"PK\x03\x04 this is a zip file, not a plan".to_vec(), "not an alexc plan file"));
-    cases.push(("header-only", good[..12].to_vec(), "truncated"));
-    cases.push(("truncated", good[..good.len() / 2].to_vec(), "truncated"));
+    let mut cases: Vec<(&str, Vec<u8>, &str)> = vec![
+        ("empty", Vec::new(), "not an alexc plan file"),
+        ("foreign", b"PK\x03\x04 this is a zip file, not a plan".to_vec(), "not an alexc plan file"),
+        ("header-only", good[..12].to_vec(), "truncated"),
+        ("truncated", good[..good.len() / 2].to_vec(), "truncated"),
+    ];
     let mut corrupted = good.clone();
     let mid = 24 + (good.len() - 24) / 2;
     corrupted[mid] ^= 0x55;
     cases.push(("corrupted", corrupted, "corrupted (checksum mismatch)"));
     let mut wrong_version = good.clone();
     wrong_version[8..12].copy_from_slice(&(FORMAT_VERSION + 1).to_le_bytes());
-    cases.push(("version", wrong_version, &"plan format version"));
+    cases.push(("version", wrong_version, "plan format version"));
     let mut trailing = good.clone();
     trailing.extend_from_slice(b"junk");
     cases.push(("trailing", trailing, "corrupted"));

@@ -311,11 +311,11 @@ fn is_terminal() -> bool {
     std::io::stderr().is_terminal()
 }
 
+/// A run's training set, validation set, and the training set's statistics (image folders only).
+type Datasets = (Box<dyn Dataset>, Box<dyn Dataset>, Option<Stats>);
+
 /// The datasets of a run: an image folder's train and val splits, or the synthetic set.
-fn datasets(
-    plan: &Plan,
-    args: &TrainArgs,
-) -> Result<(Box<dyn Dataset>, Box<dyn Dataset>, Option<Stats>), RunError> {
+fn datasets(plan: &Plan, args: &TrainArgs) -> Result<Datasets, RunError> {
     let spec = &plan.graph.spec;
     let shape = input_shape(plan);
     match &args.data {

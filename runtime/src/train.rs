@@ -296,7 +296,8 @@ pub fn train<B: KernelBackend>(
             });
             progress.step_in_epoch = step + 1;
             if let (Some(dir), Some(every)) = (&cfg.checkpoint_dir, cfg.checkpoint_every) {
-                if every > 0 && progress.step_in_epoch % every == 0 && progress.step_in_epoch < steps {
+                if every > 0 && progress.step_in_epoch.is_multiple_of(every) && progress.step_in_epoch < steps
+                {
                     progress.partial = Some(tally.clone());
                     let path = checkpoint::save(exec, dir, &progress, &run_data)?;
                     progress.partial = None;

@@ -42,6 +42,7 @@ impl<B: Backend> Value<B> {
     accessor!(m4, M4, Tensor<B, 4, Bool>);
 
     /// Blocks until the value is computed (backends may run asynchronously).
+    #[allow(clippy::single_range_in_vec_init)] // burn's slice takes one range per dimension
     pub fn sync(&self) {
         let _ = match self {
             Value::F1(t) => t.clone().into_data(),

@@ -297,7 +297,7 @@ fn resume_and_eval_refuse_what_does_not_match() {
     // A resumed run must see the same data.
     refuse(&["train", &plan_s, "--epochs", "2", "--out", &run_s, "--resume"], "resume with the same --data");
     refuse(
-        &["train", &plan_s, "--data", &data_s, "--out", &dir.join("none").to_str().unwrap(), "--resume"],
+        &["train", &plan_s, "--data", &data_s, "--out", dir.join("none").to_str().unwrap(), "--resume"],
         "no checkpoint to resume from",
     );
     refuse(&["train", &plan_s, "--epochs", "0"], "invalid value");

@@ -14,6 +14,7 @@ pub struct ParsedGraph {
 }
 
 /// Reads and parses the graph file at `path`. Every failure is one located diagnostic.
+#[allow(clippy::result_large_err)] // one diagnostic per file read, not a hot path
 pub fn parse_file(path: &Path) -> Result<ParsedGraph, Diagnostic> {
     let file = path.display().to_string();
     let fail = |msg: String, help: &str| Diagnostic::error(msg).help(help).in_file(&file);
@@ -43,6 +44,7 @@ pub fn parse_file(path: &Path) -> Result<ParsedGraph, Diagnostic> {
 }
 
 /// Parses graph-file text; `file` names it in diagnostics.
+#[allow(clippy::result_large_err)]
 pub fn parse_str(text: &str, file: &str) -> Result<ParsedGraph, Diagnostic> {
     if text.trim().is_empty() {
         return Err(Diagnostic::error("the graph file is empty")

@@ -54,7 +54,7 @@ impl OpDef for Conv2d {
                 "set each to a positive number",
             ));
         }
-        if c % a.groups != 0 || a.out_channels % a.groups != 0 {
+        if c % a.groups != 0 || !a.out_channels.is_multiple_of(a.groups) {
             return Err(ShapeError::new(
                 format!(
                     "{} input channels and {} output channels cannot be split into {} groups",

@@ -47,7 +47,7 @@ impl OpDef for Lrn {
     }
     fn infer(&self, inputs: &[&TensorType]) -> Result<Inferred, ShapeError> {
         expect_rank(inputs[0], 3, "lrn")?;
-        if self.size == 0 || self.size % 2 == 0 {
+        if self.size == 0 || self.size.is_multiple_of(2) {
             return Err(ShapeError::new(
                 format!("LRN size {} is not a positive odd number", self.size),
                 "use an odd window such as 5, so that it is centred on its channel",

@@ -115,6 +115,7 @@ pub fn plan_memory(graph: &Graph, batch: usize) -> MemoryPlan {
     }
     let mut buffers: Vec<Buffer> = Vec::new();
     let mut buffer_index: HashMap<usize, usize> = HashMap::new();
+    #[allow(clippy::needless_range_loop)] // `i` names a value and its union-find entry
     for i in 0..values.len() {
         let root = find(&mut buffer_of, i);
         let bi = *buffer_index.entry(root).or_insert_with(|| {

@@ -71,6 +71,7 @@ impl ImageFolder {
             classes.iter().enumerate().map(|(i, c)| (c.as_str(), i as u32)).collect();
         report.unknown_classes =
             folders.iter().filter(|f| !index.contains_key(f.as_str())).cloned().collect();
+        #[allow(clippy::type_complexity)] // (class, folder, file names, strays, error), once
         let listed: Vec<(u32, String, Vec<Box<str>>, usize, Option<String>)> = folders
             .par_iter()
             .filter_map(|f| index.get(f.as_str()).map(|&c| (c, f)))

@@ -111,11 +111,13 @@ pub fn symmetric_eigen3(mut a: [[f64; 3]; 3]) -> ([f64; 3], [[f64; 3]; 3]) {
             let t = theta.signum() / (theta.abs() + (theta * theta + 1.0).sqrt());
             let t = if theta == 0.0 { 1.0 } else { t };
             let (c, s) = (1.0 / (t * t + 1.0).sqrt(), t / (t * t + 1.0).sqrt());
+            #[allow(clippy::needless_range_loop)] // a Jacobi rotation reads best as indices
             for k in 0..3 {
                 let (akp, akq) = (a[k][p], a[k][q]);
                 a[k][p] = c * akp - s * akq;
                 a[k][q] = s * akp + c * akq;
             }
+            #[allow(clippy::needless_range_loop)]
             for k in 0..3 {
                 let (apk, aqk) = (a[p][k], a[q][k]);
                 a[p][k] = c * apk - s * aqk;

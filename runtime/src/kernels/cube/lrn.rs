@@ -25,6 +25,7 @@ pub fn relu_of<E: Float>(v: E) -> E {
 #[cube]
 fn column_of<E: CubePrimitive>(t: &Tensor<E>, pos: usize) -> (usize, usize, usize, usize) {
     let (h, w) = (t.shape(2), t.shape(3));
+    #[allow(clippy::manual_div_ceil)] // usize::div_ceil has no CubeCL expansion
     let chunks = (t.shape(1) + CHUNK - 1) / CHUNK;
     let col = pos % w;
     let row = (pos / w) % h;
@@ -72,7 +73,7 @@ pub fn lrn_forward_kernel<E: Float>(
     let (sc, kk, nb) = (scale.get::<E>(), k.get::<E>(), E::from_int(0) - beta.get::<E>());
     // The window of channel c0 - 1: [c0 - 1 - half, c0 - 1 + half], clipped.
     let mut lo = 0;
-    if c0 >= half + 1 {
+    if c0 > half {
         lo = c0 - half - 1;
     }
     let mut sum = E::from_int(0);
@@ -85,7 +86,7 @@ pub fn lrn_forward_kernel<E: Float>(
             let v = value::<E>(x, bias, base, c + half, fused);
             sum += v * v;
         }
-        if c >= half + 1 {
+        if c > half {
             let v = value::<E>(x, bias, base, c - half - 1, fused);
             sum -= v * v;
         }
@@ -103,6 +104,8 @@ pub fn lrn_forward_kernel<E: Float>(
 /// Walking `l` from `c0 - half` to `c1 + half`, the unit computes `s[l]` (running sum) and
 /// `ratio[l]`, keeps the last `size` of each in rings, and writes `dx[l - half]`. With
 /// `relu_mask`, `dx` is zero where `x <= 0` (the gradient through the ReLU whose output `x` is).
+// `if flag { if cond {..} }`: the outer flag is comptime, the inner condition is not.
+#[allow(clippy::collapsible_if)]
 #[cube(launch)]
 pub fn lrn_backward_kernel<E: Float>(
     x: &Tensor<E>,
@@ -141,7 +144,7 @@ pub fn lrn_backward_kernel<E: Float>(
     }
     // The window of channel start - 1, clipped.
     let mut lo = 0;
-    if start >= half + 1 {
+    if start > half {
         lo = start - half - 1;
     }
     let mut sum = E::from_int(0);
@@ -160,7 +163,7 @@ pub fn lrn_backward_kernel<E: Float>(
                 let v = x[xb + (l + half) * x.stride(1)];
                 sum += v * v;
             }
-            if l >= half + 1 {
+            if l > half {
                 let v = x[xb + (l - half - 1) * x.stride(1)];
                 sum -= v * v;
             }

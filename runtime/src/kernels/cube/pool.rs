@@ -5,6 +5,8 @@ use cubecl::prelude::*;
 
 use super::coords;
 
+// `v != v` is the NaN test that compiles on every CubeCL target.
+#[allow(clippy::eq_op)]
 #[cube(launch)]
 pub fn max_pool_forward_kernel<E: Float, I: Int>(
     x: &Tensor<E>,
@@ -53,6 +55,8 @@ pub fn max_pool_forward_kernel<E: Float, I: Int>(
 
 /// With `relu`, times the mask of the ReLU whose output `ry` fed the pool (the fused
 /// max_pool_grad + relu_grad); otherwise `ry` is a placeholder never read.
+// `if flag { if cond {..} }`: the outer flag is comptime, the inner condition is not.
+#[allow(clippy::collapsible_if)]
 #[cube(launch)]
 pub fn max_pool_backward_kernel<E: Float, I: Int>(
     dy: &Tensor<E>,
