@@ -644,10 +644,19 @@ fn run_eval<B: KernelBackend>(args: EvalArgs, device: B::Device) -> Result<(), R
     let shape = input_shape(&plan);
     let pipeline =
         Pipeline::from_spec(plan.graph.spec.data.as_ref(), shape, stats.as_ref()).map_err(input_error)?;
+    // Class indices are sorted folder names: from the checkpoint, else DIR/train, else DIR/val
+    // itself (the same order when it holds every class; the count is checked below).
     let classes = match &meta {
         Some(m) => m.classes.clone(),
-        None => {
+        None if args.data.join("train").is_dir() => {
             ImageFolder::open(&args.data, "train", None, pipeline.clone()).map_err(input_error)?.class_names()
+        }
+        None => {
+            eprintln!(
+                "note: the weights carry no class list and {} has no train/ folder; classes are val/'s folders in sorted order",
+                args.data.display()
+            );
+            ImageFolder::open(&args.data, "val", None, pipeline.clone()).map_err(input_error)?.class_names()
         }
     };
     let k = plan.graph.spec.classes;

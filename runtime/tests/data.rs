@@ -330,6 +330,20 @@ fn resume_and_eval_refuse_what_does_not_match() {
         &["eval", &plan_s, "--weights", weights.to_str().unwrap(), "--data", wide.to_str().unwrap()],
         "but the graph has `classes: 10`",
     );
+    // Plain weights (no class list) and a folder with only val/: its folders give the classes.
+    let val_only = dir.join("valonly");
+    make_dataset(&val_only, 10, 60);
+    std::fs::remove_dir_all(val_only.join("train")).unwrap();
+    std::fs::copy(data.join("alexrt-stats.json"), val_only.join("alexrt-stats.json")).unwrap();
+    let (_, err) = ok(&alexrt(&[
+        "eval",
+        &plan_s,
+        "--weights",
+        weights.to_str().unwrap(),
+        "--data",
+        val_only.to_str().unwrap(),
+    ]));
+    assert!(err.contains("classes are val/'s folders"), "{err}");
     // Statistics of nothing readable are not written.
     let broken = dir.join("broken");
     std::fs::create_dir_all(broken.join("train/a")).unwrap();
