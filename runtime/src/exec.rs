@@ -1,6 +1,7 @@
 //! The plan interpreter: runs a plan's schedule op by op (fused nodes as one), holding each value
 //! until its planned last use and the parameters and optimizer state across steps.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 
 use alexc::ast::OptimizerDecl;
@@ -24,6 +25,18 @@ use crate::value::Value;
 pub struct Batch {
     pub images: Vec<f32>,
     pub labels: Vec<i32>,
+}
+
+impl<'a> From<&'a Batch> for Cow<'a, Batch> {
+    fn from(b: &'a Batch) -> Self {
+        Cow::Borrowed(b)
+    }
+}
+
+impl From<Batch> for Cow<'_, Batch> {
+    fn from(b: Batch) -> Self {
+        Cow::Owned(b)
+    }
 }
 
 impl Batch {
@@ -211,23 +224,24 @@ impl<B: KernelBackend> Executor<B> {
         Ok(())
     }
 
-    /// Runs one step on `batch` at learning rate `lr` (ignored by inference plans).
-    pub fn step(&mut self, batch: &Batch, lr: f64) -> Result<StepOutput, RunError> {
-        let out = self.run(batch, lr, false)?;
+    /// Runs one step on `batch` at learning rate `lr` (ignored by inference plans). A batch
+    /// passed by value goes to the device without a copy of its images on the host.
+    pub fn step<'a>(&mut self, batch: impl Into<Cow<'a, Batch>>, lr: f64) -> Result<StepOutput, RunError> {
+        let out = self.run(batch.into(), lr, false)?;
         self.steps_done += 1;
         Ok(out)
     }
 
     /// Runs the forward nodes only, dropout off and nothing updated: logits (and the loss, for a
     /// training plan) of `batch`, for evaluation.
-    pub fn forward(&mut self, batch: &Batch) -> Result<StepOutput, RunError> {
+    pub fn forward<'a>(&mut self, batch: impl Into<Cow<'a, Batch>>) -> Result<StepOutput, RunError> {
         self.eval = true;
-        let out = self.run(batch, 0.0, true);
+        let out = self.run(batch.into(), 0.0, true);
         self.eval = false;
         out
     }
 
-    fn run(&mut self, batch: &Batch, lr: f64, forward_only: bool) -> Result<StepOutput, RunError> {
+    fn run(&mut self, batch: Cow<'_, Batch>, lr: f64, forward_only: bool) -> Result<StepOutput, RunError> {
         let n = batch.len();
         let [c, h, w] = self.input_shape();
         if batch.images.len() != n * c * h * w {
@@ -237,13 +251,12 @@ impl<B: KernelBackend> Executor<B> {
                 n * c * h * w
             )));
         }
+        let Batch { images, labels } = batch.into_owned();
         let mut values: HashMap<ValueRef, Value<B>> = HashMap::new();
-        let images =
-            Tensor::<B, 4>::from_data(TensorData::new(batch.images.clone(), [n, c, h, w]), &self.device);
+        let images = Tensor::<B, 4>::from_data(TensorData::new(images, [n, c, h, w]), &self.device);
         values.insert(ValueRef { node: self.input, port: 0 }, Value::F4(images));
         if let Some(l) = self.labels {
-            let labels =
-                Tensor::<B, 1, Int>::from_data(TensorData::new(batch.labels.clone(), [n]), &self.device);
+            let labels = Tensor::<B, 1, Int>::from_data(TensorData::new(labels, [n]), &self.device);
             values.insert(ValueRef { node: l, port: 0 }, Value::I1(labels));
         }
         let mut peak = values.values().map(Value::bytes).sum::<usize>();

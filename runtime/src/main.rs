@@ -695,7 +695,7 @@ fn run_eval<B: KernelBackend>(args: EvalArgs, device: B::Device) -> Result<(), R
                     }
                 }
                 let labels = vec![0; group.len() * 10];
-                let out = exec.forward(&Batch { images, labels })?;
+                let out = exec.forward(Batch { images, labels })?;
                 for (g, _) in group.iter().enumerate() {
                     let row = &mut avg[(slot * batch.div_ceil(10).max(1) + g) * k..][..k];
                     for c in 0..10 {
@@ -759,7 +759,7 @@ fn run_infer<B: KernelBackend>(args: InferArgs, device: B::Device) -> Result<(),
             .decode()
             .map_err(|e| input_error(format!("{}: not a readable image ({e})", path.display())))?
             .to_rgb8();
-        let out = exec.forward(&Batch { images: pipeline.prepare(&img, None), labels: vec![0] })?;
+        let out = exec.forward(Batch { images: pipeline.prepare(&img, None), labels: vec![0] })?;
         let probs = softmax(&out.logits[..k]);
         let mut order: Vec<usize> = (0..k).collect();
         order.sort_by(|a, b| probs[*b].total_cmp(&probs[*a]));

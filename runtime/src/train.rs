@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 use crate::checkpoint::{self, Checkpoint};
 use crate::data::{epoch_order, Dataset, Loader};
 use crate::error::RunError;
-use crate::exec::Executor;
+use crate::exec::{Batch, Executor};
 use crate::init::Rng;
 use crate::kernels::KernelBackend;
 
@@ -212,10 +212,11 @@ pub fn evaluate<B: KernelBackend>(
     let batches: Vec<Vec<usize>> = indices.chunks(batch).map(|c| c.to_vec()).collect();
     let mut tally = Tally::default();
     let mut skipped = 0;
-    loader.run(data, &batches, None, |l| {
+    loader.run(data, &batches, None, |mut l| {
         skipped += l.failed.len();
         if !l.batch.is_empty() {
-            let out = exec.forward(&l.batch)?;
+            let images = std::mem::take(&mut l.batch.images);
+            let out = exec.forward(Batch { images, labels: l.batch.labels.clone() })?;
             tally.add(out.loss.unwrap_or(f64::NAN), &out.logits, &l.batch.labels, classes);
         }
         Ok::<(), RunError>(())
@@ -269,7 +270,7 @@ pub fn train<B: KernelBackend>(
         let mut skipped = 0;
         let started = Instant::now();
         let augment = Rng::for_stream(seed, &[b"augment", &(epoch as u64).to_le_bytes()]).next_u64();
-        cfg.loader.run(train_set, &batches[skip..], Some(augment), |l| {
+        cfg.loader.run(train_set, &batches[skip..], Some(augment), |mut l| {
             let step = skip + l.index;
             for (index, error) in &l.failed {
                 on_event(Event::Skipped { index: *index, error });
@@ -278,7 +279,9 @@ pub fn train<B: KernelBackend>(
             if l.batch.is_empty() {
                 return Ok(());
             }
-            let out = exec.step(&l.batch, lr)?;
+            // The images move to the device as they are; the labels stay for the tally.
+            let images = std::mem::take(&mut l.batch.images);
+            let out = exec.step(Batch { images, labels: l.batch.labels.clone() }, lr)?;
             let loss = out.loss.unwrap_or(f64::NAN);
             if !loss.is_finite() {
                 return Err(RunError::NonFinite { value: loss, epoch: epoch + 1, step: step + 1 });
