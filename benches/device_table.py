@@ -1,8 +1,8 @@
 #!/usr/bin/env python3
 """The table at the end of scripts/device-check.sh, from the JSON files it wrote:
     python3 benches/device_table.py OUT BATCH
-Reads OUT/{kernels,alexrt-step,alexrt-step-unfused,pytorch}.json (each may be missing) and prints
-Markdown: kernel correctness, kernel times against the copy bandwidth and PyTorch, the fused conv1
+Reads OUT/{kernels,alexrt-step,alexrt-step-unfused,alexrt-step-split,pytorch}.json (each may be
+missing) and prints Markdown: kernel correctness, kernel times against the copy bandwidth and PyTorch, the fused conv1
 tail against the same work unfused, grouped convolutions against their split, and the training
 step against PyTorch eager and torch.compile."""
 import json
@@ -29,6 +29,7 @@ def num(x):
 def main():
     out, batch = sys.argv[1], int(sys.argv[2])
     k, s, u, t = (load(out, n) for n in ["kernels", "alexrt-step", "alexrt-step-unfused", "pytorch"])
+    sp = load(out, "alexrt-step-split")
     import datetime
     when = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     print(f"# Device check (batch {batch})\n\n- {when}, commit {os.environ.get('CHECK_COMMIT', 'unknown')}")
@@ -65,7 +66,8 @@ def main():
     if t and "conv2_grouped_ms" in t:
         print(f"\n- conv2 forward in PyTorch: grouped {t['conv2_grouped_ms']:.3f} ms, split in two {t['conv2_split_ms']:.3f} ms")
     print()
-    for label, r in [("alexrt, fused kernels", s), ("alexrt, fused nodes step by step", u)]:
+    for label, r in [("alexrt, fused kernels", s), ("alexrt, fused nodes step by step", u),
+                     ("alexrt, fused kernels, grouped convolutions split (alexc --split-grouped-conv)", sp)]:
         if r:
             print(f"- training step, {label}: {num(r['images_per_second'])} images/s, peak {size(r['peak_bytes'])}"
                   f" (plan arena {size(r['arena_bytes'])})")

@@ -29,12 +29,14 @@ if ! "$bin/alexrt" --version >/dev/null 2>&1; then
   echo "no alexrt in $bin: build it with cargo build --release --features cuda and copy target/release/{alexc,alexrt} there" >&2
   exit 2
 fi
-run kernels 90 "$bin/alexrt" check-kernels --device "$device" --batch "$batch" --steps 20 $CHECK_FLAGS
+run kernels 75 "$bin/alexrt" check-kernels --device "$device" --batch "$batch" --steps 20 $CHECK_FLAGS
 "$bin/alexc" compile "$graph" --batch-size "$batch" -o "$out/step.bin" 2>> "$out/log.txt"
-run alexrt-step 120 "$bin/alexrt" bench "$out/step.bin" --device "$device" --steps 10 --json
-run alexrt-step-unfused 90 "$bin/alexrt" bench "$out/step.bin" --device "$device" --steps 10 --json --unfused
+"$bin/alexc" compile "$graph" --batch-size "$batch" --split-grouped-conv -o "$out/step-split.bin" 2>> "$out/log.txt"
+run alexrt-step 105 "$bin/alexrt" bench "$out/step.bin" --device "$device" --steps 10 --json
+run alexrt-step-unfused 60 "$bin/alexrt" bench "$out/step.bin" --device "$device" --steps 5 --json --unfused
+run alexrt-step-split 60 "$bin/alexrt" bench "$out/step-split.bin" --device "$device" --steps 5 --json
 if "$py" -c "import torch, sys; sys.exit(0 if torch.cuda.is_available() else 1)" 2>/dev/null; then
-  run pytorch 180 "$py" benches/pytorch_gpu.py "$graph" --batch "$batch"
+  run pytorch 170 "$py" benches/pytorch_gpu.py "$graph" --batch "$batch"
 else
   echo "== pytorch: skipped (no torch with CUDA here)" | tee -a "$out/log.txt"
 fi

@@ -91,12 +91,31 @@ pub fn compile_str(text: &str, file: &str, mode: Mode, batch: usize) -> Result<p
     Ok(lower(&checked, mode, batch, &mut |_, _, _| {})?.into_plan(mode, file))
 }
 
+/// Device lowerings that [`lower_with`] can apply; all off by default.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Lowering {
+    /// Split each grouped convolution (and its gradients) into one convolution per group, for
+    /// devices where that is faster ([`passes::split_grouped_convs`]).
+    pub split_grouped_conv: bool,
+}
+
 /// Lowers a checked graph to a scheduled, memory-planned step for `mode` at `batch`.
 /// Errors here are compiler bugs, reported as diagnostics rather than panics.
 pub fn lower(
     checked: &Checked,
     mode: Mode,
     batch: usize,
+    dump: DumpHook<'_>,
+) -> Result<Lowered, Diagnostics> {
+    lower_with(checked, mode, batch, &Lowering::default(), dump)
+}
+
+/// [`lower`] with device lowerings.
+pub fn lower_with(
+    checked: &Checked,
+    mode: Mode,
+    batch: usize,
+    lowering: &Lowering,
     dump: DumpHook<'_>,
 ) -> Result<Lowered, Diagnostics> {
     let mut graph = checked.graph.clone();
@@ -121,6 +140,9 @@ pub fn lower(
             }
         }
     }
+    if lowering.split_grouped_conv {
+        passes::split_grouped_convs(&mut graph);
+    }
     let fusion = passes::fuse(&mut graph);
     dump(PassName::Fuse, &graph, None);
     passes::schedule(&mut graph, batch);
@@ -131,9 +153,14 @@ pub fn lower(
 }
 
 /// The largest batch whose step fits in `limit` bytes (arena plus persistent values), if any.
-pub fn max_batch(checked: &Checked, mode: Mode, limit: u64) -> Result<Option<usize>, Diagnostics> {
+pub fn max_batch(
+    checked: &Checked,
+    mode: Mode,
+    lowering: &Lowering,
+    limit: u64,
+) -> Result<Option<usize>, Diagnostics> {
     let fits = |b: usize| -> Result<bool, Diagnostics> {
-        Ok(lower(checked, mode, b, &mut |_, _, _| {})?.memory.total_bytes() as u64 <= limit)
+        Ok(lower_with(checked, mode, b, lowering, &mut |_, _, _| {})?.memory.total_bytes() as u64 <= limit)
     };
     if !fits(1)? {
         return Ok(None);

@@ -8,7 +8,7 @@ use alexc::ir::Mode;
 use alexc::passes::PassName;
 use alexc::plan::{write_atomically, Plan};
 use alexc::report::{build_report, human_bytes, memory_table, summary_table};
-use alexc::{front_end, ir, lower, max_batch, say, Checked};
+use alexc::{front_end, ir, lower, lower_with, max_batch, say, Checked, Lowering};
 use clap::{Parser, Subcommand, ValueEnum};
 
 #[derive(Parser)]
@@ -52,6 +52,10 @@ struct CompileArgs {
     /// Print the IR after this pass (repeatable; `all` for every pass).
     #[arg(long, value_parser = parse_pass)]
     dump_after: Vec<DumpChoice>,
+    /// Split each grouped convolution (and its gradients) into one convolution per group: a
+    /// lowering for devices where that is faster (`alexrt check-kernels` measures it).
+    #[arg(long)]
+    split_grouped_conv: bool,
     /// What to write: the plan, or the final graph as Graphviz.
     #[arg(long, value_enum, default_value_t = Emit::Plan)]
     emit: Emit,
@@ -179,11 +183,12 @@ fn compile(args: CompileArgs) -> Result<(), Failure> {
     let checked = front_end(&args.file, &mut dump)?;
     print_warnings(&checked);
 
+    let lowering = Lowering { split_grouped_conv: args.split_grouped_conv };
     let batch = match (args.batch_size, args.memory_limit) {
         (Some(BatchSize::Max), None) => {
             return Err(Failure("--batch-size max needs --memory-limit, e.g. --memory-limit 24GiB".into(), 2))
         }
-        (Some(BatchSize::Max), Some(limit)) => match max_batch(&checked, args.mode, limit)? {
+        (Some(BatchSize::Max), Some(limit)) => match max_batch(&checked, args.mode, &lowering, limit)? {
             Some(b) => {
                 eprintln!(
                     "--batch-size max: {b} is the largest batch that fits in {}",
@@ -204,11 +209,11 @@ fn compile(args: CompileArgs) -> Result<(), Failure> {
         (Some(BatchSize::Fixed(b)), _) => b,
         (None, _) => checked.graph.spec.training.batch_size,
     };
-    let lowered = lower(&checked, args.mode, batch, &mut dump)?;
+    let lowered = lower_with(&checked, args.mode, batch, &lowering, &mut dump)?;
     if let Some(limit) = args.memory_limit {
         let need = lowered.memory.total_bytes() as u64;
         if need > limit {
-            let fits = max_batch(&checked, args.mode, limit)?;
+            let fits = max_batch(&checked, args.mode, &lowering, limit)?;
             let hint = match fits {
                 Some(b) => format!("a batch of at most {b} fits; pass --batch-size {b} or --batch-size max"),
                 None => "not even a batch of 1 fits; raise --memory-limit".into(),
@@ -230,7 +235,7 @@ fn compile(args: CompileArgs) -> Result<(), Failure> {
 
     if let Some(format) = args.report {
         let other = if args.mode == Mode::Train { Mode::Infer } else { Mode::Train };
-        let other_lowered = lower(&checked, other, batch, &mut |_, _, _| {})?;
+        let other_lowered = lower_with(&checked, other, batch, &lowering, &mut |_, _, _| {})?;
         let (train, infer) =
             if args.mode == Mode::Train { (&lowered, &other_lowered) } else { (&other_lowered, &lowered) };
         let report = build_report(&checked, train, infer);

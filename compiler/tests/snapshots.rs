@@ -51,3 +51,22 @@ fn every_shipped_graph_has_snapshots() {
         snapshot_graph(&g);
     }
 }
+
+/// The split-grouped-convolution lowering on the small net: each grouped convolution and its two
+/// gradients become per-group convolutions over slices, joined by a concat that leads the fused
+/// bias + ReLU group.
+#[test]
+fn the_split_grouped_conv_lowering_has_a_snapshot() {
+    std::env::set_current_dir(root()).unwrap();
+    let checked = front_end(std::path::Path::new("graphs/tiny.ron"), &mut |_, _, _| {}).unwrap();
+    let lowering = alexc::Lowering { split_grouped_conv: true };
+    let mut text = String::new();
+    alexc::lower_with(&checked, Mode::Train, 32, &lowering, &mut |pass, g, m| {
+        if pass == alexc::passes::PassName::Memory {
+            text = print_graph(g, pass.as_str()) + &memory_table(m.unwrap());
+        }
+    })
+    .unwrap();
+    assert!(!text.contains("g=2"), "a grouped convolution is left:\n{text}");
+    insta::assert_snapshot!("tiny__train__memory__split_grouped_conv", text);
+}

@@ -661,6 +661,30 @@ impl<B: KernelBackend> Executor<B> {
                 self.persistent.insert(v_node, v);
                 Ok(vec![])
             }
+            Op::Slice(sl) => {
+                // Batched values slice a per-sample axis: one more for the batch.
+                let dim = sl.axis + usize::from(self.graph.g[node].outputs[0].batched);
+                match &inputs[0] {
+                    Value::F4(x) => one(Value::F4(x.clone().narrow(dim, sl.start, sl.len))),
+                    Value::F2(x) => one(Value::F2(x.clone().narrow(dim, sl.start, sl.len))),
+                    Value::F1(x) => one(Value::F1(x.clone().narrow(dim, sl.start, sl.len))),
+                    v => Err(RunError::Internal(format!("slice of {}", v.kind()))),
+                }
+            }
+            Op::Concat(c) => {
+                let dim = c.axis + usize::from(self.graph.g[node].outputs[0].batched);
+                match &inputs[0] {
+                    Value::F4(_) => {
+                        let parts = inputs.iter().map(Value::f4).collect::<Result<Vec<_>, _>>()?;
+                        one(Value::F4(Tensor::cat(parts, dim)))
+                    }
+                    Value::F2(_) => {
+                        let parts = inputs.iter().map(Value::f2).collect::<Result<Vec<_>, _>>()?;
+                        one(Value::F2(Tensor::cat(parts, dim)))
+                    }
+                    v => Err(RunError::Internal(format!("concat of {}", v.kind()))),
+                }
+            }
             Op::Input(_) | Op::Labels(_) | Op::Param(_) | Op::State(_) | Op::Fused(_) => {
                 Err(RunError::Internal(format!("`{}` is not a scheduled op", op.def().name())))
             }

@@ -10,14 +10,14 @@ use crate::kernels::{LrnParams, PoolParams};
 /// How one fused node runs. `usize` fields are inputs of the fused node.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Fusion {
-    /// conv2d or linear, bias_add, optionally relu: the product without its bias, then one
-    /// in-place bias (+ ReLU) epilogue.
+    /// conv2d, linear or concat (of a split grouped convolution), bias_add, optionally relu: the
+    /// product, then one in-place bias (+ ReLU) epilogue.
     BiasAct { bias: usize, relu: bool },
-    /// conv2d, bias_add, relu, lrn: the convolution, then one kernel for bias, ReLU and LRN that
+    /// conv2d (or concat), bias_add, relu, lrn: the convolution, then one kernel for bias, ReLU and LRN that
     /// writes the ReLU's result only when the plan still reads it.
     BiasReluLrn { bias: usize, lrn: LrnParams, keep_relu: bool },
-    /// A gradient producer (convolution or linear data gradient), then dropout_grad, relu_grad or
-    /// both: the producer, then one in-place masking epilogue.
+    /// A gradient producer (convolution or linear data gradient, or the concat of a split one),
+    /// then dropout_grad, relu_grad or both: the producer, then one in-place masking epilogue.
     MaskedGrad { dropout: Option<(usize, f64)>, relu_y: Option<usize> },
     /// lrn_grad whose LRN read a ReLU's output, then that ReLU's relu_grad: one kernel.
     LrnReluGrad { x: usize, y: usize, dy: usize, lrn: LrnParams },
@@ -84,13 +84,13 @@ pub fn select(f: &FusedOp) -> Option<Fusion> {
         return None;
     }
     match ops.as_slice() {
-        [Op::Conv2d(_) | Op::Linear(_), Op::BiasAdd(_)] if only_last => {
+        [Op::Conv2d(_) | Op::Linear(_) | Op::Concat(_), Op::BiasAdd(_)] if only_last => {
             Some(Fusion::BiasAct { bias: ext(1, 1)?, relu: false })
         }
-        [Op::Conv2d(_) | Op::Linear(_), Op::BiasAdd(_), Op::Relu(_)] if only_last => {
+        [Op::Conv2d(_) | Op::Linear(_) | Op::Concat(_), Op::BiasAdd(_), Op::Relu(_)] if only_last => {
             Some(Fusion::BiasAct { bias: ext(1, 1)?, relu: true })
         }
-        [Op::Conv2d(_), Op::BiasAdd(_), Op::Relu(_), Op::Lrn(l)] if core == f.steps.len() => {
+        [Op::Conv2d(_) | Op::Concat(_), Op::BiasAdd(_), Op::Relu(_), Op::Lrn(l)] if core == f.steps.len() => {
             let keep_relu = match f.outputs.as_slice() {
                 [(3, 0)] => false,
                 [(3, 0), (2, 0)] => true,
@@ -112,7 +112,9 @@ pub fn select(f: &FusedOp) -> Option<Fusion> {
             relu_y: ext(1, 1)?,
             pool: PoolParams::from_attrs(&p.attrs),
         }),
-        [Op::Conv2dBackwardData(_) | Op::LinearBackwardData(_), Op::ReluGrad(_)] if only_last => {
+        [Op::Conv2dBackwardData(_) | Op::LinearBackwardData(_) | Op::Concat(_), Op::ReluGrad(_)]
+            if only_last =>
+        {
             Some(Fusion::MaskedGrad { dropout: None, relu_y: Some(ext(1, 1)?) })
         }
         [Op::Conv2dBackwardData(_) | Op::LinearBackwardData(_), Op::DropoutGrad(d), Op::ReluGrad(_)]
@@ -132,22 +134,24 @@ mod tests {
     use super::*;
     use alexc::ir::Mode;
 
-    /// Every fused node of the shipped graphs, in both modes, has a fused kernel.
+    /// Every fused node of the shipped graphs, in both modes, with and without the split of
+    /// grouped convolutions, has a fused kernel.
     #[test]
     fn every_fused_node_of_the_shipped_graphs_has_a_kernel() {
         let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../graphs");
         for name in ["alexnet", "caffenet", "torchvision_alexnet", "tiny"] {
             let path = root.join(format!("{name}.ron"));
             let text = std::fs::read_to_string(&path).unwrap();
-            for mode in [Mode::Train, Mode::Infer] {
-                let plan = alexc::compile_str(&text, &path.display().to_string(), mode, 8).unwrap();
-                for n in plan.graph.node_indices() {
-                    if let Op::Fused(f) = &plan.graph.g[n].op {
+            let checked =
+                alexc::front_end_str(&text, &path.display().to_string(), &mut |_, _, _| {}).unwrap();
+            for split_grouped_conv in [false, true] {
+                let lowering = alexc::Lowering { split_grouped_conv };
+                for mode in [Mode::Train, Mode::Infer] {
+                    let lowered = alexc::lower_with(&checked, mode, 8, &lowering, &mut |_, _, _| {}).unwrap();
+                    for (node, pattern, how) in kernel_table(&lowered.graph) {
                         assert!(
-                            select(f).is_some(),
-                            "{name} ({mode:?}): no fused kernel for `{}` ({})",
-                            plan.graph.g[n].name,
-                            f.pattern()
+                            !how.contains("no fused kernel"),
+                            "{name} ({mode:?}, {lowering:?}): {node} ({pattern})"
                         );
                     }
                 }

@@ -240,3 +240,42 @@ fn fused_kernels_and_step_by_step_agree_exactly_on_the_cpu() {
         }
     }
 }
+
+/// The split-grouped-convolution lowering computes the same step as the grouped convolutions:
+/// loss, logits and every parameter after two steps agree (to f32 rounding: the convolution
+/// library sums in another order).
+#[test]
+fn the_split_grouped_conv_lowering_trains_the_same() {
+    let text = std::fs::read_to_string(root().join("graphs/tiny.ron")).unwrap();
+    let checked = alexc::front_end_str(&text, "tiny.ron", &mut |_, _, _| {}).unwrap();
+    let split = alexc::Lowering { split_grouped_conv: true };
+    let plans = [
+        alexc::lower(&checked, Mode::Train, 8, &mut |_, _, _| {}).unwrap().into_plan(Mode::Train, "tiny.ron"),
+        alexc::lower_with(&checked, Mode::Train, 8, &split, &mut |_, _, _| {})
+            .unwrap()
+            .into_plan(Mode::Train, "tiny.ron"),
+    ];
+    assert!(plans[1]
+        .graph
+        .node_indices()
+        .iter()
+        .any(|&n| matches!(plans[1].graph.g[n].op, alexc::catalog::Op::Concat(_))));
+    let data = Synthetic::new([3, 31, 31], 10, 64, 5, "train");
+    let (batch, _) = data.batch(&(0..8).collect::<Vec<_>>(), None);
+    let mut execs: Vec<Executor<Cpu>> =
+        plans.iter().map(|p| Executor::new(p, Default::default()).unwrap()).collect();
+    let close = |a: f64, b: f64| (a - b).abs() <= 1e-5 * (1.0 + a.abs());
+    for _ in 0..2 {
+        let a = execs[0].step(&batch, 0.01).unwrap();
+        let b = execs[1].step(&batch, 0.01).unwrap();
+        assert!(close(a.loss.unwrap(), b.loss.unwrap()), "{:?} vs {:?}", a.loss, b.loss);
+        assert!(a.logits.iter().zip(&b.logits).all(|(x, y)| close(*x, *y)));
+    }
+    for (name, _) in execs[0].persistent_names() {
+        let (p, q) = (
+            execs[0].persistent_values(&name).unwrap().unwrap(),
+            execs[1].persistent_values(&name).unwrap().unwrap(),
+        );
+        assert!(p.iter().zip(&q).all(|(x, y)| close(*x as f64, *y as f64)), "{name}");
+    }
+}

@@ -277,36 +277,47 @@ fn the_sgd_update_matches_the_reference_and_leaves_shared_tensors_alone() {
     assert_eq!(host(vs), v, "a shared momentum tensor was overwritten");
 }
 
+/// A training step of the small net on wgpu against the CPU step: the plan as compiled, and with
+/// the split-grouped-convolution lowering (strided channel slices into burn's convolutions, and a
+/// concat leading the fused bias + ReLU).
 #[test]
 fn a_training_step_of_the_small_net_on_wgpu_matches_the_cpu() {
     if !vulkan() {
         return;
     }
     let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../graphs/tiny.ron")).unwrap();
-    let plan = alexc::compile_str(&text, "tiny.ron", alexc::ir::Mode::Train, 2).unwrap();
-    let mut cpu = alexrt::exec::Executor::<alexrt::Cpu>::new(&plan, Default::default()).unwrap();
-    let mut gpu = alexrt::exec::Executor::<Wgpu>::new(&plan, device()).unwrap();
-    for e in [&mut cpu.options, &mut gpu.options] {
-        e.capture_gradients = true;
-    }
-    let batch = alexrt::exec::Batch { images: random(2 * 3 * 31 * 31, 3), labels: vec![1, 7] };
-    let (a, b) = (cpu.step(&batch, 0.01).unwrap(), gpu.step(&batch, 0.01).unwrap());
-    let (la, lb) = (a.loss.unwrap(), b.loss.unwrap());
-    assert!((la - lb).abs() <= 1e-5 * la.abs(), "loss: cpu {la} vs wgpu {lb}");
-    for (name, g) in &a.gradients {
-        let h = &b.gradients[name];
-        let scale = g.iter().fold(0.0f64, |m, v| m.max(v.abs())).max(1e-12);
-        for (i, (x, y)) in g.iter().zip(h).enumerate() {
-            assert!((x - y).abs() <= 1e-4 * scale, "{name}[{i}]: cpu {x} vs wgpu {y}");
+    let checked = alexc::front_end_str(&text, "tiny.ron", &mut |_, _, _| {}).unwrap();
+    let lower = |lowering: alexc::Lowering| {
+        alexc::lower_with(&checked, alexc::ir::Mode::Train, 2, &lowering, &mut |_, _, _| {})
+            .unwrap()
+            .into_plan(alexc::ir::Mode::Train, "tiny.ron")
+    };
+    let plan = lower(alexc::Lowering::default());
+    for gpu_plan in [plan.clone(), lower(alexc::Lowering { split_grouped_conv: true })] {
+        let mut cpu = alexrt::exec::Executor::<alexrt::Cpu>::new(&plan, Default::default()).unwrap();
+        let mut gpu = alexrt::exec::Executor::<Wgpu>::new(&gpu_plan, device()).unwrap();
+        for e in [&mut cpu.options, &mut gpu.options] {
+            e.capture_gradients = true;
         }
-    }
-    // The updated parameters and momenta (the update ran on the device, in place).
-    for (name, _) in cpu.persistent_names() {
-        let (p, q) =
-            (cpu.persistent_values(&name).unwrap().unwrap(), gpu.persistent_values(&name).unwrap().unwrap());
-        let scale = p.iter().fold(0.0f32, |m, v| m.max(v.abs())).max(1e-12);
-        for (i, (x, y)) in p.iter().zip(&q).enumerate() {
-            assert!((x - y).abs() <= 1e-4 * scale, "{name}[{i}] after the step: cpu {x} vs wgpu {y}");
+        let batch = alexrt::exec::Batch { images: random(2 * 3 * 31 * 31, 3), labels: vec![1, 7] };
+        let (a, b) = (cpu.step(&batch, 0.01).unwrap(), gpu.step(&batch, 0.01).unwrap());
+        let (la, lb) = (a.loss.unwrap(), b.loss.unwrap());
+        assert!((la - lb).abs() <= 1e-5 * la.abs(), "loss: cpu {la} vs wgpu {lb}");
+        for (name, g) in &a.gradients {
+            let h = &b.gradients[name];
+            let scale = g.iter().fold(0.0f64, |m, v| m.max(v.abs())).max(1e-12);
+            for (i, (x, y)) in g.iter().zip(h).enumerate() {
+                assert!((x - y).abs() <= 1e-4 * scale, "{name}[{i}]: cpu {x} vs wgpu {y}");
+            }
+        }
+        // The updated parameters and momenta (the update ran on the device, in place).
+        for (name, _) in cpu.persistent_names() {
+            let p = cpu.persistent_values(&name).unwrap().unwrap();
+            let q = gpu.persistent_values(&name).unwrap().unwrap();
+            let scale = p.iter().fold(0.0f32, |m, v| m.max(v.abs())).max(1e-12);
+            for (i, (x, y)) in p.iter().zip(&q).enumerate() {
+                assert!((x - y).abs() <= 1e-4 * scale, "{name}[{i}] after the step: cpu {x} vs wgpu {y}");
+            }
         }
     }
 }

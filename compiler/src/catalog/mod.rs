@@ -10,6 +10,7 @@ mod lrn;
 mod pool;
 mod reshape;
 mod sources;
+mod split;
 mod update;
 
 pub use conv::{Conv2d, Conv2dBackwardData, Conv2dBackwardWeight, ConvAttrs};
@@ -21,6 +22,7 @@ pub use lrn::{Lrn, LrnGrad};
 pub use pool::{MaxPool, MaxPoolGrad, PoolAttrs};
 pub use reshape::{Flatten, Reshape};
 pub use sources::{Input, Labels, Param, ParamRole, State};
+pub use split::{Concat, Slice};
 pub use update::SgdUpdate;
 
 use serde::{Deserialize, Serialize};
@@ -58,6 +60,8 @@ pub enum Op {
     SoftmaxCrossEntropyGrad(SoftmaxCrossEntropyGrad),
     SgdUpdate(SgdUpdate),
     Fused(FusedOp),
+    Slice(Slice),
+    Concat(Concat),
 }
 
 impl Op {
@@ -92,6 +96,8 @@ impl Op {
             Op::SoftmaxCrossEntropyGrad(o) => o,
             Op::SgdUpdate(o) => o,
             Op::Fused(o) => o,
+            Op::Slice(o) => o,
+            Op::Concat(o) => o,
         }
     }
 }

@@ -1,6 +1,6 @@
 //! The textual form of the IR: one line per node, `outputs = op(inputs) attrs : types`. Sources
 //! (inputs, parameters, optimizer state) come first, then the computed nodes in schedule order
-//! once there is one, else in topological order. Snapshot tests hold this text.
+//! once there is one, else in topological order, phase by phase. Snapshot tests hold this text.
 
 use std::fmt::Write;
 
@@ -9,7 +9,14 @@ use super::{Graph, Phase};
 pub fn print_graph(graph: &Graph, after: &str) -> String {
     let mut out = String::new();
     let _ = writeln!(out, "graph {} // after {after}", graph.name);
-    let order = if graph.schedule.is_empty() { graph.topo_order() } else { graph.schedule.clone() };
+    let order = if graph.schedule.is_empty() {
+        // Phase by phase (still a topological order: no phase reads a later one).
+        let mut order = graph.topo_order();
+        order.sort_by_key(|n| graph.g[*n].phase as u8);
+        order
+    } else {
+        graph.schedule.clone()
+    };
     let is_source = |n: &petgraph::stable_graph::NodeIndex| graph.g[*n].op.def().is_source();
     let sources: Vec<_> = graph.node_indices().into_iter().filter(is_source).collect();
     let computed: Vec<_> = order.into_iter().filter(|n| !is_source(n)).collect();

@@ -6,6 +6,7 @@ pub mod fuse;
 pub mod infer;
 pub mod memory;
 pub mod schedule;
+pub mod split_groups;
 pub mod validate;
 pub mod verify;
 
@@ -15,6 +16,7 @@ pub use fuse::{fuse, FusionStats};
 pub use infer::infer_shapes;
 pub use memory::{plan_memory, MemoryPlan};
 pub use schedule::schedule;
+pub use split_groups::split_grouped_convs;
 pub use validate::validate;
 pub use verify::verify;
 

@@ -72,7 +72,17 @@ pub fn ordering_constraints(graph: &Graph) -> HashMap<NodeIndex, BTreeSet<NodeIn
         let inputs = graph.inputs(n);
         for &i in graph.g[n].op.def().writes_inputs() {
             let Some(v) = inputs.get(i) else { continue };
-            let readers = graph.consumers(*v).into_iter().filter(|&r| r != n);
+            // Readers of views of the value (slices of a weight) read it too.
+            let mut readers = Vec::new();
+            let mut values = vec![*v];
+            while let Some(value) = values.pop() {
+                for r in graph.consumers(value).into_iter().filter(|&r| r != n) {
+                    if graph.g[r].op.def().is_view() {
+                        values.push(ValueRef { node: r, port: 0 });
+                    }
+                    readers.push(r);
+                }
+            }
             after.entry(n).or_default().extend(readers);
         }
     }
