@@ -61,8 +61,8 @@ def main():
             print("\n| grouped conv (burn, fwd + data grad + weight grad) | grouped ms | split in two ms | split speedup |"
                   "\n| --- | ---: | ---: | ---: |")
             for layer, v in k["grouped_conv"].items():
-                g, sp = sum(v["grouped_ms"].values()), sum(v["split_ms"].values())
-                print(f"| {layer} | {g:.3f} | {sp:.3f} | {v['split_speedup']:.2f}x |")
+                grouped_ms, split_ms = sum(v["grouped_ms"].values()), sum(v["split_ms"].values())
+                print(f"| {layer} | {grouped_ms:.3f} | {split_ms:.3f} | {v['split_speedup']:.2f}x |")
     if t and "conv2_grouped_ms" in t:
         print(f"\n- conv2 forward in PyTorch: grouped {t['conv2_grouped_ms']:.3f} ms, split in two {t['conv2_split_ms']:.3f} ms")
     print()

@@ -30,8 +30,8 @@ if ! "$bin/alexrt" --version >/dev/null 2>&1; then
   exit 2
 fi
 run kernels 75 "$bin/alexrt" check-kernels --device "$device" --batch "$batch" --steps 20 $CHECK_FLAGS
-"$bin/alexc" compile "$graph" --batch-size "$batch" -o "$out/step.bin" 2>> "$out/log.txt"
-"$bin/alexc" compile "$graph" --batch-size "$batch" --split-grouped-conv -o "$out/step-split.bin" 2>> "$out/log.txt"
+"$bin/alexc" compile "$graph" --batch-size "$batch" -o "$out/step.bin" 2>> "$out/log.txt" || status=1
+"$bin/alexc" compile "$graph" --batch-size "$batch" --split-grouped-conv -o "$out/step-split.bin" 2>> "$out/log.txt" || status=1
 run alexrt-step 105 "$bin/alexrt" bench "$out/step.bin" --device "$device" --steps 10 --json
 run alexrt-step-unfused 60 "$bin/alexrt" bench "$out/step.bin" --device "$device" --steps 5 --json --unfused
 run alexrt-step-split 60 "$bin/alexrt" bench "$out/step-split.bin" --device "$device" --steps 5 --json
@@ -42,5 +42,6 @@ else
 fi
 # The commit the binaries were built from: bin/COMMIT, written next to them where they were built.
 export CHECK_COMMIT="$(cat "$bin/COMMIT" 2>/dev/null || git rev-parse --short HEAD 2>/dev/null || echo unknown)"
-"$py" benches/device_table.py "$out" "$batch" | tee "$out/table.md"
+"$py" benches/device_table.py "$out" "$batch" > "$out/table.md" || status=1
+cat "$out/table.md"
 exit $status

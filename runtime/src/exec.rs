@@ -662,8 +662,7 @@ impl<B: KernelBackend> Executor<B> {
                 Ok(vec![])
             }
             Op::Slice(sl) => {
-                // Batched values slice a per-sample axis: one more for the batch.
-                let dim = sl.axis + usize::from(self.graph.g[node].outputs[0].batched);
+                let dim = sl.dim;
                 match &inputs[0] {
                     Value::F4(x) => one(Value::F4(x.clone().narrow(dim, sl.start, sl.len))),
                     Value::F2(x) => one(Value::F2(x.clone().narrow(dim, sl.start, sl.len))),
@@ -672,7 +671,7 @@ impl<B: KernelBackend> Executor<B> {
                 }
             }
             Op::Concat(c) => {
-                let dim = c.axis + usize::from(self.graph.g[node].outputs[0].batched);
+                let dim = c.dim;
                 match &inputs[0] {
                     Value::F4(_) => {
                         let parts = inputs.iter().map(Value::f4).collect::<Result<Vec<_>, _>>()?;

@@ -7,13 +7,19 @@ use serde::{Deserialize, Serialize};
 use super::{Cost, FusionClass, Inferred, OpDef, ShapeError};
 use crate::ir::TensorType;
 
-/// `len` entries from `start` along `axis` (an index into the value's per-sample dims for batched
-/// values, into all dims for parameters): a strided view, no copy.
+/// `len` entries from `start` along dimension `dim` of the tensor as the runtime holds it (for a
+/// batched value, dimension 0 is the batch, which cannot be sliced): a strided view, no copy.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Slice {
-    pub axis: usize,
+    pub dim: usize,
     pub start: usize,
     pub len: usize,
+}
+
+/// The index of tensor dimension `dim` in `t.dims` (which leaves out a batched value's batch).
+fn dims_index(t: &TensorType, dim: usize) -> Option<usize> {
+    let i = dim.checked_sub(usize::from(t.batched))?;
+    (i < t.dims.len()).then_some(i)
 }
 
 impl OpDef for Slice {
@@ -24,22 +30,22 @@ impl OpDef for Slice {
         Some(1)
     }
     fn attrs(&self) -> String {
-        format!("axis={} start={} len={}", self.axis, self.start, self.len)
+        format!("dim={} start={} len={}", self.dim, self.start, self.len)
     }
     fn infer(&self, inputs: &[&TensorType]) -> Result<Inferred, ShapeError> {
         let x = inputs[0];
-        match x.dims.get(self.axis) {
-            Some(&d) if self.len > 0 && self.start + self.len <= d => {
+        match dims_index(x, self.dim) {
+            Some(i) if self.len > 0 && self.start + self.len <= x.dims[i] => {
                 let mut dims = x.dims.clone();
-                dims[self.axis] = self.len;
+                dims[i] = self.len;
                 Ok(vec![TensorType { dims, ..x.clone() }].into())
             }
             _ => Err(ShapeError::new(
                 format!(
-                    "cannot take {} entries from {} along axis {} of {x}",
-                    self.len, self.start, self.axis
+                    "cannot take {} entries from {} along dimension {} of {x}",
+                    self.len, self.start, self.dim
                 ),
-                "a slice must lie within the value",
+                "a slice lies within the value, and not along the batch",
             )),
         }
     }
@@ -51,10 +57,10 @@ impl OpDef for Slice {
     }
 }
 
-/// Its inputs one after another along `axis` (indexed as for [`Slice`]).
+/// Its inputs one after another along dimension `dim` (counted as for [`Slice`]).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Concat {
-    pub axis: usize,
+    pub dim: usize,
 }
 
 impl OpDef for Concat {
@@ -65,25 +71,29 @@ impl OpDef for Concat {
         None
     }
     fn attrs(&self) -> String {
-        format!("axis={}", self.axis)
+        format!("dim={}", self.dim)
     }
     fn infer(&self, inputs: &[&TensorType]) -> Result<Inferred, ShapeError> {
         let first = inputs[0];
+        let refuse = |t: &TensorType| {
+            ShapeError::new(
+                format!("cannot concatenate {t} with {first} along dimension {}", self.dim),
+                "concatenated values differ only along that dimension, which is not the batch",
+            )
+        };
+        let axis = dims_index(first, self.dim).ok_or_else(|| refuse(first))?;
         let mut total = 0;
         for t in inputs {
             let same_elsewhere = t.dims.len() == first.dims.len()
                 && t.batched == first.batched
-                && t.dims.iter().zip(&first.dims).enumerate().all(|(i, (a, b))| i == self.axis || a == b);
-            if !same_elsewhere || self.axis >= t.dims.len() {
-                return Err(ShapeError::new(
-                    format!("cannot concatenate {t} with {first} along axis {}", self.axis),
-                    "concatenated values differ only along the axis",
-                ));
+                && t.dims.iter().zip(&first.dims).enumerate().all(|(i, (a, b))| i == axis || a == b);
+            if !same_elsewhere {
+                return Err(refuse(t));
             }
-            total += t.dims[self.axis];
+            total += t.dims[axis];
         }
         let mut dims = first.dims.clone();
-        dims[self.axis] = total;
+        dims[axis] = total;
         Ok(vec![TensorType { dims, ..first.clone() }].into())
     }
     /// Injective, and like the products it writes a fresh output that an elementwise epilogue

@@ -57,6 +57,17 @@ impl MemoryPlan {
     }
 }
 
+/// Whether `v` is a view (through any chain of views) of a parameter or optimizer state.
+fn views_persistent(graph: &Graph, mut v: ValueRef) -> bool {
+    while graph.g[v.node].op.def().is_view() {
+        match graph.inputs(v.node).first() {
+            Some(src) => v = *src,
+            None => return false,
+        }
+    }
+    graph.g[v.node].op.def().is_persistent()
+}
+
 pub fn plan_memory(graph: &Graph, batch: usize) -> MemoryPlan {
     let step_of: HashMap<_, _> = graph.schedule.iter().enumerate().map(|(i, n)| (*n, i)).collect();
     let end = graph.schedule.len().saturating_sub(1);
@@ -80,7 +91,8 @@ pub fn plan_memory(graph: &Graph, batch: usize) -> MemoryPlan {
         values.push(Placement {
             value: v,
             name: graph.value_name(v),
-            bytes: ty.bytes(batch),
+            // A view of a parameter (a weight's slice) lives in the parameter's storage.
+            bytes: if views_persistent(graph, v) { 0 } else { ty.bytes(batch) },
             first,
             last,
             buffer: values.len(),

@@ -96,8 +96,10 @@ fn net_bytes(graph: &Graph, n: NodeIndex, readers: &HashMap<ValueRef, usize>, ba
     let mut inputs = graph.inputs(n);
     inputs.sort();
     inputs.dedup();
+    // A view keeps its source alive, so reading it last frees nothing.
     let freed: usize = inputs
         .iter()
+        .filter(|_| !def.is_view())
         .filter(|v| !graph.g[v.node].op.def().is_persistent() && readers.get(v) == Some(&1))
         .filter_map(|v| graph.value_type(*v).map(|t| t.bytes(batch)))
         .sum();

@@ -19,7 +19,7 @@ use petgraph::visit::EdgeRef;
 use petgraph::Direction;
 
 use crate::catalog::{Concat, Conv2d, Conv2dBackwardData, Conv2dBackwardWeight, ConvAttrs, Op, Slice};
-use crate::ir::{Graph, Node, ValueRef};
+use crate::ir::{Graph, Node, Phase, ValueRef};
 
 /// Splits every grouped convolution of `graph`; returns how many nodes were split.
 pub fn split_grouped_convs(graph: &mut Graph) -> usize {
@@ -71,13 +71,17 @@ fn split(graph: &mut Graph, n: NodeIndex, slices: &mut Slices) {
     let one = ConvAttrs { groups: 1, out_channels: a.out_channels / g, ..a.clone() };
     let (o, c) = (a.out_channels / g, graph.value_type(ins[0]).expect("typed").dims[0] / g);
     let mut created = Vec::new();
-    // Batched values slice per-sample axis 0 (channels); weights slice their axis 0 (outputs).
+    // Batched values slice dimension 1 (channels); weights their dimension 0 (outputs). A slice
+    // runs in its source's phase: a forward value's slice is there for the forward pass too.
     let mut slice = |graph: &mut Graph, v: ValueRef, what: &str, i: usize, len: usize| {
         if let Some(s) = slices.get(&(v, i * len, len)) {
             return *s;
         }
-        let op = Op::Slice(Slice { axis: 0, start: i * len, len });
+        let dim = usize::from(graph.value_type(v).expect("typed").batched);
+        let op = Op::Slice(Slice { dim, start: i * len, len });
         let s = add(graph, n, format!("{name}/{what}.g{i}"), op, &[v]);
+        let source = &graph.g[v.node];
+        graph.g[s.node].phase = if source.op.def().is_source() { Phase::Forward } else { source.phase };
         slices.insert((v, i * len, len), s);
         created.push(s.node);
         s
@@ -102,7 +106,8 @@ fn split(graph: &mut Graph, n: NodeIndex, slices: &mut Slices) {
         parts.push(add(graph, n, format!("{name}.g{i}"), part_op, &inputs));
     }
     // The concatenation takes the node's place: its name, its readers, its layer.
-    let joined = add(graph, n, name, Op::Concat(Concat { axis: 0 }), &parts);
+    let dim = usize::from(graph.value_type(parts[0]).expect("typed").batched);
+    let joined = add(graph, n, name, Op::Concat(Concat { dim }), &parts);
     created.extend(parts.iter().map(|p| p.node));
     created.push(joined.node);
     let old = ValueRef { node: n, port: 0 };
@@ -126,4 +131,6 @@ fn split(graph: &mut Graph, n: NodeIndex, slices: &mut Slices) {
         }
     }
     graph.g.remove_node(n);
+    // The index may be reused: forget slices of the removed node's value.
+    slices.retain(|(v, _, _), _| v.node != n);
 }
