@@ -350,14 +350,7 @@ impl<B: KernelBackend> Executor<B> {
     ) -> Result<Vec<Value<B>>, RunError> {
         let mut done: Vec<Vec<Value<B>>> = Vec::with_capacity(f.steps.len());
         for step in &f.steps {
-            let args = step
-                .inputs
-                .iter()
-                .map(|inp| match *inp {
-                    FusedInput::External(e) => inputs[e].clone(),
-                    FusedInput::Step(s, p) => done[s][p as usize].clone(),
-                })
-                .collect();
+            let args = step.inputs.iter().map(|i| resolve(i, &inputs, &done)).collect::<Result<_, _>>()?;
             let outs = self.run_op(&step.op, node, args, lr, n)?;
             done.push(outs);
         }
@@ -689,6 +682,21 @@ impl<B: KernelBackend> Executor<B> {
             }
         }
     }
+}
+
+/// The value a fused step reads: an input of the fused node, or an earlier step's output.
+fn resolve<B: Backend>(
+    input: &FusedInput,
+    inputs: &[Value<B>],
+    done: &[Vec<Value<B>>],
+) -> Result<Value<B>, RunError> {
+    let found = match *input {
+        FusedInput::External(e) => inputs.get(e),
+        FusedInput::Step(s, p) => done.get(s).and_then(|d| d.get(p as usize)),
+    };
+    found
+        .cloned()
+        .ok_or_else(|| RunError::Internal(format!("a fused step reads {input:?}, which is not there")))
 }
 
 /// A float tensor of `shape` (rank 1, 2 or 4) from host values.

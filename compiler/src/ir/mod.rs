@@ -175,6 +175,31 @@ impl Graph {
         self.g.add_edge(from.node, to, Edge { src_port: from.port, dst_port });
     }
 
+    /// Makes `new` stand for `old`: every reader of `old` outside `keep` reads `new` instead, and
+    /// the loss, logits and layer outputs that were `old` become `new`. (A pass that replaces
+    /// nodes calls this, then removes the old ones.)
+    pub fn redirect(&mut self, old: ValueRef, new: ValueRef, keep: &[NodeIndex]) {
+        let uses: Vec<(NodeIndex, u8)> = self
+            .g
+            .edges_directed(old.node, Direction::Outgoing)
+            .filter(|e| e.weight().src_port == old.port && !keep.contains(&e.target()))
+            .map(|e| (e.target(), e.weight().dst_port))
+            .collect();
+        for (target, dst_port) in uses {
+            self.connect(new, target, dst_port);
+        }
+        for r in [&mut self.loss, &mut self.logits] {
+            if *r == Some(old) {
+                *r = Some(new);
+            }
+        }
+        for layer in &mut self.layers {
+            if layer.output == old {
+                layer.output = new;
+            }
+        }
+    }
+
     /// The values a node reads, in input-port order.
     pub fn inputs(&self, n: NodeIndex) -> Vec<ValueRef> {
         let mut ins: Vec<(u8, ValueRef)> = self

@@ -131,26 +131,7 @@ fn replace_with_fused(graph: &mut Graph, chain: &[NodeIndex]) {
         graph.connect(*v, new, port as u8);
     }
     for (port, &(_, old)) in visible.iter().enumerate() {
-        let new_out = ValueRef { node: new, port: port as u8 };
-        let uses: Vec<(NodeIndex, u8)> = graph
-            .g
-            .edges_directed(old.node, Direction::Outgoing)
-            .filter(|e| e.weight().src_port == old.port && !chain.contains(&e.target()))
-            .map(|e| (e.target(), e.weight().dst_port))
-            .collect();
-        for (target, dst_port) in uses {
-            graph.connect(new_out, target, dst_port);
-        }
-        for r in [&mut graph.loss, &mut graph.logits] {
-            if *r == Some(old) {
-                *r = Some(new_out);
-            }
-        }
-        for layer in &mut graph.layers {
-            if layer.output == old {
-                layer.output = new_out;
-            }
-        }
+        graph.redirect(old, ValueRef { node: new, port: port as u8 }, chain);
     }
     for layer in &mut graph.layers {
         if layer.nodes.iter().any(|n| chain.contains(n)) {

@@ -15,8 +15,6 @@
 use std::collections::HashMap;
 
 use petgraph::stable_graph::NodeIndex;
-use petgraph::visit::EdgeRef;
-use petgraph::Direction;
 
 use crate::catalog::{Concat, Conv2d, Conv2dBackwardData, Conv2dBackwardWeight, ConvAttrs, Op, Slice};
 use crate::ir::{Graph, Node, Phase, ValueRef};
@@ -110,21 +108,8 @@ fn split(graph: &mut Graph, n: NodeIndex, slices: &mut Slices) {
     let joined = add(graph, n, name, Op::Concat(Concat { dim }), &parts);
     created.extend(parts.iter().map(|p| p.node));
     created.push(joined.node);
-    let old = ValueRef { node: n, port: 0 };
-    let uses: Vec<(NodeIndex, u8)> =
-        graph.g.edges_directed(n, Direction::Outgoing).map(|e| (e.target(), e.weight().dst_port)).collect();
-    for (target, port) in uses {
-        graph.connect(joined, target, port);
-    }
-    for r in [&mut graph.loss, &mut graph.logits] {
-        if *r == Some(old) {
-            *r = Some(joined);
-        }
-    }
+    graph.redirect(ValueRef { node: n, port: 0 }, joined, &[]);
     for layer in &mut graph.layers {
-        if layer.output == old {
-            layer.output = joined;
-        }
         if let Some(at) = layer.nodes.iter().position(|&m| m == n) {
             layer.nodes.remove(at);
             layer.nodes.extend(&created);

@@ -81,6 +81,39 @@ pub(crate) fn from_host<B: Backend>(v: Host, dims: [usize; 4], device: &B::Devic
     }
 }
 
+/// The LRN gradient on the host in the tensors' precision; with `relu_mask`, through the ReLU
+/// whose output `x` is.
+fn host_lrn_backward<B: Backend>(
+    x: Tensor<B, 4>,
+    y: Tensor<B, 4>,
+    dy: Tensor<B, 4>,
+    p: &LrnParams,
+    relu_mask: bool,
+) -> Tensor<B, 4> {
+    fn run<T: reference::Real>(
+        x: &[T],
+        y: &[T],
+        dy: &[T],
+        dims: [usize; 4],
+        p: &LrnParams,
+        relu: bool,
+    ) -> Vec<T> {
+        let mut dx = reference::lrn_backward(x, y, dy, dims, p);
+        if relu {
+            reference::relu_mask(&mut dx, x);
+        }
+        dx
+    }
+    let device = x.device();
+    let ((x, dims), (y, _), (dy, _)) = (to_host(x), to_host(y), to_host(dy));
+    let dx = match (x, y, dy) {
+        (Host::F32(x), Host::F32(y), Host::F32(dy)) => Host::F32(run(&x, &y, &dy, dims, p, relu_mask)),
+        (Host::F64(x), Host::F64(y), Host::F64(dy)) => Host::F64(run(&x, &y, &dy, dims, p, relu_mask)),
+        _ => panic!("lrn_backward: inputs of mixed precision"),
+    };
+    from_host(dx, dims, &device)
+}
+
 fn host_i32<B: Backend>(t: Tensor<B, 4, Int>) -> Vec<i32> {
     t.into_data().convert::<i32>().into_vec::<i32>().expect("i32 data")
 }
@@ -104,18 +137,7 @@ pub trait KernelBackend: Backend {
         dy: Tensor<Self, 4>,
         p: &LrnParams,
     ) -> Tensor<Self, 4> {
-        let device = x.device();
-        let ((x, dims), (y, _), (dy, _)) = (to_host(x), to_host(y), to_host(dy));
-        let dx = match (x, y, dy) {
-            (Host::F32(x), Host::F32(y), Host::F32(dy)) => {
-                Host::F32(reference::lrn_backward(&x, &y, &dy, dims, p))
-            }
-            (Host::F64(x), Host::F64(y), Host::F64(dy)) => {
-                Host::F64(reference::lrn_backward(&x, &y, &dy, dims, p))
-            }
-            _ => panic!("lrn_backward: inputs of mixed precision"),
-        };
-        from_host(dx, dims, &device)
+        host_lrn_backward(x, y, dy, p, false)
     }
 
     /// The maxima and their flat indices within each channel's `H x W` plane.
@@ -344,21 +366,6 @@ impl KernelBackend for burn::backend::Flex {
         dy: Tensor<Self, 4>,
         p: &LrnParams,
     ) -> Tensor<Self, 4> {
-        let device = x.device();
-        let ((x, dims), (y, _), (dy, _)) = (to_host(x), to_host(y), to_host(dy));
-        let dx = match (x, y, dy) {
-            (Host::F32(x), Host::F32(y), Host::F32(dy)) => {
-                let mut dx = reference::lrn_backward(&x, &y, &dy, dims, p);
-                reference::relu_mask(&mut dx, &x);
-                Host::F32(dx)
-            }
-            (Host::F64(x), Host::F64(y), Host::F64(dy)) => {
-                let mut dx = reference::lrn_backward(&x, &y, &dy, dims, p);
-                reference::relu_mask(&mut dx, &x);
-                Host::F64(dx)
-            }
-            _ => panic!("lrn_relu_backward: inputs of mixed precision"),
-        };
-        from_host(dx, dims, &device)
+        host_lrn_backward(x, y, dy, p, true)
     }
 }
