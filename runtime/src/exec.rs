@@ -369,16 +369,8 @@ impl<B: KernelBackend> Executor<B> {
     ) -> Result<Vec<Value<B>>, RunError> {
         // The group's first op (the product or gradient producer), on its own inputs.
         let head = |this: &mut Self| -> Result<Value<B>, RunError> {
-            let args = f.steps[0]
-                .inputs
-                .iter()
-                .map(|i| match *i {
-                    FusedInput::External(e) => Ok(inputs[e].clone()),
-                    FusedInput::Step(..) => {
-                        Err(RunError::Internal("a fused group's first step reads a step".into()))
-                    }
-                })
-                .collect::<Result<Vec<_>, _>>()?;
+            let args =
+                f.steps[0].inputs.iter().map(|i| resolve(i, &inputs, &[])).collect::<Result<_, _>>()?;
             let mut out = this.run_op(&f.steps[0].op, node, args, lr, n)?;
             Ok(out.swap_remove(0))
         };
