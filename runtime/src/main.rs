@@ -450,6 +450,13 @@ fn run_train<B: KernelBackend>(args: TrainArgs, device: B::Device) -> Result<(),
             meta.steps_done
         );
         progress = p;
+        if progress.schedule.adopt(&plan.graph.spec.optimizer, &plan.graph.spec.schedule) {
+            eprintln!(
+                "note: this plan's learning rate or schedule differs from the checkpoint's; continuing with the plan's (rate {:.5} at epoch {})",
+                progress.schedule.lr(progress.epoch),
+                progress.epoch + 1
+            );
+        }
         resumed = Some(meta);
     } else if let Some(w) = &args.weights {
         weights::load(&mut exec, w)?;

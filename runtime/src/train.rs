@@ -158,6 +158,17 @@ impl LrSchedule {
         }
     }
 
+    /// Takes a recompiled plan's base rate and schedule, keeping the progress so far (reductions,
+    /// best validation error): on `--resume` the plan in hand is what the user asked to run.
+    /// Returns whether anything changed.
+    pub fn adopt(&mut self, optimizer: &OptimizerDecl, schedule: &ScheduleDecl) -> bool {
+        let OptimizerDecl::Sgd { lr, .. } = *optimizer;
+        let changed = lr != self.base || *schedule != self.schedule;
+        self.base = lr;
+        self.schedule = schedule.clone();
+        changed
+    }
+
     /// Records an epoch's validation error; a plateau schedule divides the rate when it has not
     /// improved for more than `patience` epochs, at most `max_reductions` times.
     pub fn observe(&mut self, val_error: f64) {
@@ -342,4 +353,24 @@ pub fn resume<B: KernelBackend>(
     dir: &std::path::Path,
 ) -> Result<(Progress, Checkpoint), RunError> {
     checkpoint::load(exec, dir)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_recompiled_schedule_is_adopted_with_the_progress_so_far() {
+        let sgd = |lr| OptimizerDecl::Sgd { lr, momentum: 0.9, weight_decay: 5e-4 };
+        let plateau = ScheduleDecl::Plateau { factor: 0.1, patience: 0, max_reductions: 3 };
+        let mut s = LrSchedule::new(&sgd(0.01), &plateau);
+        s.observe(0.5);
+        s.observe(0.6); // no improvement: one reduction
+        assert!((s.lr(2) - 0.001).abs() < 1e-12);
+        assert!(!s.adopt(&sgd(0.01), &plateau), "the same plan changes nothing");
+        assert!(s.adopt(&sgd(0.02), &plateau));
+        assert!((s.lr(2) - 0.002).abs() < 1e-12, "the new base rate, with the reduction kept");
+        assert!(s.adopt(&sgd(0.02), &ScheduleDecl::Constant));
+        assert!((s.lr(2) - 0.02).abs() < 1e-12);
+    }
 }
