@@ -339,6 +339,13 @@ impl<B: KernelBackend> Executor<B> {
         })
     }
 
+    /// What a dropout gradient multiplies the kept entries by, given the rate: `1 / (1 - rate)`,
+    /// or 1 when dropout is off (parity runs).
+    fn dropout_grad_scale(&self) -> impl Fn(f64) -> f64 {
+        let active = self.options.dropout;
+        move |rate| if active { 1.0 / (1.0 - rate) } else { 1.0 }
+    }
+
     /// A fused node step by step, each step as its own op.
     fn run_steps(
         &mut self,
@@ -397,8 +404,7 @@ impl<B: KernelBackend> Executor<B> {
                 Ok(outs)
             }
             Fusion::MaskedGrad { dropout, relu_y } => {
-                let active = self.options.dropout;
-                let scale = move |rate: f64| if active { 1.0 / (1.0 - rate) } else { 1.0 };
+                let scale = self.dropout_grad_scale();
                 Ok(vec![match head(self)? {
                     Value::F4(g) => {
                         let y = relu_y.map(|y| inputs[y].f4()).transpose()?;
@@ -573,7 +579,7 @@ impl<B: KernelBackend> Executor<B> {
                 }
             }
             Op::DropoutGrad(d) => {
-                let scale = if self.options.dropout { 1.0 / (1.0 - d.rate) } else { 1.0 };
+                let scale = self.dropout_grad_scale()(d.rate);
                 match (&inputs[0], &inputs[1]) {
                     (Value::F2(dy), Value::M2(m)) => {
                         one(Value::F2(dy.clone().mask_fill(m.clone().bool_not(), 0.0) * scale))

@@ -62,19 +62,21 @@ fn writable<R: CubeRuntime>(t: CubeTensor<R>) -> CubeTensor<R> {
     }
 }
 
-/// One unit per element of `out`: its element count and launch grid.
+/// A launch grid of `units` units on `out`'s device: the count and its cubes.
+fn units_grid<R: CubeRuntime>(out: &CubeTensor<R>, units: usize) -> (usize, CubeCount, CubeDim) {
+    let dim = CubeDim::new(&out.client, units);
+    (units, calculate_cube_count_elemwise(&out.client, units, dim), dim)
+}
+
+/// One unit per element of `out`.
 fn grid<R: CubeRuntime>(out: &CubeTensor<R>) -> (usize, CubeCount, CubeDim) {
-    let n = out.meta.num_elements();
-    let dim = CubeDim::new(&out.client, n);
-    (n, calculate_cube_count_elemwise(&out.client, n, dim), dim)
+    units_grid(out, out.meta.num_elements())
 }
 
 /// One unit per run of [`lrn::CHUNK`] channels at each (image, row, column) of `out`.
 fn column_grid<R: CubeRuntime>(out: &CubeTensor<R>) -> (usize, CubeCount, CubeDim) {
     let [b, c, h, w] = out.meta.shape().dims();
-    let units = b * c.div_ceil(lrn::CHUNK) * h * w;
-    let dim = CubeDim::new(&out.client, units);
-    (units, calculate_cube_count_elemwise(&out.client, units, dim), dim)
+    units_grid(out, b * c.div_ceil(lrn::CHUNK) * h * w)
 }
 
 /// LRN of `x`, or of `relu(x + bias)` when a bias is given (also returning the ReLU's output
