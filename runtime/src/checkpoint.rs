@@ -1,21 +1,26 @@
-//! Checkpoints: one safetensors file, `DIR/checkpoint.safetensors`, holding every parameter and
-//! momentum buffer (PyTorch names: `conv1.weight`, `conv1.weight.momentum`) and, in its metadata,
-//! where the run stands and the class names. It is written to a temporary file and renamed into
-//! place, so a run killed at any moment leaves the previous checkpoint whole.
+//! Checkpoints: a safetensors file, `DIR/checkpoint.safetensors`, holding every parameter and
+//! momentum buffer (PyTorch names: `conv1.weight`, `conv1.weight.momentum`) with checksums
+//! ([`crate::tensor_file`]) and, in its metadata, where the run stands and the class names.
+//!
+//! Writing keeps the one before: the new checkpoint goes to a temporary file, the current one
+//! becomes `checkpoint.prev.safetensors`, and the new one is renamed into place. A run killed at
+//! any moment, or a checkpoint damaged on disk, still leaves a good one to resume from:
+//! [`resume`] falls back to the previous checkpoint and says so.
 
-use std::collections::HashMap;
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use safetensors::tensor::{Dtype, TensorView};
-use safetensors::SafeTensors;
 use serde::{Deserialize, Serialize};
 
 use crate::error::RunError;
 use crate::exec::Executor;
 use crate::kernels::KernelBackend;
-use crate::train::Progress;
+use crate::progress::Progress;
+use crate::tensor_file::{self, TensorFile};
+use crate::weights;
 
 pub const CHECKPOINT_FILE: &str = "checkpoint.safetensors";
+pub const PREVIOUS_FILE: &str = "checkpoint.prev.safetensors";
 const META_KEY: &str = "alexrt";
 
 /// What a run trains on, as a checkpoint records it.
@@ -38,34 +43,35 @@ pub struct Checkpoint {
     pub train_images: usize,
     pub batch_size: usize,
     pub progress: Progress,
+    /// The tensors that are optimizer state (momentum), not parameters.
+    #[serde(default)]
+    pub state_tensors: Vec<String>,
 }
 
 pub fn checkpoint_path(dir: &Path) -> PathBuf {
     dir.join(CHECKPOINT_FILE)
 }
 
-/// Writes `exec`'s parameters and optimizer state with `progress`, atomically.
+pub fn previous_path(dir: &Path) -> PathBuf {
+    dir.join(PREVIOUS_FILE)
+}
+
+/// Writes `exec`'s parameters and optimizer state with `progress`, atomically, keeping the
+/// checkpoint it replaces as the previous one.
 pub fn save<B: KernelBackend>(
     exec: &Executor<B>,
     dir: &Path,
     progress: &Progress,
     data: &RunData<'_>,
 ) -> Result<PathBuf, RunError> {
-    std::fs::create_dir_all(dir)
-        .map_err(|source| RunError::Io { path: dir.display().to_string(), source })?;
-    let path = checkpoint_path(dir);
-    let mut tensors: Vec<(String, Vec<usize>, Vec<u8>)> = Vec::new();
-    for (name, n) in exec.persistent_names() {
-        let shape = exec.graph.g[n].outputs[0].dims.clone();
-        let values = exec.persistent_values(&name).expect("persistent values exist")?;
-        tensors.push((name, shape, values.iter().flat_map(|v| v.to_le_bytes()).collect()));
-    }
-    let views: Vec<(String, TensorView<'_>)> = tensors
-        .iter()
-        .map(|(name, shape, bytes)| {
-            (name.clone(), TensorView::new(Dtype::F32, shape.clone(), bytes).expect("consistent"))
-        })
-        .collect();
+    let io = |p: &Path| {
+        let path = p.display().to_string();
+        move |source| RunError::Io { path, source }
+    };
+    std::fs::create_dir_all(dir).map_err(io(dir))?;
+    let params: Vec<String> = exec.param_names().into_iter().map(|(n, _)| n).collect();
+    let names = exec.persistent_names();
+    let tensors = weights::named_tensors(exec, &names)?;
     let meta = Checkpoint {
         graph: exec.graph.name.clone(),
         classes: data.classes.to_vec(),
@@ -74,54 +80,126 @@ pub fn save<B: KernelBackend>(
         train_images: data.train_images,
         batch_size: data.batch_size,
         progress: progress.clone(),
+        state_tensors: names.into_iter().map(|(n, _)| n).filter(|n| !params.contains(n)).collect(),
     };
-    let mut metadata = HashMap::new();
-    metadata.insert(META_KEY.to_string(), serde_json::to_string(&meta).expect("serialisable"));
-    metadata.insert("format".to_string(), "pt".to_string());
-    let data = safetensors::serialize(views, Some(metadata))
-        .map_err(|e| RunError::Weights { path: path.display().to_string(), message: e.to_string() })?;
-    alexc::plan::write_atomically(&path, &data)
-        .map_err(|source| RunError::Io { path: path.display().to_string(), source })?;
+    let text = serde_json::to_string(&meta)
+        .map_err(|e| RunError::Internal(format!("checkpoint metadata does not serialise: {e}")))?;
+    let metadata = BTreeMap::from([(META_KEY.to_string(), text), ("format".to_string(), "pt".to_string())]);
+    let (path, previous) = (checkpoint_path(dir), previous_path(dir));
+    let fresh = dir.join(format!(".{CHECKPOINT_FILE}.new"));
+    tensor_file::write(&fresh, &tensors, metadata)?;
+    if path.exists() {
+        std::fs::rename(&path, &previous).map_err(io(&previous))?;
+    }
+    std::fs::rename(&fresh, &path).map_err(io(&path))?;
     Ok(path)
 }
 
-/// The metadata of a safetensors file written by [`save`], if it is one.
-pub fn read_meta(bytes: &[u8], path: &str) -> Result<Option<Checkpoint>, RunError> {
-    let (_, header) = SafeTensors::read_metadata(bytes).map_err(|e| RunError::Weights {
-        path: path.into(),
-        message: format!("not a safetensors file ({e})"),
-    })?;
-    match header.metadata().as_ref().and_then(|m| m.get(META_KEY)) {
+/// The metadata of a file written by [`save`], if it is a checkpoint.
+pub fn read_meta(file: &TensorFile) -> Result<Option<Checkpoint>, RunError> {
+    match file.metadata(META_KEY) {
         Some(text) => serde_json::from_str(text).map(Some).map_err(|e| RunError::Weights {
-            path: path.into(),
+            path: file.path().to_string(),
             message: format!("the checkpoint's metadata does not decode ({e})"),
         }),
         None => Ok(None),
     }
 }
 
-/// Restores parameters, optimizer state and the dropout step count from `dir`'s checkpoint.
-pub fn load<B: KernelBackend>(
+/// Loads the parameters of a weights file or a checkpoint (for evaluation and inference);
+/// returns the checkpoint's metadata if it is one.
+pub fn load_params<B: KernelBackend>(
     exec: &mut Executor<B>,
-    dir: &Path,
+    path: &Path,
+) -> Result<Option<Checkpoint>, RunError> {
+    let file = TensorFile::read(path)?;
+    let meta = read_meta(&file)?;
+    let skip = meta.as_ref().map(|m| m.state_tensors.clone()).unwrap_or_default();
+    weights::load_tensors(exec, &file, false, &skip)?;
+    Ok(meta)
+}
+
+/// A run restored by [`resume`].
+#[derive(Debug)]
+pub struct Resumed {
+    pub progress: Progress,
+    pub meta: Checkpoint,
+    /// The file it came from.
+    pub path: PathBuf,
+    /// Why the latest checkpoint was passed over for the previous one, when it was.
+    pub fell_back: Option<RunError>,
+}
+
+/// Restores parameters, optimizer state and the dropout step count from the checkpoint in `dir`,
+/// or, when that is missing or damaged, from the previous one.
+pub fn resume<B: KernelBackend>(exec: &mut Executor<B>, dir: &Path) -> Result<Resumed, RunError> {
+    let (latest, previous) = (checkpoint_path(dir), previous_path(dir));
+    if !latest.exists() && !previous.exists() {
+        return Err(RunError::Input(format!(
+            "{}: no checkpoint to resume from; run without --resume, or pass the --out of the run to continue",
+            latest.display()
+        )));
+    }
+    let first = match restore(exec, &latest) {
+        Ok((progress, meta)) => return Ok(Resumed { progress, meta, path: latest, fell_back: None }),
+        Err(e) => e,
+    };
+    if !previous.exists() {
+        return Err(first);
+    }
+    match restore(exec, &previous) {
+        Ok((progress, meta)) => Ok(Resumed { progress, meta, path: previous, fell_back: Some(first) }),
+        Err(second) => Err(RunError::Input(format!(
+            "neither checkpoint can be resumed:\n  {first}\n  {second}\nstart a fresh run with another --out"
+        ))),
+    }
+}
+
+fn restore<B: KernelBackend>(
+    exec: &mut Executor<B>,
+    path: &Path,
 ) -> Result<(Progress, Checkpoint), RunError> {
-    let path = checkpoint_path(dir);
-    let p = path.display().to_string();
-    let bytes = std::fs::read(&path).map_err(|source| RunError::Io { path: p.clone(), source })?;
-    let meta = read_meta(&bytes, &p)?.ok_or_else(|| RunError::Weights {
-        path: p.clone(),
+    let file = TensorFile::read(path)?;
+    let meta = read_meta(&file)?.ok_or_else(|| RunError::Weights {
+        path: path.display().to_string(),
         message: "this is a weights file, not a checkpoint (it has no alexrt metadata)".into(),
     })?;
     if meta.graph != exec.graph.name {
         return Err(RunError::Weights {
-            path: p,
+            path: path.display().to_string(),
             message: format!(
                 "the checkpoint is of graph `{}`, the plan of `{}`",
                 meta.graph, exec.graph.name
             ),
         });
     }
-    crate::weights::load_tensors(exec, &bytes, &p, true)?;
+    weights::load_tensors(exec, &file, true, &[])?;
     exec.steps_done = meta.steps_done;
     Ok((meta.progress.clone(), meta))
+}
+
+impl Checkpoint {
+    /// Refuses a resumed run whose data or batches differ from the checkpoint's: the run would
+    /// not continue the same epochs.
+    pub fn check_same_data(
+        &self,
+        train: &dyn crate::data::Dataset,
+        batch_size: usize,
+    ) -> Result<(), RunError> {
+        let classes = train.class_names();
+        if self.classes == classes && self.train_images == train.len() && self.batch_size == batch_size {
+            return Ok(());
+        }
+        Err(RunError::Input(format!(
+            "the checkpoint was trained on {} images of {} classes ({}...) in batches of {}, this run has {} images of {} classes ({}...) in batches of {}; resume with the same --data (or --train-images) and plan",
+            self.train_images,
+            self.classes.len(),
+            self.classes.first().map(String::as_str).unwrap_or(""),
+            self.batch_size,
+            train.len(),
+            classes.len(),
+            classes.first().map(String::as_str).unwrap_or(""),
+            batch_size
+        )))
+    }
 }

@@ -1,20 +1,31 @@
 //! alexrt: executes plans written by alexc on a burn backend.
 //!
-//! - [`exec`]: the interpreter over a plan's schedule;
+//! - [`exec`]: the interpreter over a plan's schedule, on [`value`]s of any rank;
 //! - [`kernels`]: LRN, max pooling, fused epilogues and the SGD update as a backend trait, with
-//!   reference CPU kernels and CubeCL kernels;
-//! - [`select`]: which fused kernels run each fused node of a plan;
-//! - [`data`], [`train`], [`weights`]: datasets, the training loop, safetensors.
+//!   reference CPU kernels and CubeCL kernels; [`select`]: which fused kernels run each fused node;
+//! - [`device`]: which backend a run uses;
+//! - [`data`]: datasets, preprocessing and the loader;
+//! - [`session`], [`train`], [`progress`], [`metrics`], [`run_dir`]: a training run, its loop, its
+//!   state and outputs; [`eval`]: evaluation and inference;
+//! - [`checkpoint`], [`weights`], [`tensor_file`]: safetensors files with checksums;
+//! - [`check`]: `alexrt check-kernels`, the device kernels against the CPU.
 
 pub mod check;
 pub mod checkpoint;
 pub mod data;
+pub mod device;
 pub mod error;
+pub mod eval;
 pub mod exec;
 pub mod init;
 pub mod kernels;
+pub mod metrics;
 pub mod plot;
+pub mod progress;
+pub mod run_dir;
 pub mod select;
+pub mod session;
+pub mod tensor_file;
 pub mod train;
 pub mod value;
 pub mod weights;
@@ -37,40 +48,6 @@ pub type Wgpu = burn::backend::wgpu::CubeBackend<burn::backend::wgpu::WgpuRuntim
 /// An NVIDIA GPU through CUDA, with our CubeCL kernels (cargo feature `cuda`).
 #[cfg(feature = "cuda")]
 pub type Cuda = burn_cubecl::CubeBackend<cubecl::cuda::CudaRuntime, f32, i32, u8>;
-
-/// Whether a CUDA driver and at least one GPU are present, asked without letting CubeCL panic:
-/// libcuda is opened and asked directly. `Err` says why not, in one sentence.
-pub fn cuda_devices() -> Result<usize, String> {
-    type CuInit = unsafe extern "C" fn(u32) -> i32;
-    type CuDeviceGetCount = unsafe extern "C" fn(*mut i32) -> i32;
-    // SAFETY: dlopen/dlsym with NUL-terminated names; the symbols have the CUDA driver API's
-    // C signatures; the library stays loaded for the process.
-    unsafe {
-        let lib = libc::dlopen(c"libcuda.so.1".as_ptr(), libc::RTLD_NOW | libc::RTLD_GLOBAL);
-        if lib.is_null() {
-            return Err("no CUDA driver found (libcuda.so.1 cannot be loaded)".into());
-        }
-        let init = libc::dlsym(lib, c"cuInit".as_ptr());
-        let count = libc::dlsym(lib, c"cuDeviceGetCount".as_ptr());
-        if init.is_null() || count.is_null() {
-            return Err("the CUDA driver lacks cuInit or cuDeviceGetCount".into());
-        }
-        let init: CuInit = std::mem::transmute(init);
-        let count_fn: CuDeviceGetCount = std::mem::transmute(count);
-        let rc = init(0);
-        if rc != 0 {
-            return Err(format!(
-                "the CUDA driver did not initialise (cuInit returned {rc}; is a GPU present?)"
-            ));
-        }
-        let mut n = 0i32;
-        let rc = count_fn(&mut n);
-        if rc != 0 || n <= 0 {
-            return Err("the CUDA driver sees no GPU".into());
-        }
-        Ok(n as usize)
-    }
-}
 
 /// The text `alexrt inspect` prints: a header, the step's IR, its memory plan, and the kernels
 /// that run each fused node.

@@ -5,7 +5,7 @@ use std::path::Path;
 
 use plotters::prelude::*;
 
-use crate::train::EpochRecord;
+use crate::progress::EpochRecord;
 
 /// Fonts tried for the labels; without any, the plot is drawn without text.
 const FONTS: &[&str] = &[

@@ -6,15 +6,14 @@
 use std::path::PathBuf;
 use std::time::Instant;
 
-use alexc::ast::{OptimizerDecl, ScheduleDecl};
-use serde::{Deserialize, Serialize};
-
-use crate::checkpoint::{self, Checkpoint};
+use crate::checkpoint;
 use crate::data::{epoch_order, Dataset, Loader};
 use crate::error::RunError;
 use crate::exec::{Batch, Executor};
 use crate::init::Rng;
 use crate::kernels::KernelBackend;
+use crate::metrics::{Metrics, Tally};
+use crate::progress::{EpochRecord, Progress};
 
 /// How long to train, and where to keep checkpoints.
 #[derive(Debug, Clone)]
@@ -30,71 +29,6 @@ pub struct TrainConfig {
     pub checkpoint_every: Option<usize>,
     /// Dataset statistics to record in checkpoints.
     pub stats: Option<crate::data::stats::Stats>,
-}
-
-/// Top-1 and top-5 hits of `logits` (`n x classes`) against `labels`.
-pub fn topk_hits(logits: &[f64], labels: &[i32], classes: usize) -> (usize, usize) {
-    let (mut top1, mut top5) = (0, 0);
-    for (row, &label) in logits.chunks_exact(classes).zip(labels) {
-        let mine = row[label as usize];
-        // Rank = how many classes score strictly higher (ties count in the label's favour).
-        let rank = row.iter().filter(|&&v| v > mine).count();
-        top1 += usize::from(rank < 1);
-        top5 += usize::from(rank < 5);
-    }
-    (top1, top5)
-}
-
-/// Loss and accuracy over some images.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
-pub struct Metrics {
-    pub loss: f64,
-    pub top1: f64,
-    pub top5: f64,
-    pub images: usize,
-}
-
-/// Running sums behind [`Metrics`].
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-pub struct Tally {
-    loss_sum: f64,
-    top1: usize,
-    top5: usize,
-    images: usize,
-}
-
-impl Tally {
-    pub fn add(&mut self, loss: f64, logits: &[f64], labels: &[i32], classes: usize) {
-        let (t1, t5) = topk_hits(logits, labels, classes);
-        self.loss_sum += loss * labels.len() as f64;
-        self.top1 += t1;
-        self.top5 += t5;
-        self.images += labels.len();
-    }
-
-    pub fn metrics(&self) -> Metrics {
-        let n = self.images.max(1) as f64;
-        Metrics {
-            loss: self.loss_sum / n,
-            top1: self.top1 as f64 / n,
-            top5: self.top5 as f64 / n,
-            images: self.images,
-        }
-    }
-}
-
-/// One epoch's record, as written to metrics.jsonl.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct EpochRecord {
-    pub epoch: usize,
-    pub lr: f64,
-    pub train: Metrics,
-    pub val: Metrics,
-    pub images_per_second: f64,
-    pub peak_bytes: usize,
-    /// Samples that could not be read this epoch (skipped).
-    pub skipped: usize,
-    pub seconds: f64,
 }
 
 /// What the loop tells its caller as it goes.
@@ -123,92 +57,6 @@ pub enum Event<'a> {
         epoch: usize,
         step: usize,
     },
-}
-
-/// The learning rate: the optimizer's, times the schedule's reductions so far.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct LrSchedule {
-    base: f64,
-    schedule: ScheduleDecl,
-    reductions: usize,
-    best_val_error: f64,
-    epochs_without_improvement: usize,
-}
-
-impl LrSchedule {
-    pub fn new(optimizer: &OptimizerDecl, schedule: &ScheduleDecl) -> Self {
-        let OptimizerDecl::Sgd { lr, .. } = *optimizer;
-        LrSchedule {
-            base: lr,
-            schedule: schedule.clone(),
-            reductions: 0,
-            best_val_error: f64::MAX,
-            epochs_without_improvement: 0,
-        }
-    }
-
-    /// The rate for `epoch` (0-based).
-    pub fn lr(&self, epoch: usize) -> f64 {
-        match self.schedule {
-            ScheduleDecl::Constant => self.base,
-            ScheduleDecl::Step { factor, every_epochs } => {
-                self.base * factor.powi((epoch / every_epochs) as i32)
-            }
-            ScheduleDecl::Plateau { factor, .. } => self.base * factor.powi(self.reductions as i32),
-        }
-    }
-
-    /// Takes a recompiled plan's base rate and schedule, keeping the progress so far (reductions,
-    /// best validation error): on `--resume` the plan in hand is what the user asked to run.
-    /// Returns whether anything changed.
-    pub fn adopt(&mut self, optimizer: &OptimizerDecl, schedule: &ScheduleDecl) -> bool {
-        let OptimizerDecl::Sgd { lr, .. } = *optimizer;
-        let changed = lr != self.base || *schedule != self.schedule;
-        self.base = lr;
-        self.schedule = schedule.clone();
-        changed
-    }
-
-    /// Records an epoch's validation error; a plateau schedule divides the rate when it has not
-    /// improved for more than `patience` epochs, at most `max_reductions` times.
-    pub fn observe(&mut self, val_error: f64) {
-        if let ScheduleDecl::Plateau { patience, max_reductions, .. } = self.schedule {
-            if val_error < self.best_val_error - 1e-9 {
-                self.best_val_error = val_error;
-                self.epochs_without_improvement = 0;
-            } else {
-                self.epochs_without_improvement += 1;
-                if self.epochs_without_improvement > patience && self.reductions < max_reductions {
-                    self.reductions += 1;
-                    self.epochs_without_improvement = 0;
-                }
-            }
-        }
-    }
-}
-
-/// Where a run stands: what a checkpoint saves besides the tensors.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Progress {
-    /// The epoch to run next (0-based) and how many of its steps are done.
-    pub epoch: usize,
-    pub step_in_epoch: usize,
-    pub schedule: LrSchedule,
-    pub records: Vec<EpochRecord>,
-    /// The partial epoch's running sums, when checkpointed mid-epoch.
-    pub partial: Option<Tally>,
-}
-
-impl Progress {
-    pub fn start(exec: &Executor<impl KernelBackend>) -> Self {
-        Progress {
-            epoch: 0,
-            step_in_epoch: 0,
-            schedule: LrSchedule::new(&exec.graph.spec.optimizer, &exec.graph.spec.schedule),
-            records: Vec::new(),
-            partial: None,
-        }
-    }
 }
 
 /// Evaluates `data` (test-time preprocessing) with the forward pass only.
@@ -269,7 +117,7 @@ pub fn train<B: KernelBackend>(
         }
         let steps = batches.len();
         let mut tally = progress.partial.take().unwrap_or_default();
-        let resumed_images = tally.images;
+        let resumed_images = tally.images();
         let skip = progress.step_in_epoch;
         if skip > steps {
             return Err(RunError::Input(format!(
@@ -299,7 +147,7 @@ pub fn train<B: KernelBackend>(
             }
             peak = peak.max(out.peak_bytes);
             tally.add(loss, &out.logits, &l.batch.labels, classes);
-            let ips = (tally.images - resumed_images) as f64 / started.elapsed().as_secs_f64().max(1e-9);
+            let ips = (tally.images() - resumed_images) as f64 / started.elapsed().as_secs_f64().max(1e-9);
             on_event(Event::Step {
                 epoch,
                 step,
@@ -321,7 +169,7 @@ pub fn train<B: KernelBackend>(
             Ok(())
         })?;
         let images_per_second =
-            (tally.images - resumed_images) as f64 / started.elapsed().as_secs_f64().max(1e-9);
+            (tally.images() - resumed_images) as f64 / started.elapsed().as_secs_f64().max(1e-9);
         on_event(Event::Evaluating { epoch });
         let (val, val_skipped) = evaluate(exec, val_set, cfg.batch_size, &cfg.loader)?;
         progress.schedule.observe(1.0 - val.top1);
@@ -345,32 +193,4 @@ pub fn train<B: KernelBackend>(
         }
     }
     Ok(progress)
-}
-
-/// Reads the checkpoint in `dir` into `exec`, for `--resume`.
-pub fn resume<B: KernelBackend>(
-    exec: &mut Executor<B>,
-    dir: &std::path::Path,
-) -> Result<(Progress, Checkpoint), RunError> {
-    checkpoint::load(exec, dir)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_recompiled_schedule_is_adopted_with_the_progress_so_far() {
-        let sgd = |lr| OptimizerDecl::Sgd { lr, momentum: 0.9, weight_decay: 5e-4 };
-        let plateau = ScheduleDecl::Plateau { factor: 0.1, patience: 0, max_reductions: 3 };
-        let mut s = LrSchedule::new(&sgd(0.01), &plateau);
-        s.observe(0.5);
-        s.observe(0.6); // no improvement: one reduction
-        assert!((s.lr(2) - 0.001).abs() < 1e-12);
-        assert!(!s.adopt(&sgd(0.01), &plateau), "the same plan changes nothing");
-        assert!(s.adopt(&sgd(0.02), &plateau));
-        assert!((s.lr(2) - 0.002).abs() < 1e-12, "the new base rate, with the reduction kept");
-        assert!(s.adopt(&sgd(0.02), &ScheduleDecl::Constant));
-        assert!((s.lr(2) - 0.02).abs() < 1e-12);
-    }
 }

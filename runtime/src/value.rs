@@ -1,111 +1,212 @@
-//! Values held by the interpreter: burn tensors of the ranks the IR uses.
+//! Values held by the interpreter: burn tensors of any rank, by element kind. An op is written once
+//! for every rank: [`with_float!`] gives its body a `Tensor<B, D>` of the value's own rank.
 
 use burn::tensor::backend::Backend;
-use burn::tensor::{Bool, Int, Tensor};
+use burn::tensor::ops::{BoolTensor, FloatTensor, IntTensor};
+use burn::tensor::{Bool, Int, Tensor, TensorData, TensorMetadata, TensorPrimitive};
 
 use crate::error::RunError;
 
-/// One value of the running step.
+/// One value of the running step: its element kind, any rank.
 #[derive(Debug, Clone)]
 pub enum Value<B: Backend> {
-    F1(Tensor<B, 1>),
-    F2(Tensor<B, 2>),
-    F4(Tensor<B, 4>),
-    I1(Tensor<B, 1, Int>),
-    I4(Tensor<B, 4, Int>),
-    M2(Tensor<B, 2, Bool>),
-    M4(Tensor<B, 4, Bool>),
+    /// Activations, gradients, parameters, the loss.
+    Float(FloatTensor<B>),
+    /// Argmax indices of max pooling, class labels.
+    Int(IntTensor<B>),
+    /// Dropout keep masks.
+    Mask(BoolTensor<B>),
 }
 
-macro_rules! accessor {
-    ($name:ident, $variant:ident, $ty:ty) => {
-        pub fn $name(&self) -> Result<$ty, RunError> {
-            match self {
-                Value::$variant(t) => Ok(t.clone()),
-                other => Err(RunError::Internal(format!(
-                    "expected a {} value, found {}",
-                    stringify!($variant),
-                    other.kind()
-                ))),
+/// Runs `$body` with `$t` bound to the float value `$v` as a `Tensor<B, D>` of its own rank (1 to
+/// 4) and wraps the tensor it returns as a value again; `?` works inside. The body is written once
+/// and compiled for each rank.
+#[macro_export]
+macro_rules! with_float {
+    ($v:expr, |$t:ident| $body:expr) => {{
+        let v: &$crate::value::Value<_> = &$v;
+        match v.rank() {
+            1 => {
+                let $t = v.float::<1>()?;
+                $crate::value::Value::from($body)
             }
+            2 => {
+                let $t = v.float::<2>()?;
+                $crate::value::Value::from($body)
+            }
+            3 => {
+                let $t = v.float::<3>()?;
+                $crate::value::Value::from($body)
+            }
+            4 => {
+                let $t = v.float::<4>()?;
+                $crate::value::Value::from($body)
+            }
+            r => return Err($crate::error::RunError::Internal(format!("a value of rank {r}"))),
         }
-    };
+    }};
+}
+
+impl<B: Backend, const D: usize> From<Tensor<B, D>> for Value<B> {
+    fn from(t: Tensor<B, D>) -> Self {
+        Value::Float(t.into_primitive().tensor())
+    }
+}
+
+impl<B: Backend, const D: usize> From<Tensor<B, D, Int>> for Value<B> {
+    fn from(t: Tensor<B, D, Int>) -> Self {
+        Value::Int(t.into_primitive())
+    }
+}
+
+impl<B: Backend, const D: usize> From<Tensor<B, D, Bool>> for Value<B> {
+    fn from(t: Tensor<B, D, Bool>) -> Self {
+        Value::Mask(t.into_primitive())
+    }
 }
 
 impl<B: Backend> Value<B> {
-    accessor!(f1, F1, Tensor<B, 1>);
-    accessor!(f2, F2, Tensor<B, 2>);
-    accessor!(f4, F4, Tensor<B, 4>);
-    accessor!(i1, I1, Tensor<B, 1, Int>);
-    accessor!(i4, I4, Tensor<B, 4, Int>);
-    accessor!(m2, M2, Tensor<B, 2, Bool>);
-    accessor!(m4, M4, Tensor<B, 4, Bool>);
-
-    /// Blocks until the value is computed (backends may run asynchronously).
-    #[allow(clippy::single_range_in_vec_init)] // burn's slice takes one range per dimension
-    pub fn sync(&self) {
-        let _ = match self {
-            Value::F1(t) => t.clone().into_data(),
-            Value::F2(t) => t.clone().slice([0..1]).into_data(),
-            Value::F4(t) => t.clone().slice([0..1]).into_data(),
-            Value::I1(t) => t.clone().into_data(),
-            Value::I4(t) => t.clone().slice([0..1]).into_data(),
-            Value::M2(t) => t.clone().slice([0..1]).into_data(),
-            Value::M4(t) => t.clone().slice([0..1]).into_data(),
-        };
+    /// A float value of `shape` from host values, in the device's float precision.
+    pub fn from_host<E: burn::tensor::Element>(
+        values: Vec<E>,
+        shape: &[usize],
+        device: &B::Device,
+    ) -> Result<Self, RunError> {
+        let n: usize = shape.iter().product();
+        if values.len() != n {
+            return Err(RunError::Internal(format!(
+                "{} values for a tensor of shape {shape:?}",
+                values.len()
+            )));
+        }
+        let flat = Tensor::<B, 1>::from_data(TensorData::new(values, [n]), device).into_primitive().tensor();
+        Ok(Value::Float(B::float_reshape(flat, shape.to_vec().into())))
     }
 
-    pub fn kind(&self) -> &'static str {
+    /// The value as a float tensor of rank `D`.
+    pub fn float<const D: usize>(&self) -> Result<Tensor<B, D>, RunError> {
         match self {
-            Value::F1(_) => "F1",
-            Value::F2(_) => "F2",
-            Value::F4(_) => "F4",
-            Value::I1(_) => "I1",
-            Value::I4(_) => "I4",
-            Value::M2(_) => "M2",
-            Value::M4(_) => "M4",
+            Value::Float(t) if t.shape().num_dims() == D => {
+                Ok(Tensor::from_primitive(TensorPrimitive::Float(t.clone())))
+            }
+            other => Err(self.mismatch(other, "float", D)),
         }
+    }
+
+    /// The value as an integer tensor of rank `D`.
+    pub fn int<const D: usize>(&self) -> Result<Tensor<B, D, Int>, RunError> {
+        match self {
+            Value::Int(t) if t.shape().num_dims() == D => Ok(Tensor::from_primitive(t.clone())),
+            other => Err(self.mismatch(other, "int", D)),
+        }
+    }
+
+    /// The value as a mask of rank `D`.
+    pub fn mask<const D: usize>(&self) -> Result<Tensor<B, D, Bool>, RunError> {
+        match self {
+            Value::Mask(t) if t.shape().num_dims() == D => Ok(Tensor::from_primitive(t.clone())),
+            other => Err(self.mismatch(other, "mask", D)),
+        }
+    }
+
+    fn mismatch(&self, found: &Value<B>, kind: &str, rank: usize) -> RunError {
+        RunError::Internal(format!("expected a rank-{rank} {kind} value, found {}", found.describe()))
+    }
+
+    /// The same elements in `dims` (a view where the backend allows).
+    pub fn reshape(&self, dims: &[usize]) -> Result<Value<B>, RunError> {
+        self.clone().into_shape(dims)
+    }
+
+    /// [`Value::reshape`], taking the value: the tensor's buffer stays unshared.
+    pub fn into_shape(self, dims: &[usize]) -> Result<Value<B>, RunError> {
+        if dims.iter().product::<usize>() != self.dims().iter().product::<usize>() {
+            return Err(RunError::Internal(format!("reshape of {} to {dims:?}", self.describe())));
+        }
+        let shape: burn::tensor::Shape = dims.to_vec().into();
+        Ok(match self {
+            Value::Float(t) => Value::Float(B::float_reshape(t, shape)),
+            Value::Int(t) => Value::Int(B::int_reshape(t, shape)),
+            Value::Mask(t) => Value::Mask(B::bool_reshape(t, shape)),
+        })
+    }
+
+    /// The element kind and dimensions, for messages: `float[16, 96, 55, 55]`.
+    pub fn describe(&self) -> String {
+        let kind = match self {
+            Value::Float(_) => "float",
+            Value::Int(_) => "int",
+            Value::Mask(_) => "mask",
+        };
+        format!("{kind}{:?}", self.dims())
     }
 
     pub fn dims(&self) -> Vec<usize> {
         match self {
-            Value::F1(t) => t.dims().to_vec(),
-            Value::F2(t) => t.dims().to_vec(),
-            Value::F4(t) => t.dims().to_vec(),
-            Value::I1(t) => t.dims().to_vec(),
-            Value::I4(t) => t.dims().to_vec(),
-            Value::M2(t) => t.dims().to_vec(),
-            Value::M4(t) => t.dims().to_vec(),
+            Value::Float(t) => t.shape().to_vec(),
+            Value::Int(t) => t.shape().to_vec(),
+            Value::Mask(t) => t.shape().to_vec(),
         }
     }
 
-    /// Bytes the value holds: 4 per float or int, 1 per mask element.
+    pub fn rank(&self) -> usize {
+        self.dims().len()
+    }
+
+    /// Bytes the value holds: 4 per float or int (8 for a double-precision run), 1 per mask element.
     pub fn bytes(&self) -> usize {
         let n: usize = self.dims().iter().product();
         match self {
-            Value::M2(_) | Value::M4(_) => n,
-            _ => 4 * n,
+            Value::Float(t) => n * t.dtype().size(),
+            Value::Int(_) => 4 * n,
+            Value::Mask(_) => n,
         }
     }
 
-    fn float_data(&self) -> Result<burn::tensor::TensorData, RunError> {
-        Ok(match self {
-            Value::F1(t) => t.to_data(),
-            Value::F2(t) => t.to_data(),
-            Value::F4(t) => t.to_data(),
-            other => return Err(RunError::Internal(format!("{} is not a float value", other.kind()))),
-        })
+    /// Blocks until the value is computed (backends may run asynchronously): reads one element.
+    pub fn sync(&self) {
+        let first = |dims: Vec<usize>| dims.iter().map(|_| 0..1).collect::<Vec<_>>();
+        let _ = match self {
+            Value::Float(t) => {
+                let t = B::float_slice(t.clone(), &slices(first(self.dims())));
+                Tensor::<B, 1>::from_primitive(TensorPrimitive::Float(B::float_reshape(t, [1].into())))
+                    .into_data()
+            }
+            Value::Int(t) => {
+                let t = B::int_slice(t.clone(), &slices(first(self.dims())));
+                Tensor::<B, 1, Int>::from_primitive(B::int_reshape(t, [1].into())).into_data()
+            }
+            Value::Mask(t) => {
+                let t = B::bool_slice(t.clone(), &slices(first(self.dims())));
+                Tensor::<B, 1, Bool>::from_primitive(B::bool_reshape(t, [1].into())).into_data()
+            }
+        };
     }
 
-    /// The values as `f32` on the host.
+    fn float_data(&self) -> Result<TensorData, RunError> {
+        match self {
+            Value::Float(t) => {
+                let n: usize = self.dims().iter().product();
+                let flat = B::float_reshape(t.clone(), [n].into());
+                Ok(Tensor::<B, 1>::from_primitive(TensorPrimitive::Float(flat)).into_data())
+            }
+            other => Err(RunError::Internal(format!("{} is not a float value", other.describe()))),
+        }
+    }
+
+    /// The values as `f32` on the host, row-major.
     pub fn to_f32_vec(&self) -> Result<Vec<f32>, RunError> {
         let data = self.float_data()?.convert::<f32>();
         data.into_vec::<f32>().map_err(|e| RunError::Internal(format!("{e:?}")))
     }
 
-    /// The values as `f64` on the host.
+    /// The values as `f64` on the host, row-major.
     pub fn to_f64_vec(&self) -> Result<Vec<f64>, RunError> {
         let data = self.float_data()?.convert::<f64>();
         data.into_vec::<f64>().map_err(|e| RunError::Internal(format!("{e:?}")))
     }
+}
+
+fn slices(ranges: Vec<std::ops::Range<usize>>) -> Vec<burn::tensor::Slice> {
+    ranges.into_iter().map(burn::tensor::Slice::from).collect()
 }

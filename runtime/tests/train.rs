@@ -8,7 +8,8 @@ use alexc::plan::Plan;
 use alexrt::data::Loader;
 use alexrt::data::{Dataset, Synthetic};
 use alexrt::exec::Executor;
-use alexrt::train::{evaluate, train, Progress, TrainConfig};
+use alexrt::progress::Progress;
+use alexrt::train::{evaluate, train, TrainConfig};
 use alexrt::{weights, Cpu, RunError};
 
 fn root() -> std::path::PathBuf {
@@ -50,7 +51,7 @@ fn tiny_learns_the_synthetic_set_far_above_chance() {
     let val_set = Synthetic::new(shape, 10, 256, 7, "val");
     let (before, _) = evaluate(&mut exec, &val_set, 32, &Loader::default()).unwrap();
     let cfg = config(2);
-    let start = Progress::start(&exec);
+    let start = Progress::start(&exec.graph.spec);
     let records = train(&mut exec, &train_set, &val_set, &cfg, start, |_| {}).unwrap().records;
     let after = records.last().unwrap().val;
     assert!(before.top1 < 0.3, "untrained: {before:?}");
@@ -72,7 +73,7 @@ fn a_non_finite_loss_stops_training_with_a_clear_error() {
     let shape = exec.input_shape();
     let data = Synthetic::new(shape, 10, 256, 7, "train");
     let cfg = config(3);
-    let start = Progress::start(&exec);
+    let start = Progress::start(&exec.graph.spec);
     match train(&mut exec, &data, &data, &cfg, start, |_| {}) {
         Err(e @ RunError::NonFinite { .. }) => {
             let msg = e.to_string();

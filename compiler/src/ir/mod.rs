@@ -15,6 +15,11 @@ use petgraph::Direction;
 use serde::{Deserialize, Serialize};
 
 use crate::ast::{DataDecl, OptimizerDecl, ScheduleDecl, TrainingDecl};
+// TEMPORARY shim (lead): the IR names the runtime uses; helper C1 replaces these with IR-owned types.
+pub use crate::ast::{
+    DataDecl as DataPipeline, Init, Lighting, LrnConvention, MeanDecl as Mean, OptimizerDecl as Optimizer,
+    PcaBasis, ScheduleDecl as Schedule, TestCrops, TrainingDecl as Training,
+};
 use crate::catalog::Op;
 use crate::diag::Loc;
 

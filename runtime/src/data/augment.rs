@@ -3,7 +3,7 @@
 //! crop of the input size, a horizontal flip with probability 1/2, and PCA lighting noise; for
 //! testing the centre crop. Finally the mean is subtracted (and the optional std divided).
 
-use alexc::ast::{DataDecl, Lighting, MeanDecl, PcaBasis};
+use alexc::ir::{DataPipeline, Lighting, Mean, PcaBasis};
 use fast_image_resize::{FilterType, ResizeAlg, ResizeOptions, Resizer};
 use image::imageops;
 use image::RgbImage;
@@ -58,7 +58,7 @@ impl Pipeline {
     /// `stats` (from `alexrt stats`) is needed where the graph asks for the dataset's own mean or
     /// eigen-decomposition.
     pub fn from_spec(
-        spec: Option<&DataDecl>,
+        spec: Option<&DataPipeline>,
         input: [usize; 3],
         stats: Option<&Stats>,
     ) -> Result<Self, String> {
@@ -89,8 +89,8 @@ impl Pipeline {
             });
         };
         let mean = match &d.mean {
-            MeanDecl::Rgb(m) => *m,
-            MeanDecl::Dataset => need_stats("mean")?.mean,
+            Mean::Rgb(m) => *m,
+            Mean::Dataset => need_stats("mean")?.mean,
         };
         let lighting = match &d.lighting {
             Lighting::None => None,
@@ -114,6 +114,17 @@ impl Pipeline {
             mean,
             std: d.std,
         })
+    }
+
+    /// The resize and centre crop of `spec` (or of the default pipeline) alone, no mean, no
+    /// augmentation: what `alexrt stats` measures the dataset's statistics on.
+    pub fn for_statistics(spec: Option<&DataPipeline>, input: [usize; 3]) -> Result<Self, String> {
+        let mut spec = spec.cloned();
+        if let Some(d) = spec.as_mut() {
+            d.mean = Mean::Rgb([0.0; 3]);
+            d.lighting = Lighting::None;
+        }
+        Self::from_spec(spec.as_ref(), input, None)
     }
 
     /// Short side to `resize_short_side`, then the centre `center_crop` square (0-255 RGB).

@@ -5,11 +5,13 @@
 pub mod augment;
 pub mod folder;
 pub mod loader;
+pub mod sources;
 pub mod stats;
 pub mod synthetic;
 
 pub use folder::ImageFolder;
 pub use loader::{epoch_order, Loader};
+pub use sources::{DataSource, Datasets};
 pub use synthetic::Synthetic;
 
 use crate::exec::Batch;

@@ -14,7 +14,7 @@ use burn::tensor::{Bool, DType, Int, Tensor, TensorData, TensorPrimitive};
 
 use alexc::catalog::ConvAttrs;
 
-use alexc::ast::LrnConvention;
+use alexc::ir::LrnConvention;
 
 /// LRN settings as the kernels use them: `scale` multiplies the windowed sum of squares.
 #[derive(Debug, Clone, Copy, PartialEq)]

@@ -111,7 +111,7 @@ pub fn parity(graph: &str, fixture: &str, rtol: f64) {
         labels: (0..batch).map(|i| ((3 * i + 1) % classes) as i32).collect(),
     };
     let lr = match plan.graph.spec.optimizer {
-        alexc::ast::OptimizerDecl::Sgd { lr, .. } => lr,
+        alexc::ir::Optimizer::Sgd { lr, .. } => lr,
     };
 
     let exec_is_f64 = burn::tensor::get_device_settings::<Cpu>(&Default::default()).float_dtype

@@ -1,0 +1,121 @@
+//! `alexrt stats` (a training set's mean and RGB eigen-decomposition) and `alexrt bench-data`
+//! (decoding and augmentation throughput).
+
+use std::num::NonZeroUsize;
+use std::path::PathBuf;
+use std::time::Instant;
+
+use alexc::plan::Plan;
+use alexrt::data::augment::Pipeline;
+use alexrt::data::stats;
+use alexrt::data::{sources, Dataset, ImageFolder, Loader};
+use alexrt::RunError;
+
+use super::bar;
+
+#[derive(clap::Args)]
+pub struct StatsArgs {
+    /// The dataset folder; DIR/train is read.
+    #[arg(long)]
+    data: PathBuf,
+    /// The graph whose preprocessing (resize, centre crop) the statistics follow.
+    #[arg(long)]
+    plan: Option<PathBuf>,
+    /// Use at most this many images, spread over the set.
+    #[arg(long)]
+    max_images: Option<NonZeroUsize>,
+}
+
+#[derive(clap::Args)]
+pub struct BenchDataArgs {
+    /// The dataset folder; DIR/train is read.
+    #[arg(long)]
+    data: PathBuf,
+    /// The plan whose preprocessing and input size to use.
+    #[arg(long)]
+    plan: PathBuf,
+    /// Images to prepare.
+    #[arg(long, default_value_t = 512)]
+    images: usize,
+    /// Decoding threads.
+    #[arg(long, default_value_t = 1)]
+    workers: usize,
+    #[arg(long)]
+    json: bool,
+}
+
+pub fn run_stats(args: StatsArgs) -> Result<(), RunError> {
+    let pipeline = match &args.plan {
+        Some(p) => {
+            let plan = Plan::read(p)?;
+            Pipeline::for_statistics(plan.graph.spec.data.as_ref(), sources::input_shape(&plan)?)
+        }
+        None => Pipeline::from_spec(None, [3, 256, 256], None),
+    }
+    .map_err(RunError::Input)?;
+    let folder = ImageFolder::open(&args.data, "train", None, pipeline).map_err(RunError::Input)?;
+    let n = args.max_images.map_or(folder.len(), |m| m.get().min(folder.len()));
+    let pb = bar(n as u64, "statistics [{bar:30}] {pos}/{len} images, eta {eta}");
+    let s = stats::compute(&folder, args.max_images.map(|m| m.get()), &|done| pb.set_position(done as u64));
+    pb.finish_and_clear();
+    if s.images == 0 {
+        return Err(RunError::Input(format!(
+            "{}: no readable images, so no statistics were written",
+            args.data.join("train").display()
+        )));
+    }
+    let path = stats::stats_path(&args.data);
+    let text = serde_json::to_string_pretty(&s).map_err(|e| RunError::Internal(e.to_string()))?;
+    alexc::plan::write_atomically(&path, text.as_bytes())
+        .map_err(|source| RunError::Io { path: path.display().to_string(), source })?;
+    alexrt::say(&format!(
+        "{} images ({} unreadable, skipped): mean RGB {:.2} {:.2} {:.2}; eigenvalues {:.4} {:.4} {:.4}\nwrote {}\n",
+        s.images,
+        s.skipped,
+        s.mean[0],
+        s.mean[1],
+        s.mean[2],
+        s.eigenvalues[0],
+        s.eigenvalues[1],
+        s.eigenvalues[2],
+        path.display()
+    ));
+    Ok(())
+}
+
+pub fn run_bench_data(args: BenchDataArgs) -> Result<(), RunError> {
+    let plan = Plan::read(&args.plan)?;
+    let (pipeline, _) = sources::pipeline(&plan, &args.data, None)?;
+    let folder = ImageFolder::open(&args.data, "train", None, pipeline).map_err(RunError::Input)?;
+    let n = args.images.min(folder.len());
+    let batches: Vec<Vec<usize>> = (0..n).collect::<Vec<_>>().chunks(32).map(|c| c.to_vec()).collect();
+    let loader = Loader { workers: args.workers.max(1), prefetch: 4 };
+    // One untimed pass warms the file cache, then the timed one.
+    for timed in [false, true] {
+        let started = Instant::now();
+        let mut done = 0;
+        loader.run(&folder, &batches, Some(1), |l| {
+            done += l.batch.len();
+            Ok::<(), RunError>(())
+        })?;
+        if !timed {
+            continue;
+        }
+        let secs = started.elapsed().as_secs_f64();
+        let rate = done as f64 / secs;
+        let per_core = rate / loader.workers as f64;
+        alexrt::say(&if args.json {
+            format!(
+                "{}\n",
+                serde_json::json!({"images": done, "seconds": secs, "workers": loader.workers,
+                    "images_per_second": rate, "per_core": per_core})
+            )
+        } else {
+            format!(
+                "{done} images decoded and augmented in {secs:.2}s with {} workers: {rate:.0} images/s, {per_core:.0} per core\n",
+                loader.workers
+            )
+        });
+    }
+    Ok(())
+}

@@ -1,0 +1,93 @@
+//! The command line: one module per subcommand, each parsing its flags, calling the library and
+//! printing. The work lives in the library.
+
+pub mod bench;
+pub mod data;
+pub mod eval;
+pub mod train;
+
+use std::path::PathBuf;
+
+use alexrt::device::{self, Device, DEVICE_HELP};
+use alexrt::RunError;
+use clap::{Parser, Subcommand};
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+
+#[derive(Parser)]
+#[command(name = "alexrt", version, about = "Runs plans compiled by alexc")]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand)]
+pub enum Command {
+    /// Train a plan's network, on an ImageNet-layout folder (--data) or, without one, on the
+    /// built-in synthetic dataset (generated, not downloaded).
+    Train(train::TrainArgs),
+    /// Top-1 and top-5 accuracy on DIR/val: centre crop, and the paper's ten crops.
+    Eval(eval::EvalArgs),
+    /// The top-5 classes of each image.
+    Infer(eval::InferArgs),
+    /// Compute the training set's mean and RGB eigen-decomposition (for `Dataset` mean and PCA
+    /// lighting) and store them in DIR/alexrt-stats.json.
+    Stats(data::StatsArgs),
+    /// Print what a plan holds: its step, schedule and memory plan.
+    Inspect { plan: PathBuf },
+    /// Time a plan's step (and, for a training plan, its forward pass alone) on a synthetic batch.
+    Bench(bench::BenchArgs),
+    /// Time decoding and augmentation of DIR/train images as training prepares them.
+    BenchData(data::BenchDataArgs),
+    /// Check the device's LRN and pooling kernels against the reference CPU kernels, and time
+    /// them at conv1's shape next to the device's copy bandwidth (the GPU check script uses it).
+    CheckKernels(bench::CheckKernelsArgs),
+}
+
+/// `--device`, shared by the subcommands that run a plan.
+#[derive(clap::Args, Clone)]
+pub struct DeviceArg {
+    #[arg(long, default_value = "auto", help = DEVICE_HELP)]
+    pub device: String,
+}
+
+impl DeviceArg {
+    /// The chosen device, said on stderr.
+    pub fn choose(&self) -> Result<Device, RunError> {
+        let (device, note) = device::choose(&self.device)?;
+        eprintln!("{note}");
+        Ok(device)
+    }
+}
+
+/// Runs `$($run)::+::<Backend>($args, device)` on the backend that `$device` (a [`DeviceArg`]) chose.
+macro_rules! on_device {
+    ($device:expr, $($run:ident)::+, $args:expr) => {
+        match $device.choose() {
+            Ok(alexrt::device::Device::Cpu) => $($run)::+::<alexrt::Cpu>($args, Default::default()),
+            Ok(alexrt::device::Device::Wgpu) => {
+                $($run)::+::<alexrt::Wgpu>($args, burn::backend::wgpu::WgpuDevice::DefaultDevice)
+            }
+            #[cfg(feature = "cuda")]
+            Ok(alexrt::device::Device::Cuda(i)) => $($run)::+::<alexrt::Cuda>($args, cubecl::cuda::CudaDevice::new(i)),
+            #[cfg(not(feature = "cuda"))]
+            Ok(alexrt::device::Device::Cuda(_)) => {
+                Err(alexrt::RunError::Internal("device::choose gave CUDA to a build without it".into()))
+            }
+            Err(e) => Err(e),
+        }
+    };
+}
+
+/// A progress bar on a terminal (stderr, four redraws a second).
+pub fn bar(len: u64, template: &str) -> ProgressBar {
+    let pb = ProgressBar::with_draw_target(Some(len), ProgressDrawTarget::stderr_with_hz(4));
+    if let Ok(style) = ProgressStyle::with_template(template) {
+        pb.set_style(style.progress_chars("=> "));
+    }
+    pb
+}
+
+pub fn is_terminal() -> bool {
+    use std::io::IsTerminal;
+    std::io::stderr().is_terminal()
+}

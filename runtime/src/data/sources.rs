@@ -1,0 +1,115 @@
+//! A run's datasets: the training and validation splits of an ImageNet-layout folder with the
+//! plan's preprocessing, or the built-in synthetic set.
+
+use std::path::PathBuf;
+
+use alexc::catalog::Op;
+use alexc::plan::Plan;
+
+use super::augment::Pipeline;
+use super::stats::{self, Stats};
+use super::{Dataset, ImageFolder, Synthetic};
+use crate::error::RunError;
+
+/// Where a run's images come from.
+#[derive(Debug, Clone)]
+pub enum DataSource {
+    /// The built-in synthetic set (generated from the graph's seed, not downloaded).
+    Synthetic { train_images: usize, val_images: usize },
+    /// `DIR/train/<class>/*` and `DIR/val/<class>/*`.
+    Folder(PathBuf),
+}
+
+/// A run's training set, validation set, the training set's statistics (image folders only), and
+/// lines worth telling the user (what was found and skipped).
+pub struct Datasets {
+    pub train: Box<dyn Dataset>,
+    pub val: Box<dyn Dataset>,
+    pub stats: Option<Stats>,
+    pub notes: Vec<String>,
+}
+
+/// The network input of `plan`, `[C, H, W]`.
+pub fn input_shape(plan: &Plan) -> Result<[usize; 3], RunError> {
+    plan.graph
+        .node_indices()
+        .into_iter()
+        .find_map(|n| match &plan.graph.g[n].op {
+            Op::Input(i) => Some([i.channels, i.height, i.width]),
+            _ => None,
+        })
+        .ok_or_else(|| RunError::Internal("the plan has no input".into()))
+}
+
+/// The preprocessing of `plan` for images of the folder `dir` (whose statistics it reads, when
+/// the graph asks for them): the folder's own statistics first, else `fallback` (a checkpoint's).
+pub fn pipeline(
+    plan: &Plan,
+    dir: &std::path::Path,
+    fallback: Option<&Stats>,
+) -> Result<(Pipeline, Option<Stats>), RunError> {
+    let stats = stats::load(dir).map_err(RunError::Input)?.or_else(|| fallback.cloned());
+    let pipeline = Pipeline::from_spec(plan.graph.spec.data.as_ref(), input_shape(plan)?, stats.as_ref())
+        .map_err(RunError::Input)?;
+    Ok((pipeline, stats))
+}
+
+/// Opens the datasets of a training run of `plan`.
+pub fn open(plan: &Plan, source: &DataSource) -> Result<Datasets, RunError> {
+    let spec = &plan.graph.spec;
+    let shape = input_shape(plan)?;
+    let dir = match source {
+        DataSource::Synthetic { train_images, val_images } => {
+            let seed = spec.training.seed;
+            return Ok(Datasets {
+                train: Box::new(Synthetic::new(shape, spec.classes, *train_images, seed, "train")),
+                val: Box::new(Synthetic::new(shape, spec.classes, *val_images, seed, "val")),
+                stats: None,
+                notes: Vec::new(),
+            });
+        }
+        DataSource::Folder(dir) => dir,
+    };
+    if !dir.is_dir() {
+        return Err(RunError::Input(format!(
+            "{}: no such dataset folder; expected DIR/train/<class>/*.JPEG and DIR/val/<class>/*.JPEG",
+            dir.display()
+        )));
+    }
+    let (pipeline, stats) = pipeline(plan, dir, None)?;
+    let mut notes = Vec::new();
+    if spec.data.is_none() {
+        notes.push(
+            "note: the graph has no `data` section; resizing to the input, flipping, ImageNet mean/std"
+                .into(),
+        );
+    }
+    let train = ImageFolder::open(dir, "train", None, pipeline.clone()).map_err(RunError::Input)?;
+    let classes = train.class_names();
+    if classes.len() != spec.classes {
+        return Err(RunError::Input(format!(
+            "{}: {} class folders, but the graph has `classes: {}`; set classes to {} or use a folder with {} classes",
+            dir.join("train").display(),
+            classes.len(),
+            spec.classes,
+            classes.len(),
+            spec.classes
+        )));
+    }
+    let val = ImageFolder::open(dir, "val", Some(&classes), pipeline).map_err(RunError::Input)?;
+    for (split, f) in [("train", &train), ("val", &val)] {
+        let r = &f.report;
+        let mut line = format!("{split}: {} images in {} classes", r.images, classes.len());
+        if r.stray_files > 0 {
+            line += &format!(", {} stray files skipped", r.stray_files);
+        }
+        if !r.empty_classes.is_empty() {
+            line += &format!(", empty classes: {}", r.empty_classes.join(" "));
+        }
+        if !r.unknown_classes.is_empty() {
+            line += &format!(", unknown classes skipped: {}", r.unknown_classes.join(" "));
+        }
+        notes.push(line);
+    }
+    Ok(Datasets { train: Box::new(train), val: Box::new(val), stats, notes })
+}

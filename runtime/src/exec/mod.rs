@@ -1,0 +1,363 @@
+//! The plan interpreter: runs a plan's schedule op by op (fused nodes as one), holding each value
+//! until its planned last use and the parameters and optimizer state across steps.
+//!
+//! - [`ops`]: each catalog op on the backend, written once for every rank;
+//! - [`fused`]: fused nodes, on the backend's fused kernels ([`crate::select`]) or step by step.
+
+mod fused;
+mod ops;
+
+use std::borrow::Cow;
+use std::collections::HashMap;
+
+use alexc::catalog::Op;
+use alexc::ir::{Graph, Mode, Phase, ValueRef};
+use alexc::plan::Plan;
+use burn::tensor::{Int, Tensor, TensorData};
+use petgraph::stable_graph::NodeIndex;
+
+use crate::error::RunError;
+use crate::init::init_values;
+use crate::kernels::KernelBackend;
+use crate::select::{select, Fusion};
+use crate::value::Value;
+
+/// A batch on the host: images `N x C x H x W` (normalised), labels in `0..classes`.
+#[derive(Debug, Clone)]
+pub struct Batch {
+    pub images: Vec<f32>,
+    pub labels: Vec<i32>,
+}
+
+impl<'a> From<&'a Batch> for Cow<'a, Batch> {
+    fn from(b: &'a Batch) -> Self {
+        Cow::Borrowed(b)
+    }
+}
+
+impl From<Batch> for Cow<'_, Batch> {
+    fn from(b: Batch) -> Self {
+        Cow::Owned(b)
+    }
+}
+
+impl Batch {
+    pub fn len(&self) -> usize {
+        self.labels.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.labels.is_empty()
+    }
+}
+
+/// What one step returns.
+#[derive(Debug, Clone)]
+pub struct StepOutput {
+    /// The mean loss (training plans only), in the device's precision.
+    pub loss: Option<f64>,
+    /// `N x classes` logits, row-major.
+    pub logits: Vec<f64>,
+    /// The most bytes of step values held at once.
+    pub peak_bytes: usize,
+    /// Each parameter's gradient, by name, when [`ExecOptions::capture_gradients`] is set (in
+    /// double precision, exact for an f32 run).
+    pub gradients: HashMap<String, Vec<f64>>,
+}
+
+/// Settings of the interpreter that are not in the plan.
+#[derive(Debug, Clone, Copy)]
+pub struct ExecOptions {
+    /// Apply dropout in training steps (off for parity tests against a reference).
+    pub dropout: bool,
+    /// Copy each parameter's gradient to the host as the update reads it (for tests and tools).
+    pub capture_gradients: bool,
+    /// Time each node (the totals are in [`Executor::profile`]).
+    pub profile: bool,
+    /// Run fused nodes on the backend's fused kernels ([`crate::select`]); off, step by step.
+    pub fused_kernels: bool,
+}
+
+impl Default for ExecOptions {
+    fn default() -> Self {
+        ExecOptions { dropout: true, capture_gradients: false, profile: false, fused_kernels: true }
+    }
+}
+
+/// Which part of the schedule a run covers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Pass {
+    /// The whole step: forward, backward and update, dropout active (when the plan trains).
+    Step,
+    /// The forward nodes only, dropout the identity, nothing updated: evaluation.
+    Forward,
+}
+
+/// What every op of one run may need besides its inputs.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct StepCtx {
+    pub pass: Pass,
+    /// The learning rate of this step (read by the updates only).
+    pub lr: f64,
+    /// Images in the batch.
+    pub batch: usize,
+}
+
+/// Runs one plan on backend `B`.
+pub struct Executor<B: KernelBackend> {
+    pub graph: Graph,
+    pub mode: Mode,
+    pub device: B::Device,
+    pub options: ExecOptions,
+    /// Parameters and optimizer state, by node.
+    persistent: HashMap<NodeIndex, Value<B>>,
+    /// The schedule position after which each transient value is dropped, for each pass.
+    last_use: HashMap<ValueRef, usize>,
+    forward_last_use: HashMap<ValueRef, usize>,
+    input: NodeIndex,
+    labels: Option<NodeIndex>,
+    /// Steps run so far (dropout masks depend on it).
+    pub steps_done: u64,
+    /// Seconds spent in each scheduled node, when profiling.
+    pub profile: HashMap<NodeIndex, f64>,
+    /// The fused kernels of each fused node that has them.
+    fusions: HashMap<NodeIndex, Fusion>,
+    seed: u64,
+}
+
+impl<B: KernelBackend> Executor<B> {
+    /// Sets up a plan with freshly initialised parameters.
+    pub fn new(plan: &Plan, device: B::Device) -> Result<Self, RunError> {
+        let graph = plan.graph.clone();
+        let seed = graph.spec.training.seed;
+        let mut persistent = HashMap::new();
+        let (mut input, mut labels) = (None, None);
+        for n in graph.node_indices() {
+            let node = &graph.g[n];
+            match &node.op {
+                Op::Param(p) => {
+                    let values = init_values(p, &node.name, seed);
+                    persistent.insert(n, Value::from_host(values, &p.shape, &device)?);
+                }
+                Op::State(s) => {
+                    let zeros = vec![0.0f32; s.shape.iter().product()];
+                    persistent.insert(n, Value::from_host(zeros, &s.shape, &device)?);
+                }
+                Op::Input(_) => input = Some(n),
+                Op::Labels(_) => labels = Some(n),
+                _ => {}
+            }
+        }
+        let input = input.ok_or_else(|| RunError::Internal("the plan has no input".into()))?;
+        let last_use = plan.memory.values.iter().map(|p| (p.value, p.last)).collect();
+        let mut forward_last_use = HashMap::new();
+        for (i, &n) in graph.schedule.iter().enumerate() {
+            if graph.g[n].phase == Phase::Forward {
+                for v in graph.inputs(n) {
+                    forward_last_use.insert(v, i);
+                }
+            }
+        }
+        let fusions = graph
+            .node_indices()
+            .into_iter()
+            .filter_map(|n| match &graph.g[n].op {
+                Op::Fused(f) => select(f).map(|k| (n, k)),
+                _ => None,
+            })
+            .collect();
+        Ok(Executor {
+            graph,
+            mode: plan.mode,
+            device,
+            options: ExecOptions::default(),
+            persistent,
+            last_use,
+            forward_last_use,
+            input,
+            labels,
+            steps_done: 0,
+            profile: HashMap::new(),
+            fusions,
+            seed,
+        })
+    }
+
+    /// The input shape per image, `[C, H, W]`.
+    pub fn input_shape(&self) -> [usize; 3] {
+        let d = &self.graph.g[self.input].outputs[0].dims;
+        [d[0], d[1], d[2]]
+    }
+
+    pub fn classes(&self) -> usize {
+        self.graph.spec.classes
+    }
+
+    /// Parameter names and node indices, in node order.
+    pub fn param_names(&self) -> Vec<(String, NodeIndex)> {
+        self.graph
+            .node_indices()
+            .into_iter()
+            .filter(|&n| matches!(self.graph.g[n].op, Op::Param(_)))
+            .map(|n| (self.graph.g[n].name.clone(), n))
+            .collect()
+    }
+
+    /// Parameters and optimizer state (momentum buffers), names and nodes, in node order.
+    pub fn persistent_names(&self) -> Vec<(String, NodeIndex)> {
+        self.graph
+            .node_indices()
+            .into_iter()
+            .filter(|&n| self.graph.g[n].op.def().is_persistent())
+            .map(|n| (self.graph.g[n].name.clone(), n))
+            .collect()
+    }
+
+    /// A parameter or state tensor's values on the host, by node name.
+    pub fn persistent_values(&self, name: &str) -> Option<Result<Vec<f32>, RunError>> {
+        let n = self.graph.find(name)?;
+        self.persistent.get(&n).map(Value::to_f32_vec)
+    }
+
+    /// The same in double precision (exact for f32 tensors).
+    pub fn persistent_values_f64(&self, name: &str) -> Option<Result<Vec<f64>, RunError>> {
+        let n = self.graph.find(name)?;
+        self.persistent.get(&n).map(Value::to_f64_vec)
+    }
+
+    /// Replaces a parameter's (or state's) values, converted to the device's precision.
+    pub fn set_persistent<E: burn::tensor::Element>(
+        &mut self,
+        name: &str,
+        values: Vec<E>,
+    ) -> Result<(), RunError> {
+        let n = self.graph.find(name).ok_or_else(|| RunError::Internal(format!("no value `{name}`")))?;
+        let shape = self.graph.g[n].outputs[0].dims.clone();
+        let v = Value::from_host(values, &shape, &self.device)?;
+        self.persistent.insert(n, v);
+        Ok(())
+    }
+
+    /// Runs one step on `batch` at learning rate `lr` (ignored by inference plans). A batch
+    /// passed by value goes to the device without a copy of its images on the host.
+    pub fn step<'a>(&mut self, batch: impl Into<Cow<'a, Batch>>, lr: f64) -> Result<StepOutput, RunError> {
+        let out = self.run(batch.into(), Pass::Step, lr)?;
+        self.steps_done += 1;
+        Ok(out)
+    }
+
+    /// Runs the forward nodes only, dropout off and nothing updated: logits (and the loss, for a
+    /// training plan) of `batch`, for evaluation.
+    pub fn forward<'a>(&mut self, batch: impl Into<Cow<'a, Batch>>) -> Result<StepOutput, RunError> {
+        self.run(batch.into(), Pass::Forward, 0.0)
+    }
+
+    fn run(&mut self, batch: Cow<'_, Batch>, pass: Pass, lr: f64) -> Result<StepOutput, RunError> {
+        let n = batch.len();
+        let [c, h, w] = self.input_shape();
+        if batch.images.len() != n * c * h * w {
+            return Err(RunError::Internal(format!(
+                "a batch of {n} images holds {} values, expected {}",
+                batch.images.len(),
+                n * c * h * w
+            )));
+        }
+        let ctx = StepCtx { pass, lr, batch: n };
+        let Batch { images, labels } = batch.into_owned();
+        let mut values: HashMap<ValueRef, Value<B>> = HashMap::new();
+        let images = Tensor::<B, 4>::from_data(TensorData::new(images, [n, c, h, w]), &self.device);
+        values.insert(ValueRef { node: self.input, port: 0 }, images.into());
+        if let Some(l) = self.labels {
+            let labels = Tensor::<B, 1, Int>::from_data(TensorData::new(labels, [n]), &self.device);
+            values.insert(ValueRef { node: l, port: 0 }, labels.into());
+        }
+        let mut peak = values.values().map(Value::bytes).sum::<usize>();
+        let mut gradients = HashMap::new();
+        let outputs = [self.graph.logits, self.graph.loss];
+        let schedule = self.graph.schedule.clone();
+        for (step, &node) in schedule.iter().enumerate() {
+            if pass == Pass::Forward && self.graph.g[node].phase != Phase::Forward {
+                continue;
+            }
+            let last_use = match pass {
+                Pass::Step => &self.last_use,
+                Pass::Forward => &self.forward_last_use,
+            };
+            // Inputs read for the last time are moved, not copied, and inputs the op overwrites
+            // are taken from the persistent store: a backend can then work in place.
+            let op = self.graph.g[node].op.clone();
+            let ins = self.graph.inputs(node);
+            let writes = op.def().writes_inputs();
+            let mut inputs = Vec::with_capacity(ins.len());
+            for (i, v) in ins.iter().enumerate() {
+                let last_here = last_use.get(v) == Some(&step)
+                    && !ins[i + 1..].contains(v)
+                    && !outputs.contains(&Some(*v));
+                let owned = if writes.contains(&i) {
+                    self.persistent.remove(&v.node)
+                } else if last_here {
+                    values.remove(v)
+                } else {
+                    None
+                };
+                inputs.push(match owned {
+                    Some(x) => x,
+                    None => self.fetch(&values, *v)?,
+                });
+            }
+            if self.options.capture_gradients && matches!(op, Op::SgdUpdate(_)) {
+                let param = ins[0].node;
+                gradients.insert(self.graph.g[param].name.clone(), inputs[1].to_f64_vec()?);
+            }
+            let started = self.options.profile.then(std::time::Instant::now);
+            let outs = self.run_op(&op, node, inputs, &ctx)?;
+            if let Some(t) = started {
+                // Wait for the results so that the time is the op's, on asynchronous backends too.
+                for v in &outs {
+                    v.sync();
+                }
+                *self.profile.entry(node).or_default() += t.elapsed().as_secs_f64();
+            }
+            for (port, v) in outs.into_iter().enumerate() {
+                values.insert(ValueRef { node, port: port as u8 }, v);
+            }
+            peak = peak.max(values.values().map(Value::bytes).sum());
+            // Values no later node of this pass reads go now (in a forward pass: argmax indices,
+            // masks and the saved activations only the backward pass would read).
+            let last_use = match pass {
+                Pass::Step => &self.last_use,
+                Pass::Forward => &self.forward_last_use,
+            };
+            values.retain(|v, _| {
+                outputs.contains(&Some(*v))
+                    || match last_use.get(v) {
+                        Some(last) => *last > step,
+                        None => pass == Pass::Step,
+                    }
+            });
+        }
+        let logits_ref =
+            self.graph.logits.ok_or_else(|| RunError::Internal("the plan has no logits".into()))?;
+        let logits = self.fetch(&values, logits_ref)?.to_f64_vec()?;
+        let loss = match self.graph.loss {
+            Some(l) => Some(self.fetch(&values, l)?.to_f64_vec()?[0]),
+            None => None,
+        };
+        Ok(StepOutput { loss, logits, peak_bytes: peak, gradients })
+    }
+
+    fn fetch(&self, values: &HashMap<ValueRef, Value<B>>, v: ValueRef) -> Result<Value<B>, RunError> {
+        if let Some(x) = values.get(&v) {
+            return Ok(x.clone());
+        }
+        self.persistent.get(&v.node).cloned().ok_or_else(|| {
+            RunError::Internal(format!("value `{}` is read after it was released", self.graph.value_name(v)))
+        })
+    }
+
+    /// What a dropout mask or its gradient multiplies the kept entries by: `1 / (1 - rate)` in a
+    /// training step with dropout on; 1 in evaluation and in parity runs (dropout off).
+    fn dropout_scale(&self, ctx: &StepCtx, rate: f64) -> Option<f64> {
+        (self.options.dropout && ctx.pass == Pass::Step).then(|| 1.0 / (1.0 - rate))
+    }
+}
