@@ -13,6 +13,8 @@ pub mod ir;
 pub mod passes;
 pub mod plan;
 pub mod report;
+mod spec;
+mod value;
 
 use std::path::Path;
 
