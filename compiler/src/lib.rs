@@ -13,6 +13,8 @@ pub mod ir;
 pub mod passes;
 pub mod plan;
 pub mod report;
+mod spec;
+mod value;
 
 use std::path::Path;
 
@@ -47,10 +49,10 @@ fn front_end_parsed(parsed: &ast::ParsedGraph, dump: DumpHook<'_>) -> Result<Che
     let file = parsed.file.as_str();
     let (mut graph, mut diags) = passes::build(parsed);
     dump(PassName::Build, &graph, None);
-    diags.extend(passes::validate(&graph, parsed));
+    let validation = passes::validate(&graph, parsed);
+    diags.extend(validation.diagnostics);
     dump(PassName::Validate, &graph, None);
-    let cyclic = diags.errors().any(|d| d.message.contains("form a cycle"));
-    if !cyclic {
+    if validation.cycles.is_empty() {
         diags.extend(passes::infer_shapes(&mut graph));
         dump(PassName::InferShapes, &graph, None);
     }

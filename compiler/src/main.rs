@@ -41,8 +41,8 @@ struct CompileArgs {
     #[arg(short, long)]
     output: Option<PathBuf>,
     /// A training step (forward, backward, update) or inference only.
-    #[arg(long, value_enum, default_value_t = Mode::Train)]
-    mode: Mode,
+    #[arg(long, value_enum, default_value_t = ModeArg::Train)]
+    mode: ModeArg,
     /// Batch size: a number, or `max` for the largest that fits in --memory-limit.
     #[arg(long, value_parser = parse_batch)]
     batch_size: Option<BatchSize>,
@@ -74,6 +74,22 @@ enum BatchSize {
 enum DumpChoice {
     All,
     One(PassName),
+}
+
+/// `--mode`: the library's [`Mode`] as the command line spells it (clap stays in the binary).
+#[derive(Clone, Copy, ValueEnum)]
+enum ModeArg {
+    Train,
+    Infer,
+}
+
+impl From<ModeArg> for Mode {
+    fn from(m: ModeArg) -> Mode {
+        match m {
+            ModeArg::Train => Mode::Train,
+            ModeArg::Infer => Mode::Infer,
+        }
+    }
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -164,6 +180,7 @@ fn print_warnings(checked: &Checked) {
 }
 
 fn compile(args: CompileArgs) -> Result<(), Failure> {
+    let mode = Mode::from(args.mode);
     let passes: Vec<PassName> = if args.dump_after.iter().any(|d| matches!(d, DumpChoice::All)) {
         PassName::all().to_vec()
     } else {
@@ -188,7 +205,7 @@ fn compile(args: CompileArgs) -> Result<(), Failure> {
         (Some(BatchSize::Max), None) => {
             return Err(Failure("--batch-size max needs --memory-limit, e.g. --memory-limit 24GiB".into(), 2))
         }
-        (Some(BatchSize::Max), Some(limit)) => match max_batch(&checked, args.mode, &lowering, limit)? {
+        (Some(BatchSize::Max), Some(limit)) => match max_batch(&checked, mode, &lowering, limit)? {
             Some(b) => {
                 eprintln!(
                     "--batch-size max: {b} is the largest batch that fits in {}",
@@ -209,11 +226,11 @@ fn compile(args: CompileArgs) -> Result<(), Failure> {
         (Some(BatchSize::Fixed(b)), _) => b,
         (None, _) => checked.graph.spec.training.batch_size,
     };
-    let lowered = lower_with(&checked, args.mode, batch, &lowering, &mut dump)?;
+    let lowered = lower_with(&checked, mode, batch, &lowering, &mut dump)?;
     if let Some(limit) = args.memory_limit {
         let need = lowered.memory.total_bytes() as u64;
         if need > limit {
-            let fits = max_batch(&checked, args.mode, &lowering, limit)?;
+            let fits = max_batch(&checked, mode, &lowering, limit)?;
             let hint = match fits {
                 Some(b) => format!("a batch of at most {b} fits; pass --batch-size {b} or --batch-size max"),
                 None => "not even a batch of 1 fits; raise --memory-limit".into(),
@@ -222,7 +239,7 @@ fn compile(args: CompileArgs) -> Result<(), Failure> {
                 format!(
                     "{}: the {} step at batch {batch} needs {} (arena {} + parameters and state {}), over the {} limit; {hint}",
                     checked.file,
-                    mode_name(args.mode),
+                    mode_name(mode),
                     human_bytes(need as usize),
                     human_bytes(lowered.memory.arena_bytes),
                     human_bytes(lowered.memory.persistent_bytes),
@@ -234,10 +251,10 @@ fn compile(args: CompileArgs) -> Result<(), Failure> {
     }
 
     if let Some(format) = args.report {
-        let other = if args.mode == Mode::Train { Mode::Infer } else { Mode::Train };
+        let other = if mode == Mode::Train { Mode::Infer } else { Mode::Train };
         let other_lowered = lower_with(&checked, other, batch, &lowering, &mut |_, _, _| {})?;
         let (train, infer) =
-            if args.mode == Mode::Train { (&lowered, &other_lowered) } else { (&other_lowered, &lowered) };
+            if mode == Mode::Train { (&lowered, &other_lowered) } else { (&other_lowered, &lowered) };
         let report = build_report(&checked, train, infer);
         match format {
             ReportFormat::Json => {
@@ -250,12 +267,12 @@ fn compile(args: CompileArgs) -> Result<(), Failure> {
     match args.emit {
         Emit::Plan => {
             let out = args.output.unwrap_or_else(|| PathBuf::from("plan.bin"));
-            let plan = lowered.into_plan(args.mode, &checked.file);
+            let plan = lowered.into_plan(mode, &checked.file);
             plan.write(&out).map_err(|e| Failure(e.to_string(), 1))?;
             eprintln!(
                 "wrote {} ({} step, batch {batch}, arena {}, {} nodes after fusion)",
                 out.display(),
-                mode_name(args.mode),
+                mode_name(mode),
                 human_bytes(plan.memory.arena_bytes),
                 plan.nodes_after_fusion
             );

@@ -99,6 +99,13 @@ impl SourceMap {
     pub fn find(&self, paths: &[&str]) -> Option<Loc> {
         paths.iter().find_map(|p| self.get(p))
     }
+
+    /// Where field `path` starts, else where the field enclosing it does (`optimizer.lr` falls
+    /// back to `optimizer` when the file leaves `lr` to its default).
+    pub fn find_nearest(&self, path: &str) -> Option<Loc> {
+        let enclosing = path.rsplit_once('.').map_or(path, |(p, _)| p);
+        self.find(&[path, enclosing])
+    }
 }
 
 fn tokenize(src: &str) -> Vec<(Tok, Loc)> {

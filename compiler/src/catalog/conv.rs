@@ -3,9 +3,10 @@
 use serde::{Deserialize, Serialize};
 
 use super::{
-    expect_rank, tiling_warning, window_out, Cost, FusionClass, GradCtx, Inferred, Op, OpDef, ShapeError,
+    expect_rank, tiling_warning, window_out, Cost, FusionClass, GradCtx, GradientError, Inferred, Op, OpDef,
+    ShapeError,
 };
-use crate::ir::{DType, TensorType, ValueRef};
+use crate::value::{DType, TensorType, ValueRef};
 
 /// Convolution attributes, shared by the forward op and its gradients.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -107,10 +108,10 @@ impl OpDef for Conv2d {
         let k = self.0.kernel;
         Cost { macs: (outputs[0].elements_per_sample() * (c / self.0.groups) * k * k) as u64 }
     }
-    fn gradient(&self, ctx: &mut GradCtx<'_>) -> Result<Vec<Option<ValueRef>>, String> {
+    fn gradient(&self, ctx: &mut GradCtx<'_>) -> Result<Vec<Option<ValueRef>>, GradientError> {
         let dy = ctx.dy(0)?;
         let (x, w) = (ctx.input(0), ctx.input(1));
-        let x_dims = ctx.graph.value_type(x).unwrap().dims.clone();
+        let x_dims = ctx.input_type(0).dims.clone();
         let dx = if ctx.wants(0) {
             let op = Conv2dBackwardData { attrs: self.0.clone(), input_hw: [x_dims[1], x_dims[2]] };
             Some(ctx.emit("grad_input", Op::Conv2dBackwardData(op), &[dy, w])?)

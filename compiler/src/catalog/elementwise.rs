@@ -2,8 +2,8 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::{FusionClass, GradCtx, Inferred, Op, OpDef, ShapeError};
-use crate::ir::{DType, TensorType, ValueRef};
+use super::{FusionClass, GradCtx, GradientError, Inferred, Op, OpDef, ShapeError};
+use crate::value::{DType, TensorType, ValueRef};
 
 fn same_as_first(inputs: &[&TensorType], what: &str) -> Result<Inferred, ShapeError> {
     for t in &inputs[1..] {
@@ -37,7 +37,7 @@ impl OpDef for Relu {
     fn in_place(&self) -> Option<usize> {
         Some(0)
     }
-    fn gradient(&self, ctx: &mut GradCtx<'_>) -> Result<Vec<Option<ValueRef>>, String> {
+    fn gradient(&self, ctx: &mut GradCtx<'_>) -> Result<Vec<Option<ValueRef>>, GradientError> {
         let (dy, y) = (ctx.dy(0)?, ctx.output(0));
         Ok(vec![Some(ctx.emit("grad", Op::ReluGrad(ReluGrad), &[dy, y])?)])
     }
@@ -96,7 +96,7 @@ impl OpDef for BiasAdd {
     fn in_place(&self) -> Option<usize> {
         Some(0)
     }
-    fn gradient(&self, ctx: &mut GradCtx<'_>) -> Result<Vec<Option<ValueRef>>, String> {
+    fn gradient(&self, ctx: &mut GradCtx<'_>) -> Result<Vec<Option<ValueRef>>, GradientError> {
         let dy = ctx.dy(0)?;
         let db = ctx.emit("grad_bias", Op::BiasGrad(BiasGrad), &[dy])?;
         Ok(vec![Some(dy), Some(db)])
@@ -142,7 +142,7 @@ impl OpDef for Add {
     fn in_place(&self) -> Option<usize> {
         Some(0)
     }
-    fn gradient(&self, ctx: &mut GradCtx<'_>) -> Result<Vec<Option<ValueRef>>, String> {
+    fn gradient(&self, ctx: &mut GradCtx<'_>) -> Result<Vec<Option<ValueRef>>, GradientError> {
         let dy = ctx.dy(0)?;
         Ok(vec![Some(dy), Some(dy)])
     }
@@ -215,7 +215,7 @@ impl OpDef for Dropout {
     fn is_view(&self) -> bool {
         !self.training
     }
-    fn gradient(&self, ctx: &mut GradCtx<'_>) -> Result<Vec<Option<ValueRef>>, String> {
+    fn gradient(&self, ctx: &mut GradCtx<'_>) -> Result<Vec<Option<ValueRef>>, GradientError> {
         ctx.set_forward_op(Op::Dropout(Dropout { rate: self.rate, training: true }))?;
         let (dy, mask) = (ctx.dy(0)?, ctx.output(1));
         let op = Op::DropoutGrad(DropoutGrad { rate: self.rate });

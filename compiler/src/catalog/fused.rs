@@ -3,7 +3,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::{Cost, FusionClass, Inferred, Op, OpDef, ShapeError};
-use crate::ir::TensorType;
+use crate::value::TensorType;
 
 /// Where a step of a fused op reads an input.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

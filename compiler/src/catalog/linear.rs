@@ -2,8 +2,8 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::{expect_rank, Cost, FusionClass, GradCtx, Inferred, Op, OpDef, ShapeError};
-use crate::ir::{DType, TensorType, ValueRef};
+use super::{expect_rank, Cost, FusionClass, GradCtx, GradientError, Inferred, Op, OpDef, ShapeError};
+use crate::value::{DType, TensorType, ValueRef};
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Linear {
@@ -65,7 +65,7 @@ impl OpDef for Linear {
     fn cost(&self, inputs: &[&TensorType], _: &[TensorType]) -> Cost {
         Cost { macs: (inputs[0].dims[0] * self.out_features) as u64 }
     }
-    fn gradient(&self, ctx: &mut GradCtx<'_>) -> Result<Vec<Option<ValueRef>>, String> {
+    fn gradient(&self, ctx: &mut GradCtx<'_>) -> Result<Vec<Option<ValueRef>>, GradientError> {
         let dy = ctx.dy(0)?;
         let (x, w) = (ctx.input(0), ctx.input(1));
         let dx = if ctx.wants(0) {

@@ -2,8 +2,8 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::{expect_rank, FusionClass, GradCtx, Inferred, Op, OpDef, ShapeError};
-use crate::ir::{DType, TensorType, ValueRef};
+use super::{expect_rank, FusionClass, GradCtx, GradientError, Inferred, Op, OpDef, ShapeError};
+use crate::value::{DType, TensorType, ValueRef};
 
 /// From `(logits, labels)`: output 0 is the mean loss (a scalar), output 1 the softmax
 /// probabilities, kept for the gradient and for accuracy.
@@ -36,7 +36,7 @@ impl OpDef for SoftmaxCrossEntropy {
     fn fusion_class(&self) -> FusionClass {
         FusionClass::Opaque
     }
-    fn gradient(&self, ctx: &mut GradCtx<'_>) -> Result<Vec<Option<ValueRef>>, String> {
+    fn gradient(&self, ctx: &mut GradCtx<'_>) -> Result<Vec<Option<ValueRef>>, GradientError> {
         let (probs, labels) = (ctx.output(1), ctx.input(1));
         let op = Op::SoftmaxCrossEntropyGrad(SoftmaxCrossEntropyGrad);
         Ok(vec![Some(ctx.emit("grad", op, &[probs, labels])?), None])

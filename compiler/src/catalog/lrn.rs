@@ -2,9 +2,9 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::{expect_rank, FusionClass, GradCtx, Inferred, Op, OpDef, ShapeError};
-use crate::ast::LrnConvention;
-use crate::ir::{TensorType, ValueRef};
+use super::{expect_rank, FusionClass, GradCtx, GradientError, Inferred, Op, OpDef, ShapeError};
+use crate::spec::LrnConvention;
+use crate::value::{TensorType, ValueRef};
 
 /// `b[c] = a[c] / (k + s * sum_{c' in window(c)} a[c']^2)^beta` with `s = alpha` (paper) or
 /// `s = alpha / size` (Caffe, PyTorch); the window of `size` channels is clipped at the edges.
@@ -18,14 +18,6 @@ pub struct Lrn {
 }
 
 impl Lrn {
-    /// The factor applied to the windowed sum of squares.
-    pub fn sum_scale(&self) -> f64 {
-        match self.convention {
-            LrnConvention::Paper => self.alpha,
-            LrnConvention::Caffe => self.alpha / self.size as f64,
-        }
-    }
-
     fn text(&self) -> String {
         let conv = match self.convention {
             LrnConvention::Paper => "paper",
@@ -67,7 +59,7 @@ impl OpDef for Lrn {
     fn fuses_into_producer(&self) -> bool {
         true
     }
-    fn gradient(&self, ctx: &mut GradCtx<'_>) -> Result<Vec<Option<ValueRef>>, String> {
+    fn gradient(&self, ctx: &mut GradCtx<'_>) -> Result<Vec<Option<ValueRef>>, GradientError> {
         let (x, y, dy) = (ctx.input(0), ctx.output(0), ctx.dy(0)?);
         Ok(vec![Some(ctx.emit("grad", Op::LrnGrad(LrnGrad(self.clone())), &[x, y, dy])?)])
     }

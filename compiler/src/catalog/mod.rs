@@ -4,6 +4,7 @@
 mod conv;
 mod elementwise;
 mod fused;
+mod gradient;
 mod linear;
 mod loss;
 mod lrn;
@@ -16,18 +17,19 @@ mod update;
 pub use conv::{Conv2d, Conv2dBackwardData, Conv2dBackwardWeight, ConvAttrs};
 pub use elementwise::{Add, AddN, BiasAdd, BiasGrad, Dropout, DropoutGrad, Relu, ReluGrad};
 pub use fused::{FusedInput, FusedOp, FusedStep};
+pub use gradient::{BackwardGraph, GradCtx, GradientError};
 pub use linear::{Linear, LinearBackwardData, LinearBackwardWeight};
 pub use loss::{SoftmaxCrossEntropy, SoftmaxCrossEntropyGrad};
 pub use lrn::{Lrn, LrnGrad};
 pub use pool::{MaxPool, MaxPoolGrad, PoolAttrs};
 pub use reshape::{Flatten, Reshape};
-pub use sources::{Input, Labels, Param, ParamRole, State};
+pub use sources::{Input, Labels, Param, ParamRole, State, StateKind};
 pub use split::{Concat, Slice};
 pub use update::SgdUpdate;
 
 use serde::{Deserialize, Serialize};
 
-use crate::ir::{Graph, TensorType, ValueRef};
+use crate::value::{TensorType, ValueRef};
 
 /// Every op the IR knows.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -209,79 +211,13 @@ pub trait OpDef {
     }
     /// The gradient rule: emits backward nodes through `ctx` and returns the gradient of each input
     /// (`None` where the input takes no gradient).
-    fn gradient(&self, _ctx: &mut GradCtx<'_>) -> Result<Vec<Option<ValueRef>>, String> {
-        Err(format!("op `{}` has no gradient rule", self.name()))
-    }
-    /// Nodes without gradient: the op does not depend differentiably on any input.
-    fn has_gradient(&self) -> bool {
-        true
+    fn gradient(&self, _ctx: &mut GradCtx<'_>) -> Result<Vec<Option<ValueRef>>, GradientError> {
+        Err(GradientError::NoRule { op: self.name() })
     }
     /// Inputs the op overwrites in place (the optimizer update writes the parameter and its
     /// momentum). Every other reader of such a value must run before it.
     fn writes_inputs(&self) -> &'static [usize] {
         &[]
-    }
-}
-
-/// What a gradient rule works with: the forward node, its inputs and outputs, the gradients of its
-/// outputs, and a way to add backward nodes.
-pub struct GradCtx<'a> {
-    pub graph: &'a mut Graph,
-    pub node: petgraph::stable_graph::NodeIndex,
-    pub inputs: Vec<ValueRef>,
-    pub out_grads: Vec<Option<ValueRef>>,
-    /// Which inputs need a gradient (they depend on a parameter).
-    pub wanted: Vec<bool>,
-}
-
-impl GradCtx<'_> {
-    pub fn input(&self, i: usize) -> ValueRef {
-        self.inputs[i]
-    }
-
-    /// Whether input `i` needs a gradient; rules skip the work for inputs that do not.
-    pub fn wants(&self, i: usize) -> bool {
-        self.wanted.get(i).copied().unwrap_or(false)
-    }
-
-    pub fn output(&self, port: u8) -> ValueRef {
-        ValueRef { node: self.node, port }
-    }
-
-    /// The gradient flowing into output `port`.
-    pub fn dy(&self, port: usize) -> Result<ValueRef, String> {
-        self.out_grads
-            .get(port)
-            .copied()
-            .flatten()
-            .ok_or_else(|| format!("no gradient reaches output {port} of `{}`", self.graph.g[self.node].name))
-    }
-
-    pub fn node_name(&self) -> String {
-        self.graph.g[self.node].name.clone()
-    }
-
-    /// Replaces the forward op (a rule that needs more saved outputs, such as argmax indices).
-    pub fn set_forward_op(&mut self, op: Op) -> Result<(), String> {
-        let ins: Vec<TensorType> =
-            self.inputs.iter().map(|v| self.graph.value_type(*v).cloned().unwrap()).collect();
-        let refs: Vec<&TensorType> = ins.iter().collect();
-        let inferred = op.def().infer(&refs).map_err(|e| e.message)?;
-        let node = &mut self.graph.g[self.node];
-        node.op = op;
-        node.outputs = inferred.outputs;
-        Ok(())
-    }
-
-    /// Adds a backward node `<forward name>/<suffix>` reading `inputs`; returns its output 0.
-    pub fn emit(&mut self, suffix: &str, op: Op, inputs: &[ValueRef]) -> Result<ValueRef, String> {
-        crate::passes::autodiff::emit_node(
-            self.graph,
-            format!("{}/{suffix}", self.graph.g[self.node].name),
-            op,
-            inputs,
-            crate::ir::Phase::Backward,
-        )
     }
 }
 

@@ -2,8 +2,11 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::{expect_rank, tiling_warning, window_out, FusionClass, GradCtx, Inferred, Op, OpDef, ShapeError};
-use crate::ir::{DType, TensorType, ValueRef};
+use super::{
+    expect_rank, tiling_warning, window_out, FusionClass, GradCtx, GradientError, Inferred, Op, OpDef,
+    ShapeError,
+};
+use crate::value::{DType, TensorType, ValueRef};
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PoolAttrs {
@@ -73,10 +76,9 @@ impl OpDef for MaxPool {
     fn fusion_class(&self) -> FusionClass {
         FusionClass::Opaque
     }
-    fn gradient(&self, ctx: &mut GradCtx<'_>) -> Result<Vec<Option<ValueRef>>, String> {
+    fn gradient(&self, ctx: &mut GradCtx<'_>) -> Result<Vec<Option<ValueRef>>, GradientError> {
         ctx.set_forward_op(Op::MaxPool(MaxPool { attrs: self.attrs.clone(), argmax: true }))?;
-        let x = ctx.input(0);
-        let dims = ctx.graph.value_type(x).unwrap().dims.clone();
+        let dims = ctx.input_type(0).dims.clone();
         let (dy, argmax) = (ctx.dy(0)?, ctx.output(1));
         let op = MaxPoolGrad { attrs: self.attrs.clone(), input_hw: [dims[1], dims[2]] };
         Ok(vec![Some(ctx.emit("grad", Op::MaxPoolGrad(op), &[dy, argmax])?)])

@@ -2,8 +2,8 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::{FusionClass, GradCtx, Inferred, Op, OpDef, ShapeError};
-use crate::ir::{TensorType, ValueRef};
+use super::{FusionClass, GradCtx, GradientError, Inferred, Op, OpDef, ShapeError};
+use crate::value::{TensorType, ValueRef};
 
 /// `N x C x H x W` to `N x (C*H*W)`, a view.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -26,8 +26,8 @@ impl OpDef for Flatten {
     fn is_view(&self) -> bool {
         true
     }
-    fn gradient(&self, ctx: &mut GradCtx<'_>) -> Result<Vec<Option<ValueRef>>, String> {
-        let dims = ctx.graph.value_type(ctx.input(0)).unwrap().dims.clone();
+    fn gradient(&self, ctx: &mut GradCtx<'_>) -> Result<Vec<Option<ValueRef>>, GradientError> {
+        let dims = ctx.input_type(0).dims.clone();
         let dy = ctx.dy(0)?;
         Ok(vec![Some(ctx.emit("grad", Op::Reshape(Reshape { dims }), &[dy])?)])
     }

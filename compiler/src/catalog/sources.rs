@@ -3,8 +3,8 @@
 use serde::{Deserialize, Serialize};
 
 use super::{FusionClass, Inferred, OpDef, ShapeError};
-use crate::ast::Init;
-use crate::ir::{DType, TensorType};
+use crate::spec::Init;
+use crate::value::{DType, TensorType};
 
 /// The image batch, `N x C x H x W`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -29,9 +29,6 @@ impl OpDef for Input {
     }
     fn is_source(&self) -> bool {
         true
-    }
-    fn has_gradient(&self) -> bool {
-        false
     }
 }
 
@@ -59,9 +56,6 @@ impl OpDef for Labels {
     }
     fn is_source(&self) -> bool {
         true
-    }
-    fn has_gradient(&self) -> bool {
-        false
     }
 }
 
@@ -113,14 +107,22 @@ impl OpDef for Param {
     fn is_persistent(&self) -> bool {
         true
     }
-    fn has_gradient(&self) -> bool {
-        false
-    }
 }
 
-/// Optimizer state kept across steps (a momentum buffer), zero at the start.
+/// What an optimizer state buffer holds for its parameter.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum StateKind {
+    /// SGD's velocity `v` (the paper's momentum term).
+    Momentum,
+}
+
+/// Optimizer state kept across steps, zero at the start: one buffer of `kind` for the parameter
+/// node named `param`, of that parameter's shape. (Its node is named `<param>.momentum`, the name
+/// checkpoints store it under; `param` and `kind` say what it is without reading that name.)
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct State {
+    pub param: String,
+    pub kind: StateKind,
     pub shape: Vec<usize>,
 }
 
@@ -145,8 +147,5 @@ impl OpDef for State {
     }
     fn is_persistent(&self) -> bool {
         true
-    }
-    fn has_gradient(&self) -> bool {
-        false
     }
 }

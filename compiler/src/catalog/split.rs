@@ -5,7 +5,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::{Cost, FusionClass, Inferred, OpDef, ShapeError};
-use crate::ir::TensorType;
+use crate::value::TensorType;
 
 /// `len` entries from `start` along dimension `dim` of the tensor as the runtime holds it (for a
 /// batched value, dimension 0 is the batch, which cannot be sliced): a strided view, no copy.

@@ -3,7 +3,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::{FusionClass, Inferred, OpDef, ShapeError};
-use crate::ir::TensorType;
+use crate::value::TensorType;
 
 /// SGD with momentum and weight decay, as in the paper, from `(w, dw, v)`, in place:
 /// `v <- momentum * v - lr * lr_mult * (decay_mult * weight_decay * w + dw); w <- w + v`,
@@ -39,9 +39,6 @@ impl OpDef for SgdUpdate {
     }
     fn fusion_class(&self) -> FusionClass {
         FusionClass::Opaque
-    }
-    fn has_gradient(&self) -> bool {
-        false
     }
     fn writes_inputs(&self) -> &'static [usize] {
         &[0, 2]

@@ -1,5 +1,8 @@
 //! The one IR of the whole pipeline: a petgraph `StableDiGraph` whose nodes are ops and whose edges
 //! carry values from an output port of one node to an input port of another.
+//!
+//! The IR owns its types: the value types (`crate::value`) and the training specification
+//! (`crate::spec`) are re-exported here, and no AST type reaches past the `build` pass.
 
 mod dot;
 mod print;
@@ -7,91 +10,18 @@ mod print;
 pub use dot::to_dot;
 pub use print::print_graph;
 
-use std::fmt;
-
 use petgraph::stable_graph::{NodeIndex, StableDiGraph};
 use petgraph::visit::EdgeRef;
 use petgraph::Direction;
 use serde::{Deserialize, Serialize};
 
-use crate::ast::{DataDecl, OptimizerDecl, ScheduleDecl, TrainingDecl};
-// TEMPORARY shim (lead): the IR names the runtime uses; helper C1 replaces these with IR-owned types.
-pub use crate::ast::{
-    DataDecl as DataPipeline, Init, Lighting, LrnConvention, MeanDecl as Mean, OptimizerDecl as Optimizer,
-    PcaBasis, ScheduleDecl as Schedule, TestCrops, TrainingDecl as Training,
-};
 use crate::catalog::Op;
 use crate::diag::Loc;
-
-/// Element types of values.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub enum DType {
-    F32,
-    /// Argmax indices of max pooling, class labels.
-    I32,
-    /// Dropout keep masks.
-    U8,
-}
-
-impl DType {
-    pub fn size(self) -> usize {
-        match self {
-            DType::F32 | DType::I32 => 4,
-            DType::U8 => 1,
-        }
-    }
-}
-
-/// The type of a value: element type and dimensions, with a leading batch dimension `N` when
-/// `batched`. The batch size is symbolic until memory planning.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct TensorType {
-    pub dtype: DType,
-    pub batched: bool,
-    pub dims: Vec<usize>,
-}
-
-impl TensorType {
-    pub fn batched(dtype: DType, dims: Vec<usize>) -> Self {
-        TensorType { dtype, batched: true, dims }
-    }
-
-    pub fn fixed(dtype: DType, dims: Vec<usize>) -> Self {
-        TensorType { dtype, batched: false, dims }
-    }
-
-    /// Elements per sample (or in all, when not batched).
-    pub fn elements_per_sample(&self) -> usize {
-        self.dims.iter().product()
-    }
-
-    pub fn elements(&self, batch: usize) -> usize {
-        self.elements_per_sample() * if self.batched { batch } else { 1 }
-    }
-
-    pub fn bytes(&self, batch: usize) -> usize {
-        self.elements(batch) * self.dtype.size()
-    }
-
-    pub fn with_dtype(&self, dtype: DType) -> Self {
-        TensorType { dtype, ..self.clone() }
-    }
-}
-
-impl fmt::Display for TensorType {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let dt = match self.dtype {
-            DType::F32 => "f32",
-            DType::I32 => "i32",
-            DType::U8 => "u8",
-        };
-        let mut dims: Vec<String> = self.dims.iter().map(|d| d.to_string()).collect();
-        if self.batched {
-            dims.insert(0, "N".into());
-        }
-        write!(f, "{dt}[{}]", dims.join(","))
-    }
-}
+pub use crate::spec::{
+    DataPipeline, Init, Lighting, LrnConvention, Mean, Optimizer, PcaBasis, Schedule, TestCrops, Training,
+    TrainingSpec,
+};
+pub use crate::value::{DType, TensorType, ValueRef};
 
 /// Which part of a training step a node belongs to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -120,28 +50,11 @@ pub struct Edge {
     pub dst_port: u8,
 }
 
-/// A value: one output port of one node.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-pub struct ValueRef {
-    pub node: NodeIndex,
-    pub port: u8,
-}
-
 /// Whether the step being compiled trains or only infers.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Mode {
     Train,
     Infer,
-}
-
-/// What the graph file says about training, carried through to the plan.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct TrainingSpec {
-    pub classes: usize,
-    pub optimizer: OptimizerDecl,
-    pub schedule: ScheduleDecl,
-    pub training: TrainingDecl,
-    pub data: Option<DataDecl>,
 }
 
 /// The IR: the dataflow graph and what travels with it.
@@ -282,6 +195,12 @@ impl Graph {
             }
         }
         order
+    }
+
+    /// The declared layer that `n` belongs to (as one of its nodes or its parameters), if any:
+    /// the compiler's own nodes (labels, loss) and the backward and update nodes belong to none.
+    pub fn layer_of(&self, n: NodeIndex) -> Option<&Layer> {
+        self.layers.iter().find(|l| l.nodes.contains(&n) || l.params.contains(&n))
     }
 
     /// Finds a node by name.

@@ -4,30 +4,52 @@
 
 use std::collections::{BTreeMap, HashSet};
 
-use crate::ast::OptimizerDecl;
-use crate::catalog::{AddN, GradCtx, Op, SgdUpdate, State};
+use petgraph::stable_graph::NodeIndex;
+
+use crate::catalog::{AddN, BackwardGraph, GradCtx, GradientError, Op, SgdUpdate, State, StateKind};
 use crate::diag::{Diagnostic, Diagnostics};
-use crate::ir::{Graph, Node, Phase, ValueRef};
+use crate::ir::{Graph, Node, Optimizer, Phase, TensorType, ValueRef};
+
+/// The types of `inputs`, for the node `name` that reads them.
+fn types_of(graph: &Graph, name: &str, inputs: &[ValueRef]) -> Result<Vec<TensorType>, GradientError> {
+    inputs
+        .iter()
+        .map(|v| {
+            graph.value_type(*v).cloned().ok_or_else(|| GradientError::UntypedInput { node: name.into() })
+        })
+        .collect()
+}
 
 /// Adds a node reading `inputs`, infers its types, and returns its output 0.
-pub(crate) fn emit_node(
+fn emit_node(
     graph: &mut Graph,
     name: String,
     op: Op,
     inputs: &[ValueRef],
     phase: Phase,
-) -> Result<ValueRef, String> {
-    let types: Vec<_> = inputs
-        .iter()
-        .map(|v| graph.value_type(*v).cloned().ok_or_else(|| format!("`{name}` reads an untyped value")))
-        .collect::<Result<_, _>>()?;
+) -> Result<ValueRef, GradientError> {
+    let types = types_of(graph, &name, inputs)?;
     let refs: Vec<_> = types.iter().collect();
-    let inferred = op.def().infer(&refs).map_err(|e| format!("`{name}`: {}", e.message))?;
+    let inferred =
+        op.def().infer(&refs).map_err(|e| GradientError::Shape { node: name.clone(), message: e.message })?;
     let n = graph.add_node(Node { name, op, outputs: inferred.outputs, phase, loc: None });
     for (port, v) in inputs.iter().enumerate() {
         graph.connect(*v, n, port as u8);
     }
     Ok(ValueRef { node: n, port: 0 })
+}
+
+/// Gradient rules add their nodes to the IR through this.
+impl BackwardGraph for Graph {
+    fn add_backward(&mut self, name: String, op: Op, inputs: &[ValueRef]) -> Result<ValueRef, GradientError> {
+        emit_node(self, name, op, inputs, Phase::Backward)
+    }
+
+    fn replace_forward(&mut self, node: NodeIndex, op: Op, outputs: Vec<TensorType>) {
+        let node = &mut self.g[node];
+        node.op = op;
+        node.outputs = outputs;
+    }
 }
 
 pub fn autodiff(graph: &mut Graph) -> Diagnostics {
@@ -41,12 +63,12 @@ pub fn autodiff(graph: &mut Graph) -> Diagnostics {
     diags
 }
 
-fn derive(graph: &mut Graph) -> Result<(), String> {
-    let loss = graph.loss.ok_or("the graph has no loss")?;
+fn derive(graph: &mut Graph) -> Result<(), GradientError> {
+    let loss = graph.loss.ok_or(GradientError::NoLoss)?;
     let order = graph.topo_order();
 
     // Which values depend on a parameter (and so need gradients).
-    let mut needs_grad: HashSet<petgraph::stable_graph::NodeIndex> = HashSet::new();
+    let mut needs_grad: HashSet<NodeIndex> = HashSet::new();
     for &n in &order {
         let is_param = matches!(graph.g[n].op, Op::Param(_));
         if is_param || graph.inputs(n).iter().any(|v| needs_grad.contains(&v.node)) {
@@ -72,8 +94,11 @@ fn derive(graph: &mut Graph) -> Result<(), String> {
         }
         let inputs = graph.inputs(n);
         let wanted = inputs.iter().map(|v| needs_grad.contains(&v.node)).collect();
-        let mut ctx = GradCtx { graph, node: n, inputs: inputs.clone(), out_grads, wanted };
-        let op = ctx.graph.g[n].op.clone();
+        let name = graph.g[n].name.clone();
+        let input_types = types_of(graph, &name, &inputs)?;
+        let op = graph.g[n].op.clone();
+        let mut ctx =
+            GradCtx { graph, node: n, name, inputs: inputs.clone(), input_types, out_grads, wanted };
         let grads = op.def().gradient(&mut ctx)?;
         for (v, g) in inputs.iter().zip(grads) {
             if let Some(g) = g {
@@ -85,7 +110,7 @@ fn derive(graph: &mut Graph) -> Result<(), String> {
     }
 
     // One update per parameter.
-    let OptimizerDecl::Sgd { .. } = graph.spec.optimizer;
+    let Optimizer::Sgd { .. } = graph.spec.optimizer;
     let params: Vec<_> =
         graph.node_indices().into_iter().filter(|&n| matches!(graph.g[n].op, Op::Param(_))).collect();
     for p in params {
@@ -95,23 +120,16 @@ fn derive(graph: &mut Graph) -> Result<(), String> {
         };
         let Op::Param(param) = graph.g[p].op.clone() else { unreachable!() };
         let name = graph.g[p].name.clone();
-        let momentum = graph.add_node(Node {
-            name: format!("{name}.momentum"),
-            op: Op::State(State { shape: param.shape.clone() }),
-            outputs: Vec::new(),
-            phase: Phase::Update,
-            loc: None,
-        });
-        graph.g[momentum].outputs = graph.g[momentum].op.def().infer(&[]).unwrap().outputs;
+        let state = State { param: name.clone(), kind: StateKind::Momentum, shape: param.shape.clone() };
+        let m = emit_node(graph, format!("{name}.momentum"), Op::State(state), &[], Phase::Update)?;
         let op = Op::SgdUpdate(SgdUpdate { lr_mult: param.lr_mult, decay_mult: param.decay_mult });
-        let m = ValueRef { node: momentum, port: 0 };
         emit_node(graph, format!("{name}/update"), op, &[v, grad, m], Phase::Update)?;
     }
     Ok(())
 }
 
 /// One gradient from several contributions: the value itself, or their sum.
-fn sum_of(graph: &mut Graph, mut parts: Vec<ValueRef>) -> Result<Option<ValueRef>, String> {
+fn sum_of(graph: &mut Graph, mut parts: Vec<ValueRef>) -> Result<Option<ValueRef>, GradientError> {
     match parts.len() {
         0 => Ok(None),
         1 => Ok(parts.pop()),
@@ -120,5 +138,35 @@ fn sum_of(graph: &mut Graph, mut parts: Vec<ValueRef>) -> Result<Option<ValueRef
             let name = format!("{}/grad_sum", graph.value_name(parts[0]));
             emit_node(graph, name, Op::AddN(AddN), &parts, Phase::Backward).map(Some)
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::catalog::{Op, StateKind};
+    use crate::ir::Mode;
+
+    #[test]
+    fn every_momentum_buffer_names_its_parameter_and_has_its_shape() {
+        let text = include_str!("../../../graphs/tiny.ron");
+        let checked = crate::front_end_str(text, "tiny.ron", &mut |_, _, _| {}).unwrap();
+        let graph = crate::lower(&checked, Mode::Train, 4, &mut |_, _, _| {}).unwrap().graph;
+        let params: Vec<_> =
+            graph.node_indices().into_iter().filter(|&n| matches!(graph.g[n].op, Op::Param(_))).collect();
+        let mut states = 0;
+        for n in graph.node_indices() {
+            let Op::State(state) = &graph.g[n].op else { continue };
+            states += 1;
+            let p = graph.find(&state.param).expect("the state names a node");
+            let Op::Param(param) = &graph.g[p].op else { panic!("`{}` is not a parameter", state.param) };
+            assert_eq!(state.kind, StateKind::Momentum);
+            assert_eq!(state.shape, param.shape);
+            assert_eq!(
+                graph.g[n].name,
+                format!("{}.momentum", state.param),
+                "checkpoints store it by this name"
+            );
+        }
+        assert_eq!(states, params.len(), "one momentum buffer per parameter");
     }
 }

@@ -29,6 +29,8 @@ pub fn infer_shapes(graph: &mut Graph) -> Diagnostics {
         if matches!(graph.g[n].op, Op::Param(_)) {
             continue; // inferred with its consumer
         }
+        // Diagnostics name the declared layer, not the node it expanded into (`conv1.bias_add`).
+        let layer = graph.layer_of(n).map_or(&graph.g[n].name, |l| &l.name).clone();
         let node = &graph.g[n];
         let is_param = |v: &crate::ir::ValueRef| matches!(graph.g[v.node].op, Op::Param(_));
         if inputs.iter().any(|v| !is_param(v) && graph.value_type(*v).is_none()) {
@@ -46,7 +48,7 @@ pub fn infer_shapes(graph: &mut Graph) -> Diagnostics {
                     "check the input of this layer",
                 ),
             };
-            diags.push(Diagnostic::error(e.message).at(node.loc).node(layer_of(&node.name)).help(e.help));
+            diags.push(Diagnostic::error(e.message).at(node.loc).node(&layer).help(e.help));
             continue;
         }
         if node.op.def().arity().is_some_and(|a| a != types.len()) {
@@ -56,15 +58,11 @@ pub fn infer_shapes(graph: &mut Graph) -> Diagnostics {
         match node.op.def().infer(&refs) {
             Ok(inferred) => {
                 for (message, help) in inferred.warnings {
-                    diags.push(
-                        Diagnostic::warning(message).at(node.loc).node(layer_of(&node.name)).help(help),
-                    );
+                    diags.push(Diagnostic::warning(message).at(node.loc).node(&layer).help(help));
                 }
                 graph.g[n].outputs = inferred.outputs;
             }
-            Err(e) => {
-                diags.push(Diagnostic::error(e.message).at(node.loc).node(layer_of(&node.name)).help(e.help))
-            }
+            Err(e) => diags.push(Diagnostic::error(e.message).at(node.loc).node(&layer).help(e.help)),
         }
     }
     set_fan_in(graph);
@@ -88,9 +86,4 @@ fn set_fan_in(graph: &mut Graph) {
             }
         }
     }
-}
-
-/// `conv1.bias_add` belongs to layer `conv1`.
-fn layer_of(name: &str) -> &str {
-    name.split(['.', '/']).next().unwrap_or(name)
 }

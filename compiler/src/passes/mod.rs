@@ -21,7 +21,7 @@ pub use validate::validate;
 pub use verify::verify;
 
 /// The passes `--dump-after` can name, in pipeline order.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum PassName {
     Build,
     Validate,

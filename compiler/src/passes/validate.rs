@@ -1,5 +1,6 @@
 //! Validate: checks that need the whole graph but no shapes — cycles, reachability of the loss —
-//! and the sanity of the training settings. Reports every problem it finds.
+//! and the sanity of the training settings. Reports every problem it finds, and the cycles as data
+//! too: shape inference means nothing on a cyclic graph, so the driver skips it when there are any.
 
 use petgraph::algo::tarjan_scc;
 
@@ -7,15 +8,25 @@ use crate::ast::{DataDecl, Lighting, OptimizerDecl, ParsedGraph, ScheduleDecl};
 use crate::diag::{Diagnostic, Diagnostics};
 use crate::ir::Graph;
 
-pub fn validate(graph: &Graph, parsed: &ParsedGraph) -> Diagnostics {
-    let mut diags = Diagnostics::default();
-    check_cycles(graph, &mut diags);
-    check_unused(graph, &mut diags);
-    check_settings(parsed, &mut diags);
-    diags
+/// What validation found.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Validation {
+    /// Every problem, located, each with its fix (one error per cycle among them).
+    pub diagnostics: Diagnostics,
+    /// The cycles of the graph, each as the layers it runs through in node order.
+    pub cycles: Vec<Vec<String>>,
 }
 
-fn check_cycles(graph: &Graph, diags: &mut Diagnostics) {
+pub fn validate(graph: &Graph, parsed: &ParsedGraph) -> Validation {
+    let mut diagnostics = Diagnostics::default();
+    let cycles = check_cycles(graph, &mut diagnostics);
+    check_unused(graph, &mut diagnostics);
+    check_settings(parsed, &mut diagnostics);
+    Validation { diagnostics, cycles }
+}
+
+fn check_cycles(graph: &Graph, diags: &mut Diagnostics) -> Vec<Vec<String>> {
+    let mut cycles = Vec::new();
     for scc in tarjan_scc(&graph.g) {
         let is_cycle = scc.len() > 1 || graph.g.contains_edge(scc[0], scc[0]);
         if !is_cycle {
@@ -24,11 +35,11 @@ fn check_cycles(graph: &Graph, diags: &mut Diagnostics) {
         let mut members: Vec<_> = scc.clone();
         members.sort();
         // Name layers, not the nodes they expanded into (`conv2.bias_add` is part of `conv2`).
-        let mut names: Vec<&str> = Vec::new();
+        let mut names: Vec<String> = Vec::new();
         for &n in &members {
-            let layer = graph.g[n].name.split('.').next().unwrap_or("");
-            if !names.contains(&layer) {
-                names.push(layer);
+            let layer = graph.layer_of(n).map_or(&graph.g[n].name, |l| &l.name);
+            if !names.contains(layer) {
+                names.push(layer.clone());
             }
         }
         let first = &graph.g[members[0]];
@@ -38,7 +49,9 @@ fn check_cycles(graph: &Graph, diags: &mut Diagnostics) {
                 .node(&first.name)
                 .help("a network is a directed acyclic graph: make one of these read an earlier node"),
         );
+        cycles.push(names);
     }
+    cycles
 }
 
 fn check_unused(graph: &Graph, diags: &mut Diagnostics) {
@@ -67,8 +80,7 @@ fn check_settings(parsed: &ParsedGraph, diags: &mut Diagnostics) {
     let f = &parsed.graph;
     let map = &parsed.source_map;
     let mut err = |path: &str, msg: String, help: &str| {
-        let parent = path.rsplit_once('.').map(|(p, _)| p).unwrap_or(path);
-        diags.push(Diagnostic::error(msg).at(map.find(&[path, parent])).help(help))
+        diags.push(Diagnostic::error(msg).at(map.find_nearest(path)).help(help))
     };
     let mut check_mults = |path: &str, p: &crate::ast::ParamDecl| {
         for (what, v) in [("lr_mult", p.lr_mult), ("decay_mult", p.decay_mult)] {
@@ -211,5 +223,26 @@ fn check_data(d: &DataDecl, height: usize, width: usize, err: &mut impl FnMut(&s
                 "use positive values, 0-255 scale",
             );
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn a_cycle_is_reported_as_the_layers_it_runs_through() {
+        let text = include_str!("../../../tests/malformed/cycle.ron");
+        let parsed = crate::ast::parse_str(text, "cycle.ron").unwrap();
+        let (graph, _) = super::super::build(&parsed);
+        let validation = super::validate(&graph, &parsed);
+        assert_eq!(validation.cycles, vec![vec!["conv2".to_string(), "relu2".to_string()]]);
+        assert_eq!(validation.diagnostics.errors().count(), 1, "{}", validation.diagnostics);
+    }
+
+    #[test]
+    fn an_acyclic_graph_has_no_cycles() {
+        let text = include_str!("../../../graphs/tiny.ron");
+        let parsed = crate::ast::parse_str(text, "tiny.ron").unwrap();
+        let (graph, _) = super::super::build(&parsed);
+        assert!(super::validate(&graph, &parsed).cycles.is_empty());
     }
 }

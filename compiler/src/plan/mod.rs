@@ -10,7 +10,9 @@ use crate::ir::{Graph, Mode};
 use crate::passes::MemoryPlan;
 
 pub const MAGIC: &[u8; 8] = b"ALEXPLAN";
-pub const FORMAT_VERSION: u32 = 1;
+/// Bumped whenever the payload's encoding changes, so that an older plan is refused with a
+/// "recompile" message rather than misread. 2: IR-owned training types, `State` names its parameter.
+pub const FORMAT_VERSION: u32 = 2;
 const HEADER_LEN: usize = 8 + 4 + 4 + 8;
 
 /// A compiled step: the lowered, fused, scheduled graph and its memory plan.

@@ -1,6 +1,8 @@
 //! Build: from the parsed graph file to the IR. Each declared layer becomes its op node, its
 //! parameters and (for layers with a bias) a bias-add node; references between layers become edges.
 
+mod spec;
+
 use std::collections::HashMap;
 
 use crate::ast::{self, Init, NodeDecl, OpDecl, ParamDecl, ParsedGraph};
@@ -9,7 +11,7 @@ use crate::catalog::{
     ParamRole, PoolAttrs, Relu, SoftmaxCrossEntropy,
 };
 use crate::diag::{Diagnostic, Diagnostics};
-use crate::ir::{Graph, Layer, Node, Phase, TrainingSpec, ValueRef};
+use crate::ir::{Graph, Layer, Node, Phase, ValueRef};
 
 /// Builds the IR. Unknown or duplicate names are reported, all of them; what can be built is.
 pub fn build(parsed: &ParsedGraph) -> (Graph, Diagnostics) {
@@ -21,13 +23,7 @@ pub fn build(parsed: &ParsedGraph) -> (Graph, Diagnostics) {
         g: Default::default(),
         loss: None,
         logits: None,
-        spec: TrainingSpec {
-            classes: file.classes,
-            optimizer: file.optimizer.clone(),
-            schedule: file.schedule.clone(),
-            training: file.training.clone(),
-            data: file.data.clone(),
-        },
+        spec: spec::lower_spec(file),
         layers: Vec::new(),
         schedule: Vec::new(),
     };
@@ -198,9 +194,9 @@ fn edit_distance(a: &str, b: &str) -> usize {
 }
 
 /// A parameter's settings: the node's own, else the graph's defaults, else the built-in ones.
-fn resolve(decl: &ParamDecl, default: &ParamDecl, builtin: &ParamDecl) -> (Init, f64, f64) {
+fn resolve(decl: &ParamDecl, default: &ParamDecl, builtin: &ParamDecl) -> (crate::ir::Init, f64, f64) {
     (
-        decl.init.or(default.init).or(builtin.init).unwrap_or(Init::Constant(0.0)),
+        spec::lower_init(decl.init.or(default.init).or(builtin.init).unwrap_or(Init::Constant(0.0))),
         decl.lr_mult.or(default.lr_mult).or(builtin.lr_mult).unwrap_or(1.0),
         decl.decay_mult.or(default.decay_mult).or(builtin.decay_mult).unwrap_or(1.0),
     )
@@ -234,7 +230,13 @@ fn build_layer(
         ),
         OpDecl::Relu => (Op::Relu(Relu), "Relu", None, None),
         OpDecl::Lrn(l) => (
-            Op::Lrn(Lrn { size: l.size, alpha: l.alpha, beta: l.beta, k: l.k, convention: l.convention }),
+            Op::Lrn(Lrn {
+                size: l.size,
+                alpha: l.alpha,
+                beta: l.beta,
+                k: l.k,
+                convention: spec::lower_convention(l.convention),
+            }),
             "Lrn",
             None,
             None,
