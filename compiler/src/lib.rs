@@ -70,6 +70,8 @@ pub struct Lowered {
     pub graph: Graph,
     pub fusion: FusionStats,
     pub memory: MemoryPlan,
+    /// What the lowering passes warn about (a forced convolution algorithm that does not apply).
+    pub warnings: Diagnostics,
 }
 
 impl Lowered {
@@ -99,6 +101,8 @@ pub struct Lowering {
     /// Split each grouped convolution (and its gradients) into one convolution per group, for
     /// devices where that is faster ([`passes::split_grouped_convs`]).
     pub split_grouped_conv: bool,
+    /// How each convolution's algorithm is chosen ([`passes::choose_conv_algos`]).
+    pub conv_algo: passes::ConvAlgoChoice,
 }
 
 /// Lowers a checked graph to a scheduled, memory-planned step for `mode` at `batch`.
@@ -145,13 +149,15 @@ pub fn lower_with(
     if lowering.split_grouped_conv {
         passes::split_grouped_convs(&mut graph);
     }
+    let warnings = passes::choose_conv_algos(&mut graph, lowering.conv_algo).in_file(&checked.file);
+    dump(PassName::ConvAlgo, &graph, None);
     let fusion = passes::fuse(&mut graph);
     dump(PassName::Fuse, &graph, None);
     passes::schedule(&mut graph, batch);
     dump(PassName::Schedule, &graph, None);
     let memory = passes::plan_memory(&graph, batch);
     dump(PassName::Memory, &graph, Some(&memory));
-    Ok(Lowered { graph, fusion, memory })
+    Ok(Lowered { graph, fusion, memory, warnings })
 }
 
 /// The largest batch whose step fits in `limit` bytes (arena plus persistent values), if any.

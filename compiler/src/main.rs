@@ -5,7 +5,8 @@ use std::process::ExitCode;
 
 use alexc::diag::Diagnostics;
 use alexc::ir::Mode;
-use alexc::passes::PassName;
+use alexc::catalog::ConvAlgo;
+use alexc::passes::{ConvAlgoChoice, PassName};
 use alexc::plan::{write_atomically, Plan};
 use alexc::report::{build_report, human_bytes, memory_table, summary_table};
 use alexc::{front_end, ir, lower, lower_with, max_batch, say, Checked, Lowering};
@@ -56,6 +57,10 @@ struct CompileArgs {
     /// lowering for devices where that is faster (`alexrt check-kernels` measures it).
     #[arg(long)]
     split_grouped_conv: bool,
+    /// Each convolution's algorithm: `auto` (by shape), or one of im2col-gemm, winograd, burn for
+    /// every node it can compute (the others keep the by-shape choice, with a warning).
+    #[arg(long, value_parser = parse_conv_algo, default_value = "auto")]
+    conv_algo: ConvAlgoChoice,
     /// What to write: the plan, or the final graph as Graphviz.
     #[arg(long, value_enum, default_value_t = Emit::Plan)]
     emit: Emit,
@@ -121,6 +126,16 @@ fn parse_pass(s: &str) -> Result<DumpChoice, String> {
     PassName::all().into_iter().find(|p| p.as_str() == s).map(DumpChoice::One).ok_or_else(|| {
         let names: Vec<&str> = PassName::all().iter().map(|p| p.as_str()).collect();
         format!("unknown pass `{s}`; the passes are: {}, all", names.join(", "))
+    })
+}
+
+fn parse_conv_algo(s: &str) -> Result<ConvAlgoChoice, String> {
+    if s == "auto" {
+        return Ok(ConvAlgoChoice::ByShape);
+    }
+    ConvAlgo::from_name(s).map(ConvAlgoChoice::Force).ok_or_else(|| {
+        let names: Vec<&str> = ConvAlgo::ALL.iter().map(|a| a.name()).collect();
+        format!("unknown convolution algorithm `{s}`; use auto, {}", names.join(", "))
     })
 }
 
@@ -200,7 +215,7 @@ fn compile(args: CompileArgs) -> Result<(), Failure> {
     let checked = front_end(&args.file, &mut dump)?;
     print_warnings(&checked);
 
-    let lowering = Lowering { split_grouped_conv: args.split_grouped_conv };
+    let lowering = Lowering { split_grouped_conv: args.split_grouped_conv, conv_algo: args.conv_algo };
     let batch = match (args.batch_size, args.memory_limit) {
         (Some(BatchSize::Max), None) => {
             return Err(Failure("--batch-size max needs --memory-limit, e.g. --memory-limit 24GiB".into(), 2))
@@ -227,6 +242,9 @@ fn compile(args: CompileArgs) -> Result<(), Failure> {
         (None, _) => checked.graph.spec.training.batch_size,
     };
     let lowered = lower_with(&checked, mode, batch, &lowering, &mut dump)?;
+    for w in lowered.warnings.warnings() {
+        eprintln!("{w}");
+    }
     if let Some(limit) = args.memory_limit {
         let need = lowered.memory.total_bytes() as u64;
         if need > limit {

@@ -59,7 +59,7 @@ fn every_shipped_graph_has_snapshots() {
 fn the_split_grouped_conv_lowering_has_a_snapshot() {
     std::env::set_current_dir(root()).unwrap();
     let checked = front_end(std::path::Path::new("graphs/tiny.ron"), &mut |_, _, _| {}).unwrap();
-    let lowering = alexc::Lowering { split_grouped_conv: true };
+    let lowering = alexc::Lowering { split_grouped_conv: true, ..Default::default() };
     let mut text = String::new();
     alexc::lower_with(&checked, Mode::Train, 32, &lowering, &mut |pass, g, m| {
         if pass == alexc::passes::PassName::Memory {

@@ -145,7 +145,7 @@ mod tests {
             let checked =
                 alexc::front_end_str(&text, &path.display().to_string(), &mut |_, _, _| {}).unwrap();
             for split_grouped_conv in [false, true] {
-                let lowering = alexc::Lowering { split_grouped_conv };
+                let lowering = alexc::Lowering { split_grouped_conv, ..Default::default() };
                 for mode in [Mode::Train, Mode::Infer] {
                     let lowered = alexc::lower_with(&checked, mode, 8, &lowering, &mut |_, _, _| {}).unwrap();
                     for (node, pattern, how) in kernel_table(&lowered.graph) {

@@ -249,7 +249,7 @@ fn fused_kernels_and_step_by_step_agree_exactly_on_the_cpu() {
 fn the_split_grouped_conv_lowering_trains_the_same() {
     let text = std::fs::read_to_string(root().join("graphs/tiny.ron")).unwrap();
     let checked = alexc::front_end_str(&text, "tiny.ron", &mut |_, _, _| {}).unwrap();
-    let split = alexc::Lowering { split_grouped_conv: true };
+    let split = alexc::Lowering { split_grouped_conv: true, ..Default::default() };
     let plans = [
         alexc::lower(&checked, Mode::Train, 8, &mut |_, _, _| {}).unwrap().into_plan(Mode::Train, "tiny.ron"),
         alexc::lower_with(&checked, Mode::Train, 8, &split, &mut |_, _, _| {})

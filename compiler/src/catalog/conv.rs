@@ -3,6 +3,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::{
+    ConvAlgo,
     expect_rank, tiling_warning, window_out, Cost, FusionClass, GradCtx, GradientError, Inferred, Op, OpDef,
     ShapeError,
 };
@@ -16,12 +17,17 @@ pub struct ConvAttrs {
     pub stride: usize,
     pub padding: usize,
     pub groups: usize,
+    /// How the node is computed, once the `conv-algo` pass has chosen (the backend's own
+    /// convolution until then).
+    #[serde(default)]
+    pub algo: Option<ConvAlgo>,
 }
 
 impl ConvAttrs {
     fn text(&self) -> String {
+        let algo = self.algo.map(|a| format!(" algo={}", a.name())).unwrap_or_default();
         format!(
-            "out={} k={} s={} p={} g={}",
+            "out={} k={} s={} p={} g={}{algo}",
             self.out_channels, self.kernel, self.stride, self.padding, self.groups
         )
     }

@@ -2,6 +2,7 @@
 //! rule, fusion class and cost. Passes ask the catalog through [`OpDef`]; they never match on ops.
 
 mod conv;
+mod conv_algo;
 mod elementwise;
 mod fused;
 mod gradient;
@@ -15,6 +16,7 @@ mod split;
 mod update;
 
 pub use conv::{Conv2d, Conv2dBackwardData, Conv2dBackwardWeight, ConvAttrs};
+pub use conv_algo::{ConvAlgo, ConvPass};
 pub use elementwise::{Add, AddN, BiasAdd, BiasGrad, Dropout, DropoutGrad, Relu, ReluGrad};
 pub use fused::{FusedInput, FusedOp, FusedStep};
 pub use gradient::{BackwardGraph, GradCtx, GradientError};

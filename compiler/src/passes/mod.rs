@@ -2,6 +2,7 @@
 
 pub mod autodiff;
 pub mod build;
+pub mod conv_algo;
 pub mod fuse;
 pub mod infer;
 pub mod memory;
@@ -12,6 +13,7 @@ pub mod verify;
 
 pub use autodiff::autodiff;
 pub use build::build;
+pub use conv_algo::{choose_conv_algos, ConvAlgoChoice};
 pub use fuse::{fuse, FusionStats};
 pub use infer::infer_shapes;
 pub use memory::{plan_memory, MemoryPlan};
@@ -28,15 +30,16 @@ pub enum PassName {
     InferShapes,
     Autodiff,
     Verify,
+    ConvAlgo,
     Fuse,
     Schedule,
     Memory,
 }
 
 impl PassName {
-    pub fn all() -> [PassName; 8] {
+    pub fn all() -> [PassName; 9] {
         use PassName::*;
-        [Build, Validate, InferShapes, Autodiff, Verify, Fuse, Schedule, Memory]
+        [Build, Validate, InferShapes, Autodiff, Verify, ConvAlgo, Fuse, Schedule, Memory]
     }
 
     pub fn as_str(self) -> &'static str {
@@ -46,6 +49,7 @@ impl PassName {
             PassName::InferShapes => "infer-shapes",
             PassName::Autodiff => "autodiff",
             PassName::Verify => "verify",
+            PassName::ConvAlgo => "conv-algo",
             PassName::Fuse => "fuse",
             PassName::Schedule => "schedule",
             PassName::Memory => "memory",

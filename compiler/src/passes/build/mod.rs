@@ -217,6 +217,7 @@ fn build_layer(
                 stride: c.stride,
                 padding: c.padding,
                 groups: c.groups,
+                algo: None,
             })),
             "Conv2d",
             Some(&c.weight),
