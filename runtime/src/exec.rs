@@ -10,13 +10,12 @@ use alexc::ir::{Graph, Mode, Phase, ValueRef};
 use alexc::plan::Plan;
 use burn::tensor::activation::{log_softmax, relu};
 use burn::tensor::backend::Backend;
-use burn::tensor::module::conv2d;
 use burn::tensor::{Int, Tensor, TensorData};
 use petgraph::stable_graph::NodeIndex;
 
 use crate::error::RunError;
 use crate::init::{init_values, Rng};
-use crate::kernels::{conv_options, KernelBackend, LrnParams, PoolParams, SgdParams};
+use crate::kernels::{KernelBackend, LrnParams, PoolParams, SgdParams};
 use crate::select::{select, Fusion};
 use crate::value::Value;
 
@@ -453,9 +452,7 @@ impl<B: KernelBackend> Executor<B> {
         }
         let one = |v: Value<B>| Ok(vec![v]);
         match op {
-            Op::Conv2d(c) => {
-                one(Value::F4(conv2d(inputs[0].f4()?, inputs[1].f4()?, None, conv_options(&c.0))))
-            }
+            Op::Conv2d(c) => one(Value::F4(B::conv2d_plain(inputs[0].f4()?, inputs[1].f4()?, &c.0))),
             Op::Conv2dBackwardData(c) => {
                 one(Value::F4(B::conv2d_data_grad(inputs[0].f4()?, inputs[1].f4()?, &c.attrs, c.input_hw)))
             }
