@@ -39,7 +39,7 @@ pub enum ConvAlgo {
 
 impl ConvAlgo {
     /// Every algorithm, in order of preference when more than one applies.
-    pub const ALL: [ConvAlgo; 3] = [ConvAlgo::Winograd, ConvAlgo::Im2colGemm, ConvAlgo::Burn];
+    pub const ALL: [ConvAlgo; 3] = [ConvAlgo::Im2colGemm, ConvAlgo::Winograd, ConvAlgo::Burn];
 
     /// Whether this algorithm computes `pass` of `shape`.
     pub fn supports(self, shape: &ConvShape, pass: ConvPass) -> bool {
