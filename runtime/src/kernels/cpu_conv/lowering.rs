@@ -101,9 +101,9 @@ pub fn col2im<T: Real>(col: &[T], ld: usize, col0: usize, channels: usize, g: &P
                             *d = *d + *v;
                         }
                     } else {
-                        for ow in ow_lo..ow_hi {
+                        for (ow, v) in (ow_lo..ow_hi).zip(&src_row[ow_lo..ow_hi]) {
                             let i = ow * s + kj - p;
-                            d[i] = d[i] + src_row[ow];
+                            d[i] = d[i] + *v;
                         }
                     }
                 }

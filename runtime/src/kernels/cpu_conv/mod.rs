@@ -138,9 +138,9 @@ impl ConvShape {
             && self.stride > 0
             && self.groups > 0
             && self.in_channels > 0
-            && self.in_channels % self.groups == 0
+            && self.in_channels.is_multiple_of(self.groups)
             && self.out_channels > 0
-            && self.out_channels % self.groups == 0
+            && self.out_channels.is_multiple_of(self.groups)
             && fits(self.in_hw[0])
             && fits(self.in_hw[1])
     }

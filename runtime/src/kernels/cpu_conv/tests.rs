@@ -5,16 +5,9 @@
 
 use super::*;
 
-fn shape(
-    batch: usize,
-    cin: usize,
-    hw: [usize; 2],
-    cout: usize,
-    k: usize,
-    s: usize,
-    p: usize,
-    g: usize,
-) -> ConvShape {
+/// A shape from batch, input channels, input size, output channels and `[kernel, stride, padding,
+/// groups]`.
+fn shape(batch: usize, cin: usize, hw: [usize; 2], cout: usize, [k, s, p, g]: [usize; 4]) -> ConvShape {
     ConvShape {
         batch,
         in_channels: cin,
@@ -29,17 +22,17 @@ fn shape(
 
 fn odd_shapes() -> Vec<ConvShape> {
     vec![
-        shape(1, 3, [7, 5], 4, 3, 1, 1, 1),
-        shape(3, 6, [9, 11], 10, 3, 2, 1, 2),
-        shape(2, 5, [8, 8], 7, 5, 1, 2, 1),
-        shape(5, 4, [13, 13], 6, 3, 1, 1, 2),
-        shape(2, 3, [15, 12], 8, 4, 3, 0, 1),
-        shape(4, 6, [5, 6], 9, 1, 1, 2, 3),
-        shape(3, 2, [10, 7], 4, 2, 3, 1, 2),
-        shape(9, 17, [6, 6], 19, 3, 1, 1, 1),
-        shape(3, 4, [7, 10], 6, 3, 1, 0, 2),
-        shape(2, 5, [5, 4], 3, 3, 1, 2, 1),
-        shape(20, 8, [13, 13], 12, 3, 1, 1, 4),
+        shape(1, 3, [7, 5], 4, [3, 1, 1, 1]),
+        shape(3, 6, [9, 11], 10, [3, 2, 1, 2]),
+        shape(2, 5, [8, 8], 7, [5, 1, 2, 1]),
+        shape(5, 4, [13, 13], 6, [3, 1, 1, 2]),
+        shape(2, 3, [15, 12], 8, [4, 3, 0, 1]),
+        shape(4, 6, [5, 6], 9, [1, 1, 2, 3]),
+        shape(3, 2, [10, 7], 4, [2, 3, 1, 2]),
+        shape(9, 17, [6, 6], 19, [3, 1, 1, 1]),
+        shape(3, 4, [7, 10], 6, [3, 1, 0, 2]),
+        shape(2, 5, [5, 4], 3, [3, 1, 2, 1]),
+        shape(20, 8, [13, 13], 12, [3, 1, 1, 4]),
     ]
 }
 
@@ -176,7 +169,7 @@ fn the_engine_gives_the_same_answer_on_one_thread() {
 
 #[test]
 fn burn_is_not_run_by_the_engine_and_says_so() {
-    let s = shape(1, 3, [7, 5], 4, 3, 1, 1, 1);
+    let s = shape(1, 3, [7, 5], 4, [3, 1, 1, 1]);
     let x = vec![0.0f32; 105];
     let err = forward(ConvAlgo::Burn, &s, &x, &[0.0; 108], None, false).unwrap_err();
     assert!(matches!(err, ConvError::Unsupported { algo: ConvAlgo::Burn, pass: ConvPass::Forward, .. }));
@@ -184,7 +177,7 @@ fn burn_is_not_run_by_the_engine_and_says_so() {
 
 #[test]
 fn a_tensor_of_the_wrong_length_is_an_error_not_a_panic() {
-    let s = shape(1, 3, [7, 5], 4, 3, 1, 1, 1);
+    let s = shape(1, 3, [7, 5], 4, [3, 1, 1, 1]);
     let err = weight_grad(ConvAlgo::Im2colGemm, &s, &[0.0f64; 104], &[0.0; 140]).unwrap_err();
     assert!(matches!(err, ConvError::WrongLength { what: "input", got: 104, want: 105, .. }));
 }
@@ -195,13 +188,13 @@ fn every_algorithm_is_checked_on_some_shape_for_every_pass_it_claims() {
         assert!(odd_shapes().iter().any(|s| algo.supports(s, ConvPass::Forward)), "{algo:?}");
         assert!(odd_shapes().iter().any(|s| algo.supports(s, ConvPass::DataGrad)), "{algo:?}");
     }
-    assert!(!ConvAlgo::Winograd.supports(&shape(2, 4, [13, 13], 6, 3, 1, 1, 2), ConvPass::WeightGrad));
-    assert!(!ConvAlgo::Winograd.supports(&shape(2, 4, [13, 13], 6, 3, 2, 1, 2), ConvPass::Forward));
+    assert!(!ConvAlgo::Winograd.supports(&shape(2, 4, [13, 13], 6, [3, 1, 1, 2]), ConvPass::WeightGrad));
+    assert!(!ConvAlgo::Winograd.supports(&shape(2, 4, [13, 13], 6, [3, 2, 1, 2]), ConvPass::Forward));
 }
 
 #[test]
 fn a_kernel_larger_than_the_padded_input_is_supported_by_burn_alone() {
-    let s = shape(1, 3, [2, 2], 4, 5, 1, 1, 1);
+    let s = shape(1, 3, [2, 2], 4, [5, 1, 1, 1]);
     assert_eq!(supported_algos(&s, ConvPass::Forward), vec![ConvAlgo::Burn]);
     assert_eq!(default_algo(&s, ConvPass::WeightGrad), ConvAlgo::Burn);
 }
