@@ -1,12 +1,15 @@
 #!/usr/bin/env bash
-# CPU benchmark: alexnet.ron's training step and inference batch on burn Flex (alexrt) and on
-# PyTorch CPU (installed from PyPI into a virtual environment), side by side in one run, with
-# ratios. Writes benches/results/cpu-<date>-<host>.md.
-#   benches/cpu.sh [GRAPH] [BATCH] [STEPS]
+# CPU benchmark: alexnet.ron's training step and inference batch on burn Flex with our convolution
+# engine (alexrt) and on PyTorch CPU, eager and torch.compile (installed from PyPI into a virtual
+# environment), side by side in one run, at each batch size given, with ratios. Writes
+# benches/results/cpu-<date>-<host>.md.
+#   benches/cpu.sh [GRAPH] [BATCHES] [STEPS]
+# BATCHES is a space-separated list ("16 128" by default); STEPS (5 by default) is the number of
+# timed steps at batch 32 and below, and 2 above it (each step there takes seconds).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 graph="${1:-graphs/alexnet.ron}"
-batch="${2:-16}"
+batches="${2:-16 128}"
 steps="${3:-5}"
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/alexnet-target}"
 venv="${ALEXNET_VENV:-$HOME/.cache/alexnet-venv}"
@@ -18,11 +21,17 @@ cargo build --release --quiet -p alexc -p alexrt
 bin="$CARGO_TARGET_DIR/release"
 work="$(mktemp -d)"
 trap 'rm -rf "$work"' EXIT
-"$bin/alexc" compile "$graph" --batch-size "$batch" -o "$work/train.bin" 2>/dev/null
-"$bin/alexc" compile "$graph" --batch-size "$batch" --mode infer -o "$work/infer.bin" 2>/dev/null
-echo "timing alexrt (burn Flex) ..." >&2
-"$bin/alexrt" bench "$work/train.bin" --steps "$steps" --json > "$work/ours-train.json"
-"$bin/alexrt" bench "$work/infer.bin" --steps "$steps" --json > "$work/ours-infer.json"
-echo "timing PyTorch ..." >&2
-"$venv/bin/python" benches/pytorch_cpu.py "$graph" --batch "$batch" --steps "$steps" > "$work/torch.json"
-"$venv/bin/python" benches/report.py "$work" "$graph" "$batch" "$steps"
+for batch in $batches; do
+  n="$steps"
+  if [ "$batch" -gt 32 ]; then n=2; fi
+  echo "$n" > "$work/steps-$batch"
+  "$bin/alexc" compile "$graph" --batch-size "$batch" -o "$work/train.bin" 2>/dev/null
+  "$bin/alexc" compile "$graph" --batch-size "$batch" --mode infer -o "$work/infer.bin" 2>/dev/null
+  echo "batch $batch: timing alexrt (burn Flex) ..." >&2
+  "$bin/alexrt" bench "$work/train.bin" --steps "$n" --json > "$work/ours-train-$batch.json"
+  "$bin/alexrt" bench "$work/infer.bin" --steps "$n" --json > "$work/ours-infer-$batch.json"
+  echo "batch $batch: timing PyTorch, eager and torch.compile ..." >&2
+  "$venv/bin/python" benches/pytorch_cpu.py "$graph" --batch "$batch" --steps "$n" --compile \
+    > "$work/torch-$batch.json"
+done
+"$venv/bin/python" benches/report.py "$work" "$graph" $batches

@@ -1,5 +1,6 @@
 #!/usr/bin/env python3
-"""Prints and records the CPU benchmark's table (see benches/cpu.sh)."""
+"""Prints and records the CPU benchmark's table (see benches/cpu.sh): for each batch size, our
+training step and inference batch against PyTorch eager and torch.compile, with ratios."""
 import datetime
 import json
 import os
@@ -7,9 +8,8 @@ import platform
 import subprocess
 import sys
 
-work, graph, batch, steps = sys.argv[1:5]
+work, graph, batches = sys.argv[1], sys.argv[2], sys.argv[3:]
 load = lambda name: json.load(open(os.path.join(work, name)))
-train, infer, torch = load("ours-train.json"), load("ours-infer.json"), load("torch.json")
 
 
 def cpu_model():
@@ -22,31 +22,46 @@ def cpu_model():
     return platform.processor() or "unknown"
 
 
+def ms(seconds):
+    return f"{seconds * 1e3:.1f} ms" if seconds else "-"
+
+
+def ratio(ours, ref):
+    return f"{ours / ref:.2f}x" if ref else "-"
+
+
 commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
-rows = [
-    ("training step (forward, backward, SGD)", train["step_seconds"], torch["step_seconds"]),
-    ("inference batch (forward, no grad)", infer["step_seconds"], torch["forward_seconds"]),
-]
+first = load(f"torch-{batches[0]}.json")
+ours_threads = load(f"ours-train-{batches[0]}.json")["threads"]
 lines = [
-    f"# CPU benchmark: {graph}, batch {batch}",
+    f"# CPU benchmark: {graph}, batch {', '.join(batches)}",
     "",
-    f"- date: {datetime.date.today()}, commit {commit}",
-    f"- machine: {cpu_model()}, {os.cpu_count()} cores; alexrt (burn Flex) {train['threads']} threads, "
-    f"PyTorch {torch['torch']} {torch['threads']} threads",
-    f"- median of {steps} steps after one warm-up, each side in the same run",
+    f"- date: {datetime.date.today()}, commit {commit}, load average {os.getloadavg()[0]:.2f} at the end",
+    f"- machine: {cpu_model()}, {os.cpu_count()} cores; alexrt (burn Flex + our convolutions) "
+    f"{ours_threads} threads, PyTorch {first['torch']} {first['threads']} threads",
+    "- medians of the steps after warm-up (steps per batch below), every column in the same run",
     "",
-    "| what | alexrt | PyTorch | alexrt / PyTorch |",
-    "| --- | ---: | ---: | ---: |",
+    "| batch | what | alexrt | PyTorch eager | torch.compile | alexrt / eager | alexrt / compiled |",
+    "| ---: | --- | ---: | ---: | ---: | ---: | ---: |",
 ]
-for what, ours, ref in rows:
-    lines.append(f"| {what} | {ours * 1e3:.1f} ms | {ref * 1e3:.1f} ms | {ours / ref:.2f}x |")
-lines += [
-    "",
-    f"Training throughput: alexrt {int(batch) / train['step_seconds']:.1f} images/s, "
-    f"PyTorch {int(batch) / torch['step_seconds']:.1f} images/s. "
-    f"Peak step memory in alexrt: {train['peak_bytes'] / 2**20:.1f} MiB (plan arena {train['arena_bytes'] / 2**20:.1f} MiB).",
-]
-text = "\n".join(lines) + "\n"
+notes = []
+for batch in batches:
+    train, infer, torch = load(f"ours-train-{batch}.json"), load(f"ours-infer-{batch}.json"), load(f"torch-{batch}.json")
+    steps = open(os.path.join(work, f"steps-{batch}")).read().strip()
+    rows = [
+        ("training step", train["step_seconds"], torch["step_seconds"], torch.get("compiled_step_seconds")),
+        ("inference", infer["step_seconds"], torch["forward_seconds"], torch.get("compiled_forward_seconds")),
+    ]
+    for what, ours, eager, compiled in rows:
+        lines.append(
+            f"| {batch} | {what} | {ms(ours)} | {ms(eager)} | {ms(compiled)} | {ratio(ours, eager)} | {ratio(ours, compiled)} |"
+        )
+    notes.append(
+        f"Batch {batch} ({steps} steps): alexrt {int(batch) / train['step_seconds']:.1f} images/s, PyTorch eager "
+        f"{int(batch) / torch['step_seconds']:.1f} images/s; peak step memory in alexrt "
+        f"{train['peak_bytes'] / 2**20:.1f} MiB (plan arena {train['arena_bytes'] / 2**20:.1f} MiB)."
+    )
+text = "\n".join(lines + [""] + notes) + "\n"
 print(text)
 host = platform.node().split(".")[0] or "host"
 os.makedirs("benches/results", exist_ok=True)

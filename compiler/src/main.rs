@@ -3,9 +3,9 @@
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
+use alexc::catalog::ConvAlgo;
 use alexc::diag::Diagnostics;
 use alexc::ir::Mode;
-use alexc::catalog::ConvAlgo;
 use alexc::passes::{ConvAlgoChoice, PassName};
 use alexc::plan::{write_atomically, Plan};
 use alexc::report::{build_report, human_bytes, memory_table, summary_table};

@@ -97,7 +97,17 @@ fn dump_after_all_prints_every_pass_in_order() {
     let passes: Vec<&str> = headers.iter().map(|h| h.rsplit(' ').next().unwrap()).collect();
     assert_eq!(
         passes,
-        ["build", "validate", "infer-shapes", "autodiff", "verify", "fuse", "schedule", "memory"]
+        [
+            "build",
+            "validate",
+            "infer-shapes",
+            "autodiff",
+            "verify",
+            "conv-algo",
+            "fuse",
+            "schedule",
+            "memory"
+        ]
     );
 }
 
@@ -123,4 +133,38 @@ fn writing_to_a_device_writes_through_it() {
     assert!(o.status.success(), "{}", stderr(&o));
     let meta = std::fs::metadata("/dev/null").unwrap();
     assert!(meta.file_type().is_char_device(), "/dev/null must not be renamed over");
+}
+
+#[test]
+fn conv_algo_records_an_algorithm_per_convolution_and_a_forced_one_warns_where_it_cannot_apply() {
+    let o = alexc(&["compile", "graphs/alexnet.ron", "--dump-after", "conv-algo", "-o", "/dev/null"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let text = stdout(&o);
+    let convs: Vec<&str> = text.lines().filter(|l| l.contains("conv2d")).collect();
+    // Five forward convolutions, five weight gradients, four data gradients (conv1's input is the image).
+    assert_eq!(convs.len(), 14, "{text}");
+    assert!(convs.iter().all(|l| l.contains("algo=im2col-gemm")), "{text}");
+
+    let o = alexc(&[
+        "compile",
+        "graphs/alexnet.ron",
+        "--conv-algo",
+        "winograd",
+        "--dump-after",
+        "conv-algo",
+        "-o",
+        "/dev/null",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let text = stdout(&o);
+    let winograd = text.lines().filter(|l| l.contains("algo=winograd")).count();
+    // conv3-conv5 forward and data gradients are 3x3 stride 1.
+    assert_eq!(winograd, 6, "{text}");
+    let err = stderr(&o);
+    assert!(err.contains("--conv-algo winograd cannot compute the weight gradient of `conv1/"), "{err}");
+    assert!(err.contains("it uses im2col-gemm"), "{err}");
+
+    let o = alexc(&["compile", "graphs/tiny.ron", "--conv-algo", "fft", "-o", "/dev/null"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("unknown convolution algorithm `fft`; use auto, im2col-gemm, winograd, burn"));
 }

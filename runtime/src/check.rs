@@ -210,7 +210,8 @@ fn conv_times<B: KernelBackend>(o: &CheckOptions, device: &B::Device) -> Value {
     for (name, cin, hw, cout, k, pad) in
         [("conv2", 96, 27, 256, 5, 2), ("conv4", 384, 13, 384, 3, 1), ("conv5", 384, 13, 256, 3, 1)]
     {
-        let attrs = ConvAttrs { out_channels: cout, kernel: k, stride: 1, padding: pad, groups: 2, algo: None };
+        let attrs =
+            ConvAttrs { out_channels: cout, kernel: k, stride: 1, padding: pad, groups: 2, algo: None };
         let one = ConvAttrs { groups: 1, out_channels: cout / 2, ..attrs };
         let x = pattern::<B, 4>([o.batch, cin, hw, hw], device);
         let w = pattern::<B, 4>([cout, cin / 2, k, k], device);

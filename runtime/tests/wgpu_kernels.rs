@@ -293,7 +293,8 @@ fn a_training_step_of_the_small_net_on_wgpu_matches_the_cpu() {
             .into_plan(alexc::ir::Mode::Train, "tiny.ron")
     };
     let plan = lower(alexc::Lowering::default());
-    for gpu_plan in [plan.clone(), lower(alexc::Lowering { split_grouped_conv: true, ..Default::default() })] {
+    for gpu_plan in [plan.clone(), lower(alexc::Lowering { split_grouped_conv: true, ..Default::default() })]
+    {
         let mut cpu = alexrt::exec::Executor::<alexrt::Cpu>::new(&plan, Default::default()).unwrap();
         let mut gpu = alexrt::exec::Executor::<Wgpu>::new(&gpu_plan, device()).unwrap();
         for e in [&mut cpu.options, &mut gpu.options] {

@@ -3,9 +3,8 @@
 use serde::{Deserialize, Serialize};
 
 use super::{
-    ConvAlgo,
-    expect_rank, tiling_warning, window_out, Cost, FusionClass, GradCtx, GradientError, Inferred, Op, OpDef,
-    ShapeError,
+    expect_rank, tiling_warning, window_out, ConvAlgo, Cost, FusionClass, GradCtx, GradientError, Inferred,
+    Op, OpDef, ShapeError,
 };
 use crate::value::{DType, TensorType, ValueRef};
 

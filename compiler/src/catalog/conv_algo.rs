@@ -69,6 +69,8 @@ impl ConvAlgo {
 }
 
 impl ConvPass {
+    pub const ALL: [ConvPass; 3] = [ConvPass::Forward, ConvPass::DataGrad, ConvPass::WeightGrad];
+
     pub fn name(self) -> &'static str {
         match self {
             ConvPass::Forward => "forward",

@@ -34,7 +34,8 @@ pub fn choose_conv_algos(graph: &mut Graph, choice: ConvAlgoChoice) -> Diagnosti
         };
         for op in ops.iter_mut() {
             let Some((attrs, pass)) = conv_attrs(op) else { continue };
-            let by_shape = ConvAlgo::ALL.into_iter().find(|a| a.supports(attrs, pass)).unwrap_or(ConvAlgo::Burn);
+            let by_shape =
+                ConvAlgo::ALL.into_iter().find(|a| a.supports(attrs, pass)).unwrap_or(ConvAlgo::Burn);
             attrs.algo = Some(match choice {
                 ConvAlgoChoice::ByShape => by_shape,
                 ConvAlgoChoice::Force(a) if a.supports(attrs, pass) => a,

@@ -5,14 +5,13 @@
 use alexc::catalog::Op;
 use alexc::ir::Optimizer;
 use burn::tensor::activation::{log_softmax, relu};
-use burn::tensor::module::conv2d;
 use burn::tensor::{Bool, Tensor, TensorData};
 use petgraph::stable_graph::NodeIndex;
 
 use super::{Executor, StepCtx};
 use crate::error::RunError;
 use crate::init::Rng;
-use crate::kernels::{conv_options, KernelBackend, LrnParams, PoolParams, SgdParams};
+use crate::kernels::{KernelBackend, LrnParams, PoolParams, SgdParams};
 use crate::value::Value;
 use crate::with_float;
 
@@ -34,9 +33,7 @@ impl<B: KernelBackend> Executor<B> {
                     None => self.run_steps(f, node, inputs, ctx),
                 }
             }
-            Op::Conv2d(c) => {
-                one(conv2d(inputs[0].float::<4>()?, inputs[1].float()?, None, conv_options(&c.0)).into())
-            }
+            Op::Conv2d(c) => one(B::conv2d_plain(inputs[0].float()?, inputs[1].float()?, &c.0).into()),
             Op::Conv2dBackwardData(c) => {
                 one(B::conv2d_data_grad(inputs[0].float()?, inputs[1].float()?, &c.attrs, c.input_hw).into())
             }

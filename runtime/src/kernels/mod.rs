@@ -4,13 +4,18 @@
 //! SGD update. The defaults are burn ops and the reference kernels ([`reference`]) on the host; a
 //! backend with its own kernels (CubeCL on CUDA or wgpu, [`cube`]) overrides them.
 
+pub mod conv;
+pub mod cpu_conv;
 pub mod cube;
+mod flex;
 pub mod reference;
+
+pub use conv::conv_options;
+pub use cpu_conv::{ConvAlgo, ConvPass, ConvShape};
 
 use burn::tensor::activation::relu;
 use burn::tensor::backend::Backend;
-use burn::tensor::ops::{ConvOptions, ConvTransposeOptions};
-use burn::tensor::{Bool, DType, Int, Tensor, TensorData, TensorPrimitive};
+use burn::tensor::{Bool, DType, Int, Tensor, TensorData};
 
 use alexc::catalog::ConvAttrs;
 
@@ -174,8 +179,57 @@ pub trait KernelBackend: Backend {
         from_host(dx, [n, c, input_hw[0], input_hw[1]], &device)
     }
 
-    /// A convolution with its bias, then ReLU when `relu`. The default is burn's convolution
-    /// with the bias (which adds it as it writes the output).
+    /// The convolution algorithm this backend runs for `pass` of `shape` when the plan names none.
+    /// The default is burn's.
+    fn default_conv_algo(_shape: &ConvShape, _pass: ConvPass) -> ConvAlgo {
+        ConvAlgo::Burn
+    }
+
+    /// A convolution, plus its bias and then ReLU when given, by `algo` where this backend has
+    /// it and supports the shape, by burn's convolution otherwise (the default).
+    fn conv2d_with_algo(
+        x: Tensor<Self, 4>,
+        w: Tensor<Self, 4>,
+        bias: Option<Tensor<Self, 1>>,
+        a: &ConvAttrs,
+        relu_after: bool,
+        _algo: ConvAlgo,
+    ) -> Tensor<Self, 4> {
+        conv::burn_conv2d(x, w, bias, a, relu_after)
+    }
+
+    /// The input gradient of a (grouped) convolution of an `input_hw` input, from `dy` and the
+    /// weight, by `algo` where this backend has it, by burn's transposed convolution otherwise.
+    fn conv2d_data_grad_with_algo(
+        dy: Tensor<Self, 4>,
+        w: Tensor<Self, 4>,
+        a: &ConvAttrs,
+        input_hw: [usize; 2],
+        _algo: ConvAlgo,
+    ) -> Tensor<Self, 4> {
+        conv::burn_conv2d_data_grad(dy, w, a, input_hw)
+    }
+
+    /// The weight gradient of a (grouped) convolution from its input `x` and output gradient
+    /// `dy`, by `algo` where this backend has it, by burn's otherwise.
+    fn conv2d_weight_grad_with_algo(
+        x: Tensor<Self, 4>,
+        dy: Tensor<Self, 4>,
+        a: &ConvAttrs,
+        _algo: ConvAlgo,
+    ) -> Tensor<Self, 4> {
+        conv::burn_conv2d_weight_grad(x, dy, a)
+    }
+
+    /// A convolution without bias, by the plan's algorithm (the backend's default when it names none).
+    fn conv2d_plain(x: Tensor<Self, 4>, w: Tensor<Self, 4>, a: &ConvAttrs) -> Tensor<Self, 4> {
+        let algo = a
+            .algo
+            .unwrap_or_else(|| Self::default_conv_algo(&ConvShape::new(a, x.dims()), ConvPass::Forward));
+        Self::conv2d_with_algo(x, w, None, a, false, algo)
+    }
+
+    /// A convolution with its bias, then ReLU when `relu`, by the backend's default algorithm.
     fn conv2d_bias_act(
         x: Tensor<Self, 4>,
         w: Tensor<Self, 4>,
@@ -183,12 +237,10 @@ pub trait KernelBackend: Backend {
         a: &ConvAttrs,
         relu_after: bool,
     ) -> Tensor<Self, 4> {
-        let y = burn::tensor::module::conv2d(x, w, Some(bias), conv_options(a));
-        if relu_after {
-            relu(y)
-        } else {
-            y
-        }
+        let algo = a
+            .algo
+            .unwrap_or_else(|| Self::default_conv_algo(&ConvShape::new(a, x.dims()), ConvPass::Forward));
+        Self::conv2d_with_algo(x, w, Some(bias), a, relu_after, algo)
     }
 
     /// The forward epilogue of a convolution or matrix product: `x + bias` along dimension 1,
@@ -263,38 +315,26 @@ pub trait KernelBackend: Backend {
         Self::masked_grad(dx, Some(relu_y), None)
     }
 
-    /// The weight gradient of a (grouped) convolution from its input `x` and output gradient `dy`.
-    /// The default is burn's.
+    /// The weight gradient of a (grouped) convolution, by the backend's default algorithm.
     fn conv2d_weight_grad(x: Tensor<Self, 4>, dy: Tensor<Self, 4>, a: &ConvAttrs) -> Tensor<Self, 4> {
-        let shape = [a.out_channels, x.dims()[1] / a.groups, a.kernel, a.kernel];
-        let zeros = Tensor::<Self, 4>::zeros(shape, &x.device());
-        let g = Self::conv2d_weight_backward(
-            x.into_primitive().tensor(),
-            zeros.into_primitive().tensor(),
-            dy.into_primitive().tensor(),
-            conv_options(a),
-        );
-        Tensor::from_primitive(TensorPrimitive::Float(g))
+        let algo = a
+            .algo
+            .unwrap_or_else(|| Self::default_conv_algo(&ConvShape::new(a, x.dims()), ConvPass::WeightGrad));
+        Self::conv2d_weight_grad_with_algo(x, dy, a, algo)
     }
 
-    /// The input gradient of a (grouped) convolution of an `input_hw` input, from `dy` and the
-    /// weight. The default is burn's transposed convolution.
+    /// The input gradient of a (grouped) convolution, by the backend's default algorithm.
     fn conv2d_data_grad(
         dy: Tensor<Self, 4>,
         w: Tensor<Self, 4>,
         a: &ConvAttrs,
         input_hw: [usize; 2],
     ) -> Tensor<Self, 4> {
-        let [_, _, oh, ow] = dy.dims();
-        let pad_out = |input: usize, out: usize| input + 2 * a.padding - ((out - 1) * a.stride + a.kernel);
-        let opts = ConvTransposeOptions::new(
-            [a.stride, a.stride],
-            [a.padding, a.padding],
-            [pad_out(input_hw[0], oh), pad_out(input_hw[1], ow)],
-            [1, 1],
-            a.groups,
-        );
-        burn::tensor::module::conv_transpose2d(dy, w, None, opts)
+        let [n, _, _, _] = dy.dims();
+        let input = [n, w.dims()[1] * a.groups, input_hw[0], input_hw[1]];
+        let algo =
+            a.algo.unwrap_or_else(|| Self::default_conv_algo(&ConvShape::new(a, input), ConvPass::DataGrad));
+        Self::conv2d_data_grad_with_algo(dy, w, a, input_hw, algo)
     }
 
     /// The optimizer update of one parameter, in one pass over `w`, `g` and `v`. The default runs
@@ -325,47 +365,5 @@ pub trait KernelBackend: Backend {
             (wd, vd) = (w32, v32);
         }
         (Tensor::from_data(wd, &device), Tensor::from_data(vd, &device))
-    }
-}
-
-/// burn's convolution options for our attributes.
-pub fn conv_options(a: &ConvAttrs) -> ConvOptions<2> {
-    ConvOptions::new([a.stride, a.stride], [a.padding, a.padding], [1, 1], a.groups)
-}
-
-/// The CPU: the reference kernels, and burn's convolution gradients. (im2col / col2im around
-/// matrix products was tried for the convolution gradients and was not faster on two cores: the
-/// matrix products dominate either way.) The LRN groups run on the host in one round trip, the
-/// bias, ReLU and masks applied there too.
-impl KernelBackend for burn::backend::Flex {
-    fn bias_relu_lrn(
-        x: Tensor<Self, 4>,
-        bias: Tensor<Self, 1>,
-        p: &LrnParams,
-        keep_relu: bool,
-    ) -> (Tensor<Self, 4>, Option<Tensor<Self, 4>>) {
-        let device = x.device();
-        let (z, dims) = to_host(x);
-        let b = bias.into_data();
-        let (y, r) = match z {
-            Host::F32(mut r) => {
-                reference::bias_relu(&mut r, &b.convert::<f32>().into_vec::<f32>().expect("f32 bias"), dims);
-                (Host::F32(reference::lrn_forward(&r, dims, p)), Host::F32(r))
-            }
-            Host::F64(mut r) => {
-                reference::bias_relu(&mut r, &b.convert::<f64>().into_vec::<f64>().expect("f64 bias"), dims);
-                (Host::F64(reference::lrn_forward(&r, dims, p)), Host::F64(r))
-            }
-        };
-        (from_host(y, dims, &device), keep_relu.then(|| from_host(r, dims, &device)))
-    }
-
-    fn lrn_relu_backward(
-        x: Tensor<Self, 4>,
-        y: Tensor<Self, 4>,
-        dy: Tensor<Self, 4>,
-        p: &LrnParams,
-    ) -> Tensor<Self, 4> {
-        host_lrn_backward(x, y, dy, p, true)
     }
 }

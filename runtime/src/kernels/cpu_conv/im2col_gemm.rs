@@ -1,0 +1,204 @@
+//! [`ConvAlgo::Im2colGemm`](super::ConvAlgo::Im2colGemm): per group, the forward pass is
+//! `W[Mg x Kg] * col[Kg x P]`, the data gradient `W^T * dY` followed by col2im, and the weight
+//! gradient `dY * col^T` summed over the batch. One rayon task takes a run of images; where one
+//! image's output plane `P` is small (AlexNet's 13 x 13 layers), the task lays its images' column
+//! matrices side by side so that each matrix product is wide enough to run near the machine's
+//! peak. Each product runs on the task's own thread ([`matmul`]); the weight gradient keeps one
+//! partial sum per rayon split and adds them at the end.
+
+use rayon::prelude::*;
+
+use super::lowering::{col2im, im2col, PlaneGeometry};
+use super::matmul::{matmul, ConvElement, MatRef};
+use super::ConvShape;
+
+/// The number of output columns one matrix product should have at least: below it, images are
+/// batched into one product.
+const TARGET_COLUMNS: usize = 1024;
+
+/// How many images one task takes: enough for [`TARGET_COLUMNS`], but not so many that a thread
+/// of the pool would be left without work.
+fn images_per_task(s: &ConvShape) -> usize {
+    let plane = s.out_hw()[0] * s.out_hw()[1];
+    let wide_enough = TARGET_COLUMNS.div_ceil(plane.max(1));
+    let fair = s.batch.div_ceil(rayon::current_num_threads());
+    wide_enough.min(fair).max(1)
+}
+
+/// The sizes the three passes share.
+struct Dims {
+    g: PlaneGeometry,
+    /// Output pixels per plane.
+    pl: usize,
+    /// Input and output channels per group.
+    cg: usize,
+    mg: usize,
+    /// Rows of a group's column matrix.
+    kg: usize,
+    /// Values of one image's input and output.
+    in_img: usize,
+    out_img: usize,
+    /// Values of one group's input planes.
+    in_group: usize,
+    nb: usize,
+}
+
+impl Dims {
+    fn of(s: &ConvShape) -> Self {
+        let g = PlaneGeometry::of(s);
+        let pl = g.out_plane();
+        let (cg, mg) = (s.in_channels / s.groups, s.out_channels / s.groups);
+        Dims {
+            g,
+            pl,
+            cg,
+            mg,
+            kg: cg * s.kernel * s.kernel,
+            in_img: s.in_channels * g.h * g.w,
+            out_img: s.out_channels * pl,
+            in_group: cg * g.h * g.w,
+            nb: images_per_task(s),
+        }
+    }
+
+    /// Group `grp`'s weight as an `Mg x Kg` matrix.
+    fn weight<'a, T>(&self, w: &'a [T], grp: usize) -> MatRef<'a, T> {
+        let data = &w[grp * self.mg * self.kg..][..self.mg * self.kg];
+        MatRef { data, rows: self.mg, cols: self.kg, rs: self.kg, cs: 1 }
+    }
+
+    /// Copies rows `grp * Mg..` of the output-shaped tensor `src` for images `n0..n0 + nbt` side
+    /// by side into `packed` (row stride `nbt * P`).
+    fn pack_rows<T: Copy>(&self, src: &[T], n0: usize, nbt: usize, grp: usize, packed: &mut [T]) {
+        let ld = nbt * self.pl;
+        for j in 0..nbt {
+            for m in 0..self.mg {
+                let from = &src[(n0 + j) * self.out_img + (grp * self.mg + m) * self.pl..][..self.pl];
+                packed[m * ld + j * self.pl..][..self.pl].copy_from_slice(from);
+            }
+        }
+    }
+
+    /// Group `grp`'s rows of the output-shaped `src` for images `n0..n0 + nbt` as an `Mg x nbt*P`
+    /// matrix: in place for one image, packed into `scratch` otherwise.
+    fn out_rows<'a, T: Copy>(
+        &self,
+        src: &'a [T],
+        n0: usize,
+        nbt: usize,
+        grp: usize,
+        scratch: &'a mut [T],
+    ) -> MatRef<'a, T> {
+        let ld = nbt * self.pl;
+        if nbt == 1 {
+            let data = &src[n0 * self.out_img + grp * self.mg * self.pl..][..self.mg * self.pl];
+            return MatRef { data, rows: self.mg, cols: ld, rs: ld, cs: 1 };
+        }
+        self.pack_rows(src, n0, nbt, grp, scratch);
+        MatRef { data: &*scratch, rows: self.mg, cols: ld, rs: ld, cs: 1 }
+    }
+}
+
+/// Adds `bias` per channel and applies ReLU, in place on NCHW images of `channels` planes.
+fn bias_relu<T: ConvElement>(y: &mut [T], bias: Option<&[T]>, relu: bool, channels: usize, plane: usize) {
+    if bias.is_none() && !relu {
+        return;
+    }
+    for (i, row) in y.chunks_mut(plane).enumerate() {
+        let b = bias.map_or(T::zero(), |b| b[i % channels]);
+        for v in row {
+            let z = *v + b;
+            *v = if relu && z < T::zero() { T::zero() } else { z };
+        }
+    }
+}
+
+pub fn forward<T: ConvElement>(s: &ConvShape, x: &[T], w: &[T], bias: Option<&[T]>, relu: bool) -> Vec<T> {
+    let d = Dims::of(s);
+    let mut y = vec![T::zero(); s.batch * d.out_img];
+    y.par_chunks_mut(d.nb * d.out_img).enumerate().for_each(|(t, y_chunk)| {
+        let (n0, nbt) = (t * d.nb, y_chunk.len() / d.out_img);
+        let ld = nbt * d.pl;
+        let packed = if nbt > 1 { d.mg * ld } else { 0 };
+        T::with_scratch(d.kg * ld + packed, |scratch| {
+            let (col, out) = scratch.split_at_mut(d.kg * ld);
+            for grp in 0..s.groups {
+                for j in 0..nbt {
+                    let xi = &x[(n0 + j) * d.in_img + grp * d.in_group..][..d.in_group];
+                    im2col(xi, d.cg, &d.g, col, ld, j * d.pl);
+                }
+                let cols = MatRef { data: &*col, rows: d.kg, cols: ld, rs: ld, cs: 1 };
+                if nbt == 1 {
+                    let dst = &mut y_chunk[grp * d.mg * d.pl..][..d.mg * d.pl];
+                    matmul(dst, d.pl, false, d.weight(w, grp), cols);
+                    continue;
+                }
+                matmul(out, ld, false, d.weight(w, grp), cols);
+                for j in 0..nbt {
+                    for m in 0..d.mg {
+                        let to = &mut y_chunk[j * d.out_img + (grp * d.mg + m) * d.pl..][..d.pl];
+                        to.copy_from_slice(&out[m * ld + j * d.pl..][..d.pl]);
+                    }
+                }
+            }
+        });
+        bias_relu(y_chunk, bias, relu, s.out_channels, d.pl);
+    });
+    y
+}
+
+pub fn data_grad<T: ConvElement>(s: &ConvShape, dy: &[T], w: &[T]) -> Vec<T> {
+    let d = Dims::of(s);
+    let mut dx = vec![T::zero(); s.batch * d.in_img];
+    dx.par_chunks_mut(d.nb * d.in_img).enumerate().for_each(|(t, dx_chunk)| {
+        let (n0, nbt) = (t * d.nb, dx_chunk.len() / d.in_img);
+        let ld = nbt * d.pl;
+        let packed = if nbt > 1 { d.mg * ld } else { 0 };
+        T::with_scratch(d.kg * ld + packed, |scratch| {
+            let (dcol, pack) = scratch.split_at_mut(d.kg * ld);
+            for grp in 0..s.groups {
+                let w_t = d.weight(w, grp);
+                let w_t = MatRef { rows: d.kg, cols: d.mg, rs: 1, cs: d.kg, ..w_t };
+                let rhs = d.out_rows(dy, n0, nbt, grp, pack);
+                matmul(dcol, ld, false, w_t, rhs);
+                for j in 0..nbt {
+                    let dxi = &mut dx_chunk[j * d.in_img + grp * d.in_group..][..d.in_group];
+                    col2im(dcol, ld, j * d.pl, d.cg, &d.g, dxi);
+                }
+            }
+        });
+    });
+    dx
+}
+
+pub fn weight_grad<T: ConvElement>(s: &ConvShape, x: &[T], dy: &[T]) -> Vec<T> {
+    let d = Dims::of(s);
+    let len = s.out_channels * d.kg;
+    let tasks = s.batch.div_ceil(d.nb);
+    let partial = |mut acc: Vec<T>, t: usize| {
+        let (n0, nbt) = (t * d.nb, d.nb.min(s.batch - t * d.nb));
+        let ld = nbt * d.pl;
+        let packed = if nbt > 1 { d.mg * ld } else { 0 };
+        T::with_scratch(d.kg * ld + packed, |scratch| {
+            let (col, pack) = scratch.split_at_mut(d.kg * ld);
+            for grp in 0..s.groups {
+                for j in 0..nbt {
+                    let xi = &x[(n0 + j) * d.in_img + grp * d.in_group..][..d.in_group];
+                    im2col(xi, d.cg, &d.g, col, ld, j * d.pl);
+                }
+                let col_t = MatRef { data: &*col, rows: ld, cols: d.kg, rs: 1, cs: ld };
+                let lhs = d.out_rows(dy, n0, nbt, grp, pack);
+                matmul(&mut acc[grp * d.mg * d.kg..][..d.mg * d.kg], d.kg, true, lhs, col_t);
+            }
+        });
+        acc
+    };
+    (0..tasks)
+        .into_par_iter()
+        .fold(|| vec![T::zero(); len], partial)
+        .reduce_with(|mut a, b| {
+            a.iter_mut().zip(&b).for_each(|(a, b)| *a = *a + *b);
+            a
+        })
+        .unwrap_or_else(|| vec![T::zero(); len])
+}

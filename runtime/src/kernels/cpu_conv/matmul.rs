@@ -1,0 +1,121 @@
+//! Single-threaded strided matrix products over slices (the `gemm` crate, AVX-512 where the CPU
+//! has it), and per-thread scratch buffers that outlive one call so that the column matrices of
+//! every convolution reuse the same pages.
+
+use std::cell::RefCell;
+
+use crate::kernels::reference::Real;
+
+/// The element types the engine runs in (`f32`, and `f64` for the parity and gradient checks).
+pub trait ConvElement: Real + Default {
+    /// Runs `f` on a scratch buffer of at least `len` elements owned by this thread (a fresh one
+    /// if this thread's is already in use). Its contents are unspecified.
+    fn with_scratch<R>(len: usize, f: impl FnOnce(&mut [Self]) -> R) -> R;
+}
+
+thread_local! {
+    static SCRATCH_F32: RefCell<Vec<f32>> = const { RefCell::new(Vec::new()) };
+    static SCRATCH_F64: RefCell<Vec<f64>> = const { RefCell::new(Vec::new()) };
+}
+
+fn with_buffer<T: Copy + Default, R>(
+    cell: &'static std::thread::LocalKey<RefCell<Vec<T>>>,
+    len: usize,
+    f: impl FnOnce(&mut [T]) -> R,
+) -> R {
+    cell.with(|buffer| match buffer.try_borrow_mut() {
+        Ok(mut v) => {
+            if v.len() < len {
+                v.resize(len, T::default());
+            }
+            f(&mut v[..len])
+        }
+        Err(_) => f(&mut vec![T::default(); len]),
+    })
+}
+
+impl ConvElement for f32 {
+    fn with_scratch<R>(len: usize, f: impl FnOnce(&mut [f32]) -> R) -> R {
+        with_buffer(&SCRATCH_F32, len, f)
+    }
+}
+
+impl ConvElement for f64 {
+    fn with_scratch<R>(len: usize, f: impl FnOnce(&mut [f64]) -> R) -> R {
+        with_buffer(&SCRATCH_F64, len, f)
+    }
+}
+
+/// A read-only strided matrix: element `(i, j)` at `data[i * rs + j * cs]`.
+#[derive(Clone, Copy)]
+pub struct MatRef<'a, T> {
+    pub data: &'a [T],
+    pub rows: usize,
+    pub cols: usize,
+    pub rs: usize,
+    pub cs: usize,
+}
+
+impl<T> MatRef<'_, T> {
+    /// Panics (a bug in the engine, never input-dependent once lengths are checked) unless every
+    /// element lies inside the slice.
+    fn assert_in_bounds(&self, what: &str) {
+        if self.rows > 0 && self.cols > 0 {
+            let last = (self.rows - 1) * self.rs + (self.cols - 1) * self.cs;
+            assert!(last < self.data.len(), "{what}: strided matrix past its slice");
+        }
+    }
+}
+
+/// `dst = lhs * rhs`, or `dst += lhs * rhs` when `accumulate`; `dst` is row-major with row stride
+/// `dst_rs`, on this thread.
+pub fn matmul<T: ConvElement>(
+    dst: &mut [T],
+    dst_rs: usize,
+    accumulate: bool,
+    lhs: MatRef<'_, T>,
+    rhs: MatRef<'_, T>,
+) {
+    let (m, k, n) = (lhs.rows, lhs.cols, rhs.cols);
+    assert_eq!(rhs.rows, k, "matmul: inner dimensions differ");
+    lhs.assert_in_bounds("lhs");
+    rhs.assert_in_bounds("rhs");
+    MatRef { data: &*dst, rows: m, cols: n, rs: dst_rs, cs: 1 }.assert_in_bounds("dst");
+    if m == 0 || n == 0 {
+        return;
+    }
+    if k == 0 {
+        if !accumulate {
+            for i in 0..m {
+                dst[i * dst_rs..i * dst_rs + n].fill(T::zero());
+            }
+        }
+        return;
+    }
+    // SAFETY: every index each matrix's strides reach lies in its slice (checked above), `dst`
+    // is borrowed exclusively, and gemm only accepts f32 / f64 / f16 / complex, of which
+    // `ConvElement` is implemented for f32 and f64 only.
+    unsafe {
+        gemm::gemm(
+            m,
+            n,
+            k,
+            dst.as_mut_ptr(),
+            1,
+            dst_rs as isize,
+            accumulate,
+            lhs.data.as_ptr(),
+            lhs.cs as isize,
+            lhs.rs as isize,
+            rhs.data.as_ptr(),
+            rhs.cs as isize,
+            rhs.rs as isize,
+            T::one(),
+            T::one(),
+            false,
+            false,
+            false,
+            gemm::Parallelism::None,
+        );
+    }
+}

@@ -1,0 +1,171 @@
+//! The CPU backend (burn's Flex): the reference kernels on the host, and the convolution engine
+//! ([`cpu_conv`]) run on Flex's storage without a copy when it is contiguous. The LRN groups run on
+//! the host in one round trip, the bias, ReLU and masks applied there too. Precisions other than
+//! f32 and f64, and shapes the engine does not take, fall back to burn's convolution.
+
+use burn::backend::flex::FlexTensor;
+use burn::backend::Flex;
+use burn::tensor::{DType, Element, Tensor, TensorData, TensorPrimitive};
+
+use alexc::catalog::ConvAttrs;
+
+use super::cpu_conv::{self, ConvAlgo, ConvElement, ConvError, ConvPass, ConvShape};
+use super::{conv, from_host, host_lrn_backward, reference, to_host, Host, KernelBackend, LrnParams};
+
+/// A tensor's Flex storage, contiguous (copied only if it was not).
+fn storage<const D: usize>(t: Tensor<Flex, D>) -> FlexTensor {
+    t.into_primitive().tensor().to_contiguous()
+}
+
+fn values<T: Element + bytemuck::Pod>(t: &FlexTensor) -> &[T] {
+    t.as_slice::<T>().expect("a contiguous tensor of the checked precision")
+}
+
+fn tensor<const D: usize>(data: TensorData) -> Tensor<Flex, D> {
+    Tensor::from_primitive(TensorPrimitive::Float(FlexTensor::from_data(data)))
+}
+
+/// Whether the engine runs `algo` for `pass` of `shape` on tensors of `dtype`.
+fn engine_takes(algo: ConvAlgo, shape: &ConvShape, pass: ConvPass, dtypes: &[DType]) -> bool {
+    let precision = matches!(dtypes[0], DType::F32 | DType::F64) && dtypes.iter().all(|d| *d == dtypes[0]);
+    algo != ConvAlgo::Burn && cpu_conv::supports(algo, shape, pass) && precision
+}
+
+/// Runs `f32_run` or `f64_run` by the tensors' precision, the result shaped `dims`.
+fn by_precision(
+    dtype: DType,
+    dims: [usize; 4],
+    f32_run: impl FnOnce() -> Result<Vec<f32>, ConvError>,
+    f64_run: impl FnOnce() -> Result<Vec<f64>, ConvError>,
+) -> Result<TensorData, ConvError> {
+    Ok(if dtype == DType::F64 {
+        TensorData::new(f64_run()?, dims)
+    } else {
+        TensorData::new(f32_run()?, dims)
+    })
+}
+
+fn forward<T: ConvElement + Element + bytemuck::Pod>(
+    algo: ConvAlgo,
+    s: &ConvShape,
+    x: &FlexTensor,
+    w: &FlexTensor,
+    b: Option<&FlexTensor>,
+    relu: bool,
+) -> Result<Vec<T>, ConvError> {
+    cpu_conv::forward(algo, s, values(x), values(w), b.map(values), relu)
+}
+
+impl KernelBackend for Flex {
+    fn default_conv_algo(shape: &ConvShape, pass: ConvPass) -> ConvAlgo {
+        cpu_conv::default_algo(shape, pass)
+    }
+
+    fn conv2d_with_algo(
+        x: Tensor<Self, 4>,
+        w: Tensor<Self, 4>,
+        bias: Option<Tensor<Self, 1>>,
+        a: &ConvAttrs,
+        relu_after: bool,
+        algo: ConvAlgo,
+    ) -> Tensor<Self, 4> {
+        let s = ConvShape::new(a, x.dims());
+        let mut dtypes = vec![x.dtype(), w.dtype()];
+        dtypes.extend(bias.as_ref().map(|b| b.dtype()));
+        if !engine_takes(algo, &s, ConvPass::Forward, &dtypes) {
+            return conv::burn_conv2d(x, w, bias, a, relu_after);
+        }
+        let (xs, ws, bs) = (storage(x.clone()), storage(w.clone()), bias.clone().map(storage));
+        let y = by_precision(
+            dtypes[0],
+            s.output_dims(),
+            || forward::<f32>(algo, &s, &xs, &ws, bs.as_ref(), relu_after),
+            || forward::<f64>(algo, &s, &xs, &ws, bs.as_ref(), relu_after),
+        );
+        match y {
+            Ok(y) => tensor(y),
+            Err(_) => conv::burn_conv2d(x, w, bias, a, relu_after),
+        }
+    }
+
+    fn conv2d_data_grad_with_algo(
+        dy: Tensor<Self, 4>,
+        w: Tensor<Self, 4>,
+        a: &ConvAttrs,
+        input_hw: [usize; 2],
+        algo: ConvAlgo,
+    ) -> Tensor<Self, 4> {
+        let n = dy.dims()[0];
+        let s = ConvShape::new(a, [n, w.dims()[1] * a.groups, input_hw[0], input_hw[1]]);
+        let dtypes = [dy.dtype(), w.dtype()];
+        if !engine_takes(algo, &s, ConvPass::DataGrad, &dtypes) || dy.dims() != s.output_dims() {
+            return conv::burn_conv2d_data_grad(dy, w, a, input_hw);
+        }
+        let (dys, ws) = (storage(dy.clone()), storage(w.clone()));
+        let dx = by_precision(
+            dtypes[0],
+            s.input_dims(),
+            || cpu_conv::data_grad::<f32>(algo, &s, values(&dys), values(&ws)),
+            || cpu_conv::data_grad::<f64>(algo, &s, values(&dys), values(&ws)),
+        );
+        match dx {
+            Ok(dx) => tensor(dx),
+            Err(_) => conv::burn_conv2d_data_grad(dy, w, a, input_hw),
+        }
+    }
+
+    fn conv2d_weight_grad_with_algo(
+        x: Tensor<Self, 4>,
+        dy: Tensor<Self, 4>,
+        a: &ConvAttrs,
+        algo: ConvAlgo,
+    ) -> Tensor<Self, 4> {
+        let s = ConvShape::new(a, x.dims());
+        let dtypes = [x.dtype(), dy.dtype()];
+        if !engine_takes(algo, &s, ConvPass::WeightGrad, &dtypes) || dy.dims() != s.output_dims() {
+            return conv::burn_conv2d_weight_grad(x, dy, a);
+        }
+        let (xs, dys) = (storage(x.clone()), storage(dy.clone()));
+        let dw = by_precision(
+            dtypes[0],
+            s.weight_dims(),
+            || cpu_conv::weight_grad::<f32>(algo, &s, values(&xs), values(&dys)),
+            || cpu_conv::weight_grad::<f64>(algo, &s, values(&xs), values(&dys)),
+        );
+        match dw {
+            Ok(dw) => tensor(dw),
+            Err(_) => conv::burn_conv2d_weight_grad(x, dy, a),
+        }
+    }
+
+    fn bias_relu_lrn(
+        x: Tensor<Self, 4>,
+        bias: Tensor<Self, 1>,
+        p: &LrnParams,
+        keep_relu: bool,
+    ) -> (Tensor<Self, 4>, Option<Tensor<Self, 4>>) {
+        let device = x.device();
+        let (z, dims) = to_host(x);
+        let b = bias.into_data();
+        let (y, r) = match z {
+            Host::F32(mut r) => {
+                reference::bias_relu(&mut r, &b.convert::<f32>().into_vec::<f32>().expect("f32 bias"), dims);
+                (Host::F32(reference::lrn_forward(&r, dims, p)), Host::F32(r))
+            }
+            Host::F64(mut r) => {
+                reference::bias_relu(&mut r, &b.convert::<f64>().into_vec::<f64>().expect("f64 bias"), dims);
+                (Host::F64(reference::lrn_forward(&r, dims, p)), Host::F64(r))
+            }
+        };
+        (from_host(y, dims, &device), keep_relu.then(|| from_host(r, dims, &device)))
+    }
+
+    fn lrn_relu_backward(
+        x: Tensor<Self, 4>,
+        y: Tensor<Self, 4>,
+        dy: Tensor<Self, 4>,
+        p: &LrnParams,
+    ) -> Tensor<Self, 4> {
+        host_lrn_backward(x, y, dy, p, true)
+    }
+}
