@@ -27,10 +27,10 @@ pub use alexc::catalog::{ConvAlgo, ConvPass};
 
 pub use matmul::ConvElement;
 
-/// Whether `algo` computes `pass` of `shape` (the compiler's rule for the attributes, and a
-/// shape whose sizes make sense).
+/// Whether `algo` computes `pass` of `shape`: burn takes everything; the engine's algorithms, by
+/// the compiler's rule for the attributes, shapes whose sizes make sense.
 pub fn supports(algo: ConvAlgo, shape: &ConvShape, pass: ConvPass) -> bool {
-    shape.is_valid() && algo.supports(&shape.attrs(), pass)
+    algo == ConvAlgo::Burn || (shape.is_valid() && algo.supports(&shape.attrs(), pass))
 }
 
 /// The algorithms that compute `pass` of `shape`, best first.
