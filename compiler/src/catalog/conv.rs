@@ -3,7 +3,8 @@
 use serde::{Deserialize, Serialize};
 
 use super::{
-    expect_rank, tiling_warning, window_out, Cost, FusionClass, GradCtx, Inferred, Op, OpDef, ShapeError,
+    expect_rank, input_at, tiling_warning, window_out, Cost, FusionClass, GradCtx, Inferred, Op, OpDef,
+    ShapeError,
 };
 use crate::ir::{DType, TensorType, ValueRef};
 
@@ -42,7 +43,7 @@ impl OpDef for Conv2d {
     }
     fn infer(&self, inputs: &[&TensorType]) -> Result<Inferred, ShapeError> {
         let a = &self.0;
-        let x = inputs[0];
+        let x = input_at(inputs, 0, "conv2d")?;
         expect_rank(x, 3, "conv2d")?;
         let (c, h, w) = (x.dims[0], x.dims[1], x.dims[2]);
         if a.stride == 0 {
@@ -144,8 +145,9 @@ impl OpDef for Conv2dBackwardData {
         format!("{} in={}x{}", self.attrs.text(), self.input_hw[0], self.input_hw[1])
     }
     fn infer(&self, inputs: &[&TensorType]) -> Result<Inferred, ShapeError> {
-        let (dy, w) = (inputs[0], inputs[1]);
+        let (dy, w) = (input_at(inputs, 0, self.name())?, input_at(inputs, 1, self.name())?);
         expect_rank(dy, 3, "conv2d_backward_data")?;
+        expect_rank(w, 4, "conv2d_backward_data")?;
         let a = &self.attrs;
         let [h, wd] = self.input_hw;
         if window_out(h, a.kernel, a.stride, a.padding) != Some(dy.dims[1])
@@ -184,9 +186,12 @@ impl OpDef for Conv2dBackwardWeight {
         self.0.text()
     }
     fn infer(&self, inputs: &[&TensorType]) -> Result<Inferred, ShapeError> {
-        let x = inputs[0];
+        let x = input_at(inputs, 0, self.name())?;
         expect_rank(x, 3, "conv2d_backward_weight")?;
         let a = &self.0;
+        if a.groups == 0 {
+            return Err(ShapeError::new("groups is 0", "internal: the backward graph is inconsistent"));
+        }
         Ok(vec![TensorType::fixed(
             DType::F32,
             vec![a.out_channels, x.dims[0] / a.groups, a.kernel, a.kernel],

@@ -304,6 +304,21 @@ pub(crate) fn expect_rank(t: &TensorType, rank: usize, what: &str) -> Result<(),
     Ok(())
 }
 
+/// Input `i` of a shape rule, or an error naming the op when the node has fewer inputs (a rule
+/// is never to index past the inputs it is given).
+pub(crate) fn input_at<'a>(
+    inputs: &[&'a TensorType],
+    i: usize,
+    what: &str,
+) -> Result<&'a TensorType, ShapeError> {
+    inputs.get(i).copied().ok_or_else(|| {
+        ShapeError::new(
+            format!("{what} is given {} input(s) but reads input {i}", inputs.len()),
+            "check the node's inputs",
+        )
+    })
+}
+
 /// Output length of a sliding window; `Err` when the window does not fit.
 pub(crate) fn window_out(input: usize, kernel: usize, stride: usize, padding: usize) -> Option<usize> {
     let padded = input + 2 * padding;

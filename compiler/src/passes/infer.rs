@@ -1,6 +1,10 @@
 //! Infer shapes: every value's type, from the input forwards, by the catalog's shape rules.
 //! Parameter shapes follow from the layer they feed. All shape errors are reported together;
-//! nodes downstream of an error are skipped.
+//! nodes downstream of an error are skipped, and so are nodes whose inputs build could not connect
+//! (a misspelled or missing input, reported there): a shape rule only sees a node wired in full.
+
+use petgraph::stable_graph::NodeIndex;
+use petgraph::Direction;
 
 use crate::catalog::Op;
 use crate::diag::{Diagnostic, Diagnostics};
@@ -9,6 +13,9 @@ use crate::ir::{Graph, TensorType};
 pub fn infer_shapes(graph: &mut Graph) -> Diagnostics {
     let mut diags = Diagnostics::default();
     for n in graph.topo_order() {
+        if !wired_in_full(graph, n) {
+            continue; // an input build could not connect: reported there
+        }
         let inputs = graph.inputs(n);
         // Parameters take the shape their consumer needs.
         for (port, v) in inputs.iter().enumerate() {
@@ -69,6 +76,19 @@ pub fn infer_shapes(graph: &mut Graph) -> Diagnostics {
     }
     set_fan_in(graph);
     diags
+}
+
+/// Whether node `n` reads exactly input ports `0..arity` (`0..k`, `k >= 1`, for any-arity ops),
+/// each once.
+fn wired_in_full(graph: &Graph, n: NodeIndex) -> bool {
+    let mut ports: Vec<u8> =
+        graph.g.edges_directed(n, Direction::Incoming).map(|e| e.weight().dst_port).collect();
+    ports.sort_unstable();
+    let contiguous = ports.iter().enumerate().all(|(i, &p)| usize::from(p) == i);
+    match graph.g[n].op.def().arity() {
+        Some(arity) => contiguous && ports.len() == arity,
+        None => contiguous && !ports.is_empty(),
+    }
 }
 
 /// Each parameter's fan-in: a weight's from its shape, a bias's from its layer's weight.
