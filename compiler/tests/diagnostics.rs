@@ -12,8 +12,9 @@ struct Expected {
 }
 
 /// The expectations a malformed file carries in comments of the form
-/// `// error LINE:COL: FRAGMENT` (one per expected error; a file may hold several). They sit at
-/// the end of the file, where they shift no located line.
+/// `// error LINE:COL: FRAGMENT` (one per expected error; a file may hold several), or
+/// `// error file: FRAGMENT` for an error about the whole file or step, which has no line. They
+/// sit at the end of the file, where they shift no located line.
 fn expectations(text: &str) -> Vec<Expected> {
     text.lines()
         .filter_map(|l| l.trim_start().strip_prefix("// error "))
@@ -52,7 +53,8 @@ fn malformed_graph_files_get_the_located_errors_they_expect() {
         let output = alexc(&["compile", &path, "-o", "/dev/null"]);
         let err = check(&output, &name);
         for Expected { loc, fragment } in expected {
-            let located = format!("{path}:{loc}: error");
+            let located =
+                if loc == "file" { format!("{path}: error") } else { format!("{path}:{loc}: error") };
             assert!(err.contains(&located), "{name}: expected `{located}` in:\n{err}");
             assert!(err.contains(&fragment), "{name}: expected `{fragment}` in:\n{err}");
         }

@@ -161,11 +161,9 @@ fn inconsistent_plans_are_refused_with_what_is_wrong() {
             "reads input ports [0, 0]",
         ),
         (
-            "missing node",
-            |p, n| {
-                p.graph.g.remove_node(n);
-            },
-            "does not exist",
+            "step of no node",
+            |p, _| p.graph.schedule.push(NodeIndex::new(9999)),
+            "names node 9999, which does not exist",
         ),
         (
             "loss names no node",

@@ -64,6 +64,12 @@ impl OpDef for Conv2d {
                 "choose groups that divide both the input and the output channel counts",
             ));
         }
+        if a.padding.checked_mul(2).and_then(|p| p.checked_add(h.max(w))).is_none() {
+            return Err(ShapeError::new(
+                format!("padding {} is too large", a.padding),
+                "use a padding smaller than the kernel",
+            ));
+        }
         let oh = window_out(h, a.kernel, a.stride, a.padding);
         let ow = window_out(w, a.kernel, a.stride, a.padding);
         let (Some(oh), Some(ow)) = (oh, ow) else {
@@ -104,9 +110,9 @@ impl OpDef for Conv2d {
         FusionClass::OutElementwiseFusable
     }
     fn cost(&self, inputs: &[&TensorType], outputs: &[TensorType]) -> Cost {
-        let c = inputs[0].dims[0];
-        let k = self.0.kernel;
-        Cost { macs: (outputs[0].elements_per_sample() * (c / self.0.groups) * k * k) as u64 }
+        let (Some(x), Some(y)) = (inputs.first(), outputs.first()) else { return Cost::default() };
+        let per_output = (x.dims[0] / self.0.groups.max(1)) as u64 * (self.0.kernel as u64).pow(2);
+        Cost { macs: (y.elements_per_sample() as u64).saturating_mul(per_output) }
     }
     fn gradient(&self, ctx: &mut GradCtx<'_>) -> Result<Vec<Option<ValueRef>>, String> {
         let dy = ctx.dy(0)?;

@@ -63,7 +63,8 @@ impl OpDef for Linear {
         FusionClass::OutElementwiseFusable
     }
     fn cost(&self, inputs: &[&TensorType], _: &[TensorType]) -> Cost {
-        Cost { macs: (inputs[0].dims[0] * self.out_features) as u64 }
+        let features = inputs.first().map_or(0, |x| x.elements_per_sample());
+        Cost { macs: (features as u64).saturating_mul(self.out_features as u64) }
     }
     fn gradient(&self, ctx: &mut GradCtx<'_>) -> Result<Vec<Option<ValueRef>>, String> {
         let dy = ctx.dy(0)?;

@@ -320,8 +320,9 @@ pub(crate) fn input_at<'a>(
 }
 
 /// Output length of a sliding window; `Err` when the window does not fit.
+/// (Also `None` when the padded input overflows; shape rules reject such padding first.)
 pub(crate) fn window_out(input: usize, kernel: usize, stride: usize, padding: usize) -> Option<usize> {
-    let padded = input + 2 * padding;
+    let padded = padding.checked_mul(2)?.checked_add(input)?;
     if kernel > padded || stride == 0 {
         None
     } else {
@@ -337,8 +338,8 @@ pub(crate) fn tiling_warning(
     stride: usize,
     padding: usize,
 ) -> Option<(String, String)> {
-    let padded = input + 2 * padding;
-    let rest = (padded - kernel) % stride;
+    let padded = padding.checked_mul(2)?.checked_add(input)?;
+    let rest = padded.checked_sub(kernel)?.checked_rem(stride)?;
     if rest == 0 {
         return None;
     }
@@ -352,7 +353,7 @@ pub(crate) fn tiling_warning(
         format!(
             "make the {axis} {} (or {}) so that the windows fit exactly, or change padding or stride",
             lower - 2 * padding,
-            lower - 2 * padding + stride
+            (lower - 2 * padding).saturating_add(stride)
         ),
     ))
 }

@@ -18,12 +18,20 @@ pub fn infer_shapes(graph: &mut Graph) -> Diagnostics {
         }
         let inputs = graph.inputs(n);
         // Parameters take the shape their consumer needs.
+        let mut oversized = false;
         for (port, v) in inputs.iter().enumerate() {
             if let Op::Param(p) = &graph.g[v.node].op {
                 if p.shape.is_empty() {
                     let known: Vec<Option<&TensorType>> =
                         inputs.iter().map(|i| graph.value_type(*i)).collect();
                     if let Some(shape) = graph.g[n].op.def().param_shape(port, &known) {
+                        if elements(&shape).is_none() {
+                            let node = &graph.g[n];
+                            let what = format!("parameter `{}` of shape {shape:?}", graph.g[v.node].name);
+                            diags.push(too_large(&what).at(node.loc).node(layer_of(&node.name)));
+                            oversized = true;
+                            continue;
+                        }
                         if let Op::Param(p) = &mut graph.g[v.node].op {
                             p.shape = shape;
                         }
@@ -33,8 +41,8 @@ pub fn infer_shapes(graph: &mut Graph) -> Diagnostics {
                 }
             }
         }
-        if matches!(graph.g[n].op, Op::Param(_)) {
-            continue; // inferred with its consumer
+        if oversized || matches!(graph.g[n].op, Op::Param(_)) {
+            continue; // inferred with its consumer, or too large (reported)
         }
         let node = &graph.g[n];
         let is_param = |v: &crate::ir::ValueRef| matches!(graph.g[v.node].op, Op::Param(_));
@@ -62,6 +70,11 @@ pub fn infer_shapes(graph: &mut Graph) -> Diagnostics {
         let refs: Vec<&TensorType> = types.iter().collect();
         match node.op.def().infer(&refs) {
             Ok(inferred) => {
+                if let Some(t) = inferred.outputs.iter().find(|t| elements(&t.dims).is_none()) {
+                    let what = format!("output {t}");
+                    diags.push(too_large(&what).at(node.loc).node(layer_of(&node.name)));
+                    continue;
+                }
                 for (message, help) in inferred.warnings {
                     diags.push(
                         Diagnostic::warning(message).at(node.loc).node(layer_of(&node.name)).help(help),
@@ -76,6 +89,20 @@ pub fn infer_shapes(graph: &mut Graph) -> Diagnostics {
     }
     set_fan_in(graph);
     diags
+}
+
+/// The most elements a value may hold per sample (a parameter: in all), 2^32: far beyond any
+/// network this compiler is for, and small enough that byte counts at any batch stay exact.
+pub const MAX_ELEMENTS: u64 = 1 << 32;
+
+/// The element count of `dims`, if it is at most [`MAX_ELEMENTS`].
+fn elements(dims: &[usize]) -> Option<u64> {
+    dims.iter().try_fold(1u64, |acc, &d| acc.checked_mul(d as u64)).filter(|&e| e <= MAX_ELEMENTS)
+}
+
+fn too_large(what: &str) -> Diagnostic {
+    Diagnostic::error(format!("the {what} holds more than 2^32 elements per sample"))
+        .help("check the sizes: the input's height and width, out_channels, out_features, kernel, padding")
 }
 
 /// Whether node `n` reads exactly input ports `0..arity` (`0..k`, `k >= 1`, for any-arity ops),
