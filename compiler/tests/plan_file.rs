@@ -192,3 +192,14 @@ fn inconsistent_plans_are_refused_with_what_is_wrong() {
         }
     }
 }
+
+/// petgraph's decoder asserts (in debug builds) on a vacant node slot past the nodes it has; the
+/// reader refuses such a payload first. Found by the mutation test (seed 12345, payload run 1400).
+#[test]
+fn vacant_node_slots_past_the_nodes_are_an_inconsistent_plan() {
+    // compiler "", source "", mode Train, graph name "", no nodes, vacant slots 1 and 2.
+    let payload = [0u8, 0, 0, 0, 0, 2, 1, 2];
+    let e = Plan::from_bytes(&alexc::plan::seal(&payload), "plan.bin").unwrap_err();
+    assert!(matches!(e, alexc::plan::PlanError::Inconsistent { .. }), "{e:?}");
+    assert!(e.to_string().contains("vacant node slots [NodeIndex(1), NodeIndex(2)]"), "{e}");
+}

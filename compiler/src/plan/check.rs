@@ -18,6 +18,35 @@ use super::Plan;
 use crate::catalog::{FusedInput, Op};
 use crate::ir::{Graph, ValueRef};
 
+/// The first fields of a plan's payload, up to the graph's list of vacant node indices, laid out
+/// as postcard lays out [`Plan`] (keep in step with the first fields of `Plan` and `Graph`: a
+/// mismatch fails every plan test). Read before the plan itself because petgraph 0.8's decoder
+/// asserts, in debug builds, rather than fail on a vacancy past the nodes it has.
+#[derive(serde::Deserialize)]
+struct PlanPrefix {
+    _compiler: String,
+    _source: String,
+    _mode: crate::ir::Mode,
+    _name: String,
+    nodes: Vec<crate::ir::Node>,
+    node_holes: Vec<NodeIndex>,
+}
+
+/// Why a payload's node vacancies would trip petgraph's decoder, if they would: they must rise
+/// and lie among the node slots. (A payload that does not decode this far is left to the decoder.)
+pub(super) fn check_node_holes(payload: &[u8]) -> Result<(), String> {
+    let Ok(prefix) = postcard::from_bytes::<PlanPrefix>(payload) else { return Ok(()) };
+    let slots = prefix.nodes.len() + prefix.node_holes.len();
+    let rising = prefix.node_holes.windows(2).all(|w| w[0] < w[1]);
+    if !rising || prefix.node_holes.iter().any(|h| h.index() >= slots) {
+        return Err(format!(
+            "the graph's vacant node slots {:?} do not fit its {slots} slots",
+            prefix.node_holes
+        ));
+    }
+    Ok(())
+}
+
 /// Why a decoded plan is inconsistent: the first problem found, in words.
 pub(super) fn check_plan(plan: &Plan) -> Result<(), String> {
     let graph = &plan.graph;

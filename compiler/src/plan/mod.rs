@@ -85,6 +85,8 @@ impl Plan {
         if crc32fast::hash(payload) != crc || bytes.len() != expected {
             return Err(PlanError::Checksum { path });
         }
+        check::check_node_holes(payload)
+            .map_err(|detail| PlanError::Inconsistent { path: path.clone(), detail })?;
         let plan: Plan = postcard::from_bytes(payload)
             .map_err(|e| PlanError::Decode { path: path.clone(), detail: e.to_string() })?;
         check::check_plan(&plan).map_err(|detail| PlanError::Inconsistent { path, detail })?;
