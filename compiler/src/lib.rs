@@ -153,11 +153,36 @@ pub fn lower_with(
     dump(PassName::ConvAlgo, &graph, None);
     let fusion = passes::fuse(&mut graph);
     dump(PassName::Fuse, &graph, None);
+    if naive_step_bytes(&graph, batch) > MAX_STEP_BYTES {
+        let d = diag::Diagnostic::error(format!(
+            "at batch size {batch} the step needs more than 2^50 bytes (a petabyte) of memory"
+        ))
+        .help("use a smaller batch size (`--batch-size`, or `batch_size` under `training`)");
+        return Err(Diagnostics::from(d).in_file(&checked.file));
+    }
     passes::schedule(&mut graph, batch);
     dump(PassName::Schedule, &graph, None);
     let memory = passes::plan_memory(&graph, batch);
     dump(PassName::Memory, &graph, Some(&memory));
     Ok(Lowered { graph, fusion, memory, warnings })
+}
+
+/// The most bytes a step may need with every value in a buffer of its own: 2^50, a petabyte,
+/// beyond any device and far enough from `usize::MAX` that the planner's sums are exact.
+pub const MAX_STEP_BYTES: u128 = 1 << 50;
+
+/// The bytes a step of `graph` needs at `batch` with every value in a buffer of its own (an upper
+/// bound of what the memory plan needs), computed without overflow.
+fn naive_step_bytes(graph: &Graph, batch: usize) -> u128 {
+    let value_bytes = |t: &ir::TensorType| {
+        let per_sample = t.dims.iter().fold(t.dtype.size() as u128, |acc, &d| acc.saturating_mul(d as u128));
+        if t.batched {
+            per_sample.saturating_mul(batch as u128)
+        } else {
+            per_sample
+        }
+    };
+    graph.g.node_weights().flat_map(|n| &n.outputs).map(value_bytes).fold(0, u128::saturating_add)
 }
 
 /// The largest batch whose step fits in `limit` bytes (arena plus persistent values), if any.
@@ -167,12 +192,17 @@ pub fn max_batch(
     lowering: &Lowering,
     limit: u64,
 ) -> Result<Option<usize>, Diagnostics> {
-    let fits = |b: usize| -> Result<bool, Diagnostics> {
-        Ok(lower_with(checked, mode, b, lowering, &mut |_, _, _| {})?.memory.total_bytes() as u64 <= limit)
-    };
-    if !fits(1)? {
+    let first = lower_with(checked, mode, 1, lowering, &mut |_, _, _| {})?;
+    if first.memory.total_bytes() as u64 > limit {
         return Ok(None);
     }
+    // The lowered graph does not depend on the batch size: a batch too large to plan does not fit.
+    let fits = |b: usize| -> Result<bool, Diagnostics> {
+        if naive_step_bytes(&first.graph, b) > MAX_STEP_BYTES {
+            return Ok(false);
+        }
+        Ok(lower_with(checked, mode, b, lowering, &mut |_, _, _| {})?.memory.total_bytes() as u64 <= limit)
+    };
     let (mut lo, mut hi) = (1usize, 2usize);
     while hi <= 1 << 20 && fits(hi)? {
         lo = hi;

@@ -1,45 +1,38 @@
 //! Every malformed graph file gets a located error naming what is wrong, exit status 2, and no panic.
+//! Each file in tests/malformed says which errors it expects, in `// error LINE:COL: FRAGMENT`
+//! comments at its end.
 
 mod common;
 use common::*;
 
-/// (file in tests/malformed, line:col, a fragment of the message or help).
-const CASES: &[(&str, &str, &str)] = &[
-    ("syntax-unclosed", "24:5", "Unexpected end of RON"),
-    ("syntax-bad-token", "10:63", "Expected comma"),
-    ("syntax-wrong-type", "10:62", "Expected integer"),
-    ("unknown-op", "11:33", "unknown op `Gelu`; expected one of: Conv2d, Linear, Relu"),
-    ("unknown-attribute", "10:60", "unknown attribute `kernal` for `Conv2d`"),
-    ("missing-attribute", "10:64", "missing attribute `kernel` in `Conv2d`"),
-    ("lrn-no-convention", "12:73", "`convention: Paper` (alpha * sum"),
-    ("unknown-top-level-field", "5:11", "unknown attribute `clases` for `Graph`"),
-    ("unknown-variant", "26:21", "unknown schedule `Cosine`; expected one of: Constant, Step, Plateau"),
-    ("duplicate-name", "16:10", "duplicate node name `relu1` (first declared at line 11)"),
-    ("unknown-input", "13:69", "input `norm2` names no node"),
-    ("unknown-input", "13:69", "did you mean `norm1`?"),
-    ("unknown-logits", "24:31", "input `fc5` names no node"),
-    ("cycle", "14:10", "the nodes conv2 -> relu2 form a cycle"),
-    ("wrong-arity", "20:35", "`Relu` takes 1 input(s), but 2 are given"),
-    ("zero-stride", "13:10", "stride and kernel must be at least 1"),
-    ("conv-zero-stride", "10:10", "stride is 0"),
-    ("bad-groups", "10:10", "3 input channels and 16 output channels cannot be split into 2 groups"),
-    ("wrong-fc-width", "19:10", "expects 9216 input features, but its input has 1568"),
-    ("dropout-rate", "21:10", "dropout rate 1 is outside [0, 1)"),
-    ("window-too-large", "17:10", "the 17x17 window is larger than its 15x15 input"),
-    ("linear-without-flatten", "19:10", "insert a Flatten node before it"),
-    ("lrn-even-size", "12:10", "LRN size 4 is not a positive odd number"),
-    ("classes-mismatch", "24:31", "the logits have 10 classes but the graph declares `classes: 100`"),
-    ("batch-size-zero", "27:16", "batch_size is 0"),
-    ("momentum-out-of-range", "25:30", "momentum 1.5 is outside [0, 1)"),
-    ("empty-node-name", "20:10", "a node has an empty name"),
-    ("crop-smaller-than-input", "28:35", "the 31x31 input is larger than the 28x28 centre crop"),
-    ("reserved-name", "20:10", "`loss` is a name the compiler gives its own node"),
-    ("negative-lr-mult", "15:41", "lr_mult -1 is negative"),
-    // Several semantic errors in one file are all reported, together.
-    ("several-errors", "16:10", "duplicate node name `relu1`"),
-    ("several-errors", "13:69", "input `norm2` names no node"),
-    ("several-errors", "17:69", "input `relu2` names no node"),
-];
+/// One expected error: its `line:col` and a fragment of its message or help.
+struct Expected {
+    loc: String,
+    fragment: String,
+}
+
+/// The expectations a malformed file carries in comments of the form
+/// `// error LINE:COL: FRAGMENT` (one per expected error; a file may hold several), or
+/// `// error file: FRAGMENT` for an error about the whole file or step, which has no line. They
+/// sit at the end of the file, where they shift no located line.
+fn expectations(text: &str) -> Vec<Expected> {
+    text.lines()
+        .filter_map(|l| l.trim_start().strip_prefix("// error "))
+        .filter_map(|rest| rest.split_once(": "))
+        .map(|(loc, fragment)| Expected { loc: loc.trim().to_string(), fragment: fragment.to_string() })
+        .collect()
+}
+
+fn malformed_files() -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(root().join("tests/malformed"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "ron"))
+        .map(|p| p.file_name().unwrap().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    names
+}
 
 fn check(output: &std::process::Output, what: &str) -> String {
     let err = stderr(output);
@@ -50,25 +43,32 @@ fn check(output: &std::process::Output, what: &str) -> String {
 }
 
 #[test]
-fn malformed_graph_files_get_located_errors() {
-    for (name, loc, fragment) in CASES {
-        let path = format!("tests/malformed/{name}.ron");
+fn malformed_graph_files_get_the_located_errors_they_expect() {
+    let files = malformed_files();
+    assert!(files.len() >= 30, "{files:?}");
+    for name in files {
+        let path = format!("tests/malformed/{name}");
+        let expected = expectations(&std::fs::read_to_string(root().join(&path)).unwrap());
+        assert!(!expected.is_empty(), "{path} carries no `// error LINE:COL: FRAGMENT` expectation");
         let output = alexc(&["compile", &path, "-o", "/dev/null"]);
-        let err = check(&output, name);
-        let located = format!("{path}:{loc}: error");
-        assert!(err.contains(&located), "{name}: expected `{located}` in:\n{err}");
-        assert!(err.contains(fragment), "{name}: expected `{fragment}` in:\n{err}");
+        let err = check(&output, &name);
+        for Expected { loc, fragment } in expected {
+            let located =
+                if loc == "file" { format!("{path}: error") } else { format!("{path}:{loc}: error") };
+            assert!(err.contains(&located), "{name}: expected `{located}` in:\n{err}");
+            assert!(err.contains(&fragment), "{name}: expected `{fragment}` in:\n{err}");
+        }
         assert!(err.contains("help: "), "{name}: every error says how to fix it:\n{err}");
     }
 }
 
 #[test]
-fn every_fixture_is_checked() {
-    let dir = root().join("tests/malformed");
-    for entry in std::fs::read_dir(dir).unwrap() {
-        let name = entry.unwrap().path().file_stem().unwrap().to_string_lossy().into_owned();
-        assert!(CASES.iter().any(|(n, _, _)| *n == name), "tests/malformed/{name}.ron has no expectation");
-    }
+fn expectations_are_read_from_comments() {
+    let text = "Graph(\n)\n// error 13:69: input `norm2` names no node\n// error 2:1: did you mean: this\n";
+    let e = expectations(text);
+    assert_eq!(e.len(), 2);
+    assert_eq!((e[0].loc.as_str(), e[0].fragment.as_str()), ("13:69", "input `norm2` names no node"));
+    assert_eq!((e[1].loc.as_str(), e[1].fragment.as_str()), ("2:1", "did you mean: this"));
 }
 
 #[test]

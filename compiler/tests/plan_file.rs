@@ -98,3 +98,108 @@ fn unwritable_output_is_a_clear_error() {
     assert_eq!(o.status.code(), Some(1));
     assert!(stderr(&o).contains("/nonexistent-dir/plan.bin: cannot write the plan file"), "{}", stderr(&o));
 }
+
+/// A plan whose checksum is right but whose contents do not hold together is refused with what is
+/// wrong, before any runtime sees it: one case per class of inconsistency the reader checks.
+#[test]
+fn inconsistent_plans_are_refused_with_what_is_wrong() {
+    use alexc::ir::{Mode, ValueRef};
+    use petgraph::stable_graph::NodeIndex;
+    use petgraph::visit::EdgeRef;
+
+    let text = std::fs::read_to_string(root().join("graphs/tiny.ron")).unwrap();
+    let good = alexc::compile_str(&text, "tiny.ron", Mode::Train, 2).unwrap();
+    Plan::from_bytes(&good.to_bytes(), "plan.bin").expect("a plan the compiler writes passes the check");
+    let two_inputs = |p: &Plan| {
+        p.graph.schedule.iter().copied().find(|&n| p.graph.inputs(n).len() == 2).expect("a two-input node")
+    };
+    type Damage = fn(&mut Plan, NodeIndex);
+    let cases: Vec<(&str, Damage, &str)> = vec![
+        ("repeated step", |p, _| p.graph.schedule.push(p.graph.schedule[0]), "twice"),
+        (
+            "missing step",
+            |p, _| {
+                p.graph.schedule.pop();
+            },
+            "the schedule never runs",
+        ),
+        ("reversed schedule", |p, _| p.graph.schedule.reverse(), "before its input"),
+        (
+            "missing input",
+            |p, n| {
+                let e = p
+                    .graph
+                    .g
+                    .edges_directed(n, petgraph::Direction::Incoming)
+                    .max_by_key(|e| e.weight().dst_port);
+                let id = e.unwrap().id();
+                p.graph.g.remove_edge(id);
+            },
+            "but its op takes 2",
+        ),
+        (
+            "port out of range",
+            |p, n| {
+                let id = p.graph.g.edges_directed(n, petgraph::Direction::Incoming).next().unwrap().id();
+                p.graph.g[id].src_port = 9;
+            },
+            "reads output 9",
+        ),
+        (
+            "one input port twice",
+            |p, n| {
+                for e in p
+                    .graph
+                    .g
+                    .edges_directed(n, petgraph::Direction::Incoming)
+                    .map(|e| e.id())
+                    .collect::<Vec<_>>()
+                {
+                    p.graph.g[e].dst_port = 0;
+                }
+            },
+            "reads input ports [0, 0]",
+        ),
+        (
+            "step of no node",
+            |p, _| p.graph.schedule.push(NodeIndex::new(9999)),
+            "names node 9999, which does not exist",
+        ),
+        (
+            "loss names no node",
+            |p, _| p.graph.loss = Some(ValueRef { node: NodeIndex::new(9999), port: 0 }),
+            "the loss names value 9999:0",
+        ),
+        ("placement of no value", |p, _| p.memory.values[0].value.port = 200, "a value that does not exist"),
+        (
+            "placement in no buffer",
+            |p, _| p.memory.values[0].buffer = 10_000,
+            "buffer 10000, which does not exist",
+        ),
+        ("buffer past the arena", |p, _| p.memory.arena_bytes = 0, "outside the 0-byte arena"),
+    ];
+    for (what, damage, fragment) in cases {
+        let mut plan = good.clone();
+        let n = two_inputs(&plan);
+        damage(&mut plan, n);
+        match Plan::from_bytes(&plan.to_bytes(), "plan.bin") {
+            Err(e @ alexc::plan::PlanError::Inconsistent { .. }) => {
+                let message = e.to_string();
+                assert!(message.contains(fragment), "{what}: expected `{fragment}` in: {message}");
+                assert!(message.starts_with("plan.bin: the plan is inconsistent ("), "{what}: {message}");
+            }
+            other => panic!("{what}: expected an inconsistent plan, got {other:?}"),
+        }
+    }
+}
+
+/// petgraph's decoder asserts (in debug builds) on a vacant node slot past the nodes it has; the
+/// reader refuses such a payload first. Found by the mutation test (seed 12345, payload run 1400).
+#[test]
+fn vacant_node_slots_past_the_nodes_are_an_inconsistent_plan() {
+    // compiler "", source "", mode Train, graph name "", no nodes, vacant slots 1 and 2.
+    let payload = [0u8, 0, 0, 0, 0, 2, 1, 2];
+    let e = Plan::from_bytes(&alexc::plan::seal(&payload), "plan.bin").unwrap_err();
+    assert!(matches!(e, alexc::plan::PlanError::Inconsistent { .. }), "{e:?}");
+    assert!(e.to_string().contains("vacant node slots [NodeIndex(1), NodeIndex(2)]"), "{e}");
+}

@@ -3,8 +3,8 @@
 use serde::{Deserialize, Serialize};
 
 use super::{
-    expect_rank, tiling_warning, window_out, ConvAlgo, Cost, FusionClass, GradCtx, GradientError, Inferred,
-    Op, OpDef, ShapeError,
+    expect_rank, input_at, tiling_warning, window_out, ConvAlgo, Cost, FusionClass, GradCtx, GradientError,
+    Inferred, Op, OpDef, ShapeError,
 };
 use crate::value::{DType, TensorType, ValueRef};
 
@@ -48,7 +48,7 @@ impl OpDef for Conv2d {
     }
     fn infer(&self, inputs: &[&TensorType]) -> Result<Inferred, ShapeError> {
         let a = &self.0;
-        let x = inputs[0];
+        let x = input_at(inputs, 0, "conv2d")?;
         expect_rank(x, 3, "conv2d")?;
         let (c, h, w) = (x.dims[0], x.dims[1], x.dims[2]);
         if a.stride == 0 {
@@ -67,6 +67,12 @@ impl OpDef for Conv2d {
                     c, a.out_channels, a.groups
                 ),
                 "choose groups that divide both the input and the output channel counts",
+            ));
+        }
+        if a.padding.checked_mul(2).and_then(|p| p.checked_add(h.max(w))).is_none() {
+            return Err(ShapeError::new(
+                format!("padding {} is too large", a.padding),
+                "use a padding smaller than the kernel",
             ));
         }
         let oh = window_out(h, a.kernel, a.stride, a.padding);
@@ -109,9 +115,9 @@ impl OpDef for Conv2d {
         FusionClass::OutElementwiseFusable
     }
     fn cost(&self, inputs: &[&TensorType], outputs: &[TensorType]) -> Cost {
-        let c = inputs[0].dims[0];
-        let k = self.0.kernel;
-        Cost { macs: (outputs[0].elements_per_sample() * (c / self.0.groups) * k * k) as u64 }
+        let (Some(x), Some(y)) = (inputs.first(), outputs.first()) else { return Cost::default() };
+        let per_output = (x.dims[0] / self.0.groups.max(1)) as u64 * (self.0.kernel as u64).pow(2);
+        Cost { macs: (y.elements_per_sample() as u64).saturating_mul(per_output) }
     }
     fn gradient(&self, ctx: &mut GradCtx<'_>) -> Result<Vec<Option<ValueRef>>, GradientError> {
         let dy = ctx.dy(0)?;
@@ -150,8 +156,9 @@ impl OpDef for Conv2dBackwardData {
         format!("{} in={}x{}", self.attrs.text(), self.input_hw[0], self.input_hw[1])
     }
     fn infer(&self, inputs: &[&TensorType]) -> Result<Inferred, ShapeError> {
-        let (dy, w) = (inputs[0], inputs[1]);
+        let (dy, w) = (input_at(inputs, 0, self.name())?, input_at(inputs, 1, self.name())?);
         expect_rank(dy, 3, "conv2d_backward_data")?;
+        expect_rank(w, 4, "conv2d_backward_data")?;
         let a = &self.attrs;
         let [h, wd] = self.input_hw;
         if window_out(h, a.kernel, a.stride, a.padding) != Some(dy.dims[1])
@@ -190,9 +197,12 @@ impl OpDef for Conv2dBackwardWeight {
         self.0.text()
     }
     fn infer(&self, inputs: &[&TensorType]) -> Result<Inferred, ShapeError> {
-        let x = inputs[0];
+        let x = input_at(inputs, 0, self.name())?;
         expect_rank(x, 3, "conv2d_backward_weight")?;
         let a = &self.0;
+        if a.groups == 0 {
+            return Err(ShapeError::new("groups is 0", "internal: the backward graph is inconsistent"));
+        }
         Ok(vec![TensorType::fixed(
             DType::F32,
             vec![a.out_channels, x.dims[0] / a.groups, a.kernel, a.kernel],

@@ -2,7 +2,9 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::{expect_rank, Cost, FusionClass, GradCtx, GradientError, Inferred, Op, OpDef, ShapeError};
+use super::{
+    expect_rank, input_at, Cost, FusionClass, GradCtx, GradientError, Inferred, Op, OpDef, ShapeError,
+};
 use crate::value::{DType, TensorType, ValueRef};
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -26,7 +28,7 @@ impl OpDef for Linear {
         }
     }
     fn infer(&self, inputs: &[&TensorType]) -> Result<Inferred, ShapeError> {
-        let x = inputs[0];
+        let x = input_at(inputs, 0, "linear")?;
         expect_rank(x, 1, "linear")?;
         if let Some(want) = self.in_features {
             if want != x.dims[0] {
@@ -63,7 +65,8 @@ impl OpDef for Linear {
         FusionClass::OutElementwiseFusable
     }
     fn cost(&self, inputs: &[&TensorType], _: &[TensorType]) -> Cost {
-        Cost { macs: (inputs[0].dims[0] * self.out_features) as u64 }
+        let features = inputs.first().map_or(0, |x| x.elements_per_sample());
+        Cost { macs: (features as u64).saturating_mul(self.out_features as u64) }
     }
     fn gradient(&self, ctx: &mut GradCtx<'_>) -> Result<Vec<Option<ValueRef>>, GradientError> {
         let dy = ctx.dy(0)?;
@@ -90,7 +93,9 @@ impl OpDef for LinearBackwardData {
         Some(2)
     }
     fn infer(&self, inputs: &[&TensorType]) -> Result<Inferred, ShapeError> {
-        Ok(vec![TensorType::batched(DType::F32, vec![inputs[1].dims[1]])].into())
+        let w = input_at(inputs, 1, self.name())?;
+        expect_rank(w, 2, self.name())?;
+        Ok(vec![TensorType::batched(DType::F32, vec![w.dims[1]])].into())
     }
     fn fusion_class(&self) -> FusionClass {
         FusionClass::OutElementwiseFusable
@@ -112,7 +117,10 @@ impl OpDef for LinearBackwardWeight {
         Some(2)
     }
     fn infer(&self, inputs: &[&TensorType]) -> Result<Inferred, ShapeError> {
-        Ok(vec![TensorType::fixed(DType::F32, vec![inputs[1].dims[0], inputs[0].dims[0]])].into())
+        let (x, dy) = (input_at(inputs, 0, self.name())?, input_at(inputs, 1, self.name())?);
+        expect_rank(x, 1, self.name())?;
+        expect_rank(dy, 1, self.name())?;
+        Ok(vec![TensorType::fixed(DType::F32, vec![dy.dims[0], x.dims[0]])].into())
     }
     fn fusion_class(&self) -> FusionClass {
         FusionClass::OutElementwiseFusable

@@ -242,9 +242,25 @@ pub(crate) fn expect_rank(t: &TensorType, rank: usize, what: &str) -> Result<(),
     Ok(())
 }
 
+/// Input `i` of a shape rule, or an error naming the op when the node has fewer inputs (a rule
+/// is never to index past the inputs it is given).
+pub(crate) fn input_at<'a>(
+    inputs: &[&'a TensorType],
+    i: usize,
+    what: &str,
+) -> Result<&'a TensorType, ShapeError> {
+    inputs.get(i).copied().ok_or_else(|| {
+        ShapeError::new(
+            format!("{what} is given {} input(s) but reads input {i}", inputs.len()),
+            "check the node's inputs",
+        )
+    })
+}
+
 /// Output length of a sliding window; `Err` when the window does not fit.
+/// (Also `None` when the padded input overflows; shape rules reject such padding first.)
 pub(crate) fn window_out(input: usize, kernel: usize, stride: usize, padding: usize) -> Option<usize> {
-    let padded = input + 2 * padding;
+    let padded = padding.checked_mul(2)?.checked_add(input)?;
     if kernel > padded || stride == 0 {
         None
     } else {
@@ -260,8 +276,8 @@ pub(crate) fn tiling_warning(
     stride: usize,
     padding: usize,
 ) -> Option<(String, String)> {
-    let padded = input + 2 * padding;
-    let rest = (padded - kernel) % stride;
+    let padded = padding.checked_mul(2)?.checked_add(input)?;
+    let rest = padded.checked_sub(kernel)?.checked_rem(stride)?;
     if rest == 0 {
         return None;
     }
@@ -275,7 +291,7 @@ pub(crate) fn tiling_warning(
         format!(
             "make the {axis} {} (or {}) so that the windows fit exactly, or change padding or stride",
             lower - 2 * padding,
-            lower - 2 * padding + stride
+            (lower - 2 * padding).saturating_add(stride)
         ),
     ))
 }

@@ -46,7 +46,7 @@ impl OpDef for MaxPool {
         if a.stride == 0 || a.kernel == 0 {
             return Err(ShapeError::new("stride and kernel must be at least 1", "use stride 2, kernel 3"));
         }
-        if 2 * a.padding > a.kernel {
+        if a.padding > a.kernel / 2 {
             return Err(ShapeError::new(
                 format!("padding {} is more than half the kernel {}", a.padding, a.kernel),
                 "a window made mostly of padding has no maximum; use padding <= kernel / 2",

@@ -1,6 +1,10 @@
 //! Infer shapes: every value's type, from the input forwards, by the catalog's shape rules.
 //! Parameter shapes follow from the layer they feed. All shape errors are reported together;
-//! nodes downstream of an error are skipped.
+//! nodes downstream of an error are skipped, and so are nodes whose inputs build could not connect
+//! (a misspelled or missing input, reported there): a shape rule only sees a node wired in full.
+
+use petgraph::stable_graph::NodeIndex;
+use petgraph::Direction;
 
 use crate::catalog::Op;
 use crate::diag::{Diagnostic, Diagnostics};
@@ -9,14 +13,25 @@ use crate::ir::{Graph, TensorType};
 pub fn infer_shapes(graph: &mut Graph) -> Diagnostics {
     let mut diags = Diagnostics::default();
     for n in graph.topo_order() {
+        if !wired_in_full(graph, n) {
+            continue; // an input build could not connect: reported there
+        }
         let inputs = graph.inputs(n);
         // Parameters take the shape their consumer needs.
+        let mut oversized = false;
         for (port, v) in inputs.iter().enumerate() {
             if let Op::Param(p) = &graph.g[v.node].op {
                 if p.shape.is_empty() {
                     let known: Vec<Option<&TensorType>> =
                         inputs.iter().map(|i| graph.value_type(*i)).collect();
                     if let Some(shape) = graph.g[n].op.def().param_shape(port, &known) {
+                        if elements(&shape).is_none() {
+                            let layer = graph.layer_of(n).map_or(&graph.g[n].name, |l| &l.name);
+                            let what = format!("parameter `{}` of shape {shape:?}", graph.g[v.node].name);
+                            diags.push(too_large(&what).at(graph.g[n].loc).node(layer));
+                            oversized = true;
+                            continue;
+                        }
                         if let Op::Param(p) = &mut graph.g[v.node].op {
                             p.shape = shape;
                         }
@@ -26,8 +41,8 @@ pub fn infer_shapes(graph: &mut Graph) -> Diagnostics {
                 }
             }
         }
-        if matches!(graph.g[n].op, Op::Param(_)) {
-            continue; // inferred with its consumer
+        if oversized || matches!(graph.g[n].op, Op::Param(_)) {
+            continue; // inferred with its consumer, or too large (reported)
         }
         // Diagnostics name the declared layer, not the node it expanded into (`conv1.bias_add`).
         let layer = graph.layer_of(n).map_or(&graph.g[n].name, |l| &l.name).clone();
@@ -57,6 +72,11 @@ pub fn infer_shapes(graph: &mut Graph) -> Diagnostics {
         let refs: Vec<&TensorType> = types.iter().collect();
         match node.op.def().infer(&refs) {
             Ok(inferred) => {
+                if let Some(t) = inferred.outputs.iter().find(|t| elements(&t.dims).is_none()) {
+                    let what = format!("output {t}");
+                    diags.push(too_large(&what).at(node.loc).node(&layer));
+                    continue;
+                }
                 for (message, help) in inferred.warnings {
                     diags.push(Diagnostic::warning(message).at(node.loc).node(&layer).help(help));
                 }
@@ -67,6 +87,33 @@ pub fn infer_shapes(graph: &mut Graph) -> Diagnostics {
     }
     set_fan_in(graph);
     diags
+}
+
+/// The most elements a value may hold per sample (a parameter: in all), 2^32: far beyond any
+/// network this compiler is for, and small enough that byte counts at any batch stay exact.
+pub const MAX_ELEMENTS: u64 = 1 << 32;
+
+/// The element count of `dims`, if it is at most [`MAX_ELEMENTS`].
+fn elements(dims: &[usize]) -> Option<u64> {
+    dims.iter().try_fold(1u64, |acc, &d| acc.checked_mul(d as u64)).filter(|&e| e <= MAX_ELEMENTS)
+}
+
+fn too_large(what: &str) -> Diagnostic {
+    Diagnostic::error(format!("the {what} holds more than 2^32 elements per sample"))
+        .help("check the sizes: the input's height and width, out_channels, out_features, kernel, padding")
+}
+
+/// Whether node `n` reads exactly input ports `0..arity` (`0..k`, `k >= 1`, for any-arity ops),
+/// each once.
+fn wired_in_full(graph: &Graph, n: NodeIndex) -> bool {
+    let mut ports: Vec<u8> =
+        graph.g.edges_directed(n, Direction::Incoming).map(|e| e.weight().dst_port).collect();
+    ports.sort_unstable();
+    let contiguous = ports.iter().enumerate().all(|(i, &p)| usize::from(p) == i);
+    match graph.g[n].op.def().arity() {
+        Some(arity) => contiguous && ports.len() == arity,
+        None => contiguous && !ports.is_empty(),
+    }
 }
 
 /// Each parameter's fan-in: a weight's from its shape, a bias's from its layer's weight.

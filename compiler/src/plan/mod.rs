@@ -1,5 +1,8 @@
 //! plan.bin: what the compiler hands the runtime. A fixed header — magic bytes, format version,
 //! CRC-32 and length of the payload — then the payload in postcard. Files are written atomically.
+//! A plan that decodes is checked for consistency ([`check`]) before anyone is handed it.
+
+mod check;
 
 use std::io::Write;
 use std::path::Path;
@@ -46,18 +49,19 @@ pub enum PlanError {
     Checksum { path: String },
     #[error("{path}: the plan file does not decode ({detail}); compile it again with this alexc")]
     Decode { path: String, detail: String },
+    #[error("{path}: the plan is inconsistent ({detail}); compile it again with this alexc")]
+    Inconsistent { path: String, detail: String },
 }
 
 impl Plan {
     pub fn to_bytes(&self) -> Vec<u8> {
-        let payload = postcard::to_stdvec(self).expect("a plan always serialises");
-        let mut out = Vec::with_capacity(HEADER_LEN + payload.len());
-        out.extend_from_slice(MAGIC);
-        out.extend_from_slice(&FORMAT_VERSION.to_le_bytes());
-        out.extend_from_slice(&crc32fast::hash(&payload).to_le_bytes());
-        out.extend_from_slice(&(payload.len() as u64).to_le_bytes());
-        out.extend_from_slice(&payload);
-        out
+        seal(&self.payload())
+    }
+
+    /// The plan's postcard payload, without the header (for tests that damage it).
+    #[doc(hidden)]
+    pub fn payload(&self) -> Vec<u8> {
+        postcard::to_stdvec(self).expect("a plan always serialises")
     }
 
     pub fn from_bytes(bytes: &[u8], path: &str) -> Result<Plan, PlanError> {
@@ -83,7 +87,12 @@ impl Plan {
         if crc32fast::hash(payload) != crc || bytes.len() != expected {
             return Err(PlanError::Checksum { path });
         }
-        postcard::from_bytes(payload).map_err(|e| PlanError::Decode { path, detail: e.to_string() })
+        check::check_node_holes(payload)
+            .map_err(|detail| PlanError::Inconsistent { path: path.clone(), detail })?;
+        let plan: Plan = postcard::from_bytes(payload)
+            .map_err(|e| PlanError::Decode { path: path.clone(), detail: e.to_string() })?;
+        check::check_plan(&plan).map_err(|detail| PlanError::Inconsistent { path, detail })?;
+        Ok(plan)
     }
 
     pub fn read(path: &Path) -> Result<Plan, PlanError> {
@@ -104,6 +113,20 @@ impl Plan {
         write_atomically(path, &self.to_bytes())
             .map_err(|source| PlanError::Write { path: path.display().to_string(), source })
     }
+}
+
+/// A plan file's bytes around a postcard `payload`: the header with its length and checksum, then
+/// the payload. (Public for tests that re-seal a damaged payload, so that the decoder and the
+/// consistency check see it rather than the checksum.)
+#[doc(hidden)]
+pub fn seal(payload: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(HEADER_LEN + payload.len());
+    out.extend_from_slice(MAGIC);
+    out.extend_from_slice(&FORMAT_VERSION.to_le_bytes());
+    out.extend_from_slice(&crc32fast::hash(payload).to_le_bytes());
+    out.extend_from_slice(&(payload.len() as u64).to_le_bytes());
+    out.extend_from_slice(payload);
+    out
 }
 
 /// Writes `bytes` to `path` through a temporary file and a rename.
