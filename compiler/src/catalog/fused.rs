@@ -53,10 +53,11 @@ impl FusedOp {
                 .inputs
                 .iter()
                 .map(|i| match *i {
-                    FusedInput::External(e) => inputs[e],
-                    FusedInput::Step(st, p) => &done[st].outputs[p as usize],
+                    FusedInput::External(e) => inputs.get(e).copied(),
+                    FusedInput::Step(st, p) => done.get(st).and_then(|d| d.outputs.get(p as usize)),
                 })
-                .collect();
+                .collect::<Option<_>>()
+                .ok_or_else(|| missing("a step reads an input or a step output that is not there"))?;
             let inferred = s.op.def().infer(&ins)?;
             done.push(inferred);
         }
@@ -88,7 +89,12 @@ impl OpDef for FusedOp {
     }
     fn infer(&self, inputs: &[&TensorType]) -> Result<Inferred, ShapeError> {
         let steps = self.step_types(inputs)?;
-        let outputs = self.outputs.iter().map(|&(s, p)| steps[s].outputs[p as usize].clone()).collect();
+        let outputs = self
+            .outputs
+            .iter()
+            .map(|&(s, p)| steps.get(s).and_then(|st| st.outputs.get(p as usize)).cloned())
+            .collect::<Option<_>>()
+            .ok_or_else(|| missing("an output names a step output that is not there"))?;
         Ok(Inferred { outputs, warnings: Vec::new() })
     }
     fn fusion_class(&self) -> FusionClass {
@@ -112,4 +118,9 @@ impl OpDef for FusedOp {
         }
         Cost { macs }
     }
+}
+
+/// A fused node whose steps do not fit together (only a damaged plan has one).
+fn missing(what: &str) -> ShapeError {
+    ShapeError::new(format!("fused node: {what}"), "recompile the graph with alexc")
 }

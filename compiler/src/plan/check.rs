@@ -52,8 +52,31 @@ pub(super) fn check_plan(plan: &Plan) -> Result<(), String> {
     let graph = &plan.graph;
     check_nodes(graph)?;
     check_values(graph)?;
+    check_types(graph)?;
     check_schedule(graph)?;
     check_memory(plan)
+}
+
+/// Every computed node's output types are what its op's shape rule gives for its inputs' types,
+/// so the runtime never meets a tensor of a shape its op does not expect.
+fn check_types(graph: &Graph) -> Result<(), String> {
+    for n in graph.node_indices() {
+        let node = &graph.g[n];
+        if node.op.def().is_source() {
+            continue;
+        }
+        let inputs: Option<Vec<_>> = graph.inputs(n).into_iter().map(|v| graph.value_type(v)).collect();
+        let follows = inputs
+            .and_then(|ins| node.op.def().infer(&ins).ok())
+            .is_some_and(|inferred| inferred.outputs == node.outputs);
+        if !follows {
+            return Err(format!(
+                "the types of node `{}` do not follow from its inputs' types",
+                name(graph, n)
+            ));
+        }
+    }
+    Ok(())
 }
 
 fn name(graph: &Graph, n: NodeIndex) -> String {
