@@ -171,7 +171,13 @@ impl OpDef for Conv2dBackwardData {
                 "internal: the backward graph is inconsistent",
             ));
         }
-        Ok(vec![TensorType::batched(DType::F32, vec![w.dims[1] * a.groups, h, wd])].into())
+        let channels = w.dims[1].checked_mul(a.groups).ok_or_else(|| {
+            ShapeError::new(
+                format!("weight {w} with {} groups is too large", a.groups),
+                "recompile the graph",
+            )
+        })?;
+        Ok(vec![TensorType::batched(DType::F32, vec![channels, h, wd])].into())
     }
     fn fusion_class(&self) -> FusionClass {
         FusionClass::OutElementwiseFusable

@@ -2,7 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::{FusionClass, GradCtx, GradientError, Inferred, Op, OpDef, ShapeError};
+use super::{input_at, FusionClass, GradCtx, GradientError, Inferred, Op, OpDef, ShapeError};
 use crate::value::{DType, TensorType, ValueRef};
 
 fn same_as_first(inputs: &[&TensorType], what: &str) -> Result<Inferred, ShapeError> {
@@ -115,7 +115,14 @@ impl OpDef for BiasGrad {
         Some(1)
     }
     fn infer(&self, inputs: &[&TensorType]) -> Result<Inferred, ShapeError> {
-        Ok(vec![TensorType::fixed(DType::F32, vec![inputs[0].dims[0]])].into())
+        let dy = input_at(inputs, 0, self.name())?;
+        let channels = dy.dims.first().ok_or_else(|| {
+            ShapeError::new(
+                format!("bias_grad needs a channel dimension, got {dy}"),
+                "check the node's input",
+            )
+        })?;
+        Ok(vec![TensorType::fixed(DType::F32, vec![*channels])].into())
     }
     fn fusion_class(&self) -> FusionClass {
         FusionClass::Reduce

@@ -3,8 +3,8 @@
 use serde::{Deserialize, Serialize};
 
 use super::{
-    expect_rank, tiling_warning, window_out, FusionClass, GradCtx, GradientError, Inferred, Op, OpDef,
-    ShapeError,
+    expect_rank, input_at, tiling_warning, window_out, FusionClass, GradCtx, GradientError, Inferred, Op,
+    OpDef, ShapeError,
 };
 use crate::value::{DType, TensorType, ValueRef};
 
@@ -104,8 +104,9 @@ impl OpDef for MaxPoolGrad {
         format!("{} in={}x{}", self.attrs.text(), self.input_hw[0], self.input_hw[1])
     }
     fn infer(&self, inputs: &[&TensorType]) -> Result<Inferred, ShapeError> {
-        let c = inputs[0].dims[0];
-        Ok(vec![TensorType::batched(DType::F32, vec![c, self.input_hw[0], self.input_hw[1]])].into())
+        let dy = input_at(inputs, 0, self.name())?;
+        expect_rank(dy, 3, self.name())?;
+        Ok(vec![TensorType::batched(DType::F32, vec![dy.dims[0], self.input_hw[0], self.input_hw[1]])].into())
     }
     fn fusion_class(&self) -> FusionClass {
         FusionClass::OutElementwiseFusable

@@ -35,7 +35,9 @@ impl OpDef for Slice {
     fn infer(&self, inputs: &[&TensorType]) -> Result<Inferred, ShapeError> {
         let x = inputs[0];
         match dims_index(x, self.dim) {
-            Some(i) if self.len > 0 && self.start + self.len <= x.dims[i] => {
+            Some(i)
+                if self.len > 0 && self.start.checked_add(self.len).is_some_and(|end| end <= x.dims[i]) =>
+            {
                 let mut dims = x.dims.clone();
                 dims[i] = self.len;
                 Ok(vec![TensorType { dims, ..x.clone() }].into())
@@ -90,7 +92,7 @@ impl OpDef for Concat {
             if !same_elsewhere {
                 return Err(refuse(t));
             }
-            total += t.dims[axis];
+            total = usize::checked_add(total, t.dims[axis]).ok_or_else(|| refuse(t))?;
         }
         let mut dims = first.dims.clone();
         dims[axis] = total;
