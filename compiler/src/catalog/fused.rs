@@ -49,6 +49,13 @@ impl FusedOp {
     pub fn step_types(&self, inputs: &[&TensorType]) -> Result<Vec<Inferred>, ShapeError> {
         let mut done: Vec<Inferred> = Vec::new();
         for s in &self.steps {
+            let arity_ok = match s.op.def().arity() {
+                Some(a) => a == s.inputs.len(),
+                None => !s.inputs.is_empty(),
+            };
+            if !arity_ok {
+                return Err(missing("a step has a number of inputs its op does not take"));
+            }
             let ins: Vec<&TensorType> = s
                 .inputs
                 .iter()
