@@ -135,10 +135,13 @@ pub fn pooled(input: usize, p: &PoolParams) -> usize {
     (input + 2 * p.padding - p.kernel) / p.stride + 1
 }
 
-/// Whether `v` replaces `best` as a window's maximum: greater, or the first NaN.
-#[inline]
+/// Whether `v` replaces `best` as a window's maximum: greater, or the first NaN. Written without
+/// short circuits so that the loops that use it compile to selects, not unpredictable branches.
+#[inline(always)]
 fn beats<T: Real>(v: T, best: T) -> bool {
-    v > best || (v.is_nan() && !best.is_nan())
+    #[allow(clippy::eq_op)]
+    let (v_nan, best_nan) = (v != v, best != best);
+    (v > best) | (v_nan & !best_nan)
 }
 
 /// Max over each window; ties go to the first maximum in row-major order (as PyTorch). Returns
@@ -164,13 +167,13 @@ pub fn max_pool_forward<T: Real>(x: &[T], shape: [usize; 4], p: &PoolParams) -> 
         |(best, at), ((y, arg), x)| {
             for ((line, best), at) in x.chunks(w).zip(best.chunks_mut(ow)).zip(at.chunks_mut(ow)) {
                 for ((b, a), &(c0, c1)) in best.iter_mut().zip(at.iter_mut()).zip(&cols) {
-                    let (mut m, mut j) = (line[c0], c0);
-                    for (jj, &v) in line.iter().enumerate().take(c1).skip(c0 + 1) {
-                        if beats(v, m) {
-                            (m, j) = (v, jj);
-                        }
+                    let (mut m, mut j) = (line[c0], c0 as i32);
+                    for (jj, &v) in (c0 + 1..c1).zip(&line[c0 + 1..c1.max(c0 + 1)]) {
+                        let take = beats(v, m);
+                        m = if take { v } else { m };
+                        j = if take { jj as i32 } else { j };
                     }
-                    (*b, *a) = (m, j as i32);
+                    (*b, *a) = (m, j);
                 }
             }
             for ((y, arg), &(r0, r1)) in y.chunks_mut(ow).zip(arg.chunks_mut(ow)).zip(&rows) {
@@ -180,10 +183,11 @@ pub fn max_pool_forward<T: Real>(x: &[T], shape: [usize; 4], p: &PoolParams) -> 
                 }
                 for i in r0 + 1..r1 {
                     let (row, cols_at) = (&best[i * ow..(i + 1) * ow], &at[i * ow..(i + 1) * ow]);
+                    let base = (i * w) as i32;
                     for (((m, a), &v), &j) in y.iter_mut().zip(arg.iter_mut()).zip(row).zip(cols_at) {
-                        if beats(v, *m) {
-                            (*m, *a) = (v, (i * w) as i32 + j);
-                        }
+                        let take = beats(v, *m);
+                        *m = if take { v } else { *m };
+                        *a = if take { base + j } else { *a };
                     }
                 }
             }
