@@ -5,12 +5,14 @@
 
 use burn::backend::flex::FlexTensor;
 use burn::backend::Flex;
-use burn::tensor::{DType, Element, Tensor, TensorData, TensorPrimitive};
+use burn::tensor::{DType, Element, Int, Tensor, TensorData, TensorPrimitive};
 
 use alexc::catalog::ConvAttrs;
 
 use super::cpu_conv::{self, ConvAlgo, ConvElement, ConvError, ConvPass, ConvShape};
-use super::{conv, from_host, host_lrn_backward, reference, to_host, Host, KernelBackend, LrnParams};
+use super::{
+    conv, from_host, host_lrn_backward, reference, to_host, Host, KernelBackend, LrnParams, PoolParams,
+};
 
 /// A tensor's Flex storage, contiguous (copied only if it was not).
 fn storage<const D: usize>(t: Tensor<Flex, D>) -> FlexTensor {
@@ -158,6 +160,32 @@ impl KernelBackend for Flex {
             }
         };
         (from_host(y, dims, &device), keep_relu.then(|| from_host(r, dims, &device)))
+    }
+
+    /// On Flex's storage, read in place (the default copies a shared input out first).
+    fn max_pool_forward(x: Tensor<Self, 4>, p: &PoolParams) -> (Tensor<Self, 4>, Tensor<Self, 4, Int>) {
+        let (dims, dtype) = (x.dims(), x.dtype());
+        let [n, c, h, w] = dims;
+        let out = [n, c, reference::pooled(h, p), reference::pooled(w, p)];
+        let xs = storage(x);
+        let (y, arg) = match dtype {
+            DType::F64 => {
+                let (y, a) = reference::max_pool_forward(values::<f64>(&xs), dims, p);
+                (TensorData::new(y, out), a)
+            }
+            DType::F32 => {
+                let (y, a) = reference::max_pool_forward(values::<f32>(&xs), dims, p);
+                (TensorData::new(y, out), a)
+            }
+            // Half precisions: in f32 on the host, the result converted back.
+            _ => {
+                let x =
+                    TensorData::new(xs.into_data().convert::<f32>().into_vec::<f32>().expect("f32"), dims);
+                let (y, a) = reference::max_pool_forward(x.as_slice::<f32>().expect("f32"), dims, p);
+                (TensorData::new(y, out).convert_dtype(dtype), a)
+            }
+        };
+        (tensor(y), Tensor::from_data(TensorData::new(arg, out), &Default::default()))
     }
 
     fn lrn_relu_backward(

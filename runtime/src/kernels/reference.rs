@@ -49,16 +49,24 @@ fn window_scales<T: Real>(x: &[T], channels: usize, plane: usize, p: &LrnParams,
     }
 }
 
-/// `y = x * (k + scale * sum_window x^2)^-beta`, `x` of shape `[n, c, h, w]`.
+/// `y = x * (k + scale * sum_window x^2)^-beta`, `x` of shape `[n, c, h, w]`. Each output plane
+/// is one task that sums its window's squares into itself (the same order as [`window_scales`]),
+/// so the planes it reads stay in cache and nothing else is allocated.
 pub fn lrn_forward<T: Real>(x: &[T], shape: [usize; 4], p: &LrnParams) -> Vec<T> {
     let [_, c, h, w] = shape;
-    let image = c * h * w;
+    let (plane, half) = (h * w, p.size / 2);
+    let (k, scale) = (real::<T>(p.k), real::<T>(p.scale));
     let mut y = vec![T::zero(); x.len()];
-    y.par_chunks_mut(image).zip(x.par_chunks(image)).for_each(|(y, x)| {
-        let mut s = vec![T::zero(); image];
-        window_scales(x, c, h * w, p, &mut s);
-        for ((y, x), s) in y.iter_mut().zip(x).zip(&s) {
-            *y = *x * pow_neg(*s, p.beta);
+    y.par_chunks_mut(plane).enumerate().for_each(|(i, y)| {
+        let (image, ch) = (i / c * c * plane, i % c);
+        for cc in ch.saturating_sub(half)..=(ch + half).min(c - 1) {
+            let src = &x[image + cc * plane..image + (cc + 1) * plane];
+            for (a, v) in y.iter_mut().zip(src) {
+                *a = *a + *v * *v;
+            }
+        }
+        for (a, v) in y.iter_mut().zip(&x[image + ch * plane..image + (ch + 1) * plane]) {
+            *a = *v * pow_neg(k + scale * *a, p.beta);
         }
     });
     y
@@ -127,8 +135,19 @@ pub fn pooled(input: usize, p: &PoolParams) -> usize {
     (input + 2 * p.padding - p.kernel) / p.stride + 1
 }
 
+/// Whether `v` replaces `best` as a window's maximum: greater, or the first NaN. Written without
+/// short circuits so that the loops that use it compile to selects, not unpredictable branches.
+#[inline(always)]
+fn beats<T: Real>(v: T, best: T) -> bool {
+    #[allow(clippy::eq_op)]
+    let (v_nan, best_nan) = (v != v, best != best);
+    (v > best) | (v_nan & !best_nan)
+}
+
 /// Max over each window; ties go to the first maximum in row-major order (as PyTorch). Returns
 /// the maxima and, for each, the flat index `ih * w + iw` of its input in the channel's plane.
+/// Separable: each input row's maxima over the output columns' windows first (the first column
+/// wins ties), then down each window's rows (the first row wins), which is row-major order.
 pub fn max_pool_forward<T: Real>(x: &[T], shape: [usize; 4], p: &PoolParams) -> (Vec<T>, Vec<i32>) {
     let [_, _, h, w] = shape;
     let (oh, ow) = (pooled(h, p), pooled(w, p));
@@ -142,22 +161,34 @@ pub fn max_pool_forward<T: Real>(x: &[T], shape: [usize; 4], p: &PoolParams) -> 
     };
     let rows: Vec<(usize, usize)> = (0..oh).map(|r| span(r, h)).collect();
     let cols: Vec<(usize, usize)> = (0..ow).map(|c| span(c, w)).collect();
-    y.par_chunks_mut(oh * ow).zip(arg.par_chunks_mut(oh * ow)).zip(x.par_chunks(h * w)).for_each(
-        |((y, arg), x)| {
-            for (r, &(r0, r1)) in rows.iter().enumerate() {
-                for (c, &(c0, c1)) in cols.iter().enumerate() {
-                    let (mut best, mut at) = (x[r0 * w + c0], r0 * w + c0);
-                    for i in r0..r1 {
-                        let line = &x[i * w..i * w + w];
-                        for (j, &v) in line.iter().enumerate().take(c1).skip(c0) {
-                            if v > best || (v.is_nan() && !best.is_nan()) {
-                                best = v;
-                                at = i * w + j;
-                            }
-                        }
+    let row_maxima = || (vec![T::zero(); h * ow], vec![0i32; h * ow]);
+    y.par_chunks_mut(oh * ow).zip(arg.par_chunks_mut(oh * ow)).zip(x.par_chunks(h * w)).for_each_init(
+        row_maxima,
+        |(best, at), ((y, arg), x)| {
+            for ((line, best), at) in x.chunks(w).zip(best.chunks_mut(ow)).zip(at.chunks_mut(ow)) {
+                for ((b, a), &(c0, c1)) in best.iter_mut().zip(at.iter_mut()).zip(&cols) {
+                    let (mut m, mut j) = (line[c0], c0 as i32);
+                    for (jj, &v) in (c0 + 1..c1).zip(&line[c0 + 1..c1.max(c0 + 1)]) {
+                        let take = beats(v, m);
+                        m = if take { v } else { m };
+                        j = if take { jj as i32 } else { j };
                     }
-                    y[r * ow + c] = best;
-                    arg[r * ow + c] = at as i32;
+                    (*b, *a) = (m, j);
+                }
+            }
+            for ((y, arg), &(r0, r1)) in y.chunks_mut(ow).zip(arg.chunks_mut(ow)).zip(&rows) {
+                y.copy_from_slice(&best[r0 * ow..(r0 + 1) * ow]);
+                for (a, j) in arg.iter_mut().zip(&at[r0 * ow..(r0 + 1) * ow]) {
+                    *a = (r0 * w) as i32 + *j;
+                }
+                for i in r0 + 1..r1 {
+                    let (row, cols_at) = (&best[i * ow..(i + 1) * ow], &at[i * ow..(i + 1) * ow]);
+                    let base = (i * w) as i32;
+                    for (((m, a), &v), &j) in y.iter_mut().zip(arg.iter_mut()).zip(row).zip(cols_at) {
+                        let take = beats(v, *m);
+                        *m = if take { v } else { *m };
+                        *a = if take { base + j } else { *a };
+                    }
                 }
             }
         },
