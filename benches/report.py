@@ -66,6 +66,8 @@ print(text)
 host = platform.node().split(".")[0] or "host"
 os.makedirs("benches/results", exist_ok=True)
 out = f"benches/results/cpu-{datetime.date.today()}-{host}.md"
+# A later run of the same day goes on top; the earlier runs stay below it.
+earlier = open(out).read() if os.path.exists(out) else ""
 with open(out, "w") as f:
-    f.write(text)
+    f.write(text + ("\n---\n\n## Earlier run\n\n" + earlier if earlier else ""))
 print(f"recorded in {out}", file=sys.stderr)
