@@ -50,6 +50,12 @@ impl ConvAlgo {
         ConvAlgo::ALL.into_iter().find(|a| a.name() == name)
     }
 
+    /// The algorithm chosen by shape: the first of [`ConvAlgo::ALL`] that computes `pass` of a
+    /// layer with attributes `a` (burn, which computes everything, when no other does).
+    pub fn by_shape(a: &ConvAttrs, pass: ConvPass) -> ConvAlgo {
+        ConvAlgo::ALL.into_iter().find(|algo| algo.supports(a, pass)).unwrap_or(ConvAlgo::Burn)
+    }
+
     /// Whether this algorithm computes `pass` of a layer with attributes `a`.
     pub fn supports(self, a: &ConvAttrs, pass: ConvPass) -> bool {
         let valid = a.kernel > 0 && a.stride > 0 && a.groups > 0;

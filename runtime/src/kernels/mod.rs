@@ -223,13 +223,11 @@ pub trait KernelBackend: Backend {
 
     /// A convolution without bias, by the plan's algorithm (the backend's default when it names none).
     fn conv2d_plain(x: Tensor<Self, 4>, w: Tensor<Self, 4>, a: &ConvAttrs) -> Tensor<Self, 4> {
-        let algo = a
-            .algo
-            .unwrap_or_else(|| Self::default_conv_algo(&ConvShape::new(a, x.dims()), ConvPass::Forward));
+        let algo = plan_algo::<Self>(a, x.dims(), ConvPass::Forward);
         Self::conv2d_with_algo(x, w, None, a, false, algo)
     }
 
-    /// A convolution with its bias, then ReLU when `relu`, by the backend's default algorithm.
+    /// A convolution with its bias, then ReLU when `relu`, by the plan's algorithm.
     fn conv2d_bias_act(
         x: Tensor<Self, 4>,
         w: Tensor<Self, 4>,
@@ -237,9 +235,7 @@ pub trait KernelBackend: Backend {
         a: &ConvAttrs,
         relu_after: bool,
     ) -> Tensor<Self, 4> {
-        let algo = a
-            .algo
-            .unwrap_or_else(|| Self::default_conv_algo(&ConvShape::new(a, x.dims()), ConvPass::Forward));
+        let algo = plan_algo::<Self>(a, x.dims(), ConvPass::Forward);
         Self::conv2d_with_algo(x, w, Some(bias), a, relu_after, algo)
     }
 
@@ -315,15 +311,13 @@ pub trait KernelBackend: Backend {
         Self::masked_grad(dx, Some(relu_y), None)
     }
 
-    /// The weight gradient of a (grouped) convolution, by the backend's default algorithm.
+    /// The weight gradient of a (grouped) convolution, by the plan's algorithm.
     fn conv2d_weight_grad(x: Tensor<Self, 4>, dy: Tensor<Self, 4>, a: &ConvAttrs) -> Tensor<Self, 4> {
-        let algo = a
-            .algo
-            .unwrap_or_else(|| Self::default_conv_algo(&ConvShape::new(a, x.dims()), ConvPass::WeightGrad));
+        let algo = plan_algo::<Self>(a, x.dims(), ConvPass::WeightGrad);
         Self::conv2d_weight_grad_with_algo(x, dy, a, algo)
     }
 
-    /// The input gradient of a (grouped) convolution, by the backend's default algorithm.
+    /// The input gradient of a (grouped) convolution, by the plan's algorithm.
     fn conv2d_data_grad(
         dy: Tensor<Self, 4>,
         w: Tensor<Self, 4>,
@@ -332,8 +326,7 @@ pub trait KernelBackend: Backend {
     ) -> Tensor<Self, 4> {
         let [n, _, _, _] = dy.dims();
         let input = [n, w.dims()[1] * a.groups, input_hw[0], input_hw[1]];
-        let algo =
-            a.algo.unwrap_or_else(|| Self::default_conv_algo(&ConvShape::new(a, input), ConvPass::DataGrad));
+        let algo = plan_algo::<Self>(a, input, ConvPass::DataGrad);
         Self::conv2d_data_grad_with_algo(dy, w, a, input_hw, algo)
     }
 
@@ -366,4 +359,10 @@ pub trait KernelBackend: Backend {
         }
         (Tensor::from_data(wd, &device), Tensor::from_data(vd, &device))
     }
+}
+
+/// The algorithm the plan recorded for `pass` of a convolution with attributes `a` and an `input`
+/// of NCHW dims; backend `B`'s default for plans that name none.
+fn plan_algo<B: KernelBackend>(a: &ConvAttrs, input: [usize; 4], pass: ConvPass) -> ConvAlgo {
+    a.algo.unwrap_or_else(|| B::default_conv_algo(&ConvShape::new(a, input), pass))
 }

@@ -38,10 +38,14 @@ pub fn supported_algos(shape: &ConvShape, pass: ConvPass) -> Vec<ConvAlgo> {
     ConvAlgo::ALL.into_iter().filter(|a| supports(*a, shape, pass)).collect()
 }
 
-/// The algorithm the CPU runs for `pass` of `shape` when the plan names none: the first supported
-/// in [`ConvAlgo::ALL`].
+/// The algorithm the CPU runs for `pass` of `shape` when the plan names none: the compiler's
+/// by-shape choice ([`ConvAlgo::by_shape`]), burn for sizes the engine does not take.
 pub fn default_algo(shape: &ConvShape, pass: ConvPass) -> ConvAlgo {
-    supported_algos(shape, pass).first().copied().unwrap_or(ConvAlgo::Burn)
+    if shape.is_valid() {
+        ConvAlgo::by_shape(&shape.attrs(), pass)
+    } else {
+        ConvAlgo::Burn
+    }
 }
 
 /// A convolution's sizes: square kernel, equal stride and padding on both axes, no dilation.
