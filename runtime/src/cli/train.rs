@@ -82,29 +82,28 @@ impl TrainArgs {
 pub fn run<B: KernelBackend>(args: TrainArgs, device: B::Device) -> Result<(), RunError> {
     let device_name = format!("{device:?}");
     let plan = Plan::read(&args.plan)?;
-    let mut s = Session::<B>::prepare(&plan, &args.plan.display().to_string(), &args.request(), device)?;
-    for note in &s.notes {
+    let Session { mut exec, dir, progress, datasets, config, notes } =
+        Session::<B>::prepare(&plan, &args.plan.display().to_string(), &args.request(), device)?;
+    for note in &notes {
         eprintln!("{note}");
     }
-    let [c, h, w] = s.exec.input_shape();
-    let (classes, epochs) = (plan.graph.spec.classes, s.config.epochs);
+    let [c, h, w] = exec.input_shape();
+    let (classes, epochs) = (plan.graph.spec.classes, config.epochs);
     eprintln!(
         "training `{}` on {device_name}: {} training and {} validation images of {c}x{h}x{w}, {classes} classes (chance {:.2}%), batch {}, {epochs} epochs; writing to {}",
         plan.graph.name,
-        s.datasets.train.len(),
-        s.datasets.val.len(),
+        datasets.train.len(),
+        datasets.val.len(),
         100.0 / classes as f64,
-        s.config.batch_size,
-        s.dir.path().display()
+        config.batch_size,
+        dir.path().display()
     );
     let started = Instant::now();
     let mut shown = Shown::default();
-    let mut records = s.progress.records.clone();
+    let mut records = progress.records.clone();
     let arena = human_bytes(plan.memory.arena_bytes);
-    let progress = std::mem::replace(&mut s.progress, alexrt::progress::Progress::start(&plan.graph.spec));
-    let (train_set, val_set) = (&*s.datasets.train, &*s.datasets.val);
-    let dir = s.dir.clone();
-    let result = train(&mut s.exec, train_set, val_set, &s.config, progress, |event| match event {
+    let (train_set, val_set) = (&*datasets.train, &*datasets.val);
+    let result = train(&mut exec, train_set, val_set, &config, progress, |event| match event {
         Event::Epoch(r) => {
             shown.finish();
             eprintln!(
@@ -133,8 +132,8 @@ pub fn run<B: KernelBackend>(args: TrainArgs, device: B::Device) -> Result<(), R
     });
     shown.finish();
     let progress = result.inspect_err(|e| {
-        if matches!(e, RunError::NonFinite { .. }) && s.dir.checkpoint().exists() {
-            eprintln!("the last good checkpoint is {}", s.dir.checkpoint().display());
+        if matches!(e, RunError::NonFinite { .. }) && dir.checkpoint().exists() {
+            eprintln!("the last good checkpoint is {}", dir.checkpoint().display());
         }
     })?;
     if let Some(last) = progress.records.last() {
@@ -149,13 +148,13 @@ pub fn run<B: KernelBackend>(args: TrainArgs, device: B::Device) -> Result<(), R
             100.0 / classes as f64,
             100.0 * last.val.top5,
             last.val.loss,
-            s.dir.metrics().display(),
-            s.dir.plot().display(),
-            s.dir.checkpoint().display()
+            dir.metrics().display(),
+            dir.plot().display(),
+            dir.checkpoint().display()
         ));
     }
     if let Some(path) = &args.save_weights {
-        weights::save(&s.exec, path)?;
+        weights::save(&exec, path)?;
         eprintln!("wrote {}", path.display());
     }
     Ok(())
