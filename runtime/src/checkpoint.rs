@@ -21,6 +21,9 @@ use crate::weights;
 
 pub const CHECKPOINT_FILE: &str = "checkpoint.safetensors";
 pub const PREVIOUS_FILE: &str = "checkpoint.prev.safetensors";
+/// Where a latest checkpoint that could not be resumed is set aside, so that the next save does
+/// not rotate it over the good previous one.
+pub const SET_ASIDE_FILE: &str = "checkpoint.damaged.safetensors";
 const META_KEY: &str = "alexrt";
 
 /// What a run trains on, as a checkpoint records it.
@@ -131,7 +134,8 @@ pub struct Resumed {
 }
 
 /// Restores parameters, optimizer state and the dropout step count from the checkpoint in `dir`,
-/// or, when that is missing or damaged, from the previous one.
+/// or, when that is missing or damaged, from the previous one; a damaged latest checkpoint is then
+/// moved to [`SET_ASIDE_FILE`], so the run's next save keeps the good previous one.
 pub fn resume<B: KernelBackend>(exec: &mut Executor<B>, dir: &Path) -> Result<Resumed, RunError> {
     let (latest, previous) = (checkpoint_path(dir), previous_path(dir));
     if !latest.exists() && !previous.exists() {
@@ -148,7 +152,14 @@ pub fn resume<B: KernelBackend>(exec: &mut Executor<B>, dir: &Path) -> Result<Re
         return Err(first);
     }
     match restore(exec, &previous) {
-        Ok((progress, meta)) => Ok(Resumed { progress, meta, path: previous, fell_back: Some(first) }),
+        Ok((progress, meta)) => {
+            if latest.exists() {
+                let aside = dir.join(SET_ASIDE_FILE);
+                std::fs::rename(&latest, &aside)
+                    .map_err(|source| RunError::Io { path: aside.display().to_string(), source })?;
+            }
+            Ok(Resumed { progress, meta, path: previous, fell_back: Some(first) })
+        }
         Err(second) => Err(RunError::Input(format!(
             "neither checkpoint can be resumed:\n  {first}\n  {second}\nstart a fresh run with another --out"
         ))),

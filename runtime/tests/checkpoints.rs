@@ -109,14 +109,27 @@ fn resume_falls_back_to_the_previous_checkpoint_and_says_why() {
         );
     }
 
-    // Both damaged: refused, naming both files.
+    // The damaged latest is set aside, so the run's next save keeps the good previous one.
+    assert!(!latest.exists() && dir.join(checkpoint::SET_ASIDE_FILE).exists());
+    save(&exec, &data, &dir, 3);
     let prev = checkpoint::previous_path(&dir);
-    let mut bytes = std::fs::read(&prev).unwrap();
-    bytes[20] ^= 0x01;
-    std::fs::write(&prev, &bytes).unwrap();
+    let kept = checkpoint::read_meta(&TensorFile::read(&prev).unwrap()).unwrap().unwrap();
+    assert_eq!(kept.progress.epoch, 1, "the good previous checkpoint was not replaced");
+
+    // Both damaged: refused, naming both files.
+    for (path, at) in [(&latest, 20), (&prev, 20)] {
+        let mut bytes = std::fs::read(path).unwrap();
+        bytes[at] ^= 0x01;
+        std::fs::write(path, &bytes).unwrap();
+    }
     let mut exec = Executor::<Cpu>::new(&plan, Default::default()).unwrap();
     let err = checkpoint::resume(&mut exec, &dir).unwrap_err().to_string();
-    assert!(err.contains("neither checkpoint") && err.contains("checkpoint.prev.safetensors"), "{err}");
+    assert!(
+        err.contains("neither checkpoint")
+            && err.contains("checkpoint.safetensors:")
+            && err.contains("checkpoint.prev.safetensors"),
+        "{err}"
+    );
 }
 
 #[test]
