@@ -40,13 +40,12 @@ impl<B: KernelBackend> Executor<B> {
             Op::Conv2dBackwardWeight(c) => {
                 one(B::conv2d_weight_grad(inputs[0].float()?, inputs[1].float()?, &c.0).into())
             }
-            Op::Linear(_) => one(inputs[0].float::<2>()?.matmul(inputs[1].float::<2>()?.transpose()).into()),
-            Op::LinearBackwardData(_) => one(inputs[0].float::<2>()?.matmul(inputs[1].float()?).into()),
+            Op::Linear(_) => one(B::linear_forward(inputs[0].float()?, inputs[1].float()?).into()),
+            Op::LinearBackwardData(_) => {
+                one(B::linear_data_grad(inputs[0].float()?, inputs[1].float()?).into())
+            }
             Op::LinearBackwardWeight(_) => {
-                // dy^T is small (batch x out): a contiguous copy lets the product run at full speed.
-                let dyt = inputs[1].float::<2>()?.transpose();
-                let dyt = Tensor::<B, 2>::from_data(dyt.into_data(), &self.device);
-                one(dyt.matmul(inputs[0].float()?).into())
+                one(B::linear_weight_grad(inputs[0].float()?, inputs[1].float()?).into())
             }
             Op::BiasAdd(_) => {
                 let b = inputs[1].float::<1>()?;

@@ -10,8 +10,10 @@ use burn::tensor::{DType, Element, Int, Tensor, TensorData, TensorPrimitive};
 use alexc::catalog::ConvAttrs;
 
 use super::cpu_conv::{self, ConvAlgo, ConvElement, ConvError, ConvPass, ConvShape};
+use super::cpu_linear::{self, LinearShape};
 use super::{
-    conv, from_host, host_lrn_backward, reference, to_host, Host, KernelBackend, LrnParams, PoolParams,
+    conv, from_host, host_lrn_backward, linear, reference, to_host, Host, KernelBackend, LrnParams,
+    PoolParams,
 };
 
 /// A tensor's Flex storage, contiguous (copied only if it was not).
@@ -29,22 +31,44 @@ fn tensor<const D: usize>(data: TensorData) -> Tensor<Flex, D> {
 
 /// Whether the engine runs `algo` for `pass` of `shape` on tensors of `dtype`.
 fn engine_takes(algo: ConvAlgo, shape: &ConvShape, pass: ConvPass, dtypes: &[DType]) -> bool {
-    let precision = matches!(dtypes[0], DType::F32 | DType::F64) && dtypes.iter().all(|d| *d == dtypes[0]);
-    algo != ConvAlgo::Burn && cpu_conv::supports(algo, shape, pass) && precision
+    algo != ConvAlgo::Burn && cpu_conv::supports(algo, shape, pass) && engine_precision(dtypes)
+}
+
+/// Whether every tensor is f32, or every one f64 (the precisions the engine runs in).
+fn engine_precision(dtypes: &[DType]) -> bool {
+    matches!(dtypes[0], DType::F32 | DType::F64) && dtypes.iter().all(|d| *d == dtypes[0])
 }
 
 /// Runs `f32_run` or `f64_run` by the tensors' precision, the result shaped `dims`.
-fn by_precision(
+fn by_precision<const D: usize, E>(
     dtype: DType,
-    dims: [usize; 4],
-    f32_run: impl FnOnce() -> Result<Vec<f32>, ConvError>,
-    f64_run: impl FnOnce() -> Result<Vec<f64>, ConvError>,
-) -> Result<TensorData, ConvError> {
+    dims: [usize; D],
+    f32_run: impl FnOnce() -> Result<Vec<f32>, E>,
+    f64_run: impl FnOnce() -> Result<Vec<f64>, E>,
+) -> Result<TensorData, E> {
     Ok(if dtype == DType::F64 {
         TensorData::new(f64_run()?, dims)
     } else {
         TensorData::new(f32_run()?, dims)
     })
+}
+
+/// A product on the CPU engine (`f32_run` or `f64_run` by the tensors' precision), or
+/// `fallback` (burn's) for other precisions or operands the engine refuses.
+fn on_engine<const D: usize, E>(
+    dtypes: &[DType],
+    dims: [usize; D],
+    f32_run: impl FnOnce() -> Result<Vec<f32>, E>,
+    f64_run: impl FnOnce() -> Result<Vec<f64>, E>,
+    fallback: impl FnOnce() -> Tensor<Flex, D>,
+) -> Tensor<Flex, D> {
+    if !engine_precision(dtypes) {
+        return fallback();
+    }
+    match by_precision(dtypes[0], dims, f32_run, f64_run) {
+        Ok(data) => tensor(data),
+        Err(_) => fallback(),
+    }
 }
 
 fn forward<T: ConvElement + Element + bytemuck::Pod>(
@@ -138,6 +162,45 @@ impl KernelBackend for Flex {
             Ok(dw) => tensor(dw),
             Err(_) => conv::burn_conv2d_weight_grad(x, dy, a),
         }
+    }
+
+    fn linear_forward(x: Tensor<Self, 2>, w: Tensor<Self, 2>) -> Tensor<Self, 2> {
+        let ([n, i], [o, _]) = (x.dims(), w.dims());
+        let s = LinearShape { batch: n, inputs: i, outputs: o };
+        let (xs, ws) = (storage(x.clone()), storage(w.clone()));
+        on_engine(
+            &[x.dtype(), w.dtype()],
+            [n, o],
+            || cpu_linear::forward::<f32>(&s, values(&xs), values(&ws)),
+            || cpu_linear::forward::<f64>(&s, values(&xs), values(&ws)),
+            || linear::burn_linear(x, w),
+        )
+    }
+
+    fn linear_data_grad(dy: Tensor<Self, 2>, w: Tensor<Self, 2>) -> Tensor<Self, 2> {
+        let ([n, o], [_, i]) = (dy.dims(), w.dims());
+        let s = LinearShape { batch: n, inputs: i, outputs: o };
+        let (dys, ws) = (storage(dy.clone()), storage(w.clone()));
+        on_engine(
+            &[dy.dtype(), w.dtype()],
+            [n, i],
+            || cpu_linear::data_grad::<f32>(&s, values(&dys), values(&ws)),
+            || cpu_linear::data_grad::<f64>(&s, values(&dys), values(&ws)),
+            || linear::burn_linear_data_grad(dy, w),
+        )
+    }
+
+    fn linear_weight_grad(x: Tensor<Self, 2>, dy: Tensor<Self, 2>) -> Tensor<Self, 2> {
+        let ([n, i], [_, o]) = (x.dims(), dy.dims());
+        let s = LinearShape { batch: n, inputs: i, outputs: o };
+        let (xs, dys) = (storage(x.clone()), storage(dy.clone()));
+        on_engine(
+            &[x.dtype(), dy.dtype()],
+            [o, i],
+            || cpu_linear::weight_grad::<f32>(&s, values(&xs), values(&dys)),
+            || cpu_linear::weight_grad::<f64>(&s, values(&xs), values(&dys)),
+            || linear::burn_linear_weight_grad(x, dy),
+        )
     }
 
     fn bias_relu_lrn(

@@ -6,8 +6,10 @@
 
 pub mod conv;
 pub mod cpu_conv;
+pub mod cpu_linear;
 pub mod cube;
 mod flex;
+pub mod linear;
 pub mod reference;
 
 pub use conv::conv_options;
@@ -237,6 +239,22 @@ pub trait KernelBackend: Backend {
     ) -> Tensor<Self, 4> {
         let algo = plan_algo::<Self>(a, x.dims(), ConvPass::Forward);
         Self::conv2d_with_algo(x, w, Some(bias), a, relu_after, algo)
+    }
+
+    /// A fully connected layer's product `x W^T`, its weight stored `out x in` (burn's matmul by
+    /// default).
+    fn linear_forward(x: Tensor<Self, 2>, w: Tensor<Self, 2>) -> Tensor<Self, 2> {
+        linear::burn_linear(x, w)
+    }
+
+    /// The data gradient `dy W` of a fully connected layer.
+    fn linear_data_grad(dy: Tensor<Self, 2>, w: Tensor<Self, 2>) -> Tensor<Self, 2> {
+        linear::burn_linear_data_grad(dy, w)
+    }
+
+    /// The weight gradient `dy^T x` of a fully connected layer.
+    fn linear_weight_grad(x: Tensor<Self, 2>, dy: Tensor<Self, 2>) -> Tensor<Self, 2> {
+        linear::burn_linear_weight_grad(x, dy)
     }
 
     /// The forward epilogue of a convolution or matrix product: `x + bias` along dimension 1,

@@ -76,6 +76,27 @@ pub fn matmul<T: ConvElement>(
     lhs: MatRef<'_, T>,
     rhs: MatRef<'_, T>,
 ) {
+    matmul_on(dst, dst_rs, accumulate, lhs, rhs, Threads::This)
+}
+
+/// Where a matrix product runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Threads {
+    /// On the calling thread (inside a rayon task of the caller's own).
+    This,
+    /// Split by gemm over rayon's whole pool (a caller that is not itself in a parallel loop).
+    Pool,
+}
+
+/// [`matmul`] on the threads `threads` says.
+pub fn matmul_on<T: ConvElement>(
+    dst: &mut [T],
+    dst_rs: usize,
+    accumulate: bool,
+    lhs: MatRef<'_, T>,
+    rhs: MatRef<'_, T>,
+    threads: Threads,
+) {
     let (m, k, n) = (lhs.rows, lhs.cols, rhs.cols);
     assert_eq!(rhs.rows, k, "matmul: inner dimensions differ");
     lhs.assert_in_bounds("lhs");
@@ -115,7 +136,10 @@ pub fn matmul<T: ConvElement>(
             false,
             false,
             false,
-            gemm::Parallelism::None,
+            match threads {
+                Threads::This => gemm::Parallelism::None,
+                Threads::Pool => gemm::Parallelism::Rayon(0),
+            },
         );
     }
 }

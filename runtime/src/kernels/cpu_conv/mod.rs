@@ -26,6 +26,7 @@ use alexc::catalog::ConvAttrs;
 pub use alexc::catalog::{ConvAlgo, ConvPass};
 
 pub use matmul::ConvElement;
+pub(crate) use matmul::{matmul, matmul_on, MatRef, Threads};
 
 /// Whether `algo` computes `pass` of `shape`: burn takes everything; the engine's algorithms, by
 /// the compiler's rule for the attributes, shapes whose sizes make sense.
