@@ -59,7 +59,13 @@ impl<B: KernelBackend> Executor<B> {
             }
             Fusion::BiasReluLrn { bias, lrn, keep_relu } => {
                 let b = inputs[bias].float::<1>()?;
-                let (y, r) = B::bias_relu_lrn(head(self)?.float()?, b, &lrn, keep_relu);
+                let (y, r) = match (&f.steps[0].op, f.steps[0].inputs.as_slice()) {
+                    (Op::Conv2d(c), [FusedInput::External(x), FusedInput::External(w)]) => {
+                        let (x, w) = (inputs[*x].float()?, inputs[*w].float()?);
+                        B::conv2d_bias_relu_lrn(x, w, b, &c.0, &lrn, keep_relu)
+                    }
+                    _ => B::bias_relu_lrn(head(self)?.float()?, b, &lrn, keep_relu),
+                };
                 let mut outs = vec![y.into()];
                 outs.extend(r.map(Value::from));
                 Ok(outs)

@@ -12,8 +12,8 @@ use alexc::catalog::ConvAttrs;
 use super::cpu_conv::{self, ConvAlgo, ConvElement, ConvError, ConvPass, ConvShape};
 use super::cpu_linear::{self, LinearShape};
 use super::{
-    conv, from_host, host_lrn_backward, linear, reference, to_host, Host, KernelBackend, LrnParams,
-    PoolParams,
+    conv, from_host, host_lrn_backward, host_lrn_forward, linear, reference, to_host, Host, KernelBackend,
+    LrnParams, PoolParams,
 };
 
 /// A tensor's Flex storage, contiguous (copied only if it was not).
@@ -201,6 +201,31 @@ impl KernelBackend for Flex {
             || cpu_linear::weight_grad::<f64>(&s, values(&xs), values(&dys)),
             || linear::burn_linear_weight_grad(x, dy),
         )
+    }
+
+    /// The bias and ReLU applied as the convolution writes its output, then LRN read in place.
+    fn conv2d_bias_relu_lrn(
+        x: Tensor<Self, 4>,
+        w: Tensor<Self, 4>,
+        bias: Tensor<Self, 1>,
+        a: &ConvAttrs,
+        p: &LrnParams,
+        keep_relu: bool,
+    ) -> (Tensor<Self, 4>, Option<Tensor<Self, 4>>) {
+        let r = Self::conv2d_bias_act(x, w, bias, a, true);
+        let y = Self::lrn_forward(r.clone(), p);
+        (y, keep_relu.then_some(r))
+    }
+
+    /// On Flex's storage, read in place.
+    fn lrn_forward(x: Tensor<Self, 4>, p: &LrnParams) -> Tensor<Self, 4> {
+        let (dims, dtype) = (x.dims(), x.dtype());
+        let xs = storage(x);
+        match dtype {
+            DType::F64 => tensor(TensorData::new(reference::lrn_forward(values::<f64>(&xs), dims, p), dims)),
+            DType::F32 => tensor(TensorData::new(reference::lrn_forward(values::<f32>(&xs), dims, p), dims)),
+            _ => host_lrn_forward(Tensor::from_primitive(TensorPrimitive::Float(xs)), p),
+        }
     }
 
     fn bias_relu_lrn(

@@ -9,11 +9,13 @@ pub mod cpu_conv;
 pub mod cpu_linear;
 pub mod cube;
 mod flex;
+mod host;
 pub mod linear;
 pub mod reference;
 
 pub use conv::conv_options;
 pub use cpu_conv::{ConvAlgo, ConvPass, ConvShape};
+pub(crate) use host::{from_host, host_i32, host_lrn_backward, host_lrn_forward, to_host, Host};
 
 use burn::tensor::activation::relu;
 use burn::tensor::backend::Backend;
@@ -64,78 +66,11 @@ pub struct SgdParams {
     pub decay: f64,
 }
 
-/// A float tensor's values on the host, in its own precision.
-pub(crate) enum Host {
-    F32(Vec<f32>),
-    F64(Vec<f64>),
-}
-
-pub(crate) fn to_host<B: Backend>(t: Tensor<B, 4>) -> (Host, [usize; 4]) {
-    let dims = t.dims();
-    let data = t.into_data();
-    let host = if data.dtype == DType::F64 {
-        Host::F64(data.into_vec::<f64>().expect("f64 data"))
-    } else {
-        Host::F32(data.convert::<f32>().into_vec::<f32>().expect("f32 data"))
-    };
-    (host, dims)
-}
-
-pub(crate) fn from_host<B: Backend>(v: Host, dims: [usize; 4], device: &B::Device) -> Tensor<B, 4> {
-    match v {
-        Host::F32(v) => Tensor::from_data(TensorData::new(v, dims), device),
-        Host::F64(v) => Tensor::from_data(TensorData::new(v, dims), device),
-    }
-}
-
-/// The LRN gradient on the host in the tensors' precision; with `relu_mask`, through the ReLU
-/// whose output `x` is.
-fn host_lrn_backward<B: Backend>(
-    x: Tensor<B, 4>,
-    y: Tensor<B, 4>,
-    dy: Tensor<B, 4>,
-    p: &LrnParams,
-    relu_mask: bool,
-) -> Tensor<B, 4> {
-    fn run<T: reference::Real>(
-        x: &[T],
-        y: &[T],
-        dy: &[T],
-        dims: [usize; 4],
-        p: &LrnParams,
-        relu: bool,
-    ) -> Vec<T> {
-        let mut dx = reference::lrn_backward(x, y, dy, dims, p);
-        if relu {
-            reference::relu_mask(&mut dx, x);
-        }
-        dx
-    }
-    let device = x.device();
-    let ((x, dims), (y, _), (dy, _)) = (to_host(x), to_host(y), to_host(dy));
-    let dx = match (x, y, dy) {
-        (Host::F32(x), Host::F32(y), Host::F32(dy)) => Host::F32(run(&x, &y, &dy, dims, p, relu_mask)),
-        (Host::F64(x), Host::F64(y), Host::F64(dy)) => Host::F64(run(&x, &y, &dy, dims, p, relu_mask)),
-        _ => panic!("lrn_backward: inputs of mixed precision"),
-    };
-    from_host(dx, dims, &device)
-}
-
-fn host_i32<B: Backend>(t: Tensor<B, 4, Int>) -> Vec<i32> {
-    t.into_data().convert::<i32>().into_vec::<i32>().expect("i32 data")
-}
-
 /// LRN and max pooling with argmax, forward and backward. Defaults run the reference kernels on the
 /// host in the tensors' precision; backends with device kernels override them.
 pub trait KernelBackend: Backend {
     fn lrn_forward(x: Tensor<Self, 4>, p: &LrnParams) -> Tensor<Self, 4> {
-        let device = x.device();
-        let (x, dims) = to_host(x);
-        let y = match x {
-            Host::F32(x) => Host::F32(reference::lrn_forward(&x, dims, p)),
-            Host::F64(x) => Host::F64(reference::lrn_forward(&x, dims, p)),
-        };
-        from_host(y, dims, &device)
+        host_lrn_forward(x, p)
     }
 
     fn lrn_backward(
@@ -272,6 +207,19 @@ pub trait KernelBackend: Backend {
         } else {
             y
         }
+    }
+
+    /// LRN of `relu(conv(x, w) + bias)`, and the ReLU's result itself when `keep_relu`. The default
+    /// convolves by the plan's algorithm and hands the result to [`Self::bias_relu_lrn`].
+    fn conv2d_bias_relu_lrn(
+        x: Tensor<Self, 4>,
+        w: Tensor<Self, 4>,
+        bias: Tensor<Self, 1>,
+        a: &ConvAttrs,
+        p: &LrnParams,
+        keep_relu: bool,
+    ) -> (Tensor<Self, 4>, Option<Tensor<Self, 4>>) {
+        Self::bias_relu_lrn(Self::conv2d_plain(x, w, a), bias, p, keep_relu)
     }
 
     /// LRN of `relu(x + bias)`, and the ReLU's result itself when `keep_relu` (a training step's
