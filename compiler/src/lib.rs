@@ -2,7 +2,7 @@
 //!
 //! ```text
 //! graphs/*.ron --parse--> AST --build--> IR --validate--> --infer-shapes--> --autodiff--> --verify-->
-//!   --fuse--> --schedule--> --memory--> plan.bin
+//!   [--place-->] --fuse--> --schedule--> --memory--> plan.bin
 //! ```
 //! [`front_end`] runs parse to shape inference; [`lower`] runs the rest for one mode and batch size.
 
@@ -70,6 +70,9 @@ pub struct Lowered {
     pub graph: Graph,
     pub fusion: FusionStats,
     pub memory: MemoryPlan,
+    /// Each device's memory plan, when the step is placed on several ([`Lowering::devices`]);
+    /// `memory` is then the step's as one device would hold it.
+    pub device_memory: Vec<MemoryPlan>,
     /// What the lowering passes warn about (a forced convolution algorithm that does not apply).
     pub warnings: Diagnostics,
 }
@@ -85,6 +88,7 @@ impl Lowered {
             nodes_after_fusion: self.fusion.after,
             memory: self.memory,
             graph: self.graph,
+            device_memory: self.device_memory,
         }
     }
 }
@@ -103,6 +107,9 @@ pub struct Lowering {
     pub split_grouped_conv: bool,
     /// How each convolution's algorithm is chosen ([`passes::choose_conv_algos`]).
     pub conv_algo: passes::ConvAlgoChoice,
+    /// Place the step on this many devices ([`passes::place`]): 2 splits the towers as the
+    /// paper did; 0 and 1 leave it on one.
+    pub devices: u8,
 }
 
 /// Lowers a checked graph to a scheduled, memory-planned step for `mode` at `batch`.
@@ -125,6 +132,18 @@ pub fn lower_with(
     dump: DumpHook<'_>,
 ) -> Result<Lowered, Diagnostics> {
     let mut graph = checked.graph.clone();
+    let placed = lowering.devices > 1;
+    if lowering.devices > passes::place::TOWERS {
+        let d = diag::Diagnostic::error(format!(
+            "cannot place the step on {} devices: the towers split it two ways",
+            lowering.devices
+        ))
+        .help("use `--devices 2` (or 1)");
+        return Err(Diagnostics::from(d).in_file(&checked.file));
+    }
+    if placed {
+        passes::split_towers(&mut graph);
+    }
     if mode == Mode::Train {
         let d = passes::autodiff(&mut graph);
         if d.has_errors() {
@@ -146,6 +165,10 @@ pub fn lower_with(
             }
         }
     }
+    if placed {
+        passes::insert_transfers(&mut graph);
+        dump(PassName::Place, &graph, None);
+    }
     if lowering.split_grouped_conv {
         passes::split_grouped_convs(&mut graph);
     }
@@ -163,8 +186,9 @@ pub fn lower_with(
     passes::schedule(&mut graph, batch);
     dump(PassName::Schedule, &graph, None);
     let memory = passes::plan_memory(&graph, batch);
+    let device_memory = if placed { passes::plan_memory_per_device(&graph, batch) } else { Vec::new() };
     dump(PassName::Memory, &graph, Some(&memory));
-    Ok(Lowered { graph, fusion, memory, warnings })
+    Ok(Lowered { graph, fusion, memory, device_memory, warnings })
 }
 
 /// The most bytes a step may need with every value in a buffer of its own: 2^50, a petabyte,
