@@ -19,7 +19,8 @@ pub fn split_towers(graph: &mut Graph) -> usize {
         .into_iter()
         .filter(|&n| !graph.g[n].op.def().is_source() && graph.g[n].phase == Phase::Forward)
         .collect();
-    let mut towers = Towers { graph, halves: HashMap::new(), joins: HashMap::new() };
+    let mut towers =
+        Towers { graph, halves: HashMap::new(), extended: HashMap::new(), joins: HashMap::new() };
     let mut split = Vec::new();
     for n in order {
         if towers.split(n) {
@@ -28,7 +29,7 @@ pub fn split_towers(graph: &mut Graph) -> usize {
             towers.keep_whole(n);
         }
     }
-    let Towers { graph, halves, joins } = towers;
+    let Towers { graph, halves, joins, .. } = towers;
     for &n in &split {
         let v = ValueRef { node: n, port: 0 };
         let stand_in = joins.get(&(v, TAIL_DEVICE)).copied().unwrap_or(halves[&v][0]);
@@ -44,9 +45,14 @@ struct Towers<'g> {
     graph: &'g mut Graph,
     /// A value held as its channel halves, half `i` on device `i`.
     halves: HashMap<ValueRef, [ValueRef; 2]>,
+    /// Halves that carry a halo for an LRN ahead: (channels before, channels after) its own.
+    extended: HashMap<ValueRef, [Halo; 2]>,
     /// A split value joined whole on a device.
     joins: HashMap<(ValueRef, u8), ValueRef>,
 }
+
+/// Channels a half carries beyond its own, before and after them.
+type Halo = (usize, usize);
 
 /// The channel dimension of a batched feature map as the IR counts dimensions (after the batch).
 const CHANNELS: usize = 1;
@@ -79,25 +85,106 @@ impl Towers<'_> {
             }
             Op::BiasAdd(_) if split_input => {
                 let xs = self.halves[&ins[0]];
-                let channels = self.graph.value_type(ins[1]).expect("typed").dims[0];
-                let bs = self.weight_halves(ins[1], channels);
+                let bs = self.bias_halves(ins[0], ins[1]);
                 [0, 1].map(|i| {
                     self.add(n, format!("{name}.t{i}"), Op::BiasAdd(BiasAdd), &[xs[i], bs[i]], i as u8)
                 })
             }
-            Op::Relu(_) | Op::MaxPool(_) if split_input => {
+            Op::Relu(_) if split_input => {
                 let xs = self.halves[&ins[0]];
                 [0, 1].map(|i| self.add(n, format!("{name}.t{i}"), op.clone(), &[xs[i]], i as u8))
+            }
+            Op::MaxPool(_) if split_input => {
+                let xs = self.own_halves(ins[0]);
+                [0, 1].map(|i| self.add(n, format!("{name}.t{i}"), op.clone(), &[xs[i]], i as u8))
+            }
+            Op::Lrn(l) if self.extended.contains_key(&ins[0]) => {
+                let (xs, halo) = (self.halves[&ins[0]], self.extended[&ins[0]]);
+                let own = self.own_channels(ins[0]);
+                [0, 1].map(|i| {
+                    let y = self.add(n, format!("{name}.t{i}/lrn"), Op::Lrn(l.clone()), &[xs[i]], i as u8);
+                    self.add(n, format!("{name}.t{i}"), slice(halo[i].0, own[i]), &[y], i as u8)
+                })
             }
             Op::Lrn(l) if split_input && self.halo_fits(ins[0], l) => self.split_lrn(n, &name, l, ins[0]),
             _ => return false,
         };
+        let parts = match (&op, self.lrn_ahead(n)) {
+            (Op::Conv2d(_), Some(h)) => self.with_halo(n, &name, parts, h),
+            _ => parts,
+        };
+        // Bias and ReLU keep the halo of their input.
+        if let Some(&halo) = self.extended.get(&ins[0]).filter(|_| matches!(op, Op::BiasAdd(_) | Op::Relu(_)))
+        {
+            self.extended.insert(ValueRef { node: n, port: 0 }, halo);
+        }
         self.halves.insert(ValueRef { node: n, port: 0 }, parts);
         self.graph.layers.iter_mut().filter(|l| l.nodes.contains(&n)).for_each(|l| {
             l.nodes.retain(|&m| m != n);
             l.nodes.extend(parts.iter().map(|p| p.node));
         });
         true
+    }
+
+    /// The halo (`size / 2` channels) of the LRN that `n`'s output reaches through channel-wise
+    /// elementwise layers (bias, ReLU), each the only reader of the one before, if one does.
+    fn lrn_ahead(&self, n: NodeIndex) -> Option<usize> {
+        let mut at = n;
+        loop {
+            let readers = self.graph.consumers(ValueRef { node: at, port: 0 });
+            let [next] = readers[..] else { return None };
+            match &self.graph.g[next].op {
+                Op::BiasAdd(_) | Op::Relu(_) => at = next,
+                Op::Lrn(l) => return Some(l.size / 2),
+                _ => return None,
+            }
+        }
+    }
+
+    /// A convolution's halves, each with `h` channels of the other beside it (the halo its LRN
+    /// reads), so that bias, ReLU and LRN run in place over the extended half: tower 0 takes the
+    /// first `h` channels of tower 1, tower 1 the last `h` of tower 0.
+    fn with_halo(&mut self, n: NodeIndex, name: &str, parts: [ValueRef; 2], h: usize) -> [ValueRef; 2] {
+        let c0 = self.channels(parts[0]);
+        if h == 0 || c0 < h || self.channels(parts[1]) < h {
+            return parts;
+        }
+        let above = self.add(n, format!("{name}.t1/halo"), slice(0, h), &[parts[1]], 1);
+        let below = self.add(n, format!("{name}.t0/halo"), slice(c0 - h, h), &[parts[0]], 0);
+        let cat = Op::Concat(Concat { dim: CHANNELS });
+        let e0 = self.add(n, format!("{name}.t0/ext"), cat.clone(), &[parts[0], above], 0);
+        let e1 = self.add(n, format!("{name}.t1/ext"), cat, &[below, parts[1]], 1);
+        self.extended.insert(ValueRef { node: n, port: 0 }, [(0, h), (h, 0)]);
+        [e0, e1]
+    }
+
+    /// Each half's own channels (without a halo).
+    fn own_channels(&self, v: ValueRef) -> [usize; 2] {
+        let halo = self.extended.get(&v).copied().unwrap_or_default();
+        [0, 1].map(|i| self.channels(self.halves[&v][i]) - halo[i].0 - halo[i].1)
+    }
+
+    /// `v`'s halves without their halo (slices of the extended halves where there is one).
+    fn own_halves(&mut self, v: ValueRef) -> [ValueRef; 2] {
+        let Some(&halo) = self.extended.get(&v) else { return self.halves[&v] };
+        let own = self.own_channels(v);
+        let base = self.graph.value_name(v);
+        let hs = self.halves[&v];
+        [0, 1].map(|i| {
+            self.add(v.node, format!("{base}.t{i}/own"), slice(halo[i].0, own[i]), &[hs[i]], i as u8)
+        })
+    }
+
+    /// The bias of each half of `x`, halo included: slices of the parameter on its device.
+    fn bias_halves(&mut self, x: ValueRef, b: ValueRef) -> [ValueRef; 2] {
+        let halo = self.extended.get(&x).copied().unwrap_or_default();
+        let own = self.own_channels(x);
+        let base = self.graph.value_name(b);
+        let starts = [0, own[0]];
+        [0, 1].map(|i| {
+            let s = Slice { dim: 0, start: starts[i] - halo[i].0, len: own[i] + halo[i].0 + halo[i].1 };
+            self.add(b.node, format!("{base}.t{i}"), Op::Slice(s), &[b], 0)
+        })
     }
 
     /// Whether each half of `x` has the channels that LRN's halo takes from it.
@@ -154,10 +241,13 @@ impl Towers<'_> {
     /// `v` whole on `device`: a split value joined there (once per device), else `v` itself
     /// (read across devices through a transfer, inserted after autodiff).
     fn whole_on(&mut self, v: ValueRef, device: u8) -> ValueRef {
-        let Some(&[h0, h1]) = self.halves.get(&v) else { return v };
+        if !self.halves.contains_key(&v) {
+            return v;
+        }
         if let Some(&j) = self.joins.get(&(v, device)) {
             return j;
         }
+        let [h0, h1] = self.own_halves(v);
         let name = format!("{}/join.d{device}", self.graph.value_name(v));
         let j = self.add(v.node, name, Op::Concat(Concat { dim: CHANNELS }), &[h0, h1], device);
         self.joins.insert((v, device), j);
@@ -166,8 +256,8 @@ impl Towers<'_> {
 
     /// `v`'s channel halves, sliced on `v`'s device if it is not split yet.
     fn ensure_halves(&mut self, v: ValueRef) -> [ValueRef; 2] {
-        if let Some(h) = self.halves.get(&v) {
-            return *h;
+        if self.halves.contains_key(&v) {
+            return self.own_halves(v);
         }
         let c = self.channels(v);
         let device = self.graph.g[v.node].device;
