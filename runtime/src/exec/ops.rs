@@ -45,7 +45,7 @@ impl<B: KernelBackend> Executor<B> {
             Op::LinearBackwardWeight(_) => {
                 // dy^T is small (batch x out): a contiguous copy lets the product run at full speed.
                 let dyt = inputs[1].float::<2>()?.transpose();
-                let dyt = Tensor::<B, 2>::from_data(dyt.into_data(), &self.device);
+                let dyt = Tensor::<B, 2>::from_data(dyt.into_data(), self.device_of(node));
                 one(dyt.matmul(inputs[0].float()?).into())
             }
             Op::BiasAdd(_) => {
@@ -141,6 +141,8 @@ impl<B: KernelBackend> Executor<B> {
                 }
                 Tensor::cat(parts, c.dim)
             })),
+            Op::Pad(p) => one(crate::placement::pad(&inputs[0], p.dim, p.before, p.after)?),
+            Op::Transfer(t) => one(crate::placement::transfer(&inputs[0], &self.devices[usize::from(t.to)])?),
             Op::Input(_) | Op::Labels(_) | Op::Param(_) | Op::State(_) => {
                 Err(RunError::Internal(format!("`{}` is not a scheduled op", op.def().name())))
             }
@@ -165,7 +167,7 @@ impl<B: KernelBackend> Executor<B> {
             }
             None => vec![true; count],
         };
-        let flat = Tensor::<B, 1, Bool>::from_data(TensorData::new(mask, [count]), &self.device);
+        let flat = Tensor::<B, 1, Bool>::from_data(TensorData::new(mask, [count]), self.device_of(node));
         Value::from(flat).reshape(dims)
     }
 }
