@@ -78,6 +78,17 @@ pub struct Lowered {
 }
 
 impl Lowered {
+    /// The memory plan of the device that needs the most bytes (arena and persistent values):
+    /// the step's on one device, the fuller device's when it is placed on several.
+    pub fn fullest_device(&self) -> &MemoryPlan {
+        self.device_memory.iter().max_by_key(|m| m.total_bytes()).unwrap_or(&self.memory)
+    }
+
+    /// The bytes [`Lowered::fullest_device`] needs.
+    pub fn device_bytes(&self) -> usize {
+        self.fullest_device().total_bytes()
+    }
+
     /// The plan file's contents for this step, compiled from `source` in `mode`.
     pub fn into_plan(self, mode: Mode, source: &str) -> plan::Plan {
         plan::Plan {
@@ -209,7 +220,8 @@ fn naive_step_bytes(graph: &Graph, batch: usize) -> u128 {
     graph.g.node_weights().flat_map(|n| &n.outputs).map(value_bytes).fold(0, u128::saturating_add)
 }
 
-/// The largest batch whose step fits in `limit` bytes (arena plus persistent values), if any.
+/// The largest batch whose step fits in `limit` bytes (arena plus persistent values, on each
+/// device of a placed step), if any.
 pub fn max_batch(
     checked: &Checked,
     mode: Mode,
@@ -217,7 +229,7 @@ pub fn max_batch(
     limit: u64,
 ) -> Result<Option<usize>, Diagnostics> {
     let first = lower_with(checked, mode, 1, lowering, &mut |_, _, _| {})?;
-    if first.memory.total_bytes() as u64 > limit {
+    if first.device_bytes() as u64 > limit {
         return Ok(None);
     }
     // The lowered graph does not depend on the batch size: a batch too large to plan does not fit.
@@ -225,7 +237,7 @@ pub fn max_batch(
         if naive_step_bytes(&first.graph, b) > MAX_STEP_BYTES {
             return Ok(false);
         }
-        Ok(lower_with(checked, mode, b, lowering, &mut |_, _, _| {})?.memory.total_bytes() as u64 <= limit)
+        Ok(lower_with(checked, mode, b, lowering, &mut |_, _, _| {})?.device_bytes() as u64 <= limit)
     };
     let (mut lo, mut hi) = (1usize, 2usize);
     while hi <= 1 << 20 && fits(hi)? {

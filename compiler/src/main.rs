@@ -254,7 +254,7 @@ fn compile(args: CompileArgs) -> Result<(), Failure> {
         eprintln!("{w}");
     }
     if let Some(limit) = args.memory_limit {
-        let need = lowered.memory.total_bytes() as u64;
+        let need = lowered.device_bytes() as u64;
         if need > limit {
             let fits = max_batch(&checked, mode, &lowering, limit)?;
             let hint = match fits {
@@ -267,8 +267,8 @@ fn compile(args: CompileArgs) -> Result<(), Failure> {
                     checked.file,
                     mode_name(mode),
                     human_bytes(need as usize),
-                    human_bytes(lowered.memory.arena_bytes),
-                    human_bytes(lowered.memory.persistent_bytes),
+                    human_bytes(lowered.fullest_device().arena_bytes),
+                    human_bytes(lowered.fullest_device().persistent_bytes),
                     human_bytes(limit as usize),
                 ),
                 2,
