@@ -12,7 +12,10 @@
 //!   on each device, with half of the kernels), and the channel-wise layers after it (bias, ReLU,
 //!   max pooling) follow their input's halves. LRN normalises across channels: each device
 //!   computes its half over its channels plus the `size / 2` channels beyond the boundary from the
-//!   other tower (a halo), and keeps its own half, so the result equals the unsplit layer's.
+//!   other tower (a halo), and keeps its own half, so the result equals the unsplit layer's. The
+//!   halo is taken right after the convolution where only bias and ReLU lie between it and the
+//!   LRN (they then run in place on the extended half: no copy of the activation), else just
+//!   before the LRN.
 //!   Everything else (the fully connected layers, dropout, the loss) runs whole on one device,
 //!   [`TAIL_DEVICE`], with the towers joined there (the paper splits the fully connected layers by
 //!   output neurons too; whole is simpler, and their activations are small: the arena is
