@@ -35,6 +35,24 @@ run kernels 75 "$bin/alexrt" check-kernels --device "$device" --batch "$batch" -
 run alexrt-step 105 "$bin/alexrt" bench "$out/step.bin" --device "$device" --steps 10 --json
 run alexrt-step-unfused 60 "$bin/alexrt" bench "$out/step.bin" --device "$device" --steps 5 --json --unfused
 run alexrt-step-split 60 "$bin/alexrt" bench "$out/step-split.bin" --device "$device" --steps 5 --json
+# The paper's two-GPU training (alexc --devices 2): where the machine has two GPUs, a few training
+# steps of the placed plan on cuda:0,cuda:1 next to the same steps of the one-device plan on cuda:0
+# (same seed and data: the epoch losses in the two metrics.jsonl files should agree to f32).
+gpus="$(nvidia-smi -L 2>/dev/null | grep -c '^GPU' || true)"
+if [ "$device" = cuda ] && [ "${gpus:-0}" -ge 2 ]; then
+  "$bin/alexc" compile "$graph" --batch-size "$batch" --devices 2 --report json -o "$out/step-two.bin" \
+    > "$out/placement.json" 2>> "$out/log.txt" || status=1
+  for run in "two-gpu cuda:0,cuda:1 step-two.bin" "one-gpu cuda:0 step.bin"; do
+    set -- $run
+    echo "== $1-train" | tee -a "$out/log.txt"
+    timeout 45 "$bin/alexrt" train "$out/$3" --device "$2" --epochs 1 --steps-per-epoch 4 \
+      --train-images $((4 * batch)) --val-images "$batch" --out "$out/$1-run" >> "$out/log.txt" 2>&1 \
+      || { echo "   $1-train failed" | tee -a "$out/log.txt"; status=1; }
+    cat "$out/$1-run/metrics.jsonl" 2>/dev/null | tee -a "$out/log.txt"
+  done
+else
+  echo "== two-gpu: skipped (this machine has ${gpus:-0} GPU(s) for --device $device; the step placed by alexc --devices 2 needs two CUDA GPUs)" | tee -a "$out/log.txt"
+fi
 if "$py" -c "import torch, sys; sys.exit(0 if torch.cuda.is_available() else 1)" 2>/dev/null; then
   run pytorch 170 "$py" benches/pytorch_gpu.py "$graph" --batch "$batch"
 else

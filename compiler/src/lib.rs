@@ -2,7 +2,7 @@
 //!
 //! ```text
 //! graphs/*.ron --parse--> AST --build--> IR --validate--> --infer-shapes--> --autodiff--> --verify-->
-//!   --fuse--> --schedule--> --memory--> plan.bin
+//!   [--place-->] --fuse--> --schedule--> --memory--> plan.bin
 //! ```
 //! [`front_end`] runs parse to shape inference; [`lower`] runs the rest for one mode and batch size.
 
@@ -70,11 +70,25 @@ pub struct Lowered {
     pub graph: Graph,
     pub fusion: FusionStats,
     pub memory: MemoryPlan,
+    /// Each device's memory plan, when the step is placed on several ([`Lowering::devices`]);
+    /// `memory` is then the step's as one device would hold it.
+    pub device_memory: Vec<MemoryPlan>,
     /// What the lowering passes warn about (a forced convolution algorithm that does not apply).
     pub warnings: Diagnostics,
 }
 
 impl Lowered {
+    /// The memory plan of the device that needs the most bytes (arena and persistent values):
+    /// the step's on one device, the fuller device's when it is placed on several.
+    pub fn fullest_device(&self) -> &MemoryPlan {
+        self.device_memory.iter().max_by_key(|m| m.total_bytes()).unwrap_or(&self.memory)
+    }
+
+    /// The bytes [`Lowered::fullest_device`] needs.
+    pub fn device_bytes(&self) -> usize {
+        self.fullest_device().total_bytes()
+    }
+
     /// The plan file's contents for this step, compiled from `source` in `mode`.
     pub fn into_plan(self, mode: Mode, source: &str) -> plan::Plan {
         plan::Plan {
@@ -85,6 +99,7 @@ impl Lowered {
             nodes_after_fusion: self.fusion.after,
             memory: self.memory,
             graph: self.graph,
+            device_memory: self.device_memory,
         }
     }
 }
@@ -103,6 +118,9 @@ pub struct Lowering {
     pub split_grouped_conv: bool,
     /// How each convolution's algorithm is chosen ([`passes::choose_conv_algos`]).
     pub conv_algo: passes::ConvAlgoChoice,
+    /// Place the step on this many devices ([`passes::place`]): 2 splits the towers as the
+    /// paper did; 0 and 1 leave it on one.
+    pub devices: u8,
 }
 
 /// Lowers a checked graph to a scheduled, memory-planned step for `mode` at `batch`.
@@ -125,6 +143,18 @@ pub fn lower_with(
     dump: DumpHook<'_>,
 ) -> Result<Lowered, Diagnostics> {
     let mut graph = checked.graph.clone();
+    let placed = lowering.devices > 1;
+    if lowering.devices > passes::place::TOWERS {
+        let d = diag::Diagnostic::error(format!(
+            "cannot place the step on {} devices: the towers split it two ways",
+            lowering.devices
+        ))
+        .help("use `--devices 2` (or 1)");
+        return Err(Diagnostics::from(d).in_file(&checked.file));
+    }
+    if placed {
+        passes::split_towers(&mut graph);
+    }
     if mode == Mode::Train {
         let d = passes::autodiff(&mut graph);
         if d.has_errors() {
@@ -146,6 +176,10 @@ pub fn lower_with(
             }
         }
     }
+    if placed {
+        passes::insert_transfers(&mut graph);
+        dump(PassName::Place, &graph, None);
+    }
     if lowering.split_grouped_conv {
         passes::split_grouped_convs(&mut graph);
     }
@@ -163,8 +197,9 @@ pub fn lower_with(
     passes::schedule(&mut graph, batch);
     dump(PassName::Schedule, &graph, None);
     let memory = passes::plan_memory(&graph, batch);
+    let device_memory = if placed { passes::plan_memory_per_device(&graph, batch) } else { Vec::new() };
     dump(PassName::Memory, &graph, Some(&memory));
-    Ok(Lowered { graph, fusion, memory, warnings })
+    Ok(Lowered { graph, fusion, memory, device_memory, warnings })
 }
 
 /// The most bytes a step may need with every value in a buffer of its own: 2^50, a petabyte,
@@ -185,7 +220,8 @@ fn naive_step_bytes(graph: &Graph, batch: usize) -> u128 {
     graph.g.node_weights().flat_map(|n| &n.outputs).map(value_bytes).fold(0, u128::saturating_add)
 }
 
-/// The largest batch whose step fits in `limit` bytes (arena plus persistent values), if any.
+/// The largest batch whose step fits in `limit` bytes (arena plus persistent values, on each
+/// device of a placed step), if any.
 pub fn max_batch(
     checked: &Checked,
     mode: Mode,
@@ -193,7 +229,7 @@ pub fn max_batch(
     limit: u64,
 ) -> Result<Option<usize>, Diagnostics> {
     let first = lower_with(checked, mode, 1, lowering, &mut |_, _, _| {})?;
-    if first.memory.total_bytes() as u64 > limit {
+    if first.device_bytes() as u64 > limit {
         return Ok(None);
     }
     // The lowered graph does not depend on the batch size: a batch too large to plan does not fit.
@@ -201,7 +237,7 @@ pub fn max_batch(
         if naive_step_bytes(&first.graph, b) > MAX_STEP_BYTES {
             return Ok(false);
         }
-        Ok(lower_with(checked, mode, b, lowering, &mut |_, _, _| {})?.memory.total_bytes() as u64 <= limit)
+        Ok(lower_with(checked, mode, b, lowering, &mut |_, _, _| {})?.device_bytes() as u64 <= limit)
     };
     let (mut lo, mut hi) = (1usize, 2usize);
     while hi <= 1 << 20 && fits(hi)? {

@@ -61,6 +61,10 @@ struct CompileArgs {
     /// every node it can compute (the others keep the by-shape choice, with a warning).
     #[arg(long, value_parser = parse_conv_algo, default_value = "auto")]
     conv_algo: ConvAlgoChoice,
+    /// Place the step on this many devices: 2 splits it into the paper's two towers, one per
+    /// device, with explicit transfers between them (implies the grouped convolutions split).
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u8).range(1..=2))]
+    devices: u8,
     /// What to write: the plan, or the final graph as Graphviz.
     #[arg(long, value_enum, default_value_t = Emit::Plan)]
     emit: Emit,
@@ -215,7 +219,11 @@ fn compile(args: CompileArgs) -> Result<(), Failure> {
     let checked = front_end(&args.file, &mut dump)?;
     print_warnings(&checked);
 
-    let lowering = Lowering { split_grouped_conv: args.split_grouped_conv, conv_algo: args.conv_algo };
+    let lowering = Lowering {
+        split_grouped_conv: args.split_grouped_conv,
+        conv_algo: args.conv_algo,
+        devices: args.devices,
+    };
     let batch = match (args.batch_size, args.memory_limit) {
         (Some(BatchSize::Max), None) => {
             return Err(Failure("--batch-size max needs --memory-limit, e.g. --memory-limit 24GiB".into(), 2))
@@ -246,7 +254,7 @@ fn compile(args: CompileArgs) -> Result<(), Failure> {
         eprintln!("{w}");
     }
     if let Some(limit) = args.memory_limit {
-        let need = lowered.memory.total_bytes() as u64;
+        let need = lowered.device_bytes() as u64;
         if need > limit {
             let fits = max_batch(&checked, mode, &lowering, limit)?;
             let hint = match fits {
@@ -259,8 +267,8 @@ fn compile(args: CompileArgs) -> Result<(), Failure> {
                     checked.file,
                     mode_name(mode),
                     human_bytes(need as usize),
-                    human_bytes(lowered.memory.arena_bytes),
-                    human_bytes(lowered.memory.persistent_bytes),
+                    human_bytes(lowered.fullest_device().arena_bytes),
+                    human_bytes(lowered.fullest_device().persistent_bytes),
                     human_bytes(limit as usize),
                 ),
                 2,
@@ -335,5 +343,13 @@ fn inspect(path: &Path) -> Result<(), Failure> {
     ));
     say(&ir::print_graph(&plan.graph, "memory"));
     say(&memory_table(&plan.memory));
+    for (d, m) in plan.device_memory.iter().enumerate() {
+        say(&format!(
+            "device d{d}: arena {} (lower bound {}), parameters and state {}\n",
+            human_bytes(m.arena_bytes),
+            human_bytes(m.lower_bound_bytes),
+            human_bytes(m.persistent_bytes)
+        ));
+    }
     Ok(())
 }

@@ -28,6 +28,10 @@ pub struct MemoryReport {
     pub lower_bound_bytes: usize,
     pub arena_bytes: usize,
     pub persistent_bytes: usize,
+    /// Each device's figures, for a step placed on several devices (`--devices 2`); the figures
+    /// above are then the placed step's on one device.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub devices: Vec<MemoryReport>,
 }
 
 impl From<&MemoryPlan> for MemoryReport {
@@ -38,6 +42,16 @@ impl From<&MemoryPlan> for MemoryReport {
             lower_bound_bytes: m.lower_bound_bytes,
             arena_bytes: m.arena_bytes,
             persistent_bytes: m.persistent_bytes,
+            devices: Vec::new(),
+        }
+    }
+}
+
+impl From<&crate::Lowered> for MemoryReport {
+    fn from(l: &crate::Lowered) -> Self {
+        MemoryReport {
+            devices: l.device_memory.iter().map(MemoryReport::from).collect(),
+            ..(&l.memory).into()
         }
     }
 }
@@ -124,7 +138,7 @@ pub fn build_report(checked: &Checked, train: &crate::Lowered, infer: &crate::Lo
         warnings: checked.warnings.0.iter().map(|d| d.to_string()).collect(),
         nodes_before_fusion: train.fusion.before,
         nodes_after_fusion: train.fusion.after,
-        memory: MemoryReports { train: (&train.memory).into(), infer: (&infer.memory).into() },
+        memory: MemoryReports { train: train.into(), infer: infer.into() },
     }
 }
 
@@ -204,6 +218,15 @@ pub fn summary_table(r: &Report) -> String {
             human_bytes(m.arena_bytes),
             human_bytes(m.persistent_bytes)
         );
+        for (d, dm) in m.devices.iter().enumerate() {
+            let _ = writeln!(
+                out,
+                "  device d{d}: lower bound {}, arena {}, persistent {}",
+                human_bytes(dm.lower_bound_bytes),
+                human_bytes(dm.arena_bytes),
+                human_bytes(dm.persistent_bytes)
+            );
+        }
     }
     for w in &r.warnings {
         let _ = writeln!(out, "{w}");

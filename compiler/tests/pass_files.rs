@@ -9,7 +9,7 @@
 //! //                                  split-groups | fuse | schedule | memory
 //! // mode: infer                      train (default) or infer
 //! // batch: 2                         batch size (default: the graph file's)
-//! // options: split-grouped-conv      device lowerings (optional; also conv-algo=NAME)
+//! // options: split-grouped-conv      device lowerings (optional; also conv-algo=NAME, devices=2)
 //! // What the case shows, in words.
 //! Graph( ... )
 //! // expected:
@@ -82,6 +82,7 @@ fn read_case(path: &Path) -> Result<Case, String> {
                 for option in value.split_whitespace() {
                     match option {
                         "split-grouped-conv" => lowering.split_grouped_conv = true,
+                        "devices=2" => lowering.devices = 2,
                         o if o.starts_with("conv-algo=") => {
                             let name = &o["conv-algo=".len()..];
                             let algo = alexc::catalog::ConvAlgo::from_name(name)

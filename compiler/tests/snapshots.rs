@@ -31,7 +31,8 @@ fn snapshot_graph(path: &std::path::Path) {
         }
     })
     .unwrap();
-    assert_eq!(dumps.len(), alexc::passes::PassName::all().len(), "a dump after every pass");
+    // Every pass but `place`, which runs with `--devices 2` only (its snapshot is below).
+    assert_eq!(dumps.len(), alexc::passes::PassName::all().len() - 1, "a dump after every pass");
     for (pass, text) in dumps {
         insta::assert_snapshot!(format!("{stem}__train__{pass}"), text);
     }
@@ -69,4 +70,25 @@ fn the_split_grouped_conv_lowering_has_a_snapshot() {
     .unwrap();
     assert!(!text.contains("g=2"), "a grouped convolution is left:\n{text}");
     insta::assert_snapshot!("tiny__train__memory__split_grouped_conv", text);
+}
+
+/// The step placed on two devices (`--devices 2`), after fusion and scheduling: every node with
+/// its device, the fused groups within a device, and each device's memory plan.
+#[test]
+fn the_two_device_placement_has_a_snapshot() {
+    std::env::set_current_dir(root()).unwrap();
+    let checked = front_end(std::path::Path::new("graphs/tiny.ron"), &mut |_, _, _| {}).unwrap();
+    let lowering = alexc::Lowering { devices: 2, ..Default::default() };
+    let mut text = String::new();
+    let lowered = alexc::lower_with(&checked, Mode::Train, 32, &lowering, &mut |pass, g, _| {
+        if pass == alexc::passes::PassName::Memory {
+            text = print_graph(g, pass.as_str());
+        }
+    })
+    .unwrap();
+    for (d, m) in lowered.device_memory.iter().enumerate() {
+        text.push_str(&format!("device d{d} "));
+        text.push_str(&memory_table(m));
+    }
+    insta::assert_snapshot!("tiny__train__memory__two_devices", text);
 }

@@ -64,6 +64,56 @@ pub fn choose(spec: &str) -> Result<(Device, String), RunError> {
     }
 }
 
+/// The devices of a run of a placed plan, all of one kind (`--device cpu,cpu`, `wgpu:0,wgpu:1`,
+/// `cuda:0,cuda:1`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Devices {
+    /// `n` Flex devices: one process's CPU thread pool, each its own device of the placement.
+    Cpu(usize),
+    /// `n` wgpu clients: `wgpu:0` is the default adapter, `wgpu:1` the CPU adapter (Mesa's
+    /// lavapipe), a separate device with its own queue even where the default is lavapipe too.
+    Wgpu(usize),
+    /// These CUDA devices, in placement order.
+    Cuda(Vec<usize>),
+}
+
+/// Reads a `--device` list: one device as [`choose`] reads it, or several of one kind separated
+/// by commas, each named once. Returns the devices and a line saying what was chosen.
+pub fn choose_all(spec: &str) -> Result<(Devices, String), RunError> {
+    let input = |m: String| RunError::Input(m);
+    let items: Vec<&str> = spec.split(',').map(str::trim).collect();
+    if items.len() == 1 {
+        let (device, note) = choose(spec)?;
+        let one = match device {
+            Device::Cpu => Devices::Cpu(1),
+            Device::Wgpu => Devices::Wgpu(1),
+            Device::Cuda(i) => Devices::Cuda(vec![i]),
+        };
+        return Ok((one, note));
+    }
+    let n = items.len();
+    if items.iter().all(|d| *d == "cpu") {
+        return Ok((Devices::Cpu(n), format!("devices: {n} x cpu (burn Flex, sharing the CPU's threads)")));
+    }
+    let wgpu: Vec<String> = (0..n).map(|i| format!("wgpu:{i}")).collect();
+    if items.iter().zip(&wgpu).all(|(d, w)| d == w) {
+        choose("wgpu")?;
+        return Ok((Devices::Wgpu(n), format!("devices: {} (wgpu)", items.join(", "))));
+    }
+    let cuda: Option<Vec<usize>> = items.iter().map(|d| d.strip_prefix("cuda:")?.parse().ok()).collect();
+    match cuda {
+        Some(ids) if ids.iter().enumerate().all(|(i, id)| !ids[..i].contains(id)) => {
+            for &i in &ids {
+                choose(&format!("cuda:{i}"))?;
+            }
+            Ok((Devices::Cuda(ids), format!("devices: {}", items.join(", "))))
+        }
+        _ => Err(input(format!(
+            "--device {spec}: a list names devices of one kind, each once: cpu,cpu or wgpu:0,wgpu:1 or cuda:0,cuda:1"
+        ))),
+    }
+}
+
 /// Whether a Vulkan driver (an ICD file) is installed.
 fn vulkan_installed() -> bool {
     ["/usr/share/vulkan/icd.d", "/etc/vulkan/icd.d", "/usr/local/share/vulkan/icd.d"]

@@ -20,6 +20,7 @@ pub mod exec;
 pub mod init;
 pub mod kernels;
 pub mod metrics;
+pub mod placement;
 pub mod plot;
 pub mod progress;
 pub mod run_dir;

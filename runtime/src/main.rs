@@ -13,7 +13,7 @@ fn main() -> ExitCode {
     alexrt::tune_allocator();
     let result = match Cli::parse().command {
         Command::Inspect { plan } => alexrt::inspect(&plan).map(|t| alexrt::say(&t)).map_err(RunError::from),
-        Command::Train(args) => on_device!(args.device.clone(), cli::train::run, args),
+        Command::Train(args) => on_devices!(args.device.clone(), cli::train::run, args),
         Command::Eval(args) => on_device!(args.device.clone(), cli::eval::run_eval, args),
         Command::Infer(args) => on_device!(args.device.clone(), cli::eval::run_infer, args),
         Command::Stats(args) => cli::data::run_stats(args),

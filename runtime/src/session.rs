@@ -53,6 +53,16 @@ impl<B: KernelBackend> Session<B> {
         req: &TrainRequest,
         device: B::Device,
     ) -> Result<Self, RunError> {
+        Self::prepare_on(plan, plan_path, req, vec![device])
+    }
+
+    /// Prepares a run of `plan` on `devices`, one per device the plan is placed on.
+    pub fn prepare_on(
+        plan: &Plan,
+        plan_path: &str,
+        req: &TrainRequest,
+        devices: Vec<B::Device>,
+    ) -> Result<Self, RunError> {
         if plan.graph.loss.is_none() {
             return Err(RunError::Input(format!(
                 "{plan_path}: an inference plan cannot be trained; compile with `--mode train`"
@@ -64,7 +74,7 @@ impl<B: KernelBackend> Session<B> {
             ));
         }
         let batch_size = plan.memory.batch_size;
-        let mut exec = Executor::<B>::new(plan, device)?;
+        let mut exec = Executor::<B>::new_on(plan, devices)?;
         let dir = RunDir::choose(req.out.as_deref(), &plan.graph.name, req.resume)?;
         let mut notes = Vec::new();
         let mut progress = Progress::start(&plan.graph.spec);

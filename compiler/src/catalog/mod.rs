@@ -13,6 +13,7 @@ mod pool;
 mod reshape;
 mod sources;
 mod split;
+mod transfer;
 mod update;
 
 pub use conv::{Conv2d, Conv2dBackwardData, Conv2dBackwardWeight, ConvAttrs};
@@ -26,7 +27,8 @@ pub use lrn::{Lrn, LrnGrad};
 pub use pool::{MaxPool, MaxPoolGrad, PoolAttrs};
 pub use reshape::{Flatten, Reshape};
 pub use sources::{Input, Labels, Param, ParamRole, State, StateKind};
-pub use split::{Concat, Slice};
+pub use split::{Concat, Pad, Slice};
+pub use transfer::Transfer;
 pub use update::SgdUpdate;
 
 use serde::{Deserialize, Serialize};
@@ -66,6 +68,8 @@ pub enum Op {
     Fused(FusedOp),
     Slice(Slice),
     Concat(Concat),
+    Pad(Pad),
+    Transfer(Transfer),
 }
 
 impl Op {
@@ -102,6 +106,8 @@ impl Op {
             Op::Fused(o) => o,
             Op::Slice(o) => o,
             Op::Concat(o) => o,
+            Op::Pad(o) => o,
+            Op::Transfer(o) => o,
         }
     }
 }

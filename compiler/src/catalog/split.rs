@@ -1,11 +1,13 @@
-//! Slices and concatenation along one axis: what the split-grouped-convolution lowering
-//! (`passes::split_groups`) rewrites a grouped convolution into. They appear only after autodiff
-//! (the lowering rewrites the backward convolutions too), so they have no gradient rules.
+//! Slices, concatenation and zero padding along one axis: what the split-grouped-convolution
+//! lowering (`passes::split_groups`, after autodiff) rewrites a grouped convolution into, and what
+//! the placement pass (`passes::place`, before autodiff) splits the towers with. The gradient of a
+//! concatenation is the slices of its gradient; the gradient of a slice is its gradient padded
+//! with zeros back to the sliced value's size.
 
 use serde::{Deserialize, Serialize};
 
-use super::{Cost, FusionClass, Inferred, OpDef, ShapeError};
-use crate::value::TensorType;
+use super::{Cost, FusionClass, GradCtx, GradientError, Inferred, Op, OpDef, ShapeError};
+use crate::value::{TensorType, ValueRef};
 
 /// `len` entries from `start` along dimension `dim` of the tensor as the runtime holds it (for a
 /// batched value, dimension 0 is the batch, which cannot be sliced): a strided view, no copy.
@@ -57,6 +59,14 @@ impl OpDef for Slice {
     fn is_view(&self) -> bool {
         true
     }
+    fn gradient(&self, ctx: &mut GradCtx<'_>) -> Result<Vec<Option<ValueRef>>, GradientError> {
+        let x = ctx.input_type(0);
+        let total = dims_index(x, self.dim).map_or(0, |i| x.dims[i]);
+        let after = total.saturating_sub(self.start + self.len);
+        let pad = Pad { dim: self.dim, before: self.start, after };
+        let dy = ctx.dy(0)?;
+        Ok(vec![Some(ctx.emit("grad", Op::Pad(pad), &[dy])?)])
+    }
 }
 
 /// Its inputs one after another along dimension `dim` (counted as for [`Slice`]).
@@ -105,5 +115,62 @@ impl OpDef for Concat {
     }
     fn cost(&self, _: &[&TensorType], _: &[TensorType]) -> Cost {
         Cost::default()
+    }
+    fn gradient(&self, ctx: &mut GradCtx<'_>) -> Result<Vec<Option<ValueRef>>, GradientError> {
+        let dy = ctx.dy(0)?;
+        let mut start = 0;
+        let mut grads = Vec::with_capacity(ctx.input_types.len());
+        for i in 0..ctx.input_types.len() {
+            let t = ctx.input_type(i);
+            let len = dims_index(t, self.dim).map_or(0, |a| t.dims[a]);
+            let slice = Slice { dim: self.dim, start, len };
+            grads.push(if ctx.wants(i) {
+                Some(ctx.emit(&format!("grad.{i}"), Op::Slice(slice), &[dy])?)
+            } else {
+                None
+            });
+            start += len;
+        }
+        Ok(grads)
+    }
+}
+
+/// Its input with `before` zeros ahead of it and `after` zeros behind it along dimension `dim`
+/// (counted as for [`Slice`]): the gradient of a slice.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Pad {
+    pub dim: usize,
+    pub before: usize,
+    pub after: usize,
+}
+
+impl OpDef for Pad {
+    fn name(&self) -> &'static str {
+        "pad"
+    }
+    fn arity(&self) -> Option<usize> {
+        Some(1)
+    }
+    fn attrs(&self) -> String {
+        format!("dim={} before={} after={}", self.dim, self.before, self.after)
+    }
+    fn infer(&self, inputs: &[&TensorType]) -> Result<Inferred, ShapeError> {
+        let x = inputs[0];
+        let grown = dims_index(x, self.dim)
+            .and_then(|i| x.dims[i].checked_add(self.before)?.checked_add(self.after).map(|d| (i, d)));
+        match grown {
+            Some((i, d)) => {
+                let mut dims = x.dims.clone();
+                dims[i] = d;
+                Ok(vec![TensorType { dims, ..x.clone() }].into())
+            }
+            None => Err(ShapeError::new(
+                format!("cannot pad dimension {} of {x}", self.dim),
+                "a pad lies along a dimension of the value, not the batch",
+            )),
+        }
+    }
+    fn fusion_class(&self) -> FusionClass {
+        FusionClass::Opaque
     }
 }

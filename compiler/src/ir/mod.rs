@@ -24,7 +24,7 @@ pub use crate::spec::{
 pub use crate::value::{DType, TensorType, ValueRef};
 
 /// Which part of a training step a node belongs to.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 pub enum Phase {
     Forward,
     Backward,
@@ -41,6 +41,9 @@ pub struct Node {
     pub phase: Phase,
     /// Where the graph file declares it.
     pub loc: Option<Loc>,
+    /// The device it runs on, `0..graph.devices` (0 unless the placement pass ran); its outputs
+    /// live there.
+    pub device: u8,
 }
 
 /// A value flowing along an edge: output `src_port` of the source feeds input `dst_port` of the target.
@@ -71,6 +74,8 @@ pub struct Graph {
     pub layers: Vec<Layer>,
     /// The execution order, once scheduled.
     pub schedule: Vec<NodeIndex>,
+    /// How many devices the step is placed on (1 unless the placement pass ran).
+    pub devices: u8,
 }
 
 /// One declared layer: its name, the nodes it became and the value it outputs.
@@ -206,6 +211,11 @@ impl Graph {
     /// Finds a node by name.
     pub fn find(&self, name: &str) -> Option<NodeIndex> {
         self.g.node_indices().find(|&n| self.g[n].name == name)
+    }
+
+    /// The scheduled nodes of one device, in schedule order.
+    pub fn device_schedule(&self, device: u8) -> Vec<NodeIndex> {
+        self.schedule.iter().copied().filter(|&n| self.g[n].device == device).collect()
     }
 
     /// Nodes that are computed each step (not parameters, optimizer state or fed inputs).

@@ -1,6 +1,7 @@
 //! The textual form of the IR: one line per node, `outputs = op(inputs) attrs : types`. Sources
 //! (inputs, parameters, optimizer state) come first, then the computed nodes in schedule order
-//! once there is one, else in topological order, phase by phase. Snapshot tests hold this text.
+//! once there is one, else in topological order, phase by phase; a placed graph's lines end in
+//! each node's device (`@d1`). Snapshot tests hold this text.
 
 use std::fmt::Write;
 
@@ -49,6 +50,9 @@ pub fn print_graph(graph: &Graph, after: &str) -> String {
         if !node.outputs.is_empty() {
             let types: Vec<String> = node.outputs.iter().map(|t| t.to_string()).collect();
             let _ = write!(out, " : {}", types.join(", "));
+        }
+        if graph.devices > 1 {
+            let _ = write!(out, " @d{}", node.device);
         }
         out.push('\n');
     }

@@ -1,6 +1,7 @@
 //! Autodiff: derives the backward graph by reverse-mode differentiation — each op's gradient rule
 //! from the catalog, gradients of values with several readers summed — and one optimizer update
-//! per parameter, with its momentum buffer.
+//! per parameter, with its momentum buffer. On a placed graph each backward node runs on the device
+//! of the forward node it differentiates, and each update (and its momentum) on its parameter's.
 
 use std::collections::{BTreeMap, HashSet};
 
@@ -32,7 +33,7 @@ fn emit_node(
     let refs: Vec<_> = types.iter().collect();
     let inferred =
         op.def().infer(&refs).map_err(|e| GradientError::Shape { node: name.clone(), message: e.message })?;
-    let n = graph.add_node(Node { name, op, outputs: inferred.outputs, phase, loc: None });
+    let n = graph.add_node(Node { name, op, outputs: inferred.outputs, phase, loc: None, device: 0 });
     for (port, v) in inputs.iter().enumerate() {
         graph.connect(*v, n, port as u8);
     }
@@ -87,7 +88,8 @@ fn derive(graph: &mut Graph) -> Result<(), GradientError> {
         let mut out_grads = Vec::with_capacity(ports);
         for port in 0..ports {
             let v = ValueRef { node: n, port: port as u8 };
-            out_grads.push(sum_of(graph, contributions.remove(&v).unwrap_or_default())?);
+            let device = graph.g[n].device;
+            out_grads.push(sum_of(graph, contributions.remove(&v).unwrap_or_default(), device)?);
         }
         if !is_loss && out_grads.iter().all(Option::is_none) {
             continue; // does not reach the loss
@@ -97,9 +99,11 @@ fn derive(graph: &mut Graph) -> Result<(), GradientError> {
         let name = graph.g[n].name.clone();
         let input_types = types_of(graph, &name, &inputs)?;
         let op = graph.g[n].op.clone();
+        let before: HashSet<NodeIndex> = graph.g.node_indices().collect();
         let mut ctx =
             GradCtx { graph, node: n, name, inputs: inputs.clone(), input_types, out_grads, wanted };
         let grads = op.def().gradient(&mut ctx)?;
+        on_device_of(graph, n, &before);
         for (v, g) in inputs.iter().zip(grads) {
             if let Some(g) = g {
                 if needs_grad.contains(&v.node) {
@@ -115,7 +119,8 @@ fn derive(graph: &mut Graph) -> Result<(), GradientError> {
         graph.node_indices().into_iter().filter(|&n| matches!(graph.g[n].op, Op::Param(_))).collect();
     for p in params {
         let v = ValueRef { node: p, port: 0 };
-        let Some(grad) = sum_of(graph, contributions.remove(&v).unwrap_or_default())? else {
+        let device = graph.g[p].device;
+        let Some(grad) = sum_of(graph, contributions.remove(&v).unwrap_or_default(), device)? else {
             continue; // a parameter that does not reach the loss
         };
         let Op::Param(param) = graph.g[p].op.clone() else { unreachable!() };
@@ -123,20 +128,37 @@ fn derive(graph: &mut Graph) -> Result<(), GradientError> {
         let state = State { param: name.clone(), kind: StateKind::Momentum, shape: param.shape.clone() };
         let m = emit_node(graph, format!("{name}.momentum"), Op::State(state), &[], Phase::Update)?;
         let op = Op::SgdUpdate(SgdUpdate { lr_mult: param.lr_mult, decay_mult: param.decay_mult });
-        emit_node(graph, format!("{name}/update"), op, &[v, grad, m], Phase::Update)?;
+        let update = emit_node(graph, format!("{name}/update"), op, &[v, grad, m], Phase::Update)?;
+        graph.g[m.node].device = device;
+        graph.g[update.node].device = device;
     }
     Ok(())
 }
 
-/// One gradient from several contributions: the value itself, or their sum.
-fn sum_of(graph: &mut Graph, mut parts: Vec<ValueRef>) -> Result<Option<ValueRef>, GradientError> {
+/// Puts the nodes added since `before` on the device of forward node `n`.
+fn on_device_of(graph: &mut Graph, n: NodeIndex, before: &HashSet<NodeIndex>) {
+    let device = graph.g[n].device;
+    let added: Vec<NodeIndex> = graph.g.node_indices().filter(|m| !before.contains(m)).collect();
+    for m in added {
+        graph.g[m].device = device;
+    }
+}
+
+/// One gradient from several contributions: the value itself, or their sum (on `device`).
+fn sum_of(
+    graph: &mut Graph,
+    mut parts: Vec<ValueRef>,
+    device: u8,
+) -> Result<Option<ValueRef>, GradientError> {
     match parts.len() {
         0 => Ok(None),
         1 => Ok(parts.pop()),
         _ => {
             parts.sort();
             let name = format!("{}/grad_sum", graph.value_name(parts[0]));
-            emit_node(graph, name, Op::AddN(AddN), &parts, Phase::Backward).map(Some)
+            let sum = emit_node(graph, name, Op::AddN(AddN), &parts, Phase::Backward)?;
+            graph.g[sum.node].device = device;
+            Ok(Some(sum))
         }
     }
 }

@@ -125,6 +125,7 @@ fn replace_with_fused(graph: &mut Graph, chain: &[NodeIndex]) {
         outputs: visible.iter().map(|(_, v)| graph.g[v.node].outputs[v.port as usize].clone()).collect(),
         phase: head.phase,
         loc: head.loc,
+        device: head.device,
     };
     let new = graph.add_node(fused);
     for (port, v) in externals.iter().enumerate() {

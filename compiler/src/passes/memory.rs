@@ -5,6 +5,8 @@
 
 use std::collections::HashMap;
 
+use petgraph::stable_graph::NodeIndex;
+
 use serde::{Deserialize, Serialize};
 
 use crate::ir::{Graph, ValueRef};
@@ -68,13 +70,25 @@ fn views_persistent(graph: &Graph, mut v: ValueRef) -> bool {
     graph.g[v.node].op.def().is_persistent()
 }
 
+/// The memory plan of the whole step, every device's values in one arena.
 pub fn plan_memory(graph: &Graph, batch: usize) -> MemoryPlan {
+    plan_memory_of(graph, batch, |_| true)
+}
+
+/// One memory plan per device of a placed step: the values each device holds (those its nodes
+/// produce), live over the one schedule, in an arena of its own.
+pub fn plan_memory_per_device(graph: &Graph, batch: usize) -> Vec<MemoryPlan> {
+    (0..graph.devices).map(|d| plan_memory_of(graph, batch, |n| graph.g[n].device == d)).collect()
+}
+
+/// The memory plan of the values produced by the nodes `holds` admits.
+fn plan_memory_of(graph: &Graph, batch: usize, holds: impl Fn(NodeIndex) -> bool) -> MemoryPlan {
     let step_of: HashMap<_, _> = graph.schedule.iter().enumerate().map(|(i, n)| (*n, i)).collect();
     let end = graph.schedule.len().saturating_sub(1);
     let mut persistent = Vec::new();
     let mut values: Vec<Placement> = Vec::new();
     let mut index_of: HashMap<ValueRef, usize> = HashMap::new();
-    for v in graph.values() {
+    for v in graph.values().into_iter().filter(|v| holds(v.node)) {
         let node = &graph.g[v.node];
         let ty = &node.outputs[v.port as usize];
         if node.op.def().is_persistent() {

@@ -6,6 +6,7 @@ pub mod conv_algo;
 pub mod fuse;
 pub mod infer;
 pub mod memory;
+pub mod place;
 pub mod schedule;
 pub mod split_groups;
 pub mod validate;
@@ -16,7 +17,8 @@ pub use build::build;
 pub use conv_algo::{choose_conv_algos, ConvAlgoChoice};
 pub use fuse::{fuse, FusionStats};
 pub use infer::infer_shapes;
-pub use memory::{plan_memory, MemoryPlan};
+pub use memory::{plan_memory, plan_memory_per_device, MemoryPlan};
+pub use place::{insert_transfers, split_towers};
 pub use schedule::schedule;
 pub use split_groups::split_grouped_convs;
 pub use validate::validate;
@@ -30,6 +32,7 @@ pub enum PassName {
     InferShapes,
     Autodiff,
     Verify,
+    Place,
     ConvAlgo,
     Fuse,
     Schedule,
@@ -37,9 +40,9 @@ pub enum PassName {
 }
 
 impl PassName {
-    pub fn all() -> [PassName; 9] {
+    pub fn all() -> [PassName; 10] {
         use PassName::*;
-        [Build, Validate, InferShapes, Autodiff, Verify, ConvAlgo, Fuse, Schedule, Memory]
+        [Build, Validate, InferShapes, Autodiff, Verify, Place, ConvAlgo, Fuse, Schedule, Memory]
     }
 
     pub fn as_str(self) -> &'static str {
@@ -49,6 +52,7 @@ impl PassName {
             PassName::InferShapes => "infer-shapes",
             PassName::Autodiff => "autodiff",
             PassName::Verify => "verify",
+            PassName::Place => "place",
             PassName::ConvAlgo => "conv-algo",
             PassName::Fuse => "fuse",
             PassName::Schedule => "schedule",

@@ -49,8 +49,8 @@ fn add(graph: &mut Graph, like: NodeIndex, name: String, op: Op, inputs: &[Value
     let types: Vec<_> = inputs.iter().map(|v| graph.value_type(*v).cloned().expect("typed input")).collect();
     let refs: Vec<_> = types.iter().collect();
     let outputs = op.def().infer(&refs).expect("a split of a well-typed convolution is well typed").outputs;
-    let (phase, loc) = (graph.g[like].phase, graph.g[like].loc);
-    let node = graph.add_node(Node { name, op, outputs, phase, loc });
+    let (phase, loc, device) = (graph.g[like].phase, graph.g[like].loc, graph.g[like].device);
+    let node = graph.add_node(Node { name, op, outputs, phase, loc, device });
     for (port, v) in inputs.iter().enumerate() {
         graph.connect(*v, node, port as u8);
     }

@@ -6,7 +6,8 @@
 //! Checked: every edge joins existing ports; every node reads input ports `0..arity`, each once;
 //! fused nodes' steps read existing inputs and earlier steps; the loss, logits and layers name
 //! existing values; the schedule runs every computed node once, after its producers; the memory
-//! plan places existing values in existing buffers inside the arena.
+//! plan places existing values in existing buffers inside the arena; the placement holds together
+//! ([`super::devices`]).
 
 use std::collections::HashMap;
 
@@ -54,7 +55,12 @@ pub(super) fn check_plan(plan: &Plan) -> Result<(), String> {
     check_values(graph)?;
     check_types(graph)?;
     check_schedule(graph)?;
-    check_memory(plan)
+    check_memory(graph, &plan.memory)?;
+    super::devices::check_devices(plan)?;
+    for m in &plan.device_memory {
+        check_memory(graph, m)?;
+    }
+    Ok(())
 }
 
 /// Every computed node's output types are what its op's shape rule gives for its inputs' types,
@@ -79,7 +85,7 @@ fn check_types(graph: &Graph) -> Result<(), String> {
     Ok(())
 }
 
-fn name(graph: &Graph, n: NodeIndex) -> String {
+pub(super) fn name(graph: &Graph, n: NodeIndex) -> String {
     format!("node {} (`{}`)", n.index(), graph.g[n].name)
 }
 
@@ -220,8 +226,9 @@ fn check_schedule(graph: &Graph) -> Result<(), String> {
     Ok(())
 }
 
-fn check_memory(plan: &Plan) -> Result<(), String> {
-    let (graph, m) = (&plan.graph, &plan.memory);
+/// A memory plan (the step's, or one device's) places existing values in existing buffers inside
+/// its arena, over the schedule.
+fn check_memory(graph: &Graph, m: &crate::passes::MemoryPlan) -> Result<(), String> {
     let steps = graph.schedule.len().max(1);
     for b in &m.buffers {
         let end = b.offset.checked_add(b.bytes);

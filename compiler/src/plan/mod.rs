@@ -3,6 +3,7 @@
 //! A plan that decodes is checked for consistency ([`check`]) before anyone is handed it.
 
 mod check;
+mod devices;
 
 use std::io::Write;
 use std::path::Path;
@@ -15,7 +16,8 @@ use crate::passes::MemoryPlan;
 pub const MAGIC: &[u8; 8] = b"ALEXPLAN";
 /// Bumped whenever the payload's encoding changes, so that an older plan is refused with a
 /// "recompile" message rather than misread. 2: IR-owned training types, `State` names its parameter.
-pub const FORMAT_VERSION: u32 = 2;
+/// 3: each node's device, the graph's device count, per-device memory plans, transfers and pads.
+pub const FORMAT_VERSION: u32 = 3;
 const HEADER_LEN: usize = 8 + 4 + 4 + 8;
 
 /// A compiled step: the lowered, fused, scheduled graph and its memory plan.
@@ -30,6 +32,8 @@ pub struct Plan {
     pub memory: MemoryPlan,
     pub nodes_before_fusion: usize,
     pub nodes_after_fusion: usize,
+    /// Each device's memory plan, for a step placed on several devices (empty otherwise).
+    pub device_memory: Vec<MemoryPlan>,
 }
 
 /// Why a plan file cannot be read or written.

@@ -57,6 +57,13 @@ impl DeviceArg {
         eprintln!("{note}");
         Ok(device)
     }
+
+    /// The chosen devices (several for a placed plan: `cpu,cpu`), said on stderr.
+    pub fn choose_all(&self) -> Result<device::Devices, RunError> {
+        let (devices, note) = device::choose_all(&self.device)?;
+        eprintln!("{note}");
+        Ok(devices)
+    }
 }
 
 /// Runs `$($run)::+::<Backend>($args, device)` on the backend that `$device` (a [`DeviceArg`]) chose.
@@ -72,6 +79,30 @@ macro_rules! on_device {
             #[cfg(not(feature = "cuda"))]
             Ok(alexrt::device::Device::Cuda(_)) => {
                 Err(alexrt::RunError::Internal("device::choose gave CUDA to a build without it".into()))
+            }
+            Err(e) => Err(e),
+        }
+    };
+}
+
+/// Runs `$($run)::+::<Backend>($args, devices)` with the devices that `$device` (a [`DeviceArg`],
+/// possibly a comma-separated list for a placed plan) names.
+macro_rules! on_devices {
+    ($device:expr, $($run:ident)::+, $args:expr) => {
+        match $device.choose_all() {
+            Ok(alexrt::device::Devices::Cpu(n)) => $($run)::+::<alexrt::Cpu>($args, vec![Default::default(); n]),
+            Ok(alexrt::device::Devices::Wgpu(n)) => {
+                use burn::backend::wgpu::WgpuDevice;
+                let devices = (0..n).map(|i| if i == 0 { WgpuDevice::DefaultDevice } else { WgpuDevice::Cpu });
+                $($run)::+::<alexrt::Wgpu>($args, devices.collect())
+            }
+            #[cfg(feature = "cuda")]
+            Ok(alexrt::device::Devices::Cuda(ids)) => {
+                $($run)::+::<alexrt::Cuda>($args, ids.into_iter().map(cubecl::cuda::CudaDevice::new).collect())
+            }
+            #[cfg(not(feature = "cuda"))]
+            Ok(alexrt::device::Devices::Cuda(_)) => {
+                Err(alexrt::RunError::Internal("device::choose_all gave CUDA to a build without it".into()))
             }
             Err(e) => Err(e),
         }

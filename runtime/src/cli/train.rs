@@ -79,11 +79,12 @@ impl TrainArgs {
     }
 }
 
-pub fn run<B: KernelBackend>(args: TrainArgs, device: B::Device) -> Result<(), RunError> {
-    let device_name = format!("{device:?}");
+pub fn run<B: KernelBackend>(args: TrainArgs, devices: Vec<B::Device>) -> Result<(), RunError> {
+    let device_name = devices.iter().map(|d| format!("{d:?}")).collect::<Vec<_>>().join(" + ");
     let plan = Plan::read(&args.plan)?;
+    let path = args.plan.display().to_string();
     let Session { mut exec, dir, progress, datasets, config, notes } =
-        Session::<B>::prepare(&plan, &args.plan.display().to_string(), &args.request(), device)?;
+        Session::<B>::prepare_on(&plan, &path, &args.request(), devices)?;
     for note in &notes {
         eprintln!("{note}");
     }

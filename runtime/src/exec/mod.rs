@@ -108,6 +108,9 @@ pub struct Executor<B: KernelBackend> {
     pub graph: Graph,
     pub mode: Mode,
     pub device: B::Device,
+    /// The device of each of the plan's devices (`device` alone unless the plan is placed on
+    /// several, [`crate::placement`]).
+    devices: Vec<B::Device>,
     pub options: ExecOptions,
     /// Parameters and optimizer state, by node.
     persistent: HashMap<NodeIndex, Value<B>>,
@@ -128,6 +131,14 @@ pub struct Executor<B: KernelBackend> {
 impl<B: KernelBackend> Executor<B> {
     /// Sets up a plan with freshly initialised parameters.
     pub fn new(plan: &Plan, device: B::Device) -> Result<Self, RunError> {
+        Self::new_on(plan, vec![device])
+    }
+
+    /// Sets up a plan placed on `devices.len()` devices (`alexc compile --devices N`): node
+    /// placed on device `d` runs on `devices[d]`.
+    pub fn new_on(plan: &Plan, devices: Vec<B::Device>) -> Result<Self, RunError> {
+        crate::placement::check_device_count(plan.graph.devices, devices.len())?;
+        let device = devices[0].clone();
         let graph = plan.graph.clone();
         let seed = graph.spec.training.seed;
         let mut persistent = HashMap::new();
@@ -137,11 +148,13 @@ impl<B: KernelBackend> Executor<B> {
             match &node.op {
                 Op::Param(p) => {
                     let values = init_values(p, &node.name, seed);
-                    persistent.insert(n, Value::from_host(values, &p.shape, &device)?);
+                    let on = &devices[usize::from(node.device)];
+                    persistent.insert(n, Value::from_host(values, &p.shape, on)?);
                 }
                 Op::State(s) => {
                     let zeros = vec![0.0f32; s.shape.iter().product()];
-                    persistent.insert(n, Value::from_host(zeros, &s.shape, &device)?);
+                    let on = &devices[usize::from(node.device)];
+                    persistent.insert(n, Value::from_host(zeros, &s.shape, on)?);
                 }
                 Op::Input(_) => input = Some(n),
                 Op::Labels(_) => labels = Some(n),
@@ -170,6 +183,7 @@ impl<B: KernelBackend> Executor<B> {
             graph,
             mode: plan.mode,
             device,
+            devices,
             options: ExecOptions::default(),
             persistent,
             last_use,
@@ -233,7 +247,7 @@ impl<B: KernelBackend> Executor<B> {
     ) -> Result<(), RunError> {
         let n = self.graph.find(name).ok_or_else(|| RunError::Internal(format!("no value `{name}`")))?;
         let shape = self.graph.g[n].outputs[0].dims.clone();
-        let v = Value::from_host(values, &shape, &self.device)?;
+        let v = Value::from_host(values, &shape, self.device_of(n))?;
         self.persistent.insert(n, v);
         Ok(())
     }
@@ -265,10 +279,11 @@ impl<B: KernelBackend> Executor<B> {
         let ctx = StepCtx { pass, lr, batch: n };
         let Batch { images, labels } = batch.into_owned();
         let mut values: HashMap<ValueRef, Value<B>> = HashMap::new();
-        let images = Tensor::<B, 4>::from_data(TensorData::new(images, [n, c, h, w]), &self.device);
+        let images =
+            Tensor::<B, 4>::from_data(TensorData::new(images, [n, c, h, w]), self.device_of(self.input));
         values.insert(ValueRef { node: self.input, port: 0 }, images.into());
         if let Some(l) = self.labels {
-            let labels = Tensor::<B, 1, Int>::from_data(TensorData::new(labels, [n]), &self.device);
+            let labels = Tensor::<B, 1, Int>::from_data(TensorData::new(labels, [n]), self.device_of(l));
             values.insert(ValueRef { node: l, port: 0 }, labels.into());
         }
         let mut peak = values.values().map(Value::bytes).sum::<usize>();
@@ -344,6 +359,11 @@ impl<B: KernelBackend> Executor<B> {
             None => None,
         };
         Ok(StepOutput { loss, logits, peak_bytes: peak, gradients })
+    }
+
+    /// The device node `n` runs on.
+    fn device_of(&self, n: NodeIndex) -> &B::Device {
+        &self.devices[usize::from(self.graph.g[n].device)]
     }
 
     fn fetch(&self, values: &HashMap<ValueRef, Value<B>>, v: ValueRef) -> Result<Value<B>, RunError> {

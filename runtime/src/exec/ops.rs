@@ -140,6 +140,8 @@ impl<B: KernelBackend> Executor<B> {
                 }
                 Tensor::cat(parts, c.dim)
             })),
+            Op::Pad(p) => one(crate::placement::pad(&inputs[0], p.dim, p.before, p.after)?),
+            Op::Transfer(t) => one(crate::placement::transfer(&inputs[0], &self.devices[usize::from(t.to)])?),
             Op::Input(_) | Op::Labels(_) | Op::Param(_) | Op::State(_) => {
                 Err(RunError::Internal(format!("`{}` is not a scheduled op", op.def().name())))
             }
@@ -164,7 +166,7 @@ impl<B: KernelBackend> Executor<B> {
             }
             None => vec![true; count],
         };
-        let flat = Tensor::<B, 1, Bool>::from_data(TensorData::new(mask, [count]), &self.device);
+        let flat = Tensor::<B, 1, Bool>::from_data(TensorData::new(mask, [count]), self.device_of(node));
         Value::from(flat).reshape(dims)
     }
 }

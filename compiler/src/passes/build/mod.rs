@@ -26,6 +26,7 @@ pub fn build(parsed: &ParsedGraph) -> (Graph, Diagnostics) {
         spec: spec::lower_spec(file),
         layers: Vec::new(),
         schedule: Vec::new(),
+        devices: 1,
     };
 
     let input = &file.input;
@@ -35,6 +36,7 @@ pub fn build(parsed: &ParsedGraph) -> (Graph, Diagnostics) {
         outputs: Vec::new(),
         phase: Phase::Forward,
         loc: map.get("input"),
+        device: 0,
     });
 
     // Names first, so that nodes may be declared in any order.
@@ -147,6 +149,7 @@ pub fn build(parsed: &ParsedGraph) -> (Graph, Diagnostics) {
                 outputs: Vec::new(),
                 phase: Phase::Forward,
                 loc: None,
+                device: 0,
             });
             let loss = graph.add_node(Node {
                 name: "loss".into(),
@@ -154,6 +157,7 @@ pub fn build(parsed: &ParsedGraph) -> (Graph, Diagnostics) {
                 outputs: Vec::new(),
                 phase: Phase::Forward,
                 loc: loss_loc,
+                device: 0,
             });
             graph.connect(v, loss, 0);
             graph.connect(ValueRef { node: labels, port: 0 }, loss, 1);
@@ -208,7 +212,8 @@ fn build_layer(
     defaults: &ast::ParamDefaults,
     loc: Option<crate::diag::Loc>,
 ) -> Layer {
-    let node = |name: String, op: Op| Node { name, op, outputs: Vec::new(), phase: Phase::Forward, loc };
+    let node =
+        |name: String, op: Op| Node { name, op, outputs: Vec::new(), phase: Phase::Forward, loc, device: 0 };
     let (op, op_name, weight, bias) = match &decl.op {
         OpDecl::Conv2d(c) => (
             Op::Conv2d(Conv2d(ConvAttrs {
