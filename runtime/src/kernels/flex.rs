@@ -12,8 +12,8 @@ use alexc::catalog::ConvAttrs;
 use super::cpu_conv::{self, ConvAlgo, ConvElement, ConvError, ConvPass, ConvShape};
 use super::cpu_linear::{self, LinearShape};
 use super::{
-    conv, from_host, host_lrn_backward, host_lrn_forward, linear, reference, to_host, Host, KernelBackend,
-    LrnParams, PoolParams,
+    conv, from_host, host_lrn_backward, host_lrn_forward, linear, lrn_grad, reference, to_host, Host,
+    KernelBackend, LrnParams, PoolParams,
 };
 
 /// A tensor's Flex storage, contiguous (copied only if it was not).
@@ -69,6 +69,27 @@ fn on_engine<const D: usize, E>(
         Ok(data) => tensor(data),
         Err(_) => fallback(),
     }
+}
+
+/// The LRN gradient (through the ReLU whose output `x` is, when `relu`) on Flex's storage, read in
+/// place; half precisions on a host copy in f32.
+fn lrn_backward_in_place(
+    x: Tensor<Flex, 4>,
+    y: Tensor<Flex, 4>,
+    dy: Tensor<Flex, 4>,
+    p: &LrnParams,
+    relu: bool,
+) -> Tensor<Flex, 4> {
+    let (dims, dtypes) = (x.dims(), [x.dtype(), y.dtype(), dy.dtype()]);
+    if !engine_precision(&dtypes) || y.dims() != dims || dy.dims() != dims {
+        return host_lrn_backward(x, y, dy, p, relu);
+    }
+    let (xs, ys, dys) = (storage(x), storage(y), storage(dy));
+    tensor(if dtypes[0] == DType::F64 {
+        TensorData::new(lrn_grad::<f64>(values(&xs), values(&ys), values(&dys), dims, p, relu), dims)
+    } else {
+        TensorData::new(lrn_grad::<f32>(values(&xs), values(&ys), values(&dys), dims, p, relu), dims)
+    })
 }
 
 fn forward<T: ConvElement + Element + bytemuck::Pod>(
@@ -276,12 +297,21 @@ impl KernelBackend for Flex {
         (tensor(y), Tensor::from_data(TensorData::new(arg, out), &Default::default()))
     }
 
+    fn lrn_backward(
+        x: Tensor<Self, 4>,
+        y: Tensor<Self, 4>,
+        dy: Tensor<Self, 4>,
+        p: &LrnParams,
+    ) -> Tensor<Self, 4> {
+        lrn_backward_in_place(x, y, dy, p, false)
+    }
+
     fn lrn_relu_backward(
         x: Tensor<Self, 4>,
         y: Tensor<Self, 4>,
         dy: Tensor<Self, 4>,
         p: &LrnParams,
     ) -> Tensor<Self, 4> {
-        host_lrn_backward(x, y, dy, p, true)
+        lrn_backward_in_place(x, y, dy, p, true)
     }
 }

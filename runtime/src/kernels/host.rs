@@ -39,28 +39,30 @@ pub(crate) fn host_lrn_backward<B: Backend>(
     p: &LrnParams,
     relu_mask: bool,
 ) -> Tensor<B, 4> {
-    fn run<T: reference::Real>(
-        x: &[T],
-        y: &[T],
-        dy: &[T],
-        dims: [usize; 4],
-        p: &LrnParams,
-        relu: bool,
-    ) -> Vec<T> {
-        let mut dx = reference::lrn_backward(x, y, dy, dims, p);
-        if relu {
-            reference::relu_mask(&mut dx, x);
-        }
-        dx
-    }
     let device = x.device();
     let ((x, dims), (y, _), (dy, _)) = (to_host(x), to_host(y), to_host(dy));
     let dx = match (x, y, dy) {
-        (Host::F32(x), Host::F32(y), Host::F32(dy)) => Host::F32(run(&x, &y, &dy, dims, p, relu_mask)),
-        (Host::F64(x), Host::F64(y), Host::F64(dy)) => Host::F64(run(&x, &y, &dy, dims, p, relu_mask)),
+        (Host::F32(x), Host::F32(y), Host::F32(dy)) => Host::F32(lrn_grad(&x, &y, &dy, dims, p, relu_mask)),
+        (Host::F64(x), Host::F64(y), Host::F64(dy)) => Host::F64(lrn_grad(&x, &y, &dy, dims, p, relu_mask)),
         _ => panic!("lrn_backward: inputs of mixed precision"),
     };
     from_host(dx, dims, &device)
+}
+
+/// The LRN gradient by the reference kernel; with `relu`, through the ReLU whose output `x` is.
+pub(crate) fn lrn_grad<T: reference::Real>(
+    x: &[T],
+    y: &[T],
+    dy: &[T],
+    dims: [usize; 4],
+    p: &LrnParams,
+    relu: bool,
+) -> Vec<T> {
+    let mut dx = reference::lrn_backward(x, y, dy, dims, p);
+    if relu {
+        reference::relu_mask(&mut dx, x);
+    }
+    dx
 }
 
 /// LRN by the reference kernel on a host copy, in the tensor's precision (f32 for half ones).

@@ -15,7 +15,7 @@ pub mod reference;
 
 pub use conv::conv_options;
 pub use cpu_conv::{ConvAlgo, ConvPass, ConvShape};
-pub(crate) use host::{from_host, host_i32, host_lrn_backward, host_lrn_forward, to_host, Host};
+pub(crate) use host::{from_host, host_i32, host_lrn_backward, host_lrn_forward, lrn_grad, to_host, Host};
 
 use burn::tensor::activation::relu;
 use burn::tensor::backend::Backend;
