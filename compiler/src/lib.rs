@@ -2,7 +2,7 @@
 //!
 //! ```text
 //! graphs/*.ron --parse--> AST --build--> IR --validate--> --infer-shapes--> --autodiff--> --verify-->
-//!   --fuse--> --schedule--> --memory--> plan.bin
+//!   [--all-reduce--] --conv-algo--> --fuse--> --schedule--> --memory--> plan.bin
 //! ```
 //! [`front_end`] runs parse to shape inference; [`lower`] runs the rest for one mode and batch size.
 
@@ -72,6 +72,8 @@ pub struct Lowered {
     pub memory: MemoryPlan,
     /// What the lowering passes warn about (a forced convolution algorithm that does not apply).
     pub warnings: Diagnostics,
+    /// The processes a data-parallel step is compiled for (1: a single process).
+    pub replicas: usize,
 }
 
 impl Lowered {
@@ -85,6 +87,7 @@ impl Lowered {
             nodes_after_fusion: self.fusion.after,
             memory: self.memory,
             graph: self.graph,
+            replicas: self.replicas,
         }
     }
 }
@@ -103,6 +106,9 @@ pub struct Lowering {
     pub split_grouped_conv: bool,
     /// How each convolution's algorithm is chosen ([`passes::choose_conv_algos`]).
     pub conv_algo: passes::ConvAlgoChoice,
+    /// Average the gradients across replicas of a data-parallel run
+    /// ([`passes::insert_gradient_all_reduce`]; training plans only).
+    pub data_parallel: Option<passes::DataParallel>,
 }
 
 /// Lowers a checked graph to a scheduled, memory-planned step for `mode` at `batch`.
@@ -149,6 +155,14 @@ pub fn lower_with(
     if lowering.split_grouped_conv {
         passes::split_grouped_convs(&mut graph);
     }
+    let replicas = match lowering.data_parallel {
+        Some(dp) if mode == Mode::Train => {
+            passes::insert_gradient_all_reduce(&mut graph, dp);
+            dump(PassName::AllReduce, &graph, None);
+            dp.replicas.max(1)
+        }
+        _ => 1,
+    };
     let warnings = passes::choose_conv_algos(&mut graph, lowering.conv_algo).in_file(&checked.file);
     dump(PassName::ConvAlgo, &graph, None);
     let fusion = passes::fuse(&mut graph);
@@ -164,7 +178,7 @@ pub fn lower_with(
     dump(PassName::Schedule, &graph, None);
     let memory = passes::plan_memory(&graph, batch);
     dump(PassName::Memory, &graph, Some(&memory));
-    Ok(Lowered { graph, fusion, memory, warnings })
+    Ok(Lowered { graph, fusion, memory, warnings, replicas })
 }
 
 /// The most bytes a step may need with every value in a buffer of its own: 2^50, a petabyte,

@@ -1,6 +1,7 @@
 //! The op catalog: the one place that knows each op — its arity, attributes, shape rule, gradient
 //! rule, fusion class and cost. Passes ask the catalog through [`OpDef`]; they never match on ops.
 
+mod collective;
 mod conv;
 mod conv_algo;
 mod elementwise;
@@ -15,6 +16,7 @@ mod sources;
 mod split;
 mod update;
 
+pub use collective::AllReduceMean;
 pub use conv::{Conv2d, Conv2dBackwardData, Conv2dBackwardWeight, ConvAttrs};
 pub use conv_algo::{ConvAlgo, ConvPass};
 pub use elementwise::{Add, AddN, BiasAdd, BiasGrad, Dropout, DropoutGrad, Relu, ReluGrad};
@@ -66,6 +68,7 @@ pub enum Op {
     Fused(FusedOp),
     Slice(Slice),
     Concat(Concat),
+    AllReduceMean(AllReduceMean),
 }
 
 impl Op {
@@ -102,6 +105,7 @@ impl Op {
             Op::Fused(o) => o,
             Op::Slice(o) => o,
             Op::Concat(o) => o,
+            Op::AllReduceMean(o) => o,
         }
     }
 }
@@ -220,6 +224,11 @@ pub trait OpDef {
     /// momentum). Every other reader of such a value must run before it.
     fn writes_inputs(&self) -> &'static [usize] {
         &[]
+    }
+    /// The input that is a parameter's gradient, for an op that consumes one (the optimizer
+    /// update): a data-parallel run averages that value across replicas before the op reads it.
+    fn gradient_input(&self) -> Option<usize> {
+        None
     }
 }
 

@@ -1,5 +1,6 @@
 //! The passes, in pipeline order. Each takes the IR and returns it changed, or diagnostics.
 
+pub mod all_reduce;
 pub mod autodiff;
 pub mod build;
 pub mod conv_algo;
@@ -11,6 +12,7 @@ pub mod split_groups;
 pub mod validate;
 pub mod verify;
 
+pub use all_reduce::{insert_gradient_all_reduce, DataParallel};
 pub use autodiff::autodiff;
 pub use build::build;
 pub use conv_algo::{choose_conv_algos, ConvAlgoChoice};
@@ -30,6 +32,7 @@ pub enum PassName {
     InferShapes,
     Autodiff,
     Verify,
+    AllReduce,
     ConvAlgo,
     Fuse,
     Schedule,
@@ -37,9 +40,9 @@ pub enum PassName {
 }
 
 impl PassName {
-    pub fn all() -> [PassName; 9] {
+    pub fn all() -> [PassName; 10] {
         use PassName::*;
-        [Build, Validate, InferShapes, Autodiff, Verify, ConvAlgo, Fuse, Schedule, Memory]
+        [Build, Validate, InferShapes, Autodiff, Verify, AllReduce, ConvAlgo, Fuse, Schedule, Memory]
     }
 
     pub fn as_str(self) -> &'static str {
@@ -49,6 +52,7 @@ impl PassName {
             PassName::InferShapes => "infer-shapes",
             PassName::Autodiff => "autodiff",
             PassName::Verify => "verify",
+            PassName::AllReduce => "all-reduce",
             PassName::ConvAlgo => "conv-algo",
             PassName::Fuse => "fuse",
             PassName::Schedule => "schedule",

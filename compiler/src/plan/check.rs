@@ -6,7 +6,8 @@
 //! Checked: every edge joins existing ports; every node reads input ports `0..arity`, each once;
 //! fused nodes' steps read existing inputs and earlier steps; the loss, logits and layers name
 //! existing values; the schedule runs every computed node once, after its producers; the memory
-//! plan places existing values in existing buffers inside the arena.
+//! plan places existing values in existing buffers inside the arena; every all-reduce averages over
+//! the plan's replica count.
 
 use std::collections::HashMap;
 
@@ -54,7 +55,28 @@ pub(super) fn check_plan(plan: &Plan) -> Result<(), String> {
     check_values(graph)?;
     check_types(graph)?;
     check_schedule(graph)?;
+    check_replicas(plan)?;
     check_memory(plan)
+}
+
+/// The replica count is at least 1, and every all-reduce averages over that many replicas.
+fn check_replicas(plan: &Plan) -> Result<(), String> {
+    if plan.replicas == 0 {
+        return Err("the plan is compiled for 0 replicas".into());
+    }
+    for n in plan.graph.node_indices() {
+        if let Op::AllReduceMean(a) = &plan.graph.g[n].op {
+            if a.replicas != plan.replicas {
+                return Err(format!(
+                    "{} averages over {} replicas, but the plan is compiled for {}",
+                    name(&plan.graph, n),
+                    a.replicas,
+                    plan.replicas
+                ));
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Every computed node's output types are what its op's shape rule gives for its inputs' types,
