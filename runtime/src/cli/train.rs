@@ -114,6 +114,7 @@ fn run_in<B: KernelBackend>(
         device,
         std::sync::Arc::clone(&world),
     )?;
+    let steps_before = exec.steps_done;
     if !rank0 {
         // The other ranks train in step with rank 0 and write nothing.
         train(&mut exec, &*datasets.train, &*datasets.val, &config, progress, |_| {})?;
@@ -201,7 +202,7 @@ fn run_in<B: KernelBackend>(
     }
     if world.size() > 1 {
         let crc = distributed::sync::check_identical(&exec, &*world)?;
-        let steps = exec.steps_done.max(1) as f64;
+        let steps = (exec.steps_done - steps_before).max(1) as f64;
         eprintln!(
             "all {} ranks hold identical weights (CRC-32 {crc:08x}); gradient all-reduce {:.1} ms per step",
             world.size(),
