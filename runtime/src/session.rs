@@ -120,7 +120,7 @@ impl<B: KernelBackend> Session<B> {
             weights::load(&mut exec, w)?;
             notes.push(format!("loaded weights from {}", w.display()));
         }
-        sync::broadcast_state(&mut exec, &*world)?;
+        exec.broadcast_state()?;
         sync::broadcast_progress(&mut progress, &*world)?;
         let datasets = sources::open(plan, &req.data)?;
         notes.extend(datasets.notes.iter().cloned());

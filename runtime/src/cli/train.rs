@@ -118,7 +118,7 @@ fn run_in<B: KernelBackend>(
     if !rank0 {
         // The other ranks train in step with rank 0 and write nothing.
         train(&mut exec, &*datasets.train, &*datasets.val, &config, progress, |_| {})?;
-        distributed::sync::check_identical(&exec, &*world)?;
+        exec.check_replicas_identical()?;
         return Ok(());
     }
     for note in &notes {
@@ -201,7 +201,7 @@ fn run_in<B: KernelBackend>(
         ));
     }
     if world.size() > 1 {
-        let crc = distributed::sync::check_identical(&exec, &*world)?;
+        let crc = exec.check_replicas_identical()?;
         let steps = (exec.steps_done - steps_before).max(1) as f64;
         eprintln!(
             "all {} ranks hold identical weights (CRC-32 {crc:08x}); gradient all-reduce {:.1} ms per step",

@@ -6,7 +6,8 @@
 //!
 //! - [`Collective`]: what the runtime asks of the engine (sums, broadcasts, an abort);
 //! - [`connect`]: the world this process belongs to, from the launcher's environment;
-//! - [`sync`]: rank 0's weights and progress to every rank, and the checks that all agree;
+//! - [`sync`]: rank 0's progress to every rank, and the metrics' sums across ranks (the
+//!   executor broadcasts the weights and averages the gradients: `exec::all_reduce`);
 //! - `mpi`: the Open MPI engine; [`watchdog`]: a rank that waits too long ends the job.
 //!
 //! Semantics: the graph's batch size is per replica (DDP's convention): N replicas at batch B

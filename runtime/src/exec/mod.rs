@@ -196,41 +196,6 @@ impl<B: KernelBackend> Executor<B> {
         })
     }
 
-    /// Makes this executor one replica of a data-parallel run over `world`, which must have as
-    /// many processes as the plan is compiled for.
-    pub fn join(&mut self, world: Arc<dyn Collective>) -> Result<(), RunError> {
-        if world.size() != self.replicas {
-            return Err(RunError::Input(if self.replicas == 1 {
-                format!(
-                    "this plan is compiled for one process, but the run has {} (mpirun -np {}); compile it with `alexc compile --replicas {}`",
-                    world.size(),
-                    world.size(),
-                    world.size()
-                )
-            } else {
-                format!(
-                    "this plan is compiled for {} replicas, but the run has {} process(es); start it with `mpirun -np {}`, or compile it with `alexc compile --replicas {}`",
-                    self.replicas,
-                    world.size(),
-                    self.replicas,
-                    world.size()
-                )
-            }));
-        }
-        self.world = world;
-        Ok(())
-    }
-
-    /// The run's processes: this one's rank and their number.
-    pub fn world(&self) -> &dyn Collective {
-        &*self.world
-    }
-
-    /// The same, shared (to hold while the executor is borrowed).
-    pub fn shared_world(&self) -> Arc<dyn Collective> {
-        Arc::clone(&self.world)
-    }
-
     /// The input shape per image, `[C, H, W]`.
     pub fn input_shape(&self) -> [usize; 3] {
         let d = &self.graph.g[self.input].outputs[0].dims;
