@@ -17,7 +17,7 @@ steps="${3:-3}"
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/alexnet-target}"
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
 work="$(mktemp -d)"
-trap 'rm -rf "$work"' EXIT
+trap 'wait; rm -rf "$work"' EXIT
 if [ -z "${BIN:-}" ]; then
   cargo build --release --quiet -p alexc -p alexrt --features alexrt/mpi
   BIN="$work/bin"
@@ -32,7 +32,8 @@ train() { # PLAN OUT [extra env/args...]: the epoch's images/s
   local plan="$1" out="$2"
   shift 2
   "$@" "$BIN/alexrt" train "$plan" --device cpu --epochs 1 --steps-per-epoch "$steps" \
-    --train-images "$images" --val-images 4 --workers 1 --out "$work/$out" 2> "$work/$out.log"
+    --train-images "$images" --val-images 4 --workers 1 --out "$work/$out" 2> "$work/$out.log" \
+    || { echo "$out failed:" >&2; tail -5 "$work/$out.log" >&2; return 1; }
   sed -n 's/.*| \([0-9.]*\) images\/s,.*/\1/p' "$work/$out.log" | tail -1
 }
 echo "1/4 one process, 1 thread ..." >&2
