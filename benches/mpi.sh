@@ -41,14 +41,14 @@ ips_1t="$(train "$work/one.bin" one-1t env RAYON_NUM_THREADS=1)"
 echo "2/4 one process, all threads ..." >&2
 ips_all="$(train "$work/one.bin" one-all env)"
 echo "3/4 two independent processes, 1 thread each ..." >&2
-train "$work/one.bin" pair-a env RAYON_NUM_THREADS=1 > "$work/pair-a" &
-train "$work/one.bin" pair-b env RAYON_NUM_THREADS=1 > "$work/pair-b"
+train "$work/one.bin" pair-a env RAYON_NUM_THREADS=1 > "$work/ips-a" &
+train "$work/one.bin" pair-b env RAYON_NUM_THREADS=1 > "$work/ips-b"
 wait
 echo "4/4 mpirun -np 2 ..." >&2
 ips_mpi="$(train "$work/two.bin" mpi mpirun --oversubscribe --mca btl self,vader -np 2)"
 allreduce_ms="$(sed -n 's/.*gradient all-reduce \([0-9.]*\) ms per step.*/\1/p' "$work/mpi.log")"
 load_after="$(uptime)"
-python3 - "$batch" "$steps" "$ips_1t" "$ips_all" "$(cat "$work/pair-a")" "$(cat "$work/pair-b")" \
+python3 - "$batch" "$steps" "$ips_1t" "$ips_all" "$(cat "$work/ips-a")" "$(cat "$work/ips-b")" \
   "$ips_mpi" "$allreduce_ms" > "$work/table.md" <<'PY'
 import sys
 batch, steps = int(sys.argv[1]), int(sys.argv[2])
