@@ -32,7 +32,7 @@ train() { # PLAN OUT [extra env/args...]: the epoch's images/s
   local plan="$1" out="$2"
   shift 2
   "$@" "$BIN/alexrt" train "$plan" --device cpu --epochs 1 --steps-per-epoch "$steps" \
-    --train-images "$images" --val-images 4 --workers 1 --out "$work/$out" 2> "$work/$out.log" \
+    --train-images "$images" --val-images 4 --workers 1 --out "$work/$out" > "$work/$out.out" 2> "$work/$out.log" \
     || { echo "$out failed:" >&2; tail -5 "$work/$out.log" >&2; return 1; }
   sed -n 's/.*| \([0-9.]*\) images\/s,.*/\1/p' "$work/$out.log" | tail -1
 }
