@@ -2,7 +2,7 @@
 //!
 //! ```text
 //! graphs/*.ron --parse--> AST --build--> IR --validate--> --infer-shapes--> --autodiff--> --verify-->
-//!   [--place-->] --fuse--> --schedule--> --memory--> plan.bin
+//!   [--place-->] [--all-reduce-->] --conv-algo--> --fuse--> --schedule--> --memory--> plan.bin
 //! ```
 //! [`front_end`] runs parse to shape inference; [`lower`] runs the rest for one mode and batch size.
 
@@ -75,6 +75,8 @@ pub struct Lowered {
     pub device_memory: Vec<MemoryPlan>,
     /// What the lowering passes warn about (a forced convolution algorithm that does not apply).
     pub warnings: Diagnostics,
+    /// The processes a data-parallel step is compiled for (1: a single process).
+    pub replicas: usize,
 }
 
 impl Lowered {
@@ -100,6 +102,7 @@ impl Lowered {
             memory: self.memory,
             graph: self.graph,
             device_memory: self.device_memory,
+            replicas: self.replicas,
         }
     }
 }
@@ -121,6 +124,9 @@ pub struct Lowering {
     /// Place the step on this many devices ([`passes::place`]): 2 splits the towers as the
     /// paper did; 0 and 1 leave it on one.
     pub devices: u8,
+    /// Average the gradients across replicas of a data-parallel run
+    /// ([`passes::insert_gradient_all_reduce`]; training plans only).
+    pub data_parallel: Option<passes::DataParallel>,
 }
 
 /// Lowers a checked graph to a scheduled, memory-planned step for `mode` at `batch`.
@@ -150,6 +156,14 @@ pub fn lower_with(
             lowering.devices
         ))
         .help("use `--devices 2` (or 1)");
+        return Err(Diagnostics::from(d).in_file(&checked.file));
+    }
+    if placed && lowering.data_parallel.is_some_and(|dp| dp.replicas > 1) {
+        let d = diag::Diagnostic::error(
+            "a step placed on two devices cannot also be data parallel yet: each replica would drive two devices"
+                .to_string(),
+        )
+        .help("use either `--devices 2` or `--replicas N`");
         return Err(Diagnostics::from(d).in_file(&checked.file));
     }
     if placed {
@@ -183,6 +197,14 @@ pub fn lower_with(
     if lowering.split_grouped_conv {
         passes::split_grouped_convs(&mut graph);
     }
+    let replicas = match lowering.data_parallel {
+        Some(dp) if mode == Mode::Train => {
+            passes::insert_gradient_all_reduce(&mut graph, dp);
+            dump(PassName::AllReduce, &graph, None);
+            dp.replicas.max(1)
+        }
+        _ => 1,
+    };
     let warnings = passes::choose_conv_algos(&mut graph, lowering.conv_algo).in_file(&checked.file);
     dump(PassName::ConvAlgo, &graph, None);
     let fusion = passes::fuse(&mut graph);
@@ -199,7 +221,7 @@ pub fn lower_with(
     let memory = passes::plan_memory(&graph, batch);
     let device_memory = if placed { passes::plan_memory_per_device(&graph, batch) } else { Vec::new() };
     dump(PassName::Memory, &graph, Some(&memory));
-    Ok(Lowered { graph, fusion, memory, device_memory, warnings })
+    Ok(Lowered { graph, fusion, memory, device_memory, warnings, replicas })
 }
 
 /// The most bytes a step may need with every value in a buffer of its own: 2^50, a petabyte,

@@ -65,6 +65,13 @@ struct CompileArgs {
     /// device, with explicit transfers between them (implies the grouped convolutions split).
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u8).range(1..=2))]
     devices: u8,
+    /// Data parallel: a training step for N processes (`mpirun -np N alexrt train`), each on its
+    /// own batch of --batch-size, with the gradients averaged across them (all-reduce).
+    #[arg(long, default_value = "1", value_parser = clap::value_parser!(u16).range(1..))]
+    replicas: u16,
+    /// The most gradient MiB in one all-reduce bucket (with --replicas).
+    #[arg(long, default_value = "25", value_parser = clap::value_parser!(u32).range(1..))]
+    bucket_mib: u32,
     /// What to write: the plan, or the final graph as Graphviz.
     #[arg(long, value_enum, default_value_t = Emit::Plan)]
     emit: Emit,
@@ -219,10 +226,15 @@ fn compile(args: CompileArgs) -> Result<(), Failure> {
     let checked = front_end(&args.file, &mut dump)?;
     print_warnings(&checked);
 
+    let data_parallel = (args.replicas > 1).then(|| alexc::passes::DataParallel {
+        replicas: usize::from(args.replicas),
+        bucket_bytes: (args.bucket_mib as usize) << 20,
+    });
     let lowering = Lowering {
         split_grouped_conv: args.split_grouped_conv,
         conv_algo: args.conv_algo,
         devices: args.devices,
+        data_parallel,
     };
     let batch = match (args.batch_size, args.memory_limit) {
         (Some(BatchSize::Max), None) => {
@@ -296,9 +308,10 @@ fn compile(args: CompileArgs) -> Result<(), Failure> {
             let plan = lowered.into_plan(mode, &checked.file);
             plan.write(&out).map_err(|e| Failure(e.to_string(), 1))?;
             eprintln!(
-                "wrote {} ({} step, batch {batch}, arena {}, {} nodes after fusion)",
+                "wrote {} ({} step, batch {batch}{}, arena {}, {} nodes after fusion)",
                 out.display(),
                 mode_name(mode),
+                replicas_note(plan.replicas, batch),
                 human_bytes(plan.memory.arena_bytes),
                 plan.nodes_after_fusion
             );
@@ -311,6 +324,15 @@ fn compile(args: CompileArgs) -> Result<(), Failure> {
         }
     }
     Ok(())
+}
+
+/// `` per replica x 2 replicas`` after a batch size, for a data-parallel plan.
+fn replicas_note(replicas: usize, batch: usize) -> String {
+    if replicas > 1 {
+        format!(" per replica x {replicas} replicas = {} per step", batch * replicas)
+    } else {
+        String::new()
+    }
 }
 
 fn mode_name(mode: Mode) -> &'static str {
@@ -332,12 +354,13 @@ fn summary(file: &Path, batch: Option<usize>) -> Result<(), Failure> {
 fn inspect(path: &Path) -> Result<(), Failure> {
     let plan = Plan::read(path).map_err(|e| Failure(e.to_string(), 2))?;
     say(&format!(
-        "plan {} (alexc {}, from {}, {} step, batch {}, {} -> {} nodes by fusion)\n",
+        "plan {} (alexc {}, from {}, {} step, batch {}{}, {} -> {} nodes by fusion)\n",
         path.display(),
         plan.compiler,
         plan.source,
         mode_name(plan.mode),
         plan.memory.batch_size,
+        replicas_note(plan.replicas, plan.memory.batch_size),
         plan.nodes_before_fusion,
         plan.nodes_after_fusion
     ));

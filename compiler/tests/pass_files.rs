@@ -6,10 +6,11 @@
 //!
 //! ```text
 //! // pass: fuse                       build | validate | infer-shapes | autodiff | verify |
-//! //                                  split-groups | fuse | schedule | memory
+//! //                                  split-groups | all-reduce | conv-algo | fuse | schedule | memory
 //! // mode: infer                      train (default) or infer
 //! // batch: 2                         batch size (default: the graph file's)
-//! // options: split-grouped-conv      device lowerings (optional; also conv-algo=NAME, devices=2)
+//! // options: split-grouped-conv      device lowerings (optional; also conv-algo=NAME, devices=2,
+//! //                                  replicas=N and bucket-bytes=N for the all-reduce pass)
 //! // What the case shows, in words.
 //! Graph( ... )
 //! // expected:
@@ -28,7 +29,7 @@ use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
 use alexc::ir::{print_graph, Graph, Mode};
-use alexc::passes::{MemoryPlan, PassName};
+use alexc::passes::{DataParallel, MemoryPlan, PassName};
 use alexc::report::memory_table;
 use alexc::Lowering;
 
@@ -83,6 +84,16 @@ fn read_case(path: &Path) -> Result<Case, String> {
                     match option {
                         "split-grouped-conv" => lowering.split_grouped_conv = true,
                         "devices=2" => lowering.devices = 2,
+                        o if o.starts_with("replicas=") => {
+                            let n = o["replicas=".len()..].parse().map_err(|_| format!("`{o}`: a number"))?;
+                            let dp = lowering.data_parallel.get_or_insert(DataParallel::new(n));
+                            dp.replicas = n;
+                        }
+                        o if o.starts_with("bucket-bytes=") => {
+                            let b =
+                                o["bucket-bytes=".len()..].parse().map_err(|_| format!("`{o}`: a number"))?;
+                            lowering.data_parallel.get_or_insert(DataParallel::new(1)).bucket_bytes = b;
+                        }
                         o if o.starts_with("conv-algo=") => {
                             let name = &o["conv-algo=".len()..];
                             let algo = alexc::catalog::ConvAlgo::from_name(name)

@@ -10,8 +10,12 @@ use alexc::plan::{seal, Plan, PlanError};
 use alexc::{front_end_str, lower, lower_with, Lowered, Lowering};
 use proptest::prelude::*;
 
-const TWO: Lowering =
-    Lowering { devices: 2, split_grouped_conv: false, conv_algo: alexc::passes::ConvAlgoChoice::ByShape };
+const TWO: Lowering = Lowering {
+    devices: 2,
+    split_grouped_conv: false,
+    conv_algo: alexc::passes::ConvAlgoChoice::ByShape,
+    data_parallel: None,
+};
 
 fn lowered(text: &str, mode: Mode, batch: usize, lowering: &Lowering) -> Lowered {
     let checked = front_end_str(text, "g.ron", &mut |_, _, _| {}).expect("the graph checks");

@@ -31,8 +31,9 @@ fn snapshot_graph(path: &std::path::Path) {
         }
     })
     .unwrap();
-    // Every pass but `place`, which runs with `--devices 2` only (its snapshot is below).
-    assert_eq!(dumps.len(), alexc::passes::PassName::all().len() - 1, "a dump after every pass");
+    // Every pass but `place` and `all-reduce`, which run only with `--devices 2` and `--replicas N`
+    // (their snapshots are below).
+    assert_eq!(dumps.len(), alexc::passes::PassName::all().len() - 2, "a dump after every pass");
     for (pass, text) in dumps {
         insta::assert_snapshot!(format!("{stem}__train__{pass}"), text);
     }
@@ -91,4 +92,24 @@ fn the_two_device_placement_has_a_snapshot() {
         text.push_str(&memory_table(m));
     }
     insta::assert_snapshot!("tiny__train__memory__two_devices", text);
+}
+
+/// The data-parallel lowering on the small net (`--replicas 2`): the gradients averaged in one
+/// 25 MiB bucket, scheduled as soon as the last of them is ready, before the updates read them.
+#[test]
+fn the_data_parallel_lowering_has_a_snapshot() {
+    std::env::set_current_dir(root()).unwrap();
+    let checked = front_end(std::path::Path::new("graphs/tiny.ron"), &mut |_, _, _| {}).unwrap();
+    let data_parallel = Some(alexc::passes::DataParallel::new(2));
+    let lowering = alexc::Lowering { data_parallel, ..Default::default() };
+    let mut text = String::new();
+    let lowered = alexc::lower_with(&checked, Mode::Train, 32, &lowering, &mut |pass, g, m| {
+        if pass == alexc::passes::PassName::Memory {
+            text = print_graph(g, pass.as_str()) + &memory_table(m.unwrap());
+        }
+    })
+    .unwrap();
+    assert_eq!(lowered.replicas, 2);
+    assert!(text.contains("all_reduce_mean"), "no all-reduce:\n{text}");
+    insta::assert_snapshot!("tiny__train__memory__data_parallel", text);
 }

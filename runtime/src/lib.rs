@@ -8,12 +8,14 @@
 //! - [`session`], [`train`], [`progress`], [`metrics`], [`run_dir`]: a training run, its loop, its
 //!   state and outputs; [`eval`]: evaluation and inference;
 //! - [`checkpoint`], [`weights`], [`tensor_file`]: safetensors files with checksums;
-//! - [`check`]: `alexrt check-kernels`, the device kernels against the CPU.
+//! - [`check`]: `alexrt check-kernels`, the device kernels against the CPU;
+//! - [`distributed`]: data-parallel runs over MPI (`mpirun -np N alexrt train`).
 
 pub mod check;
 pub mod checkpoint;
 pub mod data;
 pub mod device;
+pub mod distributed;
 pub mod error;
 pub mod eval;
 pub mod exec;
@@ -63,13 +65,18 @@ pub fn inspect(path: &Path) -> Result<String, PlanError> {
         .map(|n| plan.graph.g[n].outputs[0].elements_per_sample())
         .sum();
     let mut out = format!(
-        "{}: {:?} step of `{}` from {} (alexc {})\n  batch {}, {} parameters, {} scheduled nodes\n  arena {} (lower bound {}), persistent {}\n",
+        "{}: {:?} step of `{}` from {} (alexc {})\n  batch {}{}, {} parameters, {} scheduled nodes\n  arena {} (lower bound {}), persistent {}\n",
         path.display(),
         plan.mode,
         plan.graph.name,
         plan.source,
         plan.compiler,
         m.batch_size,
+        if plan.replicas > 1 {
+            format!(" per replica x {} replicas (mpirun -np {})", plan.replicas, plan.replicas)
+        } else {
+            String::new()
+        },
         alexc::report::group(params as u64),
         plan.graph.schedule.len(),
         human_bytes(m.arena_bytes),

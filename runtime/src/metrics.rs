@@ -47,6 +47,25 @@ impl Tally {
         self.images += labels.len();
     }
 
+    /// The running sums (loss times images, top-1 hits, top-5 hits, images), to add across the
+    /// processes of a data-parallel run.
+    pub fn sums(&self) -> [f64; 4] {
+        [self.loss_sum, self.top1 as f64, self.top5 as f64, self.images as f64]
+    }
+
+    /// A tally from [`Tally::sums`] (added across processes).
+    pub fn from_sums([loss_sum, top1, top5, images]: [f64; 4]) -> Self {
+        Tally { loss_sum, top1: top1 as usize, top5: top5 as usize, images: images as usize }
+    }
+
+    /// Adds another tally's sums (a batch's, summed across processes).
+    pub fn merge(&mut self, other: &Tally) {
+        self.loss_sum += other.loss_sum;
+        self.top1 += other.top1;
+        self.top5 += other.top5;
+        self.images += other.images;
+    }
+
     /// Images counted so far.
     pub fn images(&self) -> usize {
         self.images

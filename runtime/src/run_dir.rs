@@ -42,6 +42,12 @@ impl RunDir {
         Ok(RunDir(dir))
     }
 
+    /// The folder rank 0 of a data-parallel run chose, as the other ranks know it (they write
+    /// nothing there).
+    pub fn chosen_by_rank0(path: PathBuf) -> RunDir {
+        RunDir(path)
+    }
+
     pub fn path(&self) -> &Path {
         &self.0
     }

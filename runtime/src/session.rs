@@ -3,11 +3,13 @@
 //! training configuration.
 
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use alexc::plan::Plan;
 
 use crate::checkpoint::{self, Checkpoint};
 use crate::data::{sources, DataSource, Datasets, Loader};
+use crate::distributed::{sync, threads_per_rank, Collective, Single};
 use crate::error::RunError;
 use crate::exec::Executor;
 use crate::kernels::KernelBackend;
@@ -53,7 +55,7 @@ impl<B: KernelBackend> Session<B> {
         req: &TrainRequest,
         device: B::Device,
     ) -> Result<Self, RunError> {
-        Self::prepare_on(plan, plan_path, req, vec![device])
+        Self::prepare_in(plan, plan_path, req, vec![device], Arc::new(Single))
     }
 
     /// Prepares a run of `plan` on `devices`, one per device the plan is placed on.
@@ -63,6 +65,21 @@ impl<B: KernelBackend> Session<B> {
         req: &TrainRequest,
         devices: Vec<B::Device>,
     ) -> Result<Self, RunError> {
+        Self::prepare_in(plan, plan_path, req, devices, Arc::new(Single))
+    }
+
+    /// Prepares this process's replica of a data-parallel run over `world`, on `devices` (one per
+    /// device the plan is placed on): rank 0 chooses the run folder and restores weights or a
+    /// checkpoint, and every rank starts from its weights, optimizer state and progress. Only
+    /// rank 0 writes checkpoints.
+    pub fn prepare_in(
+        plan: &Plan,
+        plan_path: &str,
+        req: &TrainRequest,
+        devices: Vec<B::Device>,
+        world: Arc<dyn Collective>,
+    ) -> Result<Self, RunError> {
+        let rank0 = world.rank() == 0;
         if plan.graph.loss.is_none() {
             return Err(RunError::Input(format!(
                 "{plan_path}: an inference plan cannot be trained; compile with `--mode train`"
@@ -75,11 +92,18 @@ impl<B: KernelBackend> Session<B> {
         }
         let batch_size = plan.memory.batch_size;
         let mut exec = Executor::<B>::new_on(plan, devices)?;
-        let dir = RunDir::choose(req.out.as_deref(), &plan.graph.name, req.resume)?;
+        exec.join(Arc::clone(&world))?;
+        let dir = if rank0 {
+            let dir = RunDir::choose(req.out.as_deref(), &plan.graph.name, req.resume)?;
+            sync::broadcast_text(&dir.path().to_string_lossy(), &*world);
+            dir
+        } else {
+            RunDir::chosen_by_rank0(sync::broadcast_text("", &*world).into())
+        };
         let mut notes = Vec::new();
         let mut progress = Progress::start(&plan.graph.spec);
         let mut resumed: Option<Checkpoint> = None;
-        if req.resume {
+        if req.resume && rank0 {
             let r = checkpoint::resume(&mut exec, dir.path())?;
             if let Some(why) = &r.fell_back {
                 notes.push(format!(
@@ -103,16 +127,18 @@ impl<B: KernelBackend> Session<B> {
                 ));
             }
             resumed = Some(r.meta);
-        } else if let Some(w) = &req.weights {
+        } else if let Some(w) = req.weights.as_ref().filter(|_| rank0) {
             weights::load(&mut exec, w)?;
             notes.push(format!("loaded weights from {}", w.display()));
         }
+        exec.broadcast_state()?;
+        sync::broadcast_progress(&mut progress, &*world)?;
         let datasets = sources::open(plan, &req.data)?;
         notes.extend(datasets.notes.iter().cloned());
         if let Some(meta) = &resumed {
-            meta.check_same_data(&*datasets.train, batch_size)?;
+            meta.check_same_data(&*datasets.train, batch_size * world.size())?;
         }
-        let mut loader = Loader::default();
+        let mut loader = Loader { workers: threads_per_rank(&*world), ..Loader::default() };
         if let Some(w) = req.workers {
             loader.workers = w.max(1);
         }
@@ -121,11 +147,13 @@ impl<B: KernelBackend> Session<B> {
             max_steps_per_epoch: req.max_steps_per_epoch,
             batch_size,
             loader,
-            checkpoint_dir: Some(dir.path().to_path_buf()),
+            checkpoint_dir: rank0.then(|| dir.path().to_path_buf()),
             checkpoint_every: req.checkpoint_every,
             stats: datasets.stats.clone(),
         };
-        dir.create()?;
+        if rank0 {
+            dir.create()?;
+        }
         Ok(Session { exec, dir, progress, datasets, config, notes })
     }
 }

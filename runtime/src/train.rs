@@ -2,12 +2,17 @@
 //! learning-rate schedule, validation after each epoch, checkpoints written atomically (every
 //! epoch, and every N steps if asked), resume from the last one, and a stop on a non-finite loss
 //! that keeps the last good checkpoint.
+//!
+//! In a data-parallel run (see [`crate::distributed`]) each rank steps on its slice of every
+//! batch of `ranks x batch` images of the epoch's order, and evaluates every `ranks`-th
+//! validation image; the metrics are summed across ranks, so every rank sees the same.
 
 use std::path::PathBuf;
 use std::time::Instant;
 
 use crate::checkpoint;
 use crate::data::{epoch_order, Dataset, Loader};
+use crate::distributed::sync::reduce_tally;
 use crate::error::RunError;
 use crate::exec::{Batch, Executor};
 use crate::init::Rng;
@@ -67,7 +72,8 @@ pub fn evaluate<B: KernelBackend>(
     loader: &Loader,
 ) -> Result<(Metrics, usize), RunError> {
     let classes = exec.classes();
-    let indices: Vec<usize> = (0..data.len()).collect();
+    let world = exec.shared_world();
+    let indices: Vec<usize> = (world.rank()..data.len()).step_by(world.size()).collect();
     let batches: Vec<Vec<usize>> = indices.chunks(batch).map(|c| c.to_vec()).collect();
     let mut tally = Tally::default();
     let mut skipped = 0;
@@ -80,7 +86,7 @@ pub fn evaluate<B: KernelBackend>(
         }
         Ok::<(), RunError>(())
     })?;
-    Ok((tally.metrics(), skipped))
+    Ok((reduce_tally(&tally, &*world).metrics(), skipped))
 }
 
 /// Trains from `progress` to `cfg.epochs`, validating after each epoch.
@@ -92,11 +98,14 @@ pub fn train<B: KernelBackend>(
     mut progress: Progress,
     mut on_event: impl FnMut(Event<'_>),
 ) -> Result<Progress, RunError> {
-    if train_set.len() < cfg.batch_size {
+    let world = exec.shared_world();
+    let (rank, global_batch) = (world.rank(), cfg.batch_size * world.size());
+    if train_set.len() < global_batch {
         return Err(RunError::Input(format!(
-            "the training set has {} images, fewer than one batch of {}; use more images, or compile with a smaller --batch-size",
+            "the training set has {} images, fewer than one batch of {global_batch} ({} per process x {} processes); use more images, or compile with a smaller --batch-size",
             train_set.len(),
-            cfg.batch_size
+            cfg.batch_size,
+            world.size()
         )));
     }
     let classes = exec.classes();
@@ -106,14 +115,17 @@ pub fn train<B: KernelBackend>(
         classes: &class_names,
         stats: cfg.stats.as_ref(),
         train_images: train_set.len(),
-        batch_size: cfg.batch_size,
+        batch_size: global_batch,
     };
     while progress.epoch < cfg.epochs {
         let epoch = progress.epoch;
         let lr = progress.schedule.lr(epoch);
-        let mut batches = epoch_order(train_set.len(), cfg.batch_size, seed, epoch);
+        let mut batches = epoch_order(train_set.len(), global_batch, seed, epoch);
         if let Some(max) = cfg.max_steps_per_epoch {
             batches.truncate(max);
+        }
+        for b in &mut batches {
+            *b = b[rank * cfg.batch_size..(rank + 1) * cfg.batch_size].to_vec();
         }
         let steps = batches.len();
         let mut tally = progress.partial.take().unwrap_or_default();
@@ -136,17 +148,28 @@ pub fn train<B: KernelBackend>(
             }
             skipped += l.failed.len();
             if l.batch.is_empty() {
+                if world.size() > 1 {
+                    // The other ranks are stepping: this one cannot sit the step out.
+                    return Err(RunError::Input(format!(
+                        "rank {rank}: no image of step {} could be read; fix or remove the unreadable images",
+                        step + 1
+                    )));
+                }
                 return Ok(());
             }
             // The images move to the device as they are; the labels stay for the tally.
             let images = std::mem::take(&mut l.batch.images);
             let out = exec.step(Batch { images, labels: l.batch.labels.clone() }, lr)?;
-            let loss = out.loss.unwrap_or(f64::NAN);
+            // The batch's loss and hits, summed over the ranks: each sees the whole batch's.
+            let mut batch_tally = crate::metrics::Tally::default();
+            batch_tally.add(out.loss.unwrap_or(f64::NAN), &out.logits, &l.batch.labels, classes);
+            let batch_tally = reduce_tally(&batch_tally, &*world);
+            let loss = batch_tally.metrics().loss;
             if !loss.is_finite() {
                 return Err(RunError::NonFinite { value: loss, epoch: epoch + 1, step: step + 1 });
             }
             peak = peak.max(out.peak_bytes);
-            tally.add(loss, &out.logits, &l.batch.labels, classes);
+            tally.merge(&batch_tally);
             let ips = (tally.images() - resumed_images) as f64 / started.elapsed().as_secs_f64().max(1e-9);
             on_event(Event::Step {
                 epoch,

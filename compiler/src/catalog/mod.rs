@@ -1,6 +1,7 @@
 //! The op catalog: the one place that knows each op — its arity, attributes, shape rule, gradient
 //! rule, fusion class and cost. Passes ask the catalog through [`OpDef`]; they never match on ops.
 
+mod collective;
 mod conv;
 mod conv_algo;
 mod elementwise;
@@ -16,6 +17,7 @@ mod split;
 mod transfer;
 mod update;
 
+pub use collective::AllReduceMean;
 pub use conv::{Conv2d, Conv2dBackwardData, Conv2dBackwardWeight, ConvAttrs};
 pub use conv_algo::{ConvAlgo, ConvPass};
 pub use elementwise::{Add, AddN, BiasAdd, BiasGrad, Dropout, DropoutGrad, Relu, ReluGrad};
@@ -70,6 +72,7 @@ pub enum Op {
     Concat(Concat),
     Pad(Pad),
     Transfer(Transfer),
+    AllReduceMean(AllReduceMean),
 }
 
 impl Op {
@@ -108,6 +111,7 @@ impl Op {
             Op::Concat(o) => o,
             Op::Pad(o) => o,
             Op::Transfer(o) => o,
+            Op::AllReduceMean(o) => o,
         }
     }
 }
@@ -226,6 +230,11 @@ pub trait OpDef {
     /// momentum). Every other reader of such a value must run before it.
     fn writes_inputs(&self) -> &'static [usize] {
         &[]
+    }
+    /// The input that is a parameter's gradient, for an op that consumes one (the optimizer
+    /// update): a data-parallel run averages that value across replicas before the op reads it.
+    fn gradient_input(&self) -> Option<usize> {
+        None
     }
 }
 

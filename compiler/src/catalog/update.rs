@@ -43,4 +43,7 @@ impl OpDef for SgdUpdate {
     fn writes_inputs(&self) -> &'static [usize] {
         &[0, 2]
     }
+    fn gradient_input(&self) -> Option<usize> {
+        Some(1)
+    }
 }

@@ -1,5 +1,6 @@
 //! The passes, in pipeline order. Each takes the IR and returns it changed, or diagnostics.
 
+pub mod all_reduce;
 pub mod autodiff;
 pub mod build;
 pub mod conv_algo;
@@ -12,6 +13,7 @@ pub mod split_groups;
 pub mod validate;
 pub mod verify;
 
+pub use all_reduce::{insert_gradient_all_reduce, DataParallel};
 pub use autodiff::autodiff;
 pub use build::build;
 pub use conv_algo::{choose_conv_algos, ConvAlgoChoice};
@@ -33,6 +35,7 @@ pub enum PassName {
     Autodiff,
     Verify,
     Place,
+    AllReduce,
     ConvAlgo,
     Fuse,
     Schedule,
@@ -40,9 +43,9 @@ pub enum PassName {
 }
 
 impl PassName {
-    pub fn all() -> [PassName; 10] {
+    pub fn all() -> [PassName; 11] {
         use PassName::*;
-        [Build, Validate, InferShapes, Autodiff, Verify, Place, ConvAlgo, Fuse, Schedule, Memory]
+        [Build, Validate, InferShapes, Autodiff, Verify, Place, AllReduce, ConvAlgo, Fuse, Schedule, Memory]
     }
 
     pub fn as_str(self) -> &'static str {
@@ -53,6 +56,7 @@ impl PassName {
             PassName::Autodiff => "autodiff",
             PassName::Verify => "verify",
             PassName::Place => "place",
+            PassName::AllReduce => "all-reduce",
             PassName::ConvAlgo => "conv-algo",
             PassName::Fuse => "fuse",
             PassName::Schedule => "schedule",

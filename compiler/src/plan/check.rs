@@ -7,7 +7,7 @@
 //! fused nodes' steps read existing inputs and earlier steps; the loss, logits and layers name
 //! existing values; the schedule runs every computed node once, after its producers; the memory
 //! plan places existing values in existing buffers inside the arena; the placement holds together
-//! ([`super::devices`]).
+//! ([`super::devices`]); every all-reduce averages over the plan's replica count.
 
 use std::collections::HashMap;
 
@@ -55,10 +55,31 @@ pub(super) fn check_plan(plan: &Plan) -> Result<(), String> {
     check_values(graph)?;
     check_types(graph)?;
     check_schedule(graph)?;
+    check_replicas(plan)?;
     check_memory(graph, &plan.memory)?;
     super::devices::check_devices(plan)?;
     for m in &plan.device_memory {
         check_memory(graph, m)?;
+    }
+    Ok(())
+}
+
+/// The replica count is at least 1, and every all-reduce averages over that many replicas.
+fn check_replicas(plan: &Plan) -> Result<(), String> {
+    if plan.replicas == 0 {
+        return Err("the plan is compiled for 0 replicas".into());
+    }
+    for n in plan.graph.node_indices() {
+        if let Op::AllReduceMean(a) = &plan.graph.g[n].op {
+            if a.replicas != plan.replicas {
+                return Err(format!(
+                    "{} averages over {} replicas, but the plan is compiled for {}",
+                    name(&plan.graph, n),
+                    a.replicas,
+                    plan.replicas
+                ));
+            }
+        }
     }
     Ok(())
 }

@@ -16,7 +16,8 @@ use crate::passes::MemoryPlan;
 pub const MAGIC: &[u8; 8] = b"ALEXPLAN";
 /// Bumped whenever the payload's encoding changes, so that an older plan is refused with a
 /// "recompile" message rather than misread. 2: IR-owned training types, `State` names its parameter.
-/// 3: each node's device, the graph's device count, per-device memory plans, transfers and pads.
+/// 3: each node's device, the graph's device count, per-device memory plans, transfers and pads;
+/// the data-parallel replica count and the `all_reduce_mean` op.
 pub const FORMAT_VERSION: u32 = 3;
 const HEADER_LEN: usize = 8 + 4 + 4 + 8;
 
@@ -34,6 +35,10 @@ pub struct Plan {
     pub nodes_after_fusion: usize,
     /// Each device's memory plan, for a step placed on several devices (empty otherwise).
     pub device_memory: Vec<MemoryPlan>,
+    /// The processes the step is compiled for (`alexc compile --replicas N`): each runs it on its
+    /// own batch of the graph's batch size, and the gradients are averaged across them. 1: a
+    /// single process. The runtime refuses to run it at another world size.
+    pub replicas: usize,
 }
 
 /// Why a plan file cannot be read or written.

@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 use alexc::plan::Plan;
 use alexc::report::human_bytes;
 use alexrt::data::DataSource;
+use alexrt::distributed::{self, Collective};
 use alexrt::kernels::KernelBackend;
 use alexrt::session::{Session, TrainRequest};
 use alexrt::train::{train, Event};
@@ -80,13 +81,58 @@ impl TrainArgs {
 }
 
 pub fn run<B: KernelBackend>(args: TrainArgs, devices: Vec<B::Device>) -> Result<(), RunError> {
+    let world = distributed::connect()?;
+    if world.size() == 1 {
+        return run_in::<B>(args, devices, world);
+    }
+    // One replica of a data-parallel run: its share of the machine's cores, and an error on any
+    // rank ends every rank (rather than leave them waiting in a collective).
+    let threads = distributed::threads_per_rank(&*world);
+    if std::env::var_os("RAYON_NUM_THREADS").is_none() {
+        let _ = rayon::ThreadPoolBuilder::new().num_threads(threads).build_global();
+    }
+    let rank = world.rank();
+    if let Err(e) = run_in::<B>(args, devices, std::sync::Arc::clone(&world)) {
+        eprintln!("rank {rank}: {e}\nending every rank of the run");
+        world.abort(if matches!(e, RunError::Internal(_)) { 1 } else { 2 });
+    }
+    Ok(())
+}
+
+fn run_in<B: KernelBackend>(
+    args: TrainArgs,
+    devices: Vec<B::Device>,
+    world: std::sync::Arc<dyn Collective>,
+) -> Result<(), RunError> {
     let device_name = devices.iter().map(|d| format!("{d:?}")).collect::<Vec<_>>().join(" + ");
     let plan = Plan::read(&args.plan)?;
-    let path = args.plan.display().to_string();
-    let Session { mut exec, dir, progress, datasets, config, notes } =
-        Session::<B>::prepare_on(&plan, &path, &args.request(), devices)?;
+    let rank0 = world.rank() == 0;
+    let Session { mut exec, dir, progress, datasets, config, notes } = Session::<B>::prepare_in(
+        &plan,
+        &args.plan.display().to_string(),
+        &args.request(),
+        devices,
+        std::sync::Arc::clone(&world),
+    )?;
+    let steps_before = exec.steps_done;
+    if !rank0 {
+        // The other ranks train in step with rank 0 and write nothing.
+        train(&mut exec, &*datasets.train, &*datasets.val, &config, progress, |_| {})?;
+        exec.check_replicas_identical()?;
+        return Ok(());
+    }
     for note in &notes {
         eprintln!("{note}");
+    }
+    if world.size() > 1 {
+        eprintln!(
+            "data parallel over {} processes ({}), {} threads each: batch {} per process, {} per step",
+            world.size(),
+            world.describe(),
+            distributed::threads_per_rank(&*world),
+            config.batch_size,
+            config.batch_size * world.size()
+        );
     }
     let [c, h, w] = exec.input_shape();
     let (classes, epochs) = (plan.graph.spec.classes, config.epochs);
@@ -153,6 +199,15 @@ pub fn run<B: KernelBackend>(args: TrainArgs, devices: Vec<B::Device>) -> Result
             dir.plot().display(),
             dir.checkpoint().display()
         ));
+    }
+    if world.size() > 1 {
+        let crc = exec.check_replicas_identical()?;
+        let steps = (exec.steps_done - steps_before).max(1) as f64;
+        eprintln!(
+            "all {} ranks hold identical weights (CRC-32 {crc:08x}); gradient all-reduce {:.1} ms per step",
+            world.size(),
+            1e3 * exec.all_reduce_seconds / steps
+        );
     }
     if let Some(path) = &args.save_weights {
         weights::save(&exec, path)?;

@@ -2,13 +2,16 @@
 //! until its planned last use and the parameters and optimizer state across steps.
 //!
 //! - [`ops`]: each catalog op on the backend, written once for every rank;
-//! - [`fused`]: fused nodes, on the backend's fused kernels ([`crate::select`]) or step by step.
+//! - [`fused`]: fused nodes, on the backend's fused kernels ([`crate::select`]) or step by step;
+//! - [`all_reduce`]: the gradient all-reduce of a data-parallel plan, on the run's [`Collective`].
 
+mod all_reduce;
 mod fused;
 mod ops;
 
 use std::borrow::Cow;
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use alexc::catalog::Op;
 use alexc::ir::{Graph, Mode, Phase, ValueRef};
@@ -16,6 +19,7 @@ use alexc::plan::Plan;
 use burn::tensor::{Int, Tensor, TensorData};
 use petgraph::stable_graph::NodeIndex;
 
+use crate::distributed::{Collective, Single};
 use crate::error::RunError;
 use crate::init::init_values;
 use crate::kernels::KernelBackend;
@@ -126,6 +130,12 @@ pub struct Executor<B: KernelBackend> {
     /// The fused kernels of each fused node that has them.
     fusions: HashMap<NodeIndex, Fusion>,
     seed: u64,
+    /// The processes this plan's replicas run in ([`Single`] unless [`Executor::join`]ed).
+    world: Arc<dyn Collective>,
+    /// The processes the plan is compiled for.
+    replicas: usize,
+    /// Seconds spent in gradient all-reduces so far (host copies, the collective, the copy back).
+    pub all_reduce_seconds: f64,
 }
 
 impl<B: KernelBackend> Executor<B> {
@@ -194,6 +204,9 @@ impl<B: KernelBackend> Executor<B> {
             profile: HashMap::new(),
             fusions,
             seed,
+            world: Arc::new(Single),
+            replicas: plan.replicas,
+            all_reduce_seconds: 0.0,
         })
     }
 

@@ -132,6 +132,7 @@ impl<B: KernelBackend> Executor<B> {
                 self.persistent.insert(ins[2].node, Value::from(v).into_shape(&shape)?);
                 Ok(vec![])
             }
+            Op::AllReduceMean(a) => self.all_reduce_mean(inputs, a.replicas),
             Op::Slice(sl) => one(with_float!(inputs[0], |x| x.narrow(sl.dim, sl.start, sl.len))),
             Op::Concat(c) => one(with_float!(inputs[0], |first| {
                 let mut parts = vec![first];
@@ -162,6 +163,11 @@ impl<B: KernelBackend> Executor<B> {
             Some(_) => {
                 let name = self.graph.g[node].name.as_bytes();
                 let mut rng = Rng::for_stream(self.seed, &[b"dropout", name, &self.steps_done.to_le_bytes()]);
+                // A replica's batch is its slice of the combined batch: its mask is the same
+                // slice of the combined batch's mask.
+                for _ in 0..self.world().rank() * count {
+                    rng.uniform();
+                }
                 (0..count).map(|_| rng.uniform() < 1.0 - rate).collect()
             }
             None => vec![true; count],
