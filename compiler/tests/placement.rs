@@ -155,3 +155,15 @@ fn more_than_two_devices_is_an_error_that_says_what_to_use() {
     let err = lower_with(&checked, Mode::Train, 4, &three, &mut |_, _, _| {}).unwrap_err();
     assert!(err.to_string().contains("--devices 2"), "{err}");
 }
+
+#[test]
+fn a_placed_step_that_is_also_data_parallel_is_an_error_that_says_to_pick_one() {
+    let text = include_str!("../../graphs/tiny.ron");
+    let checked = front_end_str(text, "tiny.ron", &mut |_, _, _| {}).unwrap();
+    let both = Lowering { data_parallel: Some(alexc::passes::DataParallel::new(2)), ..TWO };
+    let err = lower_with(&checked, Mode::Train, 4, &both, &mut |_, _, _| {}).unwrap_err();
+    assert!(err.to_string().contains("either `--devices 2` or `--replicas N`"), "{err}");
+    // One replica is no data parallelism: the placed step lowers.
+    let one = Lowering { data_parallel: Some(alexc::passes::DataParallel::new(1)), ..TWO };
+    assert!(lower_with(&checked, Mode::Train, 4, &one, &mut |_, _, _| {}).is_ok());
+}
