@@ -1,5 +1,6 @@
 //! Running a plan placed on several devices (`alexc compile --devices 2`): the ops the placement
-//! pass adds — transfers between devices, and the zero padding that is a slice's gradient — and
+//! pass adds — transfers between devices and from the host (the input batch), and the zero
+//! padding that is a slice's gradient — and
 //! the check that a run was given as many devices as its plan is placed on.
 //!
 //! A transfer copies through the host (`into_data` on the source device, `from_data` on the
@@ -12,7 +13,7 @@
 //! exactly, not for speed.
 
 use burn::tensor::backend::Backend;
-use burn::tensor::{Bool, Int, Tensor};
+use burn::tensor::{Bool, Int, Tensor, TensorData};
 
 use crate::error::RunError;
 use crate::value::Value;
@@ -29,6 +30,13 @@ pub fn transfer<B: Backend>(value: &Value<B>, device: &B::Device) -> Result<Valu
         Value::Mask(_) => Tensor::<B, 1, Bool>::from_data(flat.mask::<1>()?.into_data(), device).into(),
     };
     moved.into_shape(&dims)
+}
+
+/// The input batch, which a placed plan holds on the host ([`alexc::ir::HOST`]), uploaded to
+/// `device`: a transfer from the host, run once for the forward pass and again for the backward
+/// pass (conv1's weight gradient) rather than held on the device in between.
+pub fn upload<B: Backend>(images: &TensorData, device: &B::Device) -> Value<B> {
+    Tensor::<B, 4>::from_data(images.clone(), device).into()
 }
 
 /// `value` with `before` zeros ahead of it and `after` behind it along dimension `dim`.
@@ -64,7 +72,8 @@ pub fn check_device_count(placed: u8, given: usize) -> Result<(), RunError> {
     Err(RunError::Input(if placed > 1 {
         format!(
             "the plan is placed on {placed} devices (alexc --devices {placed}) but the run was given {given}; \
-             pass {placed} to --device, e.g. --device cpu,cpu or --device cuda:0,cuda:1, or compile without --devices"
+             only `alexrt train` runs a placed plan: pass it {placed} devices (--device cpu,cpu or \
+             --device cuda:0,cuda:1); for eval, infer and bench, compile the plan without --devices"
         )
     } else {
         format!(

@@ -17,6 +17,8 @@ fn a_plan_placed_on_two_devices_given_one_is_refused_with_what_to_pass() {
     let err = Executor::<Cpu>::new(&placed::tiny_plan(2), Default::default()).err().expect("refused");
     let text = err.to_string();
     assert!(text.contains("placed on 2 devices") && text.contains("cpu,cpu"), "{text}");
+    // eval, infer and bench take one device: the message says which subcommand runs a placed plan.
+    assert!(text.contains("only `alexrt train`") && text.contains("without --devices"), "{text}");
     let err =
         Executor::<Cpu>::new_on(&placed::tiny_plan(1), vec![Default::default(); 2]).err().expect("refused");
     assert!(err.to_string().contains("--devices 2"), "{err}");

@@ -30,7 +30,7 @@ pub use pool::{MaxPool, MaxPoolGrad, PoolAttrs};
 pub use reshape::{Flatten, Reshape};
 pub use sources::{Input, Labels, Param, ParamRole, State, StateKind};
 pub use split::{Concat, Pad, Slice};
-pub use transfer::Transfer;
+pub use transfer::{Transfer, HOST};
 pub use update::SgdUpdate;
 
 use serde::{Deserialize, Serialize};

@@ -7,7 +7,12 @@ use serde::{Deserialize, Serialize};
 use super::{FusionClass, Inferred, OpDef, ShapeError};
 use crate::value::TensorType;
 
-/// The value on device `from`, copied to device `to` (the node's own device).
+/// The `device` of a value held on the host, off every device: the input batch of a placed step,
+/// which each device reads through a transfer (`passes::place`). Also `crate::ir::HOST`.
+pub const HOST: u8 = u8::MAX;
+
+/// The value on device `from` ([`HOST`]: the host), copied to device `to` (the node's
+/// own device).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Transfer {
     pub from: u8,
@@ -22,7 +27,8 @@ impl OpDef for Transfer {
         Some(1)
     }
     fn attrs(&self) -> String {
-        format!("from=d{} to=d{}", self.from, self.to)
+        let from = if self.from == HOST { "host".to_string() } else { format!("d{}", self.from) };
+        format!("from={from} to=d{}", self.to)
     }
     fn infer(&self, inputs: &[&TensorType]) -> Result<Inferred, ShapeError> {
         Ok(vec![inputs[0].clone()].into())

@@ -42,9 +42,12 @@ pub struct Node {
     /// Where the graph file declares it.
     pub loc: Option<Loc>,
     /// The device it runs on, `0..graph.devices` (0 unless the placement pass ran); its outputs
-    /// live there.
+    /// live there. The input batch of a placed step is on the host, [`HOST`].
     pub device: u8,
 }
+
+/// The `device` of a value held on the host (the input batch of a placed step).
+pub use crate::catalog::HOST;
 
 /// A value flowing along an edge: output `src_port` of the source feeds input `dst_port` of the target.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

@@ -51,7 +51,9 @@ pub fn print_graph(graph: &Graph, after: &str) -> String {
             let types: Vec<String> = node.outputs.iter().map(|t| t.to_string()).collect();
             let _ = write!(out, " : {}", types.join(", "));
         }
-        if graph.devices > 1 {
+        if node.device == super::HOST {
+            out.push_str(" @host");
+        } else if graph.devices > 1 {
             let _ = write!(out, " @d{}", node.device);
         }
         out.push('\n');

@@ -9,7 +9,7 @@ use petgraph::stable_graph::NodeIndex;
 
 use serde::{Deserialize, Serialize};
 
-use crate::ir::{Graph, ValueRef};
+use crate::ir::{Graph, ValueRef, HOST};
 
 /// Offsets are multiples of this many bytes.
 pub const ALIGNMENT: usize = 256;
@@ -70,9 +70,10 @@ fn views_persistent(graph: &Graph, mut v: ValueRef) -> bool {
     graph.g[v.node].op.def().is_persistent()
 }
 
-/// The memory plan of the whole step, every device's values in one arena.
+/// The memory plan of the whole step, every device's values in one arena (not the values held on
+/// the host, [`HOST`]).
 pub fn plan_memory(graph: &Graph, batch: usize) -> MemoryPlan {
-    plan_memory_of(graph, batch, |_| true)
+    plan_memory_of(graph, batch, |n| graph.g[n].device != HOST)
 }
 
 /// One memory plan per device of a placed step: the values each device holds (those its nodes

@@ -1,14 +1,18 @@
 //! Schedule: a topological order of the computed nodes that keeps peak memory low. List
 //! scheduling: of the nodes whose inputs are ready, run the one that adds the fewest bytes (what
 //! it allocates minus what it frees), ties to the earliest node. A node that overwrites an input
-//! in place (the optimizer update) waits for every other reader of that input.
+//! in place (the optimizer update) waits for every other reader of that input. A transfer from the
+//! host (the input batch of a placed step, fetched again for the backward pass) waits for the other
+//! inputs of its readers, so that its copy lives only from just before them.
 
 use std::collections::{BTreeSet, HashMap};
 
+use petgraph::algo::has_path_connecting;
 use petgraph::stable_graph::NodeIndex;
 use petgraph::Direction;
 
-use crate::ir::{Graph, ValueRef};
+use crate::ir::{Graph, ValueRef, HOST};
+use crate::passes::place::from_host;
 
 pub fn schedule(graph: &mut Graph, batch: usize) {
     let compute = graph.compute_nodes();
@@ -85,6 +89,18 @@ pub fn ordering_constraints(graph: &Graph) -> HashMap<NodeIndex, BTreeSet<NodeIn
             }
             after.entry(n).or_default().extend(readers);
         }
+        if from_host(graph, n) {
+            let copy = ValueRef { node: n, port: 0 };
+            let others: BTreeSet<NodeIndex> = graph
+                .consumers(copy)
+                .into_iter()
+                .flat_map(|r| graph.inputs(r))
+                .filter(|v| v.node != n && !graph.g[v.node].op.def().is_source())
+                .filter(|v| !has_path_connecting(&graph.g, n, v.node, None))
+                .map(|v| v.node)
+                .collect();
+            after.entry(n).or_default().extend(others);
+        }
     }
     after
 }
@@ -101,6 +117,8 @@ fn net_bytes(graph: &Graph, n: NodeIndex, readers: &HashMap<ValueRef, usize>, ba
         .iter()
         .filter(|_| !def.is_view())
         .filter(|v| !graph.g[v.node].op.def().is_persistent() && readers.get(v) == Some(&1))
+        // The host's memory is no device's.
+        .filter(|v| graph.g[v.node].device != HOST)
         .filter_map(|v| graph.value_type(*v).map(|t| t.bytes(batch)))
         .sum();
     alloc as i64 - freed as i64

@@ -1,5 +1,5 @@
 //! The structural check of a placed plan (`alexc compile --devices 2`): every node on one of the
-//! plan's devices, every edge between two devices through a transfer that says so, and one memory
+//! plan's devices (the input may be on the host), every edge between two devices through a transfer that says so, and one memory
 //! plan per device holding only that device's values. A plan that fails is refused, as by
 //! [`super::check`], before the runtime sees it.
 
@@ -8,6 +8,7 @@ use petgraph::visit::{EdgeRef, IntoEdgeReferences};
 use super::check::name;
 use super::Plan;
 use crate::catalog::Op;
+use crate::ir::HOST;
 
 pub(super) fn check_devices(plan: &Plan) -> Result<(), String> {
     let graph = &plan.graph;
@@ -16,6 +17,15 @@ pub(super) fn check_devices(plan: &Plan) -> Result<(), String> {
     }
     for n in graph.node_indices() {
         let node = &graph.g[n];
+        if node.device == HOST {
+            if graph.devices > 1 && matches!(node.op, Op::Input(_)) {
+                continue;
+            }
+            return Err(format!(
+                "{} is on the host, where only the input of a placed plan may be",
+                name(graph, n)
+            ));
+        }
         if node.device >= graph.devices {
             return Err(format!(
                 "{} runs on device {}, but the plan has {} device(s)",

@@ -14,7 +14,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use alexc::catalog::Op;
-use alexc::ir::{Graph, Mode, Phase, ValueRef};
+use alexc::ir::{Graph, Mode, Phase, ValueRef, HOST};
 use alexc::plan::Plan;
 use burn::tensor::{Int, Tensor, TensorData};
 use petgraph::stable_graph::NodeIndex;
@@ -292,9 +292,15 @@ impl<B: KernelBackend> Executor<B> {
         let ctx = StepCtx { pass, lr, batch: n };
         let Batch { images, labels } = batch.into_owned();
         let mut values: HashMap<ValueRef, Value<B>> = HashMap::new();
-        let images =
-            Tensor::<B, 4>::from_data(TensorData::new(images, [n, c, h, w]), self.device_of(self.input));
-        values.insert(ValueRef { node: self.input, port: 0 }, images.into());
+        let images = TensorData::new(images, [n, c, h, w]);
+        let input = ValueRef { node: self.input, port: 0 };
+        // A placed plan keeps the input on the host and uploads it at each transfer from there.
+        let host_images = if self.graph.g[self.input].device == HOST {
+            Some(images)
+        } else {
+            values.insert(input, Tensor::<B, 4>::from_data(images, self.device_of(self.input)).into());
+            None
+        };
         if let Some(l) = self.labels {
             let labels = Tensor::<B, 1, Int>::from_data(TensorData::new(labels, [n]), self.device_of(l));
             values.insert(ValueRef { node: l, port: 0 }, labels.into());
@@ -316,8 +322,12 @@ impl<B: KernelBackend> Executor<B> {
             let op = self.graph.g[node].op.clone();
             let ins = self.graph.inputs(node);
             let writes = op.def().writes_inputs();
+            let upload = match (&host_images, &op) {
+                (Some(images), Op::Transfer(t)) if ins == [input] => Some((images, usize::from(t.to))),
+                _ => None,
+            };
             let mut inputs = Vec::with_capacity(ins.len());
-            for (i, v) in ins.iter().enumerate() {
+            for (i, v) in ins.iter().enumerate().filter(|_| upload.is_none()) {
                 let last_here = last_use.get(v) == Some(&step)
                     && !ins[i + 1..].contains(v)
                     && !outputs.contains(&Some(*v));
@@ -338,7 +348,10 @@ impl<B: KernelBackend> Executor<B> {
                 gradients.insert(self.graph.g[param].name.clone(), inputs[1].to_f64_vec()?);
             }
             let started = self.options.profile.then(std::time::Instant::now);
-            let outs = self.run_op(&op, node, inputs, &ctx)?;
+            let outs = match upload {
+                Some((images, to)) => vec![crate::placement::upload::<B>(images, &self.devices[to])],
+                None => self.run_op(&op, node, inputs, &ctx)?,
+            };
             if let Some(t) = started {
                 // Wait for the results so that the time is the op's, on asynchronous backends too.
                 for v in &outs {

@@ -1,7 +1,7 @@
 //! The placed step against the one-device step (shared by `placed_f32.rs` and `placed_f64.rs`,
 //! which set the CPU's precision first): tiny.ron compiled with `--devices 2` and run on two
 //! Flex devices gives the loss, logits, every parameter gradient and every updated parameter and
-//! momentum of tiny.ron on one device, for two steps.
+//! momentum of tiny.ron on one device, for two steps, and the same evaluation logits after them.
 
 use alexc::ir::Mode;
 use alexc::plan::Plan;
@@ -22,6 +22,8 @@ pub fn tiny_plan(devices: u8) -> Plan {
 pub fn placed_step_equals_one_device_step(tol: f64) {
     let (one, two) = (tiny_plan(1), tiny_plan(2));
     assert_eq!(two.graph.devices, 2);
+    // The input stays on the host; each device fetches it again for conv1's weight gradient.
+    assert!(two.graph.find("image@d0/refetch").is_some() && two.graph.find("image@d1/refetch").is_some());
     let mut execs = [
         Executor::<Cpu>::new(&one, Default::default()).unwrap(),
         Executor::<Cpu>::new_on(&two, vec![Default::default(); 2]).unwrap(),
@@ -48,6 +50,10 @@ pub fn placed_step_equals_one_device_step(tol: f64) {
             close(&format!("gradient of {name}"), g, &b.gradients[name]);
         }
     }
+    // Evaluation (the forward pass alone) reads the input from the host too.
+    let (batch, _) = data.batch(&(8..12).collect::<Vec<_>>(), None);
+    let (a, b) = (execs[0].forward(&batch).unwrap(), execs[1].forward(&batch).unwrap());
+    close("evaluation logits", &a.logits, &b.logits);
     for (name, _) in execs[0].persistent_names() {
         let p = execs[0].persistent_values_f64(&name).unwrap().unwrap();
         let q = execs[1].persistent_values_f64(&name).unwrap().unwrap();

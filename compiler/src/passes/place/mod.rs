@@ -27,13 +27,17 @@
 //!   and each update the device of its parameter;
 //! - [`insert_transfers`] (after autodiff) puts a [`Transfer`] node on every edge that joins two
 //!   devices, one per value and destination, so that every other node reads only values of its
-//!   own device.
+//!   own device. The input batch stays on the host ([`crate::ir::HOST`]); a device that reads it
+//!   in both passes gets a second transfer for the backward pass ([`refetch`]), so that it holds
+//!   the batch only around its readers rather than through the step.
 //!
 //! The schedule stays one order for the whole step (each device runs its nodes in that order);
 //! memory is planned per device over it ([`crate::passes::plan_memory_per_device`]).
 
+mod refetch;
 mod towers;
 
+pub use refetch::{from_host, refetch_host_values};
 pub use towers::split_towers;
 
 use std::collections::HashMap;
@@ -50,7 +54,8 @@ pub const TAIL_DEVICE: u8 = 1;
 /// The number of devices the towers split into: the paper's two.
 pub const TOWERS: u8 = 2;
 
-/// Puts a transfer on every edge whose ends lie on different devices; returns how many it added.
+/// Puts a transfer on every edge whose ends lie on different devices, and a second one for the
+/// backward readers of a value from the host ([`refetch_host_values`]); returns how many it added.
 pub fn insert_transfers(graph: &mut Graph) -> usize {
     let crossing: Vec<(petgraph::stable_graph::EdgeIndex, ValueRef, NodeIndex, u8)> = (&graph.g)
         .edge_references()
@@ -86,5 +91,5 @@ pub fn insert_transfers(graph: &mut Graph) -> usize {
         graph.g.remove_edge(edge);
         graph.g.add_edge(t, target, Edge { src_port: 0, dst_port });
     }
-    transfers.len()
+    transfers.len() + refetch_host_values(graph)
 }

@@ -8,7 +8,7 @@ use petgraph::Direction;
 
 use super::{TAIL_DEVICE, TOWERS};
 use crate::catalog::{BiasAdd, Concat, Conv2d, ConvAttrs, Lrn, Op, Slice};
-use crate::ir::{Edge, Graph, Node, Phase, ValueRef};
+use crate::ir::{Edge, Graph, Node, Phase, ValueRef, HOST};
 
 /// Splits the forward graph of `graph` into two towers on devices 0 and 1 and places every
 /// forward node; returns how many nodes were split.
@@ -302,14 +302,22 @@ fn slice(start: usize, len: usize) -> Op {
     Op::Slice(Slice { dim: CHANNELS, start, len })
 }
 
-/// Each source (input, labels, parameter) on the device of its first reader that is not a view,
-/// else device 0; the views of a source (a weight's halves) with it.
+/// Each source (labels, parameter) on the device of its first reader that is not a view, else
+/// device 0; the views of a source (a weight's halves) with it. The input batch stays on the host
+/// ([`HOST`]): each device that reads it gets it by a transfer when it needs it, and again for the
+/// backward pass ([`super::refetch`]), rather than holding it through the step (unless a view reads
+/// it: a view reads its source on its own device).
 fn place_sources(graph: &mut Graph) {
     for s in graph.node_indices() {
         if !graph.g[s].op.def().is_source() {
             continue;
         }
         let readers = graph.consumers(ValueRef { node: s, port: 0 });
+        // A view reads its source where it lies: an input read through one stays on a device.
+        if matches!(graph.g[s].op, Op::Input(_)) && !readers.iter().any(|&r| graph.g[r].op.def().is_view()) {
+            graph.g[s].device = HOST;
+            continue;
+        }
         let device =
             readers.iter().find(|&&r| !graph.g[r].op.def().is_view()).map_or(0, |&r| graph.g[r].device);
         graph.g[s].device = device;
