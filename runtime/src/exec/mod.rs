@@ -6,8 +6,11 @@
 //! - [`all_reduce`]: the gradient all-reduce of a data-parallel plan, on the run's [`Collective`].
 
 mod all_reduce;
+mod batch;
 mod fused;
 mod ops;
+
+pub use batch::{Batch, StepOutput};
 
 use std::borrow::Cow;
 use std::collections::HashMap;
@@ -25,49 +28,6 @@ use crate::init::init_values;
 use crate::kernels::KernelBackend;
 use crate::select::{select, Fusion};
 use crate::value::Value;
-
-/// A batch on the host: images `N x C x H x W` (normalised), labels in `0..classes`.
-#[derive(Debug, Clone)]
-pub struct Batch {
-    pub images: Vec<f32>,
-    pub labels: Vec<i32>,
-}
-
-impl<'a> From<&'a Batch> for Cow<'a, Batch> {
-    fn from(b: &'a Batch) -> Self {
-        Cow::Borrowed(b)
-    }
-}
-
-impl From<Batch> for Cow<'_, Batch> {
-    fn from(b: Batch) -> Self {
-        Cow::Owned(b)
-    }
-}
-
-impl Batch {
-    pub fn len(&self) -> usize {
-        self.labels.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.labels.is_empty()
-    }
-}
-
-/// What one step returns.
-#[derive(Debug, Clone)]
-pub struct StepOutput {
-    /// The mean loss (training plans only), in the device's precision.
-    pub loss: Option<f64>,
-    /// `N x classes` logits, row-major.
-    pub logits: Vec<f64>,
-    /// The most bytes of step values held at once.
-    pub peak_bytes: usize,
-    /// Each parameter's gradient, by name, when [`ExecOptions::capture_gradients`] is set (in
-    /// double precision, exact for an f32 run).
-    pub gradients: HashMap<String, Vec<f64>>,
-}
 
 /// Settings of the interpreter that are not in the plan.
 #[derive(Debug, Clone, Copy)]
