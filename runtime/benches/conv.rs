@@ -7,13 +7,13 @@
 //!
 //! `cargo bench -p alexrt --bench conv` (add `-- conv3` to run one layer).
 
-use std::time::{Duration, Instant};
+mod common;
 
 use alexc::catalog::ConvAttrs;
 use alexrt::kernels::{cpu_conv, ConvAlgo, ConvPass, ConvShape, KernelBackend};
 use burn::backend::Flex;
 use burn::tensor::{Distribution, Tensor};
-use criterion::{BenchmarkId, Criterion, Throughput};
+use criterion::{BenchmarkId, Throughput};
 
 type B = Flex;
 
@@ -77,37 +77,15 @@ impl Case {
         };
         y.dims()[0]
     }
-
-    /// The median seconds of `runs` calls.
-    fn median_seconds(&self, pass: ConvPass, algo: ConvAlgo, runs: usize) -> f64 {
-        let mut times: Vec<f64> = (0..runs)
-            .map(|_| {
-                let t = Instant::now();
-                std::hint::black_box(self.run(pass, algo));
-                t.elapsed().as_secs_f64()
-            })
-            .collect();
-        times.sort_by(f64::total_cmp);
-        times[runs / 2]
-    }
-}
-
-fn env_number(name: &str, default: f64) -> f64 {
-    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
 }
 
 fn main() {
-    let batch = env_number("ALEXRT_CONV_BATCH", 16.0) as usize;
-    let peak = env_number("ALEXRT_PEAK_GFLOPS", 475.0);
-    let mut criterion = Criterion::default()
-        .sample_size(10)
-        .warm_up_time(Duration::from_millis(500))
-        .measurement_time(Duration::from_secs(2))
-        .configure_from_args();
-    let filter: Vec<String> = std::env::args().skip(1).filter(|a| !a.starts_with('-')).collect();
+    let batch = common::env_number("ALEXRT_CONV_BATCH", 16.0) as usize;
+    let peak = common::env_number("ALEXRT_PEAK_GFLOPS", 475.0);
+    let (mut criterion, filter) = common::setup();
     let mut summary = Vec::new();
     for (name, cin, hw, attrs) in layers() {
-        if !filter.is_empty() && !filter.iter().any(|f| name.contains(f.as_str())) {
+        if !filter.wants(name) {
             continue;
         }
         let case = Case::new(batch, cin, hw, attrs);
@@ -119,7 +97,7 @@ fn main() {
                 group.bench_function(BenchmarkId::from_parameter(algo.name()), |b| {
                     b.iter(|| case.run(pass, algo))
                 });
-                let gflops = case.shape.flops() / case.median_seconds(pass, algo, 5) / 1e9;
+                let gflops = case.shape.flops() / common::median_seconds(5, || case.run(pass, algo)) / 1e9;
                 row.2.push((algo, gflops));
             }
             group.finish();

@@ -8,12 +8,12 @@
 //!
 //! `cargo bench -p alexrt --bench linear [-- fc6]`.
 
-use std::time::{Duration, Instant};
+mod common;
 
 use alexrt::kernels::{linear, KernelBackend};
 use burn::backend::Flex;
 use burn::tensor::{Distribution, Tensor};
-use criterion::{BenchmarkId, Criterion, Throughput};
+use criterion::{BenchmarkId, Throughput};
 
 type B = Flex;
 
@@ -68,38 +68,15 @@ impl Case {
         };
         y.dims()[0]
     }
-
-    fn median_seconds(&self, pass: Pass, engine: bool, runs: usize) -> f64 {
-        let mut times: Vec<f64> = (0..runs)
-            .map(|_| {
-                let t = Instant::now();
-                std::hint::black_box(self.run(pass, engine));
-                t.elapsed().as_secs_f64()
-            })
-            .collect();
-        times.sort_by(f64::total_cmp);
-        times[runs / 2]
-    }
-}
-
-fn env_number(name: &str, default: f64) -> f64 {
-    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
 }
 
 fn main() {
-    // As `alexrt` runs: without it each call page-faults its output in afresh.
-    alexrt::tune_allocator();
-    let batch = env_number("ALEXRT_LINEAR_BATCH", 16.0) as usize;
-    let peak = env_number("ALEXRT_PEAK_GFLOPS", 475.0);
-    let mut criterion = Criterion::default()
-        .sample_size(10)
-        .warm_up_time(Duration::from_millis(500))
-        .measurement_time(Duration::from_secs(2))
-        .configure_from_args();
-    let filter: Vec<String> = std::env::args().skip(1).filter(|a| !a.starts_with('-')).collect();
+    let batch = common::env_number("ALEXRT_LINEAR_BATCH", 16.0) as usize;
+    let peak = common::env_number("ALEXRT_PEAK_GFLOPS", 475.0);
+    let (mut criterion, filter) = common::setup();
     let mut summary = Vec::new();
     for (name, inputs, outputs) in [("fc6", 9216, 4096), ("fc7", 4096, 4096), ("fc8", 4096, 1000)] {
-        if !filter.is_empty() && !filter.iter().any(|f| name.contains(f.as_str())) {
+        if !filter.wants(name) {
             continue;
         }
         let case = Case::new(batch, inputs, outputs);
@@ -111,7 +88,7 @@ fn main() {
                 group.bench_function(BenchmarkId::from_parameter(label), |b| {
                     b.iter(|| case.run(pass, engine))
                 });
-                row.4.push((label, case.median_seconds(pass, engine, 7)));
+                row.4.push((label, common::median_seconds(7, || case.run(pass, engine))));
             }
             group.finish();
             summary.push(row);

@@ -99,17 +99,7 @@ pub fn weight_grad<T: ConvElement>(s: &LinearShape, x: &[T], dy: &[T]) -> Result
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    /// Deterministic values in [-1, 1).
-    fn values(len: usize, seed: u64) -> Vec<f64> {
-        let mut state = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
-        (0..len)
-            .map(|_| {
-                state = state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
-                ((state >> 11) as f64 / (1u64 << 53) as f64) * 2.0 - 1.0
-            })
-            .collect()
-    }
+    use crate::kernels::cpu_conv::tests::values;
 
     /// The three products by their definitions, in f64.
     fn naive(s: &LinearShape, x: &[f64], w: &[f64], dy: &[f64]) -> [Vec<f64>; 3] {

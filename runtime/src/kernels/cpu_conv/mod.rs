@@ -19,7 +19,7 @@ mod im2col_gemm;
 mod lowering;
 mod matmul;
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;
 mod winograd;
 
 use alexc::catalog::ConvAttrs;

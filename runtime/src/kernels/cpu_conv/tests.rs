@@ -36,8 +36,8 @@ fn odd_shapes() -> Vec<ConvShape> {
     ]
 }
 
-/// Deterministic values in [-1, 1).
-fn values(len: usize, seed: u64) -> Vec<f64> {
+/// Deterministic values in [-1, 1) (the CPU engine's tests share them).
+pub(crate) fn values(len: usize, seed: u64) -> Vec<f64> {
     let mut state = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
     (0..len)
         .map(|_| {
