@@ -58,16 +58,6 @@ impl<B: KernelBackend> Session<B> {
         Self::prepare_in(plan, plan_path, req, vec![device], Arc::new(Single))
     }
 
-    /// Prepares a run of `plan` on `devices`, one per device the plan is placed on.
-    pub fn prepare_on(
-        plan: &Plan,
-        plan_path: &str,
-        req: &TrainRequest,
-        devices: Vec<B::Device>,
-    ) -> Result<Self, RunError> {
-        Self::prepare_in(plan, plan_path, req, devices, Arc::new(Single))
-    }
-
     /// Prepares this process's replica of a data-parallel run over `world`, on `devices` (one per
     /// device the plan is placed on): rank 0 chooses the run folder and restores weights or a
     /// checkpoint, and every rank starts from its weights, optimizer state and progress. Only

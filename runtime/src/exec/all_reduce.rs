@@ -62,25 +62,13 @@ impl<B: KernelBackend> Executor<B> {
             )));
         }
         let started = Instant::now();
-        let shapes: Vec<Vec<usize>> = inputs.iter().map(Value::dims).collect();
+        let world = self.shared_world();
         let out = if is_f64::<B>() {
-            let mut flat = Vec::new();
-            for v in inputs {
-                flat.extend(v.to_f64_vec()?);
-            }
-            self.world().all_reduce_sum_f64(&mut flat);
             let scale = 1.0 / replicas as f64;
-            flat.iter_mut().for_each(|x| *x *= scale);
-            split(flat, &shapes, &self.device)?
+            mean_on_host(inputs, Value::to_f64_vec, |v| world.all_reduce_sum_f64(v), scale, &self.device)?
         } else {
-            let mut flat = Vec::new();
-            for v in inputs {
-                flat.extend(v.to_f32_vec()?);
-            }
-            self.world().all_reduce_sum_f32(&mut flat);
             let scale = 1.0 / replicas as f32;
-            flat.iter_mut().for_each(|x| *x *= scale);
-            split(flat, &shapes, &self.device)?
+            mean_on_host(inputs, Value::to_f32_vec, |v| world.all_reduce_sum_f32(v), scale, &self.device)?
         };
         self.all_reduce_seconds += started.elapsed().as_secs_f64();
         Ok(out)
@@ -147,15 +135,25 @@ impl<B: KernelBackend> Executor<B> {
     }
 }
 
-/// `flat` cut into tensors of `shapes`, in order.
-fn split<B: KernelBackend, E: burn::tensor::Element>(
-    flat: Vec<E>,
-    shapes: &[Vec<usize>],
+/// `inputs` copied to the host into one buffer, summed across the run by `sum_across`, scaled by
+/// `scale` (one over the replicas) and cut back into tensors of their shapes, in order.
+fn mean_on_host<B: KernelBackend, E: burn::tensor::Element + std::ops::MulAssign>(
+    inputs: Vec<Value<B>>,
+    to_host: fn(&Value<B>) -> Result<Vec<E>, RunError>,
+    sum_across: impl FnOnce(&mut [E]),
+    scale: E,
     device: &B::Device,
 ) -> Result<Vec<Value<B>>, RunError> {
+    let shapes: Vec<Vec<usize>> = inputs.iter().map(Value::dims).collect();
+    let mut flat = Vec::new();
+    for v in &inputs {
+        flat.extend(to_host(v)?);
+    }
+    sum_across(&mut flat);
+    flat.iter_mut().for_each(|x| *x *= scale);
     let mut out = Vec::with_capacity(shapes.len());
     let mut at = 0;
-    for shape in shapes {
+    for shape in &shapes {
         let n: usize = shape.iter().product();
         let part = flat.get(at..at + n).ok_or_else(|| RunError::Internal("a short all-reduce".into()))?;
         out.push(Value::from_host(part.to_vec(), shape, device)?);
