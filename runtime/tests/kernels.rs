@@ -3,7 +3,9 @@
 //! padding, and windows whose maximum ties.
 
 use alexrt::init::Rng;
-use alexrt::kernels::reference::{lrn_backward, lrn_forward, max_pool_backward, max_pool_forward, pooled};
+use alexrt::kernels::reference::{
+    lrn_backward, lrn_forward, max_pool_backward, max_pool_forward, max_pool_values, pooled,
+};
 use alexrt::kernels::{LrnParams, PoolParams};
 
 fn random(n: usize, seed: u64) -> Vec<f64> {
@@ -148,6 +150,81 @@ fn ties_go_to_the_first_maximum_in_row_major_order() {
     assert_eq!(&arg[..2], &[2, 2]);
     let dx = max_pool_backward(&[1.0, 10.0, 0.0, 0.0], &arg, [5, 5], [2, 2], &OVERLAP);
     assert_eq!(dx[2], 11.0);
+}
+
+/// The first maximum of each window in row-major order (NaN beats every number; the first NaN
+/// wins), by scanning the window: the definition the separable, vectorised kernel must meet.
+fn pool_scan<T: Copy + PartialOrd>(x: &[T], [n, c, h, w]: [usize; 4], p: &PoolParams) -> (Vec<T>, Vec<i32>) {
+    let (oh, ow) = (pooled(h, p), pooled(w, p));
+    let (mut y, mut arg) = (Vec::new(), Vec::new());
+    for plane in 0..n * c {
+        for r in 0..oh {
+            for col in 0..ow {
+                let mut best: Option<(T, usize)> = None;
+                for i in 0..p.kernel {
+                    for j in 0..p.kernel {
+                        let ii = (r * p.stride + i) as isize - p.padding as isize;
+                        let jj = (col * p.stride + j) as isize - p.padding as isize;
+                        if ii < 0 || jj < 0 || ii as usize >= h || jj as usize >= w {
+                            continue;
+                        }
+                        let at = ii as usize * w + jj as usize;
+                        let v = x[plane * h * w + at];
+                        #[allow(clippy::eq_op)]
+                        let replace = match best {
+                            None => true,
+                            Some((b, _)) => b == b && (v > b || v != v),
+                        };
+                        if replace {
+                            best = Some((v, at));
+                        }
+                    }
+                }
+                let (v, at) = best.expect("a window covers at least one input");
+                y.push(v);
+                arg.push(at as i32);
+            }
+        }
+    }
+    (y, arg)
+}
+
+#[test]
+fn max_pooling_picks_the_row_major_first_maximum_on_ties_and_nans_in_both_precisions() {
+    // Values from a handful of levels (ReLU outputs tie at zero), a few NaNs; odd and even
+    // widths, the strides 1, 2 and 3 and padding take the kernel's different paths.
+    let params = [
+        OVERLAP,
+        PADDED,
+        TILED,
+        PoolParams { kernel: 3, stride: 1, padding: 0 },
+        PoolParams { kernel: 3, stride: 3, padding: 0 },
+        PoolParams { kernel: 5, stride: 2, padding: 2 },
+    ];
+    for (case, p) in params.iter().enumerate() {
+        for shape in [[2, 3, 11, 13], [1, 2, 55, 55], [1, 1, 6, 7]] {
+            let n: usize = shape.iter().product();
+            let x64: Vec<f64> = random(n, 40 + case as u64)
+                .into_iter()
+                .enumerate()
+                .map(|(i, v)| if i % 97 == 5 { f64::NAN } else { (v * 2.0).round().max(0.0) })
+                .collect();
+            let x32: Vec<f32> = x64.iter().map(|v| *v as f32).collect();
+            let same =
+                |a: &[f64], b: &[f64]| a.iter().zip(b).all(|(a, b)| a == b || (a.is_nan() && b.is_nan()));
+            let (want_y, want_arg) = pool_scan(&x64, shape, p);
+            let (y, arg) = max_pool_forward(&x64, shape, p);
+            assert_eq!(arg, want_arg, "f64 argmax, {shape:?} {p:?}");
+            assert!(same(&y, &want_y), "f64 maxima, {shape:?} {p:?}");
+            assert!(same(&max_pool_values(&x64, shape, p), &want_y), "f64 maxima alone, {shape:?} {p:?}");
+            let (y32, arg32) = max_pool_forward(&x32, shape, p);
+            assert_eq!(arg32, want_arg, "f32 argmax, {shape:?} {p:?}");
+            let y32: Vec<f64> = y32.iter().map(|v| *v as f64).collect();
+            assert!(same(&y32, &want_y), "f32 maxima, {shape:?} {p:?}");
+            let v32: Vec<f64> = max_pool_values(&x32, shape, p).iter().map(|v| *v as f64).collect();
+            assert!(same(&v32, &want_y), "f32 maxima alone, {shape:?} {p:?}");
+        }
+    }
 }
 
 #[test]

@@ -72,8 +72,12 @@ impl<B: KernelBackend> Executor<B> {
             )
             .into()),
             Op::MaxPool(p) => {
-                let (y, arg) = B::max_pool_forward(inputs[0].float()?, &PoolParams::from_attrs(&p.attrs));
-                Ok(if p.argmax { vec![y.into(), arg.into()] } else { vec![y.into()] })
+                let (x, params) = (inputs[0].float()?, PoolParams::from_attrs(&p.attrs));
+                if !p.argmax {
+                    return one(B::max_pool_values(x, &params).into());
+                }
+                let (y, arg) = B::max_pool_forward(x, &params);
+                Ok(vec![y.into(), arg.into()])
             }
             Op::MaxPoolGrad(p) => one(B::max_pool_backward(
                 inputs[0].float()?,

@@ -297,6 +297,57 @@ impl KernelBackend for Flex {
         (tensor(y), Tensor::from_data(TensorData::new(arg, out), &Default::default()))
     }
 
+    /// On Flex's storage, read in place, without the indices.
+    fn max_pool_values(x: Tensor<Self, 4>, p: &PoolParams) -> Tensor<Self, 4> {
+        let (dims, dtype) = (x.dims(), x.dtype());
+        let [n, c, h, w] = dims;
+        let out = [n, c, reference::pooled(h, p), reference::pooled(w, p)];
+        let xs = storage(x);
+        match dtype {
+            DType::F64 => {
+                tensor(TensorData::new(reference::max_pool_values(values::<f64>(&xs), dims, p), out))
+            }
+            DType::F32 => {
+                tensor(TensorData::new(reference::max_pool_values(values::<f32>(&xs), dims, p), out))
+            }
+            _ => Self::max_pool_forward(Tensor::from_primitive(TensorPrimitive::Float(xs)), p).0,
+        }
+    }
+
+    /// On Flex's storage: `dy` and the indices read in place.
+    fn max_pool_backward(
+        dy: Tensor<Self, 4>,
+        argmax: Tensor<Self, 4, Int>,
+        input_hw: [usize; 2],
+        p: &PoolParams,
+    ) -> Tensor<Self, 4> {
+        let ([n, c, oh, ow], dtype) = (dy.dims(), dy.dtype());
+        let dims = [n, c, input_hw[0], input_hw[1]];
+        let arg = argmax.into_primitive().to_contiguous();
+        let (dys, arg) = match (dtype, arg.dtype()) {
+            (DType::F32 | DType::F64, DType::I32) => (storage(dy), arg),
+            // Other precisions or index types: on the host.
+            _ => {
+                let arg = Tensor::<Self, 4, Int>::from_primitive(arg);
+                let dy = Tensor::from_primitive(TensorPrimitive::Float(storage(dy)));
+                return super::host_max_pool_backward(dy, arg, input_hw, p);
+            }
+        };
+        let arg = values::<i32>(&arg);
+        let data = if dtype == DType::F64 {
+            TensorData::new(
+                reference::max_pool_backward(values::<f64>(&dys), arg, input_hw, [oh, ow], p),
+                dims,
+            )
+        } else {
+            TensorData::new(
+                reference::max_pool_backward(values::<f32>(&dys), arg, input_hw, [oh, ow], p),
+                dims,
+            )
+        };
+        tensor(data)
+    }
+
     fn lrn_backward(
         x: Tensor<Self, 4>,
         y: Tensor<Self, 4>,

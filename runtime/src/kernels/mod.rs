@@ -11,7 +11,9 @@ pub mod cube;
 mod flex;
 mod host;
 pub mod linear;
+mod max_pool;
 pub mod reference;
+mod simd;
 
 pub use conv::conv_options;
 pub use cpu_conv::{ConvAlgo, ConvPass, ConvShape};
@@ -100,20 +102,19 @@ pub trait KernelBackend: Backend {
         (from_host(y, out, &device), Tensor::from_data(TensorData::new(arg, out), &device))
     }
 
+    /// The maxima alone, where no gradient needs their indices (inference). The default runs
+    /// [`KernelBackend::max_pool_forward`] and drops the indices.
+    fn max_pool_values(x: Tensor<Self, 4>, p: &PoolParams) -> Tensor<Self, 4> {
+        Self::max_pool_forward(x, p).0
+    }
+
     fn max_pool_backward(
         dy: Tensor<Self, 4>,
         argmax: Tensor<Self, 4, Int>,
         input_hw: [usize; 2],
         p: &PoolParams,
     ) -> Tensor<Self, 4> {
-        let device = dy.device();
-        let (dy, [n, c, oh, ow]) = to_host(dy);
-        let arg = host_i32(argmax);
-        let dx = match dy {
-            Host::F32(dy) => Host::F32(reference::max_pool_backward(&dy, &arg, input_hw, [oh, ow], p)),
-            Host::F64(dy) => Host::F64(reference::max_pool_backward(&dy, &arg, input_hw, [oh, ow], p)),
-        };
-        from_host(dx, [n, c, input_hw[0], input_hw[1]], &device)
+        host_max_pool_backward(dy, argmax, input_hw, p)
     }
 
     /// The convolution algorithm this backend runs for `pass` of `shape` when the plan names none.
@@ -331,4 +332,21 @@ pub trait KernelBackend: Backend {
 /// of NCHW dims; backend `B`'s default for plans that name none.
 fn plan_algo<B: KernelBackend>(a: &ConvAttrs, input: [usize; 4], pass: ConvPass) -> ConvAlgo {
     a.algo.unwrap_or_else(|| B::default_conv_algo(&ConvShape::new(a, input), pass))
+}
+
+/// The max-pooling gradient on a host copy of `dy` and the indices.
+fn host_max_pool_backward<B: Backend>(
+    dy: Tensor<B, 4>,
+    argmax: Tensor<B, 4, Int>,
+    input_hw: [usize; 2],
+    p: &PoolParams,
+) -> Tensor<B, 4> {
+    let device = dy.device();
+    let (dy, [n, c, oh, ow]) = to_host(dy);
+    let arg = host_i32(argmax);
+    let dx = match dy {
+        Host::F32(dy) => Host::F32(reference::max_pool_backward(&dy, &arg, input_hw, [oh, ow], p)),
+        Host::F64(dy) => Host::F64(reference::max_pool_backward(&dy, &arg, input_hw, [oh, ow], p)),
+    };
+    from_host(dx, [n, c, input_hw[0], input_hw[1]], &device)
 }

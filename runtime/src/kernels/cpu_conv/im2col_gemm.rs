@@ -11,6 +11,7 @@ use rayon::prelude::*;
 use super::lowering::{col2im, im2col, PlaneGeometry};
 use super::matmul::{matmul, ConvElement, MatRef};
 use super::ConvShape;
+use crate::kernels::simd::{dispatch, Isa, Kernel};
 
 /// The number of output columns one matrix product should have at least: below it, images are
 /// batched into one product.
@@ -104,11 +105,36 @@ fn bias_relu<T: ConvElement>(y: &mut [T], bias: Option<&[T]>, relu: bool, channe
     if bias.is_none() && !relu {
         return;
     }
-    for (i, row) in y.chunks_mut(plane).enumerate() {
-        let b = bias.map_or(T::zero(), |b| b[i % channels]);
-        for v in row {
-            let z = *v + b;
-            *v = if relu && z < T::zero() { T::zero() } else { z };
+    dispatch(Isa::detect(), BiasRelu { y, bias, relu, channels, plane });
+}
+
+/// [`bias_relu`]'s loops, compiled per instruction set.
+struct BiasRelu<'a, T> {
+    y: &'a mut [T],
+    bias: Option<&'a [T]>,
+    relu: bool,
+    channels: usize,
+    plane: usize,
+}
+
+impl<T: ConvElement> Kernel for BiasRelu<'_, T> {
+    type Output = ();
+    #[inline(always)]
+    fn run(self) {
+        let BiasRelu { y, bias, relu, channels, plane } = self;
+        for (i, row) in y.chunks_mut(plane).enumerate() {
+            let b = bias.map_or(T::zero(), |b| b[i % channels]);
+            if relu {
+                for v in row {
+                    let z = *v + b;
+                    // `z < 0`, not `max`: a NaN stays a NaN.
+                    *v = if z < T::zero() { T::zero() } else { z };
+                }
+            } else {
+                for v in row {
+                    *v = *v + b;
+                }
+            }
         }
     }
 }

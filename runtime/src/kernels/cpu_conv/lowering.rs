@@ -4,6 +4,7 @@
 
 use super::ConvShape;
 use crate::kernels::reference::Real;
+use crate::kernels::simd::{dispatch, Isa, Kernel};
 
 /// The spatial sizes of one channel plane and its convolution.
 #[derive(Debug, Clone, Copy)]
@@ -48,6 +49,30 @@ impl PlaneGeometry {
 /// Writes the column matrix of `x` (`channels` planes) into `col` at columns `col0..col0 + oh*ow`
 /// of rows `0..channels * k * k`, row stride `ld`.
 pub fn im2col<T: Real>(x: &[T], channels: usize, g: &PlaneGeometry, col: &mut [T], ld: usize, col0: usize) {
+    dispatch(Isa::detect(), Im2col { x, channels, g, col, ld, col0 });
+}
+
+/// [`im2col`]'s loops, compiled per instruction set (the strided gathers of conv1 vectorise).
+struct Im2col<'a, T> {
+    x: &'a [T],
+    channels: usize,
+    g: &'a PlaneGeometry,
+    col: &'a mut [T],
+    ld: usize,
+    col0: usize,
+}
+
+impl<T: Real> Kernel for Im2col<'_, T> {
+    type Output = ();
+    #[inline(always)]
+    fn run(self) {
+        let Im2col { x, channels, g, col, ld, col0 } = self;
+        im2col_body(x, channels, g, col, ld, col0)
+    }
+}
+
+#[inline(always)]
+fn im2col_body<T: Real>(x: &[T], channels: usize, g: &PlaneGeometry, col: &mut [T], ld: usize, col0: usize) {
     let (k, s, p) = (g.kernel, g.stride, g.padding);
     let plane = g.h * g.w;
     for c in 0..channels {
