@@ -14,6 +14,9 @@ pub enum RunError {
     Weights { path: String, message: String },
     #[error("{path}: {source}")]
     Io { path: String, source: std::io::Error },
+    /// The gradient all-reduce on device memory (NCCL on CUDA).
+    #[error(transparent)]
+    DeviceCollective(#[from] crate::distributed::on_device::DeviceCollectiveError),
     #[error("internal error: {0} (this is a bug in alexrt; please report it)")]
     Internal(String),
 }
