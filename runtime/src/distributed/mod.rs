@@ -9,11 +9,13 @@
 //! - [`sync`]: rank 0's progress to every rank, and the metrics' sums across ranks (the
 //!   executor broadcasts the weights and averages the gradients: `exec::all_reduce`);
 //! - `mpi`: the Open MPI engine; [`watchdog`]: a rank that waits too long ends the job;
-//! - [`on_device`]: the all-reduce on device memory where the backend has one (`nccl` on CUDA).
+//! - [`on_device`]: the all-reduce on device memory where the backend has one (`nccl` on CUDA);
+//!   [`check`]: that all-reduce checked and timed (`alexrt check-all-reduce`).
 //!
 //! Semantics: the graph's batch size is per replica (DDP's convention): N replicas at batch B
 //! train as one process at batch N x B, on the same images in the same order.
 
+pub mod check;
 #[cfg(feature = "mpi")]
 mod mpi;
 #[cfg(feature = "cuda")]

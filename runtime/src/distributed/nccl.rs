@@ -250,3 +250,29 @@ fn nccl_error(
 fn driver_error(call: &'static str, e: cudarc::driver::DriverError) -> DeviceCollectiveError {
     DeviceCollectiveError::Driver { call, code: format!("{:?}", e.0) }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::distributed::Single;
+
+    #[test]
+    fn a_missing_nccl_library_is_reported_with_its_fix_before_any_cuda_call() {
+        // SAFETY: only tries to open libnccl by its usual names.
+        if unsafe { nccl_sys::is_culib_present() } {
+            println!("SKIPPED: libnccl loads on this machine, so the missing-library path cannot be shown");
+            return;
+        }
+        match Communicator::join(0, &Single) {
+            Ok(_) => panic!("joined NCCL without its library"),
+            Err(e) => {
+                assert!(matches!(
+                    e,
+                    DeviceCollectiveError::LibraryMissing { missing: 1, size: 1, here: true }
+                ));
+                let text = e.to_string();
+                assert!(text.contains("nvidia-nccl-cu12") && text.contains("LD_LIBRARY_PATH"), "{text}");
+            }
+        }
+    }
+}
