@@ -11,6 +11,7 @@
 use std::any::Any;
 use std::mem::MaybeUninit;
 use std::sync::Mutex;
+use std::time::{Duration, Instant};
 
 use burn::tensor::backend::Backend;
 use burn::tensor::ops::FloatTensor;
@@ -20,7 +21,7 @@ use burn_cubecl::ops::numeric::empty_device_contiguous_dtype;
 use burn_cubecl::tensor::CubeTensor;
 use cubecl::cuda::CudaRuntime;
 use cudarc::driver::result as cu;
-use cudarc::driver::sys::{CUcontext, CUstream};
+use cudarc::driver::sys::{self as cu_sys, CUcontext, CUstream};
 use cudarc::nccl::result as nccl;
 use cudarc::nccl::sys as nccl_sys;
 
@@ -204,11 +205,47 @@ impl Communicator {
             .map_err(|e| self.error("ncclAllReduce", e))?;
         }
         nccl::group_end().map_err(|e| self.error("ncclGroupEnd", e))?;
-        // SAFETY: our stream, made in `join`.
-        unsafe { cu::stream::synchronize(self.stream) }
-            .map_err(|e| driver_error("cuStreamSynchronize", e))?;
+        self.wait()?;
         drop((sends, receives));
         Ok(outputs)
+    }
+
+    /// Waits for the NCCL work on our stream, at most `ALEXRT_COLLECTIVE_TIMEOUT` seconds (as the
+    /// MPI collectives): a peer that failed (NCCL's asynchronous error) or hangs ends the wait
+    /// with an error, after aborting the communicator, instead of blocking for ever.
+    fn wait(&self) -> Result<(), DeviceCollectiveError> {
+        let limit = super::watchdog::timeout();
+        let started = Instant::now();
+        loop {
+            // SAFETY: our stream, made in `join`; the communicator is live.
+            unsafe {
+                match cu_sys::cuStreamQuery(self.stream) {
+                    cu_sys::CUresult::CUDA_SUCCESS => return Ok(()),
+                    cu_sys::CUresult::CUDA_ERROR_NOT_READY => {}
+                    other => {
+                        return Err(DeviceCollectiveError::Driver {
+                            call: "cuStreamQuery",
+                            code: format!("{other:?}"),
+                        })
+                    }
+                }
+                let mut failed = nccl_sys::ncclResult_t::ncclSuccess;
+                nccl_sys::ncclCommGetAsyncError(self.comm, &mut failed);
+                if !matches!(
+                    failed,
+                    nccl_sys::ncclResult_t::ncclSuccess | nccl_sys::ncclResult_t::ncclInProgress
+                ) {
+                    let e = self.error("ncclAllReduce (asynchronously)", nccl::NcclError(failed));
+                    let _ = nccl::comm_abort(self.comm);
+                    return Err(e);
+                }
+                if started.elapsed() > limit {
+                    let _ = nccl::comm_abort(self.comm);
+                    return Err(DeviceCollectiveError::Timeout(limit.as_secs()));
+                }
+            }
+            std::thread::sleep(Duration::from_micros(20));
+        }
     }
 
     /// An NCCL error of a call on this communicator, with NCCL's last message.

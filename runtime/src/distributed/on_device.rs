@@ -89,6 +89,10 @@ pub enum DeviceCollectiveError {
     )]
     Driver { call: &'static str, code: String },
     #[error(
+        "waited {0}s for NCCL's all-reduce: another rank has stopped or hangs; ending the job (ALEXRT_COLLECTIVE_TIMEOUT=SECONDS waits longer)"
+    )]
+    Timeout(u64),
+    #[error(
         "NCCL cannot average {0} values (it averages f16, bf16, f32 and f64); set {NCCL_VAR}=off to reduce through the host"
     )]
     DType(String),
