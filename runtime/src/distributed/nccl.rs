@@ -150,6 +150,7 @@ impl Communicator {
 
     /// The means of `tensors` across the communicator's ranks, in new contiguous tensors.
     fn average(&self, tensors: &[&CudaTensor]) -> Result<Vec<CudaTensor>, DeviceCollectiveError> {
+        let types = tensors.iter().map(|t| nccl_dtype(t.dtype)).collect::<Result<Vec<_>, _>>()?;
         let inputs: Vec<CudaTensor> = tensors.iter().map(|t| into_contiguous((*t).clone())).collect();
         let outputs: Vec<CudaTensor> = inputs
             .iter()
@@ -178,7 +179,7 @@ impl Communicator {
         // SAFETY: the context is the primary context the pointers belong to.
         unsafe { cu::ctx::set_current(self.context) }.map_err(|e| driver_error("cuCtxSetCurrent", e))?;
         nccl::group_start().map_err(|e| self.error("ncclGroupStart", e))?;
-        for ((t, send), receive) in inputs.iter().zip(&sends).zip(&receives) {
+        for (((t, send), receive), dtype) in inputs.iter().zip(&sends).zip(&receives).zip(types) {
             let count = t.meta.shape().num_elements();
             let (send, receive) = (send.resource(), receive.resource());
             let bytes = (count * t.dtype.size()) as u64;
@@ -196,7 +197,7 @@ impl Communicator {
                     send.ptr as *const _,
                     receive.ptr as *mut _,
                     count,
-                    nccl_dtype(t.dtype)?,
+                    dtype,
                     nccl_sys::ncclRedOp_t::ncclAvg,
                     self.comm,
                     self.stream as nccl_sys::cudaStream_t,
