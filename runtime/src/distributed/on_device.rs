@@ -98,6 +98,12 @@ pub enum DeviceCollectiveError {
     DType(String),
 }
 
+impl From<DeviceCollectiveError> for RunError {
+    fn from(e: DeviceCollectiveError) -> Self {
+        RunError::Device(Box::new(e))
+    }
+}
+
 /// The fix for an NCCL error code (its name in `ncclResult_t`).
 fn nccl_fix(code: &str) -> String {
     let debug = "NCCL_DEBUG=WARN (or INFO) on every rank says more";
