@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """The table at the end of scripts/device-check.sh, from the JSON files it wrote:
     python3 benches/device_table.py OUT BATCH
-Reads OUT/{kernels,alexrt-step,alexrt-step-unfused,alexrt-step-split,pytorch}.json (each may be
+Reads OUT/{kernels,alexrt-step,alexrt-step-unfused,alexrt-step-split,pytorch,all-reduce}.json (each may be
 missing) and prints Markdown: kernel correctness, kernel times against the copy bandwidth and PyTorch, the fused conv1
 tail against the same work unfused, grouped convolutions against their split, and the training
 step against PyTorch eager and torch.compile."""
@@ -77,6 +77,11 @@ def main():
                 ips = t[mode + "_images_per_second"]
                 ratio = f", alexrt/PyTorch {s['images_per_second'] / ips:.2f}x" if s else ""
                 print(f"- training step, PyTorch {mode}: {num(ips)} images/s, peak {size(t[mode + '_peak_bytes'])}{ratio}")
+    ar = load(out, "all-reduce")
+    if ar:
+        print(f"- gradient all-reduce of a {size(ar['bucket_bytes'])} bucket over {ar['ranks']} rank(s):"
+              f" NCCL on device memory {ar['device_ms']:.3f} ms (the first, with NCCL's set-up, {ar['first_ms']:.0f} ms),"
+              f" through the host {ar['host_ms']:.3f} ms; largest error against the host's mean {ar['max_abs_error']:.1e}")
 
 
 if __name__ == "__main__":

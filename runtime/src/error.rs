@@ -14,6 +14,10 @@ pub enum RunError {
     Weights { path: String, message: String },
     #[error("{path}: {source}")]
     Io { path: String, source: std::io::Error },
+    /// A device library's error (NCCL's all-reduce on CUDA: `distributed::on_device`), typed
+    /// where it arises, its message naming the fix.
+    #[error(transparent)]
+    Device(Box<dyn std::error::Error + Send + Sync>),
     #[error("internal error: {0} (this is a bug in alexrt; please report it)")]
     Internal(String),
 }

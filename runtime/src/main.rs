@@ -19,6 +19,9 @@ fn main() -> ExitCode {
         Command::Stats(args) => cli::data::run_stats(args),
         Command::Bench(args) => on_device!(args.device.clone(), cli::bench::run_bench, args),
         Command::CheckKernels(args) => on_device!(args.device.clone(), cli::bench::run_check_kernels, args),
+        Command::CheckAllReduce(args) => {
+            on_device!(args.device.clone(), cli::check_all_reduce::run, args)
+        }
         Command::BenchData(args) => cli::data::run_bench_data(args),
     };
     match result {

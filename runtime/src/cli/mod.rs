@@ -2,6 +2,7 @@
 //! printing. The work lives in the library.
 
 pub mod bench;
+pub mod check_all_reduce;
 pub mod data;
 pub mod eval;
 pub mod train;
@@ -41,6 +42,9 @@ pub enum Command {
     /// Check the device's LRN and pooling kernels against the reference CPU kernels, and time
     /// them at conv1's shape next to the device's copy bandwidth (the GPU check script uses it).
     CheckKernels(bench::CheckKernelsArgs),
+    /// Check the gradient all-reduce on device memory (NCCL on CUDA) against the host's mean and
+    /// time it next to the host path (the GPU check script uses it; under mpirun, one GPU a rank).
+    CheckAllReduce(check_all_reduce::CheckAllReduceArgs),
 }
 
 /// `--device`, shared by the subcommands that run a plan.

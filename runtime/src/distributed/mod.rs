@@ -8,13 +8,19 @@
 //! - [`connect`]: the world this process belongs to, from the launcher's environment;
 //! - [`sync`]: rank 0's progress to every rank, and the metrics' sums across ranks (the
 //!   executor broadcasts the weights and averages the gradients: `exec::all_reduce`);
-//! - `mpi`: the Open MPI engine; [`watchdog`]: a rank that waits too long ends the job.
+//! - `mpi`: the Open MPI engine; [`watchdog`]: a rank that waits too long ends the job;
+//! - [`on_device`]: the all-reduce on device memory where the backend has one (`nccl` on CUDA);
+//!   [`check`]: that all-reduce checked and timed (`alexrt check-all-reduce`).
 //!
 //! Semantics: the graph's batch size is per replica (DDP's convention): N replicas at batch B
 //! train as one process at batch N x B, on the same images in the same order.
 
+pub mod check;
 #[cfg(feature = "mpi")]
 mod mpi;
+#[cfg(feature = "cuda")]
+mod nccl;
+pub mod on_device;
 pub mod sync;
 pub mod watchdog;
 

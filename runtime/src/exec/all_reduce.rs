@@ -1,13 +1,14 @@
 //! The executor's part in a data-parallel run: the gradient all-reduce of a plan's buckets (one
 //! bucket of gradients copied to the host, summed across the run's processes in one collective
-//! call, divided by their number and copied back; on CUDA, NCCL on device memory would skip the
-//! copies, see the README), rank 0's weights broadcast to every rank, and the check that all
+//! call, divided by their number and copied back; on CUDA, NCCL averages it on device memory:
+//! `distributed::on_device`), rank 0's weights broadcast to every rank, and the check that all
 //! ranks hold the same weights, bit for bit.
 
 use std::sync::Arc;
 use std::time::Instant;
 
 use super::Executor;
+use crate::distributed::on_device::all_reduce_mean_on_device;
 use crate::distributed::Collective;
 use crate::error::RunError;
 use crate::kernels::KernelBackend;
@@ -63,7 +64,9 @@ impl<B: KernelBackend> Executor<B> {
         }
         let started = Instant::now();
         let world = self.shared_world();
-        let out = if is_f64::<B>() {
+        let out = if let Some(out) = all_reduce_mean_on_device(&inputs, &*world)? {
+            out // NCCL on CUDA
+        } else if is_f64::<B>() {
             let scale = 1.0 / replicas as f64;
             mean_on_host(inputs, Value::to_f64_vec, |v| world.all_reduce_sum_f64(v), scale, &self.device)?
         } else {
