@@ -11,9 +11,12 @@ mod batch;
 mod bucket;
 mod fused;
 mod ops;
+mod options;
 
 pub use batch::{Batch, StepOutput};
 pub use bucket::AllReduceTimes;
+pub(crate) use options::StepCtx;
+pub use options::{ExecOptions, Pass};
 
 use std::any::Any;
 use std::borrow::Cow;
@@ -33,44 +36,6 @@ use crate::init::init_values;
 use crate::kernels::KernelBackend;
 use crate::select::{select, Fusion};
 use crate::value::Value;
-
-/// Settings of the interpreter that are not in the plan.
-#[derive(Debug, Clone, Copy)]
-pub struct ExecOptions {
-    /// Apply dropout in training steps (off for parity tests against a reference).
-    pub dropout: bool,
-    /// Copy each parameter's gradient to the host as the update reads it (for tests and tools).
-    pub capture_gradients: bool,
-    /// Time each node (the totals are in [`Executor::profile`]).
-    pub profile: bool,
-    /// Run fused nodes on the backend's fused kernels ([`crate::select`]); off, step by step.
-    pub fused_kernels: bool,
-}
-
-impl Default for ExecOptions {
-    fn default() -> Self {
-        ExecOptions { dropout: true, capture_gradients: false, profile: false, fused_kernels: true }
-    }
-}
-
-/// Which part of the schedule a run covers.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Pass {
-    /// The whole step: forward, backward and update, dropout active (when the plan trains).
-    Step,
-    /// The forward nodes only, dropout the identity, nothing updated: evaluation.
-    Forward,
-}
-
-/// What every op of one run may need besides its inputs.
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct StepCtx {
-    pub pass: Pass,
-    /// The learning rate of this step (read by the updates only).
-    pub lr: f64,
-    /// Images in the batch.
-    pub batch: usize,
-}
 
 /// Runs one plan on backend `B`.
 pub struct Executor<B: KernelBackend> {
