@@ -14,7 +14,7 @@ use crate::checkpoint;
 use crate::data::{epoch_order, Dataset, Loader};
 use crate::distributed::sync::reduce_tally;
 use crate::error::RunError;
-use crate::exec::{Batch, Executor};
+use crate::exec::{AllReduceTimes, Batch, Executor};
 use crate::init::Rng;
 use crate::kernels::KernelBackend;
 use crate::metrics::{Metrics, Tally};
@@ -39,7 +39,8 @@ pub struct TrainConfig {
 /// What the loop tells its caller as it goes.
 pub enum Event<'a> {
     /// A training step: 0-based epoch and step, steps in the epoch, the batch's loss, the running
-    /// epoch metrics and throughput.
+    /// epoch metrics and throughput, the seconds since the previous step ended (or the epoch
+    /// began), and the step's time in the gradient all-reduce.
     Step {
         epoch: usize,
         step: usize,
@@ -47,6 +48,8 @@ pub enum Event<'a> {
         loss: f64,
         running: Metrics,
         images_per_second: f64,
+        seconds: f64,
+        all_reduce: AllReduceTimes,
     },
     /// A sample could not be read (it was skipped).
     Skipped {
@@ -140,6 +143,7 @@ pub fn train<B: KernelBackend>(
         let mut peak = 0;
         let mut skipped = 0;
         let started = Instant::now();
+        let mut last_step_end = started;
         let augment = Rng::for_stream(seed, &[b"augment", &(epoch as u64).to_le_bytes()]).next_u64();
         cfg.loader.run(train_set, &batches[skip..], Some(augment), |mut l| {
             let step = skip + l.index;
@@ -157,9 +161,12 @@ pub fn train<B: KernelBackend>(
                 }
                 return Ok(());
             }
+            crate::distributed::fault::inject(rank, exec.steps_done + 1)?;
             // The images move to the device as they are; the labels stay for the tally.
             let images = std::mem::take(&mut l.batch.images);
+            let all_reduce_before = exec.all_reduce;
             let out = exec.step(Batch { images, labels: l.batch.labels.clone() }, lr)?;
+            let all_reduce = exec.all_reduce.since(&all_reduce_before);
             // The batch's loss and hits, summed over the ranks: each sees the whole batch's.
             let mut batch_tally = crate::metrics::Tally::default();
             batch_tally.add(out.loss.unwrap_or(f64::NAN), &out.logits, &l.batch.labels, classes);
@@ -171,6 +178,8 @@ pub fn train<B: KernelBackend>(
             peak = peak.max(out.peak_bytes);
             tally.merge(&batch_tally);
             let ips = (tally.images() - resumed_images) as f64 / started.elapsed().as_secs_f64().max(1e-9);
+            let seconds = last_step_end.elapsed().as_secs_f64();
+            last_step_end = Instant::now();
             on_event(Event::Step {
                 epoch,
                 step,
@@ -178,6 +187,8 @@ pub fn train<B: KernelBackend>(
                 loss,
                 running: tally.metrics(),
                 images_per_second: ips,
+                seconds,
+                all_reduce,
             });
             progress.step_in_epoch = step + 1;
             if let (Some(dir), Some(every)) = (&cfg.checkpoint_dir, cfg.checkpoint_every) {

@@ -194,6 +194,20 @@ impl<B: Backend> Value<B> {
         }
     }
 
+    /// The values on the host in `E`, row-major, the value consumed: on a backend whose tensors
+    /// are host memory, a tensor nothing else holds hands over its buffer without a copy.
+    pub fn into_host_vec<E: burn::tensor::Element>(self) -> Result<Vec<E>, RunError> {
+        let n: usize = self.dims().iter().product();
+        match self {
+            Value::Float(t) => {
+                let flat = B::float_reshape(t, [n].into());
+                let data = Tensor::<B, 1>::from_primitive(TensorPrimitive::Float(flat)).into_data();
+                data.convert::<E>().into_vec::<E>().map_err(|e| RunError::Internal(format!("{e:?}")))
+            }
+            other => Err(RunError::Internal(format!("{} is not a float value", other.describe()))),
+        }
+    }
+
     /// The values as `f32` on the host, row-major.
     pub fn to_f32_vec(&self) -> Result<Vec<f32>, RunError> {
         let data = self.float_data()?.convert::<f32>();

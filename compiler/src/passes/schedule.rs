@@ -4,6 +4,12 @@
 //! in place (the optimizer update) waits for every other reader of that input. A transfer from the
 //! host (the input batch of a placed step, fetched again for the backward pass) waits for the other
 //! inputs of its readers, so that its copy lives only from just before them.
+//!
+//! In a data-parallel step the gradient all-reduce comes before bytes: the nodes that produce a
+//! bucket's gradients run as soon as they are ready and the nodes that read its averages (the
+//! updates) only when nothing else is, so that every bucket is reduced while the rest of the
+//! backward pass computes (DDP's overlap; the gradients are held to the end of the step, as DDP
+//! holds them).
 
 use std::collections::{BTreeSet, HashMap};
 
@@ -11,6 +17,7 @@ use petgraph::algo::has_path_connecting;
 use petgraph::stable_graph::NodeIndex;
 use petgraph::Direction;
 
+use crate::catalog::Op;
 use crate::ir::{Graph, ValueRef, HOST};
 use crate::passes::place::from_host;
 
@@ -38,12 +45,13 @@ pub fn schedule(graph: &mut Graph, batch: usize) {
     // Readers left for each value.
     let mut readers: HashMap<ValueRef, usize> =
         graph.values().into_iter().map(|v| (v, graph.consumers(v).len())).collect();
+    let overlap: HashMap<NodeIndex, Overlap> = compute.iter().map(|&n| (n, overlap(graph, n))).collect();
     let mut ready: BTreeSet<NodeIndex> = waiting.iter().filter(|(_, w)| **w == 0).map(|(n, _)| *n).collect();
     let mut order = Vec::with_capacity(compute.len());
     while !ready.is_empty() {
         let pick = *ready
             .iter()
-            .min_by_key(|&&n| (net_bytes(graph, n, &readers, batch), n))
+            .min_by_key(|&&n| (overlap[&n], net_bytes(graph, n, &readers, batch), n))
             .expect("ready is not empty");
         ready.remove(&pick);
         order.push(pick);
@@ -67,6 +75,29 @@ pub fn schedule(graph: &mut Graph, batch: usize) {
         }
     }
     graph.schedule = order;
+}
+
+/// Where a node stands towards the gradient all-reduce of a data-parallel step, in the order the
+/// scheduler prefers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum Overlap {
+    /// An all-reduce, or a node producing a gradient it reads: early, to start the bucket.
+    StartsAllReduce,
+    /// Every other node (all of them in a step without all-reduce).
+    Neutral,
+    /// Reads a bucket's averages: late, to give the bucket time.
+    ReadsAllReduce,
+}
+
+fn overlap(graph: &Graph, n: NodeIndex) -> Overlap {
+    let is_all_reduce = |m: NodeIndex| matches!(graph.g[m].op, Op::AllReduceMean(_));
+    if graph.inputs(n).iter().any(|v| is_all_reduce(v.node)) {
+        Overlap::ReadsAllReduce
+    } else if is_all_reduce(n) {
+        Overlap::StartsAllReduce
+    } else {
+        Overlap::Neutral
+    }
 }
 
 /// For each node that overwrites inputs, the other readers of those inputs: they run first.

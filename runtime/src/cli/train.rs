@@ -9,6 +9,7 @@ use alexc::plan::Plan;
 use alexc::report::human_bytes;
 use alexrt::data::DataSource;
 use alexrt::distributed::{self, Collective};
+use alexrt::exec::AllReduceTimes;
 use alexrt::kernels::KernelBackend;
 use alexrt::session::{Session, TrainRequest};
 use alexrt::train::{train, Event};
@@ -114,7 +115,6 @@ fn run_in<B: KernelBackend>(
         devices,
         std::sync::Arc::clone(&world),
     )?;
-    let steps_before = exec.steps_done;
     if !rank0 {
         // The other ranks train in step with rank 0 and write nothing.
         train(&mut exec, &*datasets.train, &*datasets.val, &config, progress, |_| {})?;
@@ -200,14 +200,12 @@ fn run_in<B: KernelBackend>(
             dir.checkpoint().display()
         ));
     }
+    if let Some(line) = shown.times.summary() {
+        eprintln!("{line}");
+    }
     if world.size() > 1 {
         let crc = exec.check_replicas_identical()?;
-        let steps = (exec.steps_done - steps_before).max(1) as f64;
-        eprintln!(
-            "all {} ranks hold identical weights (CRC-32 {crc:08x}); gradient all-reduce {:.1} ms per step",
-            world.size(),
-            1e3 * exec.all_reduce_seconds / steps
-        );
+        eprintln!("all {} ranks hold identical weights (CRC-32 {crc:08x})", world.size());
     }
     if let Some(path) = &args.save_weights {
         weights::save(&exec, path)?;
@@ -222,18 +220,59 @@ struct Shown {
     bar: Option<ProgressBar>,
     last_line: Instant,
     skipped: usize,
+    times: StepTimes,
 }
 
 impl Default for Shown {
     fn default() -> Self {
-        Shown { bar: None, last_line: Instant::now() - Duration::from_secs(60), skipped: 0 }
+        Shown {
+            bar: None,
+            last_line: Instant::now() - Duration::from_secs(60),
+            skipped: 0,
+            times: StepTimes::default(),
+        }
+    }
+}
+
+/// Each training step's seconds and all-reduce times, for the run's last line: the first step
+/// (which warms up the allocator and the caches) apart from the others.
+#[derive(Default)]
+struct StepTimes {
+    steps: Vec<(f64, AllReduceTimes)>,
+}
+
+impl StepTimes {
+    fn summary(&self) -> Option<String> {
+        let (first, rest) = self.steps.split_first()?;
+        let mut line = format!("step time: first {:.3}s", first.0);
+        if !rest.is_empty() {
+            let n = rest.len() as f64;
+            let seconds: Vec<f64> = rest.iter().map(|s| s.0).collect();
+            let (min, max) = seconds.iter().fold((f64::MAX, 0.0f64), |(a, b), &s| (a.min(s), b.max(s)));
+            line += &format!(
+                ", then {:.3}s per step over {} steps (min {min:.3}s, max {max:.3}s)",
+                seconds.iter().sum::<f64>() / n,
+                rest.len()
+            );
+            let exposed: f64 = rest.iter().map(|s| s.1.exposed).sum();
+            let span: f64 = rest.iter().map(|s| s.1.span).sum();
+            if rest.iter().any(|s| s.1.steps > 0) {
+                line += &format!(
+                    "; gradient all-reduce after the first step: {:.1} ms exposed of {:.1} ms in flight per step",
+                    1e3 * exposed / n,
+                    1e3 * span / n
+                );
+            }
+        }
+        Some(line)
     }
 }
 
 impl Shown {
     fn event(&mut self, event: &Event<'_>, epochs: usize) {
         match *event {
-            Event::Step { epoch, step, steps, loss, running, images_per_second } => {
+            Event::Step { epoch, step, steps, loss, running, images_per_second, seconds, all_reduce } => {
+                self.times.steps.push((seconds, all_reduce));
                 let msg = format!(
                     "loss {loss:.4} | top-1 {:.1}% top-5 {:.1}% | {images_per_second:.0} img/s",
                     100.0 * running.top1,

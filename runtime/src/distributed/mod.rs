@@ -6,16 +6,21 @@
 //!
 //! - [`Collective`]: what the runtime asks of the engine (sums, broadcasts, an abort);
 //! - [`connect`]: the world this process belongs to, from the launcher's environment;
+//! - [`in_flight`]: sums that go on while the caller computes (the gradient buckets');
 //! - [`sync`]: rank 0's progress to every rank, and the metrics' sums across ranks (the
 //!   executor broadcasts the weights and averages the gradients: `exec::all_reduce`);
 //! - `mpi`: the Open MPI engine; [`watchdog`]: a rank that waits too long ends the job;
 //! - [`on_device`]: the all-reduce on device memory where the backend has one (`nccl` on CUDA);
-//!   [`check`]: that all-reduce checked and timed (`alexrt check-all-reduce`).
+//!   [`check`]: that all-reduce checked and timed (`alexrt check-all-reduce`);
+//! - [`in_flight`]: a host all-reduce started and waited for later (overlap with the backward);
+//! - [`fault`]: a test hook that makes one rank fail.
 //!
 //! Semantics: the graph's batch size is per replica (DDP's convention): N replicas at batch B
 //! train as one process at batch N x B, on the same images in the same order.
 
 pub mod check;
+pub mod fault;
+pub mod in_flight;
 #[cfg(feature = "mpi")]
 mod mpi;
 #[cfg(feature = "cuda")]
@@ -27,6 +32,7 @@ pub mod watchdog;
 use std::sync::Arc;
 
 use crate::error::RunError;
+use in_flight::{sum_at_once, Buffers, SumInFlight};
 
 /// The collective operations a data-parallel run needs. Every rank calls each in the same order
 /// (MPI's rule); an engine error ends the whole job.
@@ -46,6 +52,16 @@ pub trait Collective: Send + Sync {
     /// Sums `values` element by element across ranks, in place.
     fn all_reduce_sum_f32(&self, values: &mut [f32]);
     fn all_reduce_sum_f64(&self, values: &mut [f64]);
+    /// Starts summing `buffers.send` element by element across ranks into `buffers.recv` (which
+    /// it sizes) and returns while the engine works: the caller computes meanwhile and waits
+    /// before it reads the sums. Every rank starts the same sums in the same order. The default
+    /// sums at once.
+    fn start_sum_f32(&self, buffers: Buffers<f32>) -> Result<Box<dyn SumInFlight<f32>>, RunError> {
+        Ok(sum_at_once(buffers, |v| self.all_reduce_sum_f32(v)))
+    }
+    fn start_sum_f64(&self, buffers: Buffers<f64>) -> Result<Box<dyn SumInFlight<f64>>, RunError> {
+        Ok(sum_at_once(buffers, |v| self.all_reduce_sum_f64(v)))
+    }
     /// Rank 0's `bytes` on every rank (others' contents and lengths are replaced).
     fn broadcast_bytes(&self, bytes: &mut Vec<u8>);
     /// Rank 0's `values` on every rank (every rank passes a slice of the same length).

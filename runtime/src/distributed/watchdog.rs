@@ -12,7 +12,8 @@ pub fn timeout() -> Duration {
     Duration::from_secs(secs.unwrap_or(300).max(1))
 }
 
-/// A thread that watches the collective call in progress, if any.
+/// A thread that watches the collective call in progress, if any (a clone watches the same).
+#[derive(Clone)]
 pub struct Watchdog {
     waiting: Arc<Mutex<Option<(Instant, &'static str)>>>,
 }

@@ -1,18 +1,13 @@
-//! The executor's part in a data-parallel run: the gradient all-reduce of a plan's buckets (one
-//! bucket of gradients copied to the host, summed across the run's processes in one collective
-//! call, divided by their number and copied back; on CUDA, NCCL averages it on device memory:
-//! `distributed::on_device`), rank 0's weights broadcast to every rank, and the check that all
+//! The executor's part in a data-parallel run besides the gradient all-reduce ([`super::bucket`]):
+//! joining the run's processes, rank 0's weights broadcast to every rank, and the check that all
 //! ranks hold the same weights, bit for bit.
 
 use std::sync::Arc;
-use std::time::Instant;
 
 use super::Executor;
-use crate::distributed::on_device::all_reduce_mean_on_device;
 use crate::distributed::Collective;
 use crate::error::RunError;
 use crate::kernels::KernelBackend;
-use crate::value::Value;
 
 impl<B: KernelBackend> Executor<B> {
     /// Makes this executor one replica of a data-parallel run over `world`, which must have as
@@ -49,37 +44,10 @@ impl<B: KernelBackend> Executor<B> {
     pub fn shared_world(&self) -> Arc<dyn Collective> {
         Arc::clone(&self.world)
     }
-
-    /// The mean over every replica of each input (a bucket of gradients).
-    pub(super) fn all_reduce_mean(
-        &mut self,
-        inputs: Vec<Value<B>>,
-        replicas: usize,
-    ) -> Result<Vec<Value<B>>, RunError> {
-        let size = self.world().size();
-        if size != replicas {
-            return Err(RunError::Input(format!(
-                "the plan averages gradients over {replicas} replicas, but the run has {size} process(es); start it with `mpirun -np {replicas}`"
-            )));
-        }
-        let started = Instant::now();
-        let world = self.shared_world();
-        let out = if let Some(out) = all_reduce_mean_on_device(&inputs, &*world)? {
-            out // NCCL on CUDA
-        } else if is_f64::<B>() {
-            let scale = 1.0 / replicas as f64;
-            mean_on_host(inputs, Value::to_f64_vec, |v| world.all_reduce_sum_f64(v), scale, &self.device)?
-        } else {
-            let scale = 1.0 / replicas as f32;
-            mean_on_host(inputs, Value::to_f32_vec, |v| world.all_reduce_sum_f32(v), scale, &self.device)?
-        };
-        self.all_reduce_seconds += started.elapsed().as_secs_f64();
-        Ok(out)
-    }
 }
 
 /// Whether backend `B` computes in double precision (the all-reduce then sums doubles).
-fn is_f64<B: KernelBackend>() -> bool {
+pub(super) fn is_f64<B: KernelBackend>() -> bool {
     std::mem::size_of::<B::FloatElem>() == 8
 }
 
@@ -136,31 +104,4 @@ impl<B: KernelBackend> Executor<B> {
         }
         Ok(mine)
     }
-}
-
-/// `inputs` copied to the host into one buffer, summed across the run by `sum_across`, scaled by
-/// `scale` (one over the replicas) and cut back into tensors of their shapes, in order.
-fn mean_on_host<B: KernelBackend, E: burn::tensor::Element + std::ops::MulAssign>(
-    inputs: Vec<Value<B>>,
-    to_host: fn(&Value<B>) -> Result<Vec<E>, RunError>,
-    sum_across: impl FnOnce(&mut [E]),
-    scale: E,
-    device: &B::Device,
-) -> Result<Vec<Value<B>>, RunError> {
-    let shapes: Vec<Vec<usize>> = inputs.iter().map(Value::dims).collect();
-    let mut flat = Vec::new();
-    for v in &inputs {
-        flat.extend(to_host(v)?);
-    }
-    sum_across(&mut flat);
-    flat.iter_mut().for_each(|x| *x *= scale);
-    let mut out = Vec::with_capacity(shapes.len());
-    let mut at = 0;
-    for shape in &shapes {
-        let n: usize = shape.iter().product();
-        let part = flat.get(at..at + n).ok_or_else(|| RunError::Internal("a short all-reduce".into()))?;
-        out.push(Value::from_host(part.to_vec(), shape, device)?);
-        at += n;
-    }
-    Ok(out)
 }

@@ -3,18 +3,26 @@
 //!
 //! - [`ops`]: each catalog op on the backend, written once for every rank;
 //! - [`fused`]: fused nodes, on the backend's fused kernels ([`crate::select`]) or step by step;
-//! - [`all_reduce`]: the gradient all-reduce of a data-parallel plan, on the run's [`Collective`].
+//! - [`bucket`]: the gradient all-reduce of a data-parallel plan, on the run's [`Collective`],
+//!   overlapped with the nodes after it; [`all_reduce`]: the rest of a data-parallel run.
 
 mod all_reduce;
 mod batch;
+mod bucket;
 mod fused;
 mod ops;
+mod options;
 
 pub use batch::{Batch, StepOutput};
+pub use bucket::AllReduceTimes;
+pub(crate) use options::StepCtx;
+pub use options::{ExecOptions, Pass};
 
+use std::any::Any;
 use std::borrow::Cow;
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::time::Instant;
 
 use alexc::catalog::Op;
 use alexc::ir::{Graph, Mode, Phase, ValueRef, HOST};
@@ -28,44 +36,6 @@ use crate::init::init_values;
 use crate::kernels::KernelBackend;
 use crate::select::{select, Fusion};
 use crate::value::Value;
-
-/// Settings of the interpreter that are not in the plan.
-#[derive(Debug, Clone, Copy)]
-pub struct ExecOptions {
-    /// Apply dropout in training steps (off for parity tests against a reference).
-    pub dropout: bool,
-    /// Copy each parameter's gradient to the host as the update reads it (for tests and tools).
-    pub capture_gradients: bool,
-    /// Time each node (the totals are in [`Executor::profile`]).
-    pub profile: bool,
-    /// Run fused nodes on the backend's fused kernels ([`crate::select`]); off, step by step.
-    pub fused_kernels: bool,
-}
-
-impl Default for ExecOptions {
-    fn default() -> Self {
-        ExecOptions { dropout: true, capture_gradients: false, profile: false, fused_kernels: true }
-    }
-}
-
-/// Which part of the schedule a run covers.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Pass {
-    /// The whole step: forward, backward and update, dropout active (when the plan trains).
-    Step,
-    /// The forward nodes only, dropout the identity, nothing updated: evaluation.
-    Forward,
-}
-
-/// What every op of one run may need besides its inputs.
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct StepCtx {
-    pub pass: Pass,
-    /// The learning rate of this step (read by the updates only).
-    pub lr: f64,
-    /// Images in the batch.
-    pub batch: usize,
-}
 
 /// Runs one plan on backend `B`.
 pub struct Executor<B: KernelBackend> {
@@ -94,8 +64,12 @@ pub struct Executor<B: KernelBackend> {
     world: Arc<dyn Collective>,
     /// The processes the plan is compiled for.
     replicas: usize,
-    /// Seconds spent in gradient all-reduces so far (host copies, the collective, the copy back).
-    pub all_reduce_seconds: f64,
+    /// Time in the gradient all-reduce so far.
+    pub all_reduce: AllReduceTimes,
+    /// Each bucket's host buffers, kept from step to step ([`bucket`]).
+    bucket_buffers: HashMap<usize, Box<dyn Any + Send>>,
+    /// The running step's first bucket start and last bucket completion.
+    bucket_span: Option<(Instant, Instant)>,
 }
 
 impl<B: KernelBackend> Executor<B> {
@@ -166,7 +140,9 @@ impl<B: KernelBackend> Executor<B> {
             seed,
             world: Arc::new(Single),
             replicas: plan.replicas,
-            all_reduce_seconds: 0.0,
+            all_reduce: AllReduceTimes::default(),
+            bucket_buffers: HashMap::new(),
+            bucket_span: None,
         })
     }
 
@@ -267,11 +243,22 @@ impl<B: KernelBackend> Executor<B> {
         }
         let mut peak = values.values().map(Value::bytes).sum::<usize>();
         let mut gradients = HashMap::new();
+        // Gradient buckets whose all-reduce is in flight, by node, until a node reads them.
+        let mut pending = HashMap::new();
         let outputs = [self.graph.logits, self.graph.loss];
         let schedule = self.graph.schedule.clone();
         for (step, &node) in schedule.iter().enumerate() {
             if pass == Pass::Forward && self.graph.g[node].phase != Phase::Forward {
                 continue;
+            }
+            let op = self.graph.g[node].op.clone();
+            let ins = self.graph.inputs(node);
+            // A gradient bucket is waited for where its averages are first read.
+            for v in &ins {
+                if let Some(bucket) = pending.remove(&v.node) {
+                    let averages = self.finish_all_reduce_mean(bucket)?;
+                    insert_outputs(&mut values, v.node, averages);
+                }
             }
             let last_use = match pass {
                 Pass::Step => &self.last_use,
@@ -279,8 +266,6 @@ impl<B: KernelBackend> Executor<B> {
             };
             // Inputs read for the last time are moved, not copied, and inputs the op overwrites
             // are taken from the persistent store: a backend can then work in place.
-            let op = self.graph.g[node].op.clone();
-            let ins = self.graph.inputs(node);
             let writes = op.def().writes_inputs();
             let upload = match (&host_images, &op) {
                 (Some(images), Op::Transfer(t)) if ins == [input] => Some((images, usize::from(t.to))),
@@ -308,9 +293,13 @@ impl<B: KernelBackend> Executor<B> {
                 gradients.insert(self.graph.g[param].name.clone(), inputs[1].to_f64_vec()?);
             }
             let started = self.options.profile.then(std::time::Instant::now);
-            let outs = match upload {
-                Some((images, to)) => vec![crate::placement::upload::<B>(images, &self.devices[to])],
-                None => self.run_op(&op, node, inputs, &ctx)?,
+            let outs = match (upload, &op) {
+                (Some((images, to)), _) => vec![crate::placement::upload::<B>(images, &self.devices[to])],
+                (None, Op::AllReduceMean(a)) => {
+                    pending.insert(node, self.start_all_reduce_mean(node, inputs, a)?);
+                    vec![]
+                }
+                (None, _) => self.run_op(&op, node, inputs, &ctx)?,
             };
             if let Some(t) = started {
                 // Wait for the results so that the time is the op's, on asynchronous backends too.
@@ -319,8 +308,9 @@ impl<B: KernelBackend> Executor<B> {
                 }
                 *self.profile.entry(node).or_default() += t.elapsed().as_secs_f64();
             }
-            for (port, v) in outs.into_iter().enumerate() {
-                values.insert(ValueRef { node, port: port as u8 }, v);
+            insert_outputs(&mut values, node, outs);
+            for bucket in pending.values_mut() {
+                self.test_bucket(bucket);
             }
             peak = peak.max(values.values().map(Value::bytes).sum());
             // Values no later node of this pass reads go now (in a forward pass: argmax indices,
@@ -337,6 +327,11 @@ impl<B: KernelBackend> Executor<B> {
                     }
             });
         }
+        // A bucket nothing read (none in a compiled plan) is still waited for: MPI owns its buffers.
+        for (_, bucket) in pending.drain() {
+            self.finish_all_reduce_mean(bucket)?;
+        }
+        self.end_step_of_buckets();
         let logits_ref =
             self.graph.logits.ok_or_else(|| RunError::Internal("the plan has no logits".into()))?;
         let logits = self.fetch(&values, logits_ref)?.to_f64_vec()?;
@@ -365,5 +360,16 @@ impl<B: KernelBackend> Executor<B> {
     /// training step with dropout on; 1 in evaluation and in parity runs (dropout off).
     fn dropout_scale(&self, ctx: &StepCtx, rate: f64) -> Option<f64> {
         (self.options.dropout && ctx.pass == Pass::Step).then(|| 1.0 / (1.0 - rate))
+    }
+}
+
+/// `outs` as the values of `node`'s ports, in order.
+fn insert_outputs<B: KernelBackend>(
+    values: &mut HashMap<ValueRef, Value<B>>,
+    node: NodeIndex,
+    outs: Vec<Value<B>>,
+) {
+    for (port, v) in outs.into_iter().enumerate() {
+        values.insert(ValueRef { node, port: port as u8 }, v);
     }
 }

@@ -136,7 +136,13 @@ impl<B: KernelBackend> Executor<B> {
                 self.persistent.insert(ins[2].node, Value::from(v).into_shape(&shape)?);
                 Ok(vec![])
             }
-            Op::AllReduceMean(a) => self.all_reduce_mean(inputs, a.replicas),
+            Op::AllReduceMean(a) => {
+                // Outside the schedule loop, which overlaps it with the next nodes: at once.
+                let bucket = self.start_all_reduce_mean(node, inputs, a)?;
+                let out = self.finish_all_reduce_mean(bucket);
+                self.end_step_of_buckets();
+                out
+            }
             Op::Slice(sl) => one(with_float!(inputs[0], |x| x.narrow(sl.dim, sl.start, sl.len))),
             Op::Concat(c) => one(with_float!(inputs[0], |first| {
                 let mut parts = vec![first];
