@@ -94,7 +94,7 @@ pub fn run<B: KernelBackend>(args: TrainArgs, devices: Vec<B::Device>) -> Result
     }
     let rank = world.rank();
     if let Err(e) = run_in::<B>(args, devices, std::sync::Arc::clone(&world)) {
-        eprintln!("rank {rank}: {e}\nending every rank of the run");
+        distributed::say_from_rank(rank, &format!("{e}\nending every rank of the run"));
         world.abort(if matches!(e, RunError::Internal(_)) { 1 } else { 2 });
     }
     Ok(())

@@ -133,3 +133,12 @@ pub fn threads_per_rank(world: &dyn Collective) -> usize {
     let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
     (cores / world.local_size().max(1)).max(1)
 }
+
+/// Prints `message` on standard error as one line from rank `rank`, in one write: the ranks of a
+/// job share one stderr, and a line written in pieces can be cut by another rank's output (a
+/// pipe keeps writes of up to 4 KiB whole).
+pub fn say_from_rank(rank: usize, message: &str) {
+    use std::io::Write;
+    let line = format!("rank {rank}: {message}\n");
+    let _ = std::io::stderr().lock().write_all(line.as_bytes());
+}

@@ -40,10 +40,10 @@ impl Watchdog {
                 let now = *watched.lock().unwrap_or_else(|e| e.into_inner());
                 if let Some((since, what)) = now {
                     if since.elapsed() > limit {
-                        eprintln!(
-                            "rank {rank}: waited {}s in {what}: another rank has stopped or hangs; ending the job (ALEXRT_COLLECTIVE_TIMEOUT=SECONDS waits longer)",
+                        super::say_from_rank(rank, &format!(
+                            "waited {}s in {what}: another rank has stopped or hangs; ending the job (ALEXRT_COLLECTIVE_TIMEOUT=SECONDS waits longer)",
                             limit.as_secs()
-                        );
+                        ));
                         std::process::exit(3);
                     }
                 }
