@@ -153,9 +153,10 @@ pub fn train<B: KernelBackend>(
             skipped += l.failed.len();
             if l.batch.is_empty() {
                 if world.size() > 1 {
-                    // The other ranks are stepping: this one cannot sit the step out.
+                    // The other ranks are stepping: this one cannot sit the step out. (The
+                    // error is printed with its rank.)
                     return Err(RunError::Input(format!(
-                        "rank {rank}: no image of step {} could be read; fix or remove the unreadable images",
+                        "no image of step {} could be read; fix or remove the unreadable images",
                         step + 1
                     )));
                 }

@@ -34,11 +34,11 @@ pub fn inject(rank: usize, step: u64) -> Result<(), RunError> {
             Err(RunError::Input(format!("{VAR}={spec}: rank {rank} fails before step {step} (test hook)")))
         }
         Kind::Exit => {
-            eprintln!("{VAR}={spec}: rank {rank} dies before step {step} (test hook)");
+            super::say_whole(&format!("{VAR}={spec}: rank {rank} dies before step {step} (test hook)"));
             std::process::exit(9)
         }
         Kind::Hang => {
-            eprintln!("{VAR}={spec}: rank {rank} stops before step {step} (test hook)");
+            super::say_whole(&format!("{VAR}={spec}: rank {rank} stops before step {step} (test hook)"));
             loop {
                 std::thread::sleep(std::time::Duration::from_secs(3600));
             }

@@ -134,11 +134,15 @@ pub fn threads_per_rank(world: &dyn Collective) -> usize {
     (cores / world.local_size().max(1)).max(1)
 }
 
-/// Prints `message` on standard error as one line from rank `rank`, in one write: the ranks of a
-/// job share one stderr, and a line written in pieces can be cut by another rank's output (a
-/// pipe keeps writes of up to 4 KiB whole).
+/// Prints `message` on standard error as one line from rank `rank` ([`say_whole`]).
 pub fn say_from_rank(rank: usize, message: &str) {
+    say_whole(&format!("rank {rank}: {message}"));
+}
+
+/// Prints `line` and a newline on standard error in one write: the ranks of a job share one
+/// stderr, and a line written in pieces (as `eprintln!` writes its arguments) can be cut by another
+/// rank's output (a pipe keeps writes of up to 4 KiB whole).
+pub fn say_whole(line: &str) {
     use std::io::Write;
-    let line = format!("rank {rank}: {message}\n");
-    let _ = std::io::stderr().lock().write_all(line.as_bytes());
+    let _ = std::io::stderr().lock().write_all(format!("{line}\n").as_bytes());
 }

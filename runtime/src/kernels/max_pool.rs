@@ -30,8 +30,7 @@ fn beats<T: Real>(v: T, best: T) -> bool {
 /// Max over each window; ties go to the first maximum in row-major order (as PyTorch). Returns
 /// the maxima and, for each, the flat index `ih * w + iw` of its input in the channel's plane.
 pub fn max_pool_forward<T: Real>(x: &[T], shape: [usize; 4], p: &PoolParams) -> (Vec<T>, Vec<i32>) {
-    let (y, arg) = pool_planes::<T, true>(x, shape, p);
-    (y, arg)
+    pool_planes::<T, true>(x, shape, p)
 }
 
 /// Max over each window, without the indices (inference, where no gradient needs them); NaN
