@@ -46,4 +46,9 @@ impl OpDef for AllReduceMean {
     fn fusion_class(&self) -> FusionClass {
         FusionClass::Opaque
     }
+    /// The averages are written over the gradients they average (the host engines write them
+    /// into the gradients' buffers; NCCL can average in place).
+    fn in_place_ports(&self, inputs: usize) -> Vec<(u8, usize)> {
+        (0..inputs).filter_map(|i| Some((u8::try_from(i).ok()?, i))).collect()
+    }
 }

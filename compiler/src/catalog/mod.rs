@@ -217,6 +217,13 @@ pub trait OpDef {
     fn in_place(&self) -> Option<usize> {
         None
     }
+    /// Each (output port, input) pair whose output may overwrite that input's buffer when the
+    /// input is not used afterwards, for a node of `inputs` inputs: output 0 and [`Self::in_place`]
+    /// unless the op says otherwise.
+    fn in_place_ports(&self, inputs: usize) -> Vec<(u8, usize)> {
+        let _ = inputs;
+        self.in_place().map(|i| vec![(0, i)]).unwrap_or_default()
+    }
     /// Output 0 is a view of input 0 (no copy, no write): it always shares its buffer.
     fn is_view(&self) -> bool {
         false

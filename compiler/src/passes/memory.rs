@@ -122,22 +122,23 @@ fn plan_memory_of(graph: &Graph, batch: usize, holds: impl Fn(NodeIndex) -> bool
     let mut buffer_last: Vec<usize> = values.iter().map(|p| p.last).collect();
     for &n in &graph.schedule {
         let def = graph.g[n].op.def();
-        let Some(out) = index_of.get(&ValueRef { node: n, port: 0 }).copied() else {
-            continue;
-        };
         let inputs = graph.inputs(n);
-        let candidate = if def.is_view() { Some(0) } else { def.in_place() };
-        let Some(i) = candidate else { continue };
-        let Some(&src) = inputs.get(i).and_then(|v| index_of.get(v)) else {
-            continue;
-        };
-        let b = find(&mut buffer_of, src);
-        let same_size = values[src].bytes == values[out].bytes;
-        let read_once = inputs.iter().filter(|v| index_of.get(v) == Some(&src)).count() == 1;
-        let dies_here = buffer_last[b] == step_of[&n];
-        if def.is_view() || (same_size && read_once && dies_here) {
-            buffer_of[out] = b;
-            buffer_last[b] = buffer_last[b].max(values[out].last);
+        let pairs = if def.is_view() { vec![(0, 0)] } else { def.in_place_ports(inputs.len()) };
+        for (port, i) in pairs {
+            let Some(out) = index_of.get(&ValueRef { node: n, port }).copied() else {
+                continue;
+            };
+            let Some(&src) = inputs.get(i).and_then(|v| index_of.get(v)) else {
+                continue;
+            };
+            let b = find(&mut buffer_of, src);
+            let same_size = values[src].bytes == values[out].bytes;
+            let read_once = inputs.iter().filter(|v| index_of.get(v) == Some(&src)).count() == 1;
+            let dies_here = buffer_last[b] == step_of[&n];
+            if def.is_view() || (same_size && read_once && dies_here) {
+                buffer_of[out] = b;
+                buffer_last[b] = buffer_last[b].max(values[out].last);
+            }
         }
     }
     let mut buffers: Vec<Buffer> = Vec::new();

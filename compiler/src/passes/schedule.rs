@@ -91,9 +91,10 @@ enum Overlap {
 
 fn overlap(graph: &Graph, n: NodeIndex) -> Overlap {
     let is_all_reduce = |m: NodeIndex| matches!(graph.g[m].op, Op::AllReduceMean(_));
+    let feeds_all_reduce = || graph.g.neighbors_directed(n, Direction::Outgoing).any(is_all_reduce);
     if graph.inputs(n).iter().any(|v| is_all_reduce(v.node)) {
         Overlap::ReadsAllReduce
-    } else if is_all_reduce(n) {
+    } else if is_all_reduce(n) || feeds_all_reduce() {
         Overlap::StartsAllReduce
     } else {
         Overlap::Neutral
