@@ -40,7 +40,7 @@ pub struct TrainConfig {
 pub enum Event<'a> {
     /// A training step: 0-based epoch and step, steps in the epoch, the batch's loss, the running
     /// epoch metrics and throughput, the seconds since the previous step ended (or the epoch
-    /// began), and the step's time in the gradient all-reduce.
+    /// began), where those seconds went, and the step's time in the gradient all-reduce.
     Step {
         epoch: usize,
         step: usize,
@@ -49,6 +49,7 @@ pub enum Event<'a> {
         running: Metrics,
         images_per_second: f64,
         seconds: f64,
+        phases: StepPhases,
         all_reduce: AllReduceTimes,
     },
     /// A sample could not be read (it was skipped).
@@ -65,6 +66,20 @@ pub enum Event<'a> {
         epoch: usize,
         step: usize,
     },
+}
+
+/// Where a training step's seconds went, as one rank saw them. The step's time (from the previous
+/// step's end) is the sum of these and of the loop's own bookkeeping.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct StepPhases {
+    /// From the previous step's end to this step's batch: waiting for the loader (and writing
+    /// the previous step's checkpoint, where one was due).
+    pub data: f64,
+    /// In the plan's nodes (the executor's step), the gradient all-reduce's exposed time included.
+    pub step: f64,
+    /// In the sum of the batch's metrics across ranks: mostly waiting for the slowest rank to
+    /// finish its step (zero in one process).
+    pub metrics_sum: f64,
 }
 
 /// Evaluates `data` (test-time preprocessing) with the forward pass only.
@@ -146,6 +161,7 @@ pub fn train<B: KernelBackend>(
         let mut last_step_end = started;
         let augment = Rng::for_stream(seed, &[b"augment", &(epoch as u64).to_le_bytes()]).next_u64();
         cfg.loader.run(train_set, &batches[skip..], Some(augment), |mut l| {
+            let data = last_step_end.elapsed().as_secs_f64();
             let step = skip + l.index;
             for (index, error) in &l.failed {
                 on_event(Event::Skipped { index: *index, error });
@@ -166,12 +182,16 @@ pub fn train<B: KernelBackend>(
             // The images move to the device as they are; the labels stay for the tally.
             let images = std::mem::take(&mut l.batch.images);
             let all_reduce_before = exec.all_reduce;
+            let step_started = Instant::now();
             let out = exec.step(Batch { images, labels: l.batch.labels.clone() }, lr)?;
+            let step_seconds = step_started.elapsed().as_secs_f64();
             let all_reduce = exec.all_reduce.since(&all_reduce_before);
             // The batch's loss and hits, summed over the ranks: each sees the whole batch's.
             let mut batch_tally = crate::metrics::Tally::default();
             batch_tally.add(out.loss.unwrap_or(f64::NAN), &out.logits, &l.batch.labels, classes);
+            let sum_started = Instant::now();
             let batch_tally = reduce_tally(&batch_tally, &*world);
+            let metrics_sum = sum_started.elapsed().as_secs_f64();
             let loss = batch_tally.metrics().loss;
             if !loss.is_finite() {
                 return Err(RunError::NonFinite { value: loss, epoch: epoch + 1, step: step + 1 });
@@ -189,6 +209,7 @@ pub fn train<B: KernelBackend>(
                 running: tally.metrics(),
                 images_per_second: ips,
                 seconds,
+                phases: StepPhases { data, step: step_seconds, metrics_sum },
                 all_reduce,
             });
             progress.step_in_epoch = step + 1;

@@ -1,8 +1,9 @@
 //! Data-parallel training over MPI: `mpirun -np N alexrt train` on tiny.ron gives the weights of
 //! one process trained on the combined batch (N x the plan's batch), with the gradient buckets'
 //! all-reduce overlapped with the backward pass and dropout on or off; every rank holds the same
-//! weights, and a plan compiled for another world size is refused. Needs a build with the `mpi`
-//! feature and Open MPI's `mpirun`; without them each test says why it is skipped.
+//! weights, and a plan compiled for another world size is refused; `alexrt bench --ab-all-reduce`
+//! times steps with and without the all-reduce in one run. Needs a build with the `mpi` feature
+//! and Open MPI's `mpirun`; without them each test says why it is skipped.
 
 mod common {
     #[allow(dead_code)] // each test file uses some of the helpers
@@ -37,6 +38,17 @@ fn replicas_train_as_one_process_on_the_combined_batch(ranks: usize, dropout: bo
         "the ranks' weights were not checked equal:\n{log}"
     );
     assert!(log.contains("ms exposed of"), "no all-reduce times in the run's last lines:\n{log}");
+    // Where each rank's steps went, one line a rank, the all-reduce's part among them.
+    for r in 0..ranks {
+        let line = log
+            .lines()
+            .find(|l| l.starts_with(&format!("  rank {r}: ")))
+            .unwrap_or_else(|| panic!("no line of where rank {r}'s steps went:\n{log}"));
+        assert!(
+            line.contains("the gradient all-reduce's exposed time") && line.contains("at the metrics' sum"),
+            "{line}"
+        );
+    }
     let worst = largest_difference(&one, &single, &parallel);
     eprintln!("{ranks} ranks vs one process after {STEPS} steps, dropout {dropout}: largest difference {worst:e} of each tensor's scale");
 }
@@ -85,4 +97,52 @@ fn a_plan_for_two_replicas_is_refused_by_three_ranks_and_by_one_process() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success());
     assert!(stderr.contains("start it with `mpirun -np 2`"), "{stderr}");
+}
+
+#[test]
+fn bench_times_pairs_of_steps_with_and_without_the_all_reduce_and_refuses_a_one_process_plan() {
+    let mpirun = mpirun_or_skip!("bench --ab-all-reduce");
+    let dir = scratch("ab");
+    tiny_plan(BATCH, 2, true).write(&dir.join("two.bin")).unwrap();
+    tiny_plan(BATCH, 1, true).write(&dir.join("one.bin")).unwrap();
+    let alexrt = env!("CARGO_BIN_EXE_alexrt");
+    let bench = |plan: &str, json: bool| {
+        let mut c = Command::new(&mpirun);
+        c.args(["--oversubscribe", "--mca", "btl", "self,vader", "-np", "2", alexrt, "bench"])
+            .arg(dir.join(plan))
+            .args(["--device", "cpu", "--steps", "3", "--ab-all-reduce"])
+            .env("OMPI_ALLOW_RUN_AS_ROOT", "1")
+            .env("OMPI_ALLOW_RUN_AS_ROOT_CONFIRM", "1")
+            .env("ALEXRT_COLLECTIVE_TIMEOUT", "60");
+        if json {
+            c.arg("--json");
+        }
+        c.output().unwrap()
+    };
+    let out = bench("two.bin", true);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    // Rank 0 alone prints, one object.
+    let report: serde_json::Value =
+        serde_json::from_str(stdout.trim()).unwrap_or_else(|e| panic!("{e}: {stdout}"));
+    let pairs = report["pairs"].as_array().unwrap();
+    assert_eq!(pairs.len(), 3, "{report}");
+    for p in pairs {
+        assert!(
+            p["with_all_reduce"].as_f64().unwrap() > 0.0 && p["without"].as_f64().unwrap() > 0.0,
+            "{report}"
+        );
+    }
+    // The exposed time is counted in steps with the all-reduce only, and is part of them.
+    let exposed = report["all_reduce_exposed_seconds"].as_f64().unwrap();
+    let longest_with = pairs.iter().map(|p| p["with_all_reduce"].as_f64().unwrap()).fold(0.0, f64::max);
+    assert!(exposed > 0.0 && exposed < longest_with, "{report}");
+    assert!(report["all_reduce_adds_median"].as_f64().unwrap().is_finite(), "{report}");
+    let out = bench("one.bin", false);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        stderr.contains("--ab-all-reduce times the gradient all-reduce of a data-parallel training plan"),
+        "{stderr}"
+    );
 }

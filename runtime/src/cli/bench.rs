@@ -8,7 +8,8 @@ use alexc::plan::Plan;
 use alexc::report::human_bytes;
 use alexrt::check::{check_kernels, CheckOptions};
 use alexrt::data::{Dataset, Synthetic};
-use alexrt::exec::Executor;
+use alexrt::distributed::{self, Collective};
+use alexrt::exec::{Batch, Executor};
 use alexrt::kernels::KernelBackend;
 use alexrt::RunError;
 
@@ -34,6 +35,12 @@ pub struct BenchArgs {
     /// Run fused nodes step by step instead of on the fused kernels (to measure what they buy).
     #[arg(long)]
     unfused: bool,
+    /// For a data-parallel plan under `mpirun`: time --steps pairs of steps, one with the
+    /// gradient all-reduce and one without it (each rank then keeps its own gradients),
+    /// alternated in one run, and print what the communication adds to a step: the median of
+    /// the pairs' ratios. The machine's drift over minutes then falls on both alike.
+    #[arg(long)]
+    ab_all_reduce: bool,
 }
 
 #[derive(clap::Args)]
@@ -71,13 +78,61 @@ fn time_median(
 }
 
 pub fn run_bench<B: KernelBackend>(args: BenchArgs, device: B::Device) -> Result<(), RunError> {
+    super::as_rank(distributed::connect()?, |world| bench_in::<B>(args, device, world))
+}
+
+fn bench_in<B: KernelBackend>(
+    args: BenchArgs,
+    device: B::Device,
+    world: std::sync::Arc<dyn Collective>,
+) -> Result<(), RunError> {
     let plan = Plan::read(&args.plan)?;
+    let training = plan.graph.loss.is_some();
+    if args.ab_all_reduce && (plan.replicas < 2 || !training) {
+        return Err(RunError::Input(format!(
+            "{}: --ab-all-reduce times the gradient all-reduce of a data-parallel training plan; compile one with `alexc compile GRAPH --replicas 2` and run it under `mpirun -np 2`",
+            args.plan.display()
+        )));
+    }
     let batch_size = plan.memory.batch_size;
     let mut exec = Executor::<B>::new(&plan, device)?;
+    exec.join(std::sync::Arc::clone(&world))?;
     exec.options.fused_kernels = !args.unfused;
     let data = Synthetic::new(exec.input_shape(), exec.classes(), batch_size, 0, "bench");
     let (batch, _) = data.batch(&(0..batch_size).collect::<Vec<_>>(), None);
-    let training = plan.graph.loss.is_some();
+    let rank0 = world.rank() == 0;
+    let replicas =
+        if plan.replicas > 1 { format!(" per replica x {} replicas", plan.replicas) } else { String::new() };
+    if args.ab_all_reduce {
+        let ab = time_with_and_without_all_reduce(&mut exec, &batch, args.warmup, args.steps)?;
+        if rank0 {
+            let ratio = ab.median_ratio();
+            alexrt::say(&if args.json {
+                format!(
+                    "{}\n",
+                    serde_json::json!({
+                        "graph": plan.graph.name, "batch": batch_size, "replicas": plan.replicas,
+                        "threads": rayon::current_num_threads(),
+                        "pairs": ab.pairs.iter().map(|(w, wo)| serde_json::json!({"with_all_reduce": w, "without": wo})).collect::<Vec<_>>(),
+                        "all_reduce_adds_median": ratio - 1.0,
+                        "all_reduce_exposed_seconds": ab.exposed,
+                    })
+                )
+            } else {
+                format!(
+                    "{} batch {batch_size}{replicas}: the gradient all-reduce adds {:+.1}% to a training step (median of {} pairs of steps with and without it, alternated in one run; means {:.1} ms with, {:.1} ms without; {:.1} ms exposed per step on rank 0)\n  pairs (with / without, ms, the mean over the ranks): {}\n",
+                    plan.graph.name,
+                    100.0 * (ratio - 1.0),
+                    ab.pairs.len(),
+                    ab.mean(|p| p.0) * 1e3,
+                    ab.mean(|p| p.1) * 1e3,
+                    ab.exposed * 1e3,
+                    ab.pairs.iter().map(|(w, wo)| format!("{:.0}/{:.0}", w * 1e3, wo * 1e3)).collect::<Vec<_>>().join(" ")
+                )
+            });
+        }
+        return Ok(());
+    }
     let step = time_median(args.warmup, args.steps, || exec.step(&batch, 1e-4).map(|_| ()))?;
     let forward = if training {
         Some(time_median(args.warmup, args.steps, || exec.forward(&batch).map(|_| ()))?)
@@ -86,6 +141,9 @@ pub fn run_bench<B: KernelBackend>(args: BenchArgs, device: B::Device) -> Result
     };
     exec.options.profile = args.profile;
     let peak = exec.step(&batch, 1e-4)?.peak_bytes;
+    if !rank0 {
+        return Ok(());
+    }
     if args.profile {
         let mut rows: Vec<(f64, String)> = exec
             .profile
@@ -106,7 +164,8 @@ pub fn run_bench<B: KernelBackend>(args: BenchArgs, device: B::Device) -> Result
         format!(
             "{}\n",
             serde_json::json!({
-                "graph": plan.graph.name, "batch": batch_size, "threads": rayon::current_num_threads(),
+                "graph": plan.graph.name, "batch": batch_size, "replicas": plan.replicas,
+                "threads": rayon::current_num_threads(),
                 "step_seconds": step, "forward_seconds": forward,
                 "images_per_second": batch_size as f64 / step, "peak_bytes": peak,
                 "arena_bytes": plan.memory.arena_bytes, "fused_kernels": !args.unfused,
@@ -114,7 +173,7 @@ pub fn run_bench<B: KernelBackend>(args: BenchArgs, device: B::Device) -> Result
         )
     } else {
         format!(
-            "{} batch {batch_size}: {} step {:.1} ms ({:.1} images/s){}; peak {} (plan arena {})\n",
+            "{} batch {batch_size}{replicas}: {} step {:.1} ms ({:.1} images/s){}; peak {} (plan arena {})\n",
             plan.graph.name,
             if training { "training" } else { "inference" },
             step * 1e3,
@@ -125,6 +184,66 @@ pub fn run_bench<B: KernelBackend>(args: BenchArgs, device: B::Device) -> Result
         )
     });
     Ok(())
+}
+
+/// Steps with and without the gradient all-reduce, timed in pairs.
+struct WithAndWithout {
+    /// Each pair's seconds (with, without), the mean over the ranks of each rank's own.
+    pairs: Vec<(f64, f64)>,
+    /// Rank 0's exposed all-reduce seconds per step with it.
+    exposed: f64,
+}
+
+impl WithAndWithout {
+    /// The median over the pairs of with / without.
+    fn median_ratio(&self) -> f64 {
+        let mut r: Vec<f64> = self.pairs.iter().map(|(w, wo)| w / wo).collect();
+        r.sort_by(|a, b| a.total_cmp(b));
+        match r.len() {
+            0 => f64::NAN,
+            n if n % 2 == 1 => r[n / 2],
+            n => (r[n / 2 - 1] + r[n / 2]) / 2.0,
+        }
+    }
+
+    fn mean(&self, f: impl Fn(&(f64, f64)) -> f64) -> f64 {
+        self.pairs.iter().map(f).sum::<f64>() / self.pairs.len().max(1) as f64
+    }
+}
+
+/// Times `steps` pairs of steps, one with the gradient all-reduce and one without, after
+/// `warmup` steps with it; the order within a pair flips from pair to pair. Every step starts
+/// with the ranks aligned (a one-value sum), so that a step without the all-reduce is the
+/// rank's own computation, and one with it adds what the all-reduce costs: the host copies, the
+/// MPI calls, and waiting for the other ranks. Every rank calls this, as every collective.
+fn time_with_and_without_all_reduce<B: KernelBackend>(
+    exec: &mut Executor<B>,
+    batch: &Batch,
+    warmup: usize,
+    steps: usize,
+) -> Result<WithAndWithout, RunError> {
+    let world = exec.shared_world();
+    for _ in 0..warmup {
+        exec.step(batch, 1e-4)?;
+    }
+    // [with, without] seconds of each pair, this rank's.
+    let mut seconds = vec![0.0; 2 * steps.max(1)];
+    let all_reduce_before = exec.all_reduce;
+    for pair in 0..steps.max(1) {
+        for on in if pair % 2 == 0 { [true, false] } else { [false, true] } {
+            world.all_reduce_sum_f64(&mut [0.0]);
+            exec.options.all_reduce = on;
+            let t = Instant::now();
+            exec.step(batch, 1e-4)?;
+            seconds[2 * pair + usize::from(!on)] = t.elapsed().as_secs_f64();
+        }
+    }
+    exec.options.all_reduce = true;
+    let exposed = exec.all_reduce.since(&all_reduce_before).exposed() / steps.max(1) as f64;
+    world.all_reduce_sum_f64(&mut seconds);
+    let ranks = world.size() as f64;
+    let pairs = seconds.chunks(2).map(|p| (p[0] / ranks, p[1] / ranks)).collect();
+    Ok(WithAndWithout { pairs, exposed })
 }
 
 pub fn run_check_kernels<B: KernelBackend>(

@@ -10,6 +10,7 @@ pub mod train;
 use std::path::PathBuf;
 
 use alexrt::device::{self, Device, DEVICE_HELP};
+use alexrt::distributed::{self, Collective};
 use alexrt::RunError;
 use clap::{Parser, Subcommand};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
@@ -45,6 +46,28 @@ pub enum Command {
     /// Check the gradient all-reduce on device memory (NCCL on CUDA) against the host's mean and
     /// time it next to the host path (the GPU check script uses it; under mpirun, one GPU a rank).
     CheckAllReduce(check_all_reduce::CheckAllReduceArgs),
+}
+
+/// Runs `f` in `world`: in one process, as it is; as one rank of a data-parallel run (under
+/// `mpirun`), with its share of the machine's cores, and so that an error on any rank ends every
+/// rank with that rank's message (rather than leave the others waiting in a collective).
+pub fn as_rank(
+    world: std::sync::Arc<dyn Collective>,
+    f: impl FnOnce(std::sync::Arc<dyn Collective>) -> Result<(), RunError>,
+) -> Result<(), RunError> {
+    if world.size() == 1 {
+        return f(world);
+    }
+    if std::env::var_os("RAYON_NUM_THREADS").is_none() {
+        let threads = distributed::threads_per_rank(&*world);
+        let _ = rayon::ThreadPoolBuilder::new().num_threads(threads).build_global();
+    }
+    let rank = world.rank();
+    if let Err(e) = f(std::sync::Arc::clone(&world)) {
+        distributed::say_from_rank(rank, &format!("{e}\nending every rank of the run"));
+        world.abort(if matches!(e, RunError::Internal(_)) { 1 } else { 2 });
+    }
+    Ok(())
 }
 
 /// `--device`, shared by the subcommands that run a plan.

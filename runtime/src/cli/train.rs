@@ -12,7 +12,7 @@ use alexrt::distributed::{self, Collective};
 use alexrt::exec::AllReduceTimes;
 use alexrt::kernels::KernelBackend;
 use alexrt::session::{Session, TrainRequest};
-use alexrt::train::{train, Event};
+use alexrt::train::{train, Event, StepPhases};
 use alexrt::{weights, RunError};
 use indicatif::ProgressBar;
 
@@ -82,22 +82,7 @@ impl TrainArgs {
 }
 
 pub fn run<B: KernelBackend>(args: TrainArgs, devices: Vec<B::Device>) -> Result<(), RunError> {
-    let world = distributed::connect()?;
-    if world.size() == 1 {
-        return run_in::<B>(args, devices, world);
-    }
-    // One replica of a data-parallel run: its share of the machine's cores, and an error on any
-    // rank ends every rank (rather than leave them waiting in a collective).
-    let threads = distributed::threads_per_rank(&*world);
-    if std::env::var_os("RAYON_NUM_THREADS").is_none() {
-        let _ = rayon::ThreadPoolBuilder::new().num_threads(threads).build_global();
-    }
-    let rank = world.rank();
-    if let Err(e) = run_in::<B>(args, devices, std::sync::Arc::clone(&world)) {
-        distributed::say_from_rank(rank, &format!("{e}\nending every rank of the run"));
-        world.abort(if matches!(e, RunError::Internal(_)) { 1 } else { 2 });
-    }
-    Ok(())
+    super::as_rank(distributed::connect()?, |world| run_in::<B>(args, devices, world))
 }
 
 fn run_in<B: KernelBackend>(
@@ -116,8 +101,11 @@ fn run_in<B: KernelBackend>(
         std::sync::Arc::clone(&world),
     )?;
     if !rank0 {
-        // The other ranks train in step with rank 0 and write nothing.
-        train(&mut exec, &*datasets.train, &*datasets.val, &config, progress, |_| {})?;
+        // The other ranks train in step with rank 0 and write nothing but their step times,
+        // which rank 0 prints.
+        let mut times = StepTimes::default();
+        train(&mut exec, &*datasets.train, &*datasets.val, &config, progress, |e| times.record(&e))?;
+        times.gather(&*world);
         exec.check_replicas_identical()?;
         return Ok(());
     }
@@ -200,7 +188,8 @@ fn run_in<B: KernelBackend>(
             dir.checkpoint().display()
         ));
     }
-    if let Some(line) = shown.times.summary() {
+    let ranks = shown.times.gather(&*world);
+    for line in shown.times.summary(&ranks) {
         eprintln!("{line}");
     }
     if world.size() > 1 {
@@ -234,45 +223,132 @@ impl Default for Shown {
     }
 }
 
-/// Each training step's seconds and all-reduce times, for the run's last line: the first step
-/// (which warms up the allocator and the caches) apart from the others.
+/// Each training step's seconds, where they went, and its all-reduce times, for the run's last
+/// lines: the first step (which warms up the allocator and the caches) apart from the others.
 #[derive(Default)]
 struct StepTimes {
-    steps: Vec<(f64, AllReduceTimes)>,
+    steps: Vec<(f64, StepPhases, AllReduceTimes)>,
+}
+
+/// One rank's means over the steps after the first, in seconds.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+struct RankMeans {
+    step: f64,
+    data: f64,
+    nodes: f64,
+    exposed: f64,
+    metrics_sum: f64,
+}
+
+impl RankMeans {
+    const FIELDS: usize = 5;
+
+    fn to_array(self) -> [f64; Self::FIELDS] {
+        [self.step, self.data, self.nodes, self.exposed, self.metrics_sum]
+    }
+
+    fn from_slice(v: &[f64]) -> Self {
+        RankMeans { step: v[0], data: v[1], nodes: v[2], exposed: v[3], metrics_sum: v[4] }
+    }
 }
 
 impl StepTimes {
-    fn summary(&self) -> Option<String> {
-        let (first, rest) = self.steps.split_first()?;
+    fn record(&mut self, event: &Event<'_>) {
+        if let Event::Step { seconds, phases, all_reduce, .. } = *event {
+            self.steps.push((seconds, phases, all_reduce));
+        }
+    }
+
+    /// This rank's means over the steps after the first (none with fewer than two steps).
+    fn means(&self) -> Option<RankMeans> {
+        let rest = self.steps.get(1..).filter(|r| !r.is_empty())?;
+        let n = rest.len() as f64;
+        let mean =
+            |f: &dyn Fn(&(f64, StepPhases, AllReduceTimes)) -> f64| rest.iter().map(f).sum::<f64>() / n;
+        Some(RankMeans {
+            step: mean(&|s| s.0),
+            data: mean(&|s| s.1.data),
+            nodes: mean(&|s| s.1.step),
+            exposed: mean(&|s| s.2.exposed()),
+            metrics_sum: mean(&|s| s.1.metrics_sum),
+        })
+    }
+
+    /// Every rank's means, on every rank: one small sum across the ranks, to which each rank
+    /// gives its own row. Every rank calls it at the same point (after training).
+    fn gather(&self, world: &dyn Collective) -> Vec<RankMeans> {
+        let mut rows = vec![0.0; RankMeans::FIELDS * world.size()];
+        if let Some(m) = self.means() {
+            let at = RankMeans::FIELDS * world.rank();
+            rows[at..at + RankMeans::FIELDS].copy_from_slice(&m.to_array());
+        }
+        if world.size() > 1 {
+            world.all_reduce_sum_f64(&mut rows);
+        }
+        rows.chunks(RankMeans::FIELDS).map(RankMeans::from_slice).collect()
+    }
+
+    /// The run's last lines about time: the step time, the all-reduce's, and where the steps
+    /// after the first went on each rank (`ranks`, from [`StepTimes::gather`]).
+    fn summary(&self, ranks: &[RankMeans]) -> Vec<String> {
+        let Some((first, rest)) = self.steps.split_first() else { return Vec::new() };
         let mut line = format!("step time: first {:.3}s", first.0);
-        if !rest.is_empty() {
-            let n = rest.len() as f64;
-            let seconds: Vec<f64> = rest.iter().map(|s| s.0).collect();
-            let (min, max) = seconds.iter().fold((f64::MAX, 0.0f64), |(a, b), &s| (a.min(s), b.max(s)));
+        if rest.is_empty() {
+            return vec![line];
+        }
+        let n = rest.len() as f64;
+        let (min, max) = rest.iter().fold((f64::MAX, 0.0f64), |(a, b), s| (a.min(s.0), b.max(s.0)));
+        line += &format!(
+            ", then {:.3}s per step over {} steps (min {min:.3}s, max {max:.3}s)",
+            rest.iter().map(|s| s.0).sum::<f64>() / n,
+            rest.len()
+        );
+        if rest.iter().any(|s| s.2.steps > 0) {
+            let ms = |f: &dyn Fn(&AllReduceTimes) -> f64| 1e3 * rest.iter().map(|s| f(&s.2)).sum::<f64>() / n;
             line += &format!(
-                ", then {:.3}s per step over {} steps (min {min:.3}s, max {max:.3}s)",
-                seconds.iter().sum::<f64>() / n,
-                rest.len()
+                "; gradient all-reduce after the first step: {:.1} ms exposed of {:.1} ms in flight per step ({:.1} starting, {:.1} letting the engine advance between nodes, {:.1} waiting, {:.1} averaging)",
+                ms(&|t| t.exposed()),
+                ms(&|t| t.span),
+                ms(&|t| t.starting),
+                ms(&|t| t.testing),
+                ms(&|t| t.waiting),
+                ms(&|t| t.averaging),
             );
-            let exposed: f64 = rest.iter().map(|s| s.1.exposed).sum();
-            let span: f64 = rest.iter().map(|s| s.1.span).sum();
-            if rest.iter().any(|s| s.1.steps > 0) {
-                line += &format!(
-                    "; gradient all-reduce after the first step: {:.1} ms exposed of {:.1} ms in flight per step",
-                    1e3 * exposed / n,
-                    1e3 * span / n
+        }
+        let mut lines = vec![line];
+        let where_went = |m: &RankMeans| {
+            let mut text = format!("{:.3}s in the plan's nodes", m.nodes);
+            if ranks.len() > 1 {
+                text += &format!(
+                    " ({:.3}s of them the gradient all-reduce's exposed time), {:.3}s at the metrics' sum (waiting for the slowest rank)",
+                    m.exposed, m.metrics_sum
                 );
             }
+            text += &format!(
+                ", {:.3}s waiting for data, {:.3}s the loop's own",
+                m.data,
+                (m.step - m.data - m.nodes - m.metrics_sum).max(0.0)
+            );
+            text
+        };
+        match ranks {
+            [one] => lines.push(format!("  of each step after the first: {}", where_went(one))),
+            _ => {
+                lines.push("  of each step after the first, per rank:".into());
+                for (r, m) in ranks.iter().enumerate() {
+                    lines.push(format!("  rank {r}: {:.3}s step: {}", m.step, where_went(m)));
+                }
+            }
         }
-        Some(line)
+        lines
     }
 }
 
 impl Shown {
     fn event(&mut self, event: &Event<'_>, epochs: usize) {
         match *event {
-            Event::Step { epoch, step, steps, loss, running, images_per_second, seconds, all_reduce } => {
-                self.times.steps.push((seconds, all_reduce));
+            Event::Step { epoch, step, steps, loss, running, images_per_second, .. } => {
+                self.times.record(event);
                 let msg = format!(
                     "loss {loss:.4} | top-1 {:.1}% top-5 {:.1}% | {images_per_second:.0} img/s",
                     100.0 * running.top1,

@@ -28,9 +28,17 @@ use crate::value::Value;
 /// Time in the gradient all-reduce, summed over the steps run.
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
 pub struct AllReduceTimes {
-    /// Seconds the step stood still for it: host copies, starting the sums, letting the engine
-    /// advance between nodes, and waiting for the sums where they are read.
-    pub exposed: f64,
+    /// Seconds the step stood still to start the sums: the gradients handed over as host
+    /// buffers, a bucket's copied into one send buffer, the engine's call.
+    pub starting: f64,
+    /// Seconds in the engine's calls between nodes that let it advance (MPI moves and sums the
+    /// data of a non-blocking collective inside them).
+    pub testing: f64,
+    /// Seconds waiting where a bucket's averages are first read: the engine finishing the sum,
+    /// and the other ranks reaching it.
+    pub waiting: f64,
+    /// Seconds scaling the sums into averages and handing them back as tensors.
+    pub averaging: f64,
     /// Seconds from each step's first bucket start to its last bucket seen complete (a bucket is
     /// seen complete between nodes or where it is waited for): the communication, hidden or not.
     pub span: f64,
@@ -39,10 +47,18 @@ pub struct AllReduceTimes {
 }
 
 impl AllReduceTimes {
+    /// Seconds the step stood still for the all-reduce, all parts together.
+    pub fn exposed(&self) -> f64 {
+        self.starting + self.testing + self.waiting + self.averaging
+    }
+
     /// The times of the steps run between `earlier` and `self`.
     pub fn since(&self, earlier: &AllReduceTimes) -> AllReduceTimes {
         AllReduceTimes {
-            exposed: self.exposed - earlier.exposed,
+            starting: self.starting - earlier.starting,
+            testing: self.testing - earlier.testing,
+            waiting: self.waiting - earlier.waiting,
+            averaging: self.averaging - earlier.averaging,
             span: self.span - earlier.span,
             steps: self.steps - earlier.steps,
         }
@@ -61,12 +77,16 @@ pub(super) struct PendingBucket<B: KernelBackend> {
 /// A bucket's host buffers, kept for its next step (a [`Buffers`] of the run's precision).
 type KeptBuffers = Box<dyn Any + Send>;
 
+/// A bucket's averages, its buffers to keep, and the seconds its finish waited for the sums.
+type Finished<B> = (Vec<Value<B>>, KeptBuffers, f64);
+
 /// A bucket's mean in flight, whatever the engine and precision.
 trait InFlightMean<B: KernelBackend> {
     fn test(&mut self) -> bool;
     /// Waits for the sums; returns the averages as tensors on `device`, in the bucket's order,
-    /// and the buffers to keep for the bucket's next step.
-    fn finish(self: Box<Self>, device: &B::Device) -> Result<(Vec<Value<B>>, KeptBuffers), RunError>;
+    /// the buffers to keep for the bucket's next step, and the seconds it waited (the rest of
+    /// its time went into the averages).
+    fn finish(self: Box<Self>, device: &B::Device) -> Result<Finished<B>, RunError>;
 }
 
 /// A mean summed on the host by the run's [`crate::distributed::Collective`].
@@ -85,9 +105,11 @@ impl<B: KernelBackend, E: HostFloat + Send> InFlightMean<B> for HostMean<E> {
         self.sum.test()
     }
 
-    fn finish(self: Box<Self>, device: &B::Device) -> Result<(Vec<Value<B>>, KeptBuffers), RunError> {
+    fn finish(self: Box<Self>, device: &B::Device) -> Result<Finished<B>, RunError> {
         let HostMean { sum, parts, shapes, scale } = *self;
+        let waiting = Instant::now();
         let Buffers { send, recv } = sum.wait();
+        let waited = waiting.elapsed().as_secs_f64();
         let (targets, send) = if parts.is_empty() { (vec![send], Vec::new()) } else { (parts, send) };
         let mut out = Vec::with_capacity(targets.len());
         let mut at = 0;
@@ -99,7 +121,7 @@ impl<B: KernelBackend, E: HostFloat + Send> InFlightMean<B> for HostMean<E> {
             at += target.len();
             out.push(Value::from_host(target, shape, device)?);
         }
-        Ok((out, Box::new(Buffers { send, recv })))
+        Ok((out, Box::new(Buffers { send, recv }), waited))
     }
 }
 
@@ -111,8 +133,8 @@ impl<B: KernelBackend> InFlightMean<B> for Averaged<B> {
         true
     }
 
-    fn finish(self: Box<Self>, _device: &B::Device) -> Result<(Vec<Value<B>>, KeptBuffers), RunError> {
-        Ok((self.0, Box::new(())))
+    fn finish(self: Box<Self>, _device: &B::Device) -> Result<Finished<B>, RunError> {
+        Ok((self.0, Box::new(()), 0.0))
     }
 }
 
@@ -142,7 +164,7 @@ impl<B: KernelBackend> Executor<B> {
         };
         let span = self.bucket_span.get_or_insert((started, started));
         span.1 = span.1.max(started);
-        self.all_reduce.exposed += started.elapsed().as_secs_f64();
+        self.all_reduce.starting += started.elapsed().as_secs_f64();
         Ok(PendingBucket { node, bucket: op.bucket, mean, seen_complete: None })
     }
 
@@ -175,7 +197,7 @@ impl<B: KernelBackend> Executor<B> {
         if bucket.mean.test() && bucket.seen_complete.is_none() {
             bucket.seen_complete = Some(Instant::now());
         }
-        self.all_reduce.exposed += started.elapsed().as_secs_f64();
+        self.all_reduce.testing += started.elapsed().as_secs_f64();
     }
 
     /// Waits for a bucket's sum: the averages, the node's outputs in port order.
@@ -186,13 +208,14 @@ impl<B: KernelBackend> Executor<B> {
         let started = Instant::now();
         let PendingBucket { node, bucket, mean, seen_complete } = bucket;
         let device = self.device_of(node).clone();
-        let (out, buffers) = mean.finish(&device)?;
+        let (out, buffers, waited) = mean.finish(&device)?;
         self.bucket_buffers.insert(bucket, buffers);
         let complete = seen_complete.unwrap_or_else(Instant::now);
         if let Some(span) = &mut self.bucket_span {
             span.1 = span.1.max(complete);
         }
-        self.all_reduce.exposed += started.elapsed().as_secs_f64();
+        self.all_reduce.waiting += waited;
+        self.all_reduce.averaging += started.elapsed().as_secs_f64() - waited;
         Ok(out)
     }
 

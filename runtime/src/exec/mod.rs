@@ -295,10 +295,11 @@ impl<B: KernelBackend> Executor<B> {
             let started = self.options.profile.then(std::time::Instant::now);
             let outs = match (upload, &op) {
                 (Some((images, to)), _) => vec![crate::placement::upload::<B>(images, &self.devices[to])],
-                (None, Op::AllReduceMean(a)) => {
+                (None, Op::AllReduceMean(a)) if self.options.all_reduce => {
                     pending.insert(node, self.start_all_reduce_mean(node, inputs, a)?);
                     vec![]
                 }
+                (None, Op::AllReduceMean(_)) => inputs,
                 (None, _) => self.run_op(&op, node, inputs, &ctx)?,
             };
             if let Some(t) = started {

@@ -12,11 +12,22 @@ pub struct ExecOptions {
     pub profile: bool,
     /// Run fused nodes on the backend's fused kernels ([`crate::select`]); off, step by step.
     pub fused_kernels: bool,
+    /// Average the gradients across the run's processes at the plan's `all_reduce_mean` nodes.
+    /// Off, each node hands on this process's gradients as they are and nothing is sent: the
+    /// replicas drift apart, so only to time a step without its communication
+    /// (`alexrt bench --ab-all-reduce`).
+    pub all_reduce: bool,
 }
 
 impl Default for ExecOptions {
     fn default() -> Self {
-        ExecOptions { dropout: true, capture_gradients: false, profile: false, fused_kernels: true }
+        ExecOptions {
+            dropout: true,
+            capture_gradients: false,
+            profile: false,
+            fused_kernels: true,
+            all_reduce: true,
+        }
     }
 }
 
