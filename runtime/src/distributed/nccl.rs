@@ -4,11 +4,15 @@
 //! group on a stream of ours, into fresh device buffers: no copy to the host.
 //!
 //! cubecl does not expose its CUDA stream, so the client is synchronised before NCCL reads the
-//! gradients, and NCCL's stream after it wrote the means. The device pointers come from the
-//! client (`get_resource`), kept alive until NCCL is done. libnccl is loaded at run time by
-//! cudarc, which looks for `libnccl.so` (the pip wheel ships `libnccl.so.2`: link it).
+//! gradients. NCCL's work is then left running on its stream, an event recorded after it
+//! ([`NcclInFlight`]): the executor goes on with the backward pass on cubecl's stream, queries
+//! the event between nodes and waits for it where the means are first read. The gradients and
+//! both sides' device buffers (`get_resource`) are held until the event completes, so that cubecl
+//! reuses none of them meanwhile. libnccl is loaded at run time by cudarc, which looks for
+//! `libnccl.so` (the pip wheel ships `libnccl.so.2`: link it).
 
 use std::any::Any;
+use std::marker::PhantomData;
 use std::mem::MaybeUninit;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
@@ -21,12 +25,13 @@ use burn_cubecl::ops::numeric::empty_device_contiguous_dtype;
 use burn_cubecl::tensor::CubeTensor;
 use cubecl::cuda::CudaRuntime;
 use cudarc::driver::result as cu;
-use cudarc::driver::sys::{self as cu_sys, CUcontext, CUstream};
+use cudarc::driver::sys::{self as cu_sys, CUcontext, CUevent, CUstream};
 use cudarc::nccl::result as nccl;
 use cudarc::nccl::sys as nccl_sys;
 
 use super::on_device::{
-    broadcast_unique_id, check_library_everywhere, DeviceCollectiveError, NcclSetting, NCCL_ID_BYTES,
+    broadcast_unique_id, check_library_everywhere, DeviceCollectiveError, DeviceMeanInFlight, NcclSetting,
+    NCCL_ID_BYTES,
 };
 use super::Collective;
 use crate::error::RunError;
@@ -35,12 +40,12 @@ use crate::value::Value;
 /// A float tensor of any CubeBackend on CUDA, whatever its element types.
 type CudaTensor = CubeTensor<CudaRuntime>;
 
-/// The mean over every rank of each tensor of `bucket`, by NCCL, when the bucket is on CUDA and
-/// `ALEXRT_NCCL` is not `off`; `Ok(None)` otherwise (the host path then runs).
-pub fn all_reduce_mean<B: Backend>(
+/// Starts the mean over every rank of each tensor of `bucket`, by NCCL, when the bucket is on
+/// CUDA and `ALEXRT_NCCL` is not `off`; `Ok(None)` otherwise (the host path then runs).
+pub fn start_all_reduce_mean<B: Backend>(
     bucket: &[Value<B>],
     world: &dyn Collective,
-) -> Result<Option<Vec<Value<B>>>, RunError> {
+) -> Result<Option<Box<dyn DeviceMeanInFlight<B>>>, RunError> {
     let tensors: Option<Vec<&CudaTensor>> = bucket
         .iter()
         .map(|v| match v {
@@ -54,18 +59,34 @@ pub fn all_reduce_mean<B: Backend>(
     if NcclSetting::from_env()? == NcclSetting::Off {
         return Ok(None);
     }
-    let means = average(&tensors, world)?;
-    means
-        .into_iter()
-        .map(|t| {
-            let boxed: Box<dyn Any> = Box::new(t);
-            boxed
-                .downcast::<FloatTensor<B>>()
-                .map(|t| Value::Float(*t))
-                .map_err(|_| RunError::Internal("a CUDA float tensor of another backend type".into()))
-        })
-        .collect::<Result<Vec<_>, _>>()
-        .map(Some)
+    let in_flight = start_average(&tensors, world)?;
+    Ok(Some(Box::new(NcclMean::<B> { in_flight, backend: PhantomData })))
+}
+
+/// A bucket's NCCL mean in flight, handed back as tensors of backend `B`.
+struct NcclMean<B> {
+    in_flight: NcclInFlight,
+    backend: PhantomData<B>,
+}
+
+impl<B: Backend> DeviceMeanInFlight<B> for NcclMean<B> {
+    fn test(&mut self) -> bool {
+        self.in_flight.test()
+    }
+
+    fn finish(self: Box<Self>) -> Result<Vec<Value<B>>, RunError> {
+        self.in_flight
+            .finish()?
+            .into_iter()
+            .map(|t| {
+                let boxed: Box<dyn Any> = Box::new(t);
+                boxed
+                    .downcast::<FloatTensor<B>>()
+                    .map(|t| Value::Float(*t))
+                    .map_err(|_| RunError::Internal("a CUDA float tensor of another backend type".into()))
+            })
+            .collect()
+    }
 }
 
 /// This process's NCCL communicators, one per CUDA device it reduces on (one, in a run of one
@@ -86,11 +107,11 @@ struct Communicator {
 // time, which NCCL and CUDA allow (neither is tied to the thread that made it).
 unsafe impl Send for Communicator {}
 
-/// The means of `tensors` (all on one CUDA device) over every rank of `world`.
-fn average(
+/// Starts the means of `tensors` (all on one CUDA device) over every rank of `world`.
+fn start_average(
     tensors: &[&CudaTensor],
     world: &dyn Collective,
-) -> Result<Vec<CudaTensor>, DeviceCollectiveError> {
+) -> Result<NcclInFlight, DeviceCollectiveError> {
     let ordinal = tensors[0].device.index;
     let mut communicators = COMMUNICATORS.lock().unwrap_or_else(|e| e.into_inner());
     let at = match communicators
@@ -103,7 +124,99 @@ fn average(
             communicators.len() - 1
         }
     };
-    communicators[at].average(tensors)
+    communicators[at].start(tensors)
+}
+
+/// A bucket's average launched on NCCL's stream, complete when `event` is. Holds the gradients
+/// and both sides' device buffers until then, so that cubecl reuses none of them meanwhile.
+pub struct NcclInFlight {
+    event: CUevent,
+    comm: nccl_sys::ncclComm_t,
+    context: CUcontext,
+    outputs: Vec<CudaTensor>,
+    /// The contiguous gradients and the device resources NCCL reads and writes.
+    held: Option<Box<dyn Any>>,
+    done: bool,
+}
+
+impl NcclInFlight {
+    /// True once NCCL's work on the bucket is done (never blocks).
+    fn test(&mut self) -> bool {
+        if !self.done {
+            // SAFETY: `event` was made and recorded by `Communicator::start` and lives until drop.
+            self.done = matches!(unsafe { cu_sys::cuEventQuery(self.event) }, cu_sys::CUresult::CUDA_SUCCESS);
+        }
+        self.done
+    }
+
+    /// Waits for NCCL's work on the bucket, at most `ALEXRT_COLLECTIVE_TIMEOUT` seconds (as the MPI
+    /// collectives): a peer that failed (NCCL's asynchronous error) or hangs ends the wait with an
+    /// error, after aborting the communicator, instead of blocking for ever. The means.
+    fn finish(mut self) -> Result<Vec<CudaTensor>, DeviceCollectiveError> {
+        self.wait()?;
+        self.held = None;
+        Ok(std::mem::take(&mut self.outputs))
+    }
+
+    fn wait(&mut self) -> Result<(), DeviceCollectiveError> {
+        let limit = super::watchdog::timeout();
+        let started = Instant::now();
+        while !self.done {
+            // SAFETY: as in `test`; the communicator is live (communicators live until the
+            // process ends).
+            unsafe {
+                match cu_sys::cuEventQuery(self.event) {
+                    cu_sys::CUresult::CUDA_SUCCESS => {
+                        self.done = true;
+                        break;
+                    }
+                    cu_sys::CUresult::CUDA_ERROR_NOT_READY => {}
+                    other => {
+                        return Err(DeviceCollectiveError::Driver {
+                            call: "cuEventQuery",
+                            code: format!("{other:?}"),
+                        })
+                    }
+                }
+                let mut failed = nccl_sys::ncclResult_t::ncclSuccess;
+                nccl_sys::ncclCommGetAsyncError(self.comm, &mut failed);
+                if !matches!(
+                    failed,
+                    nccl_sys::ncclResult_t::ncclSuccess | nccl_sys::ncclResult_t::ncclInProgress
+                ) {
+                    let e = nccl_error(
+                        "ncclAllReduce (asynchronously)",
+                        nccl::NcclError(failed),
+                        Some(self.comm),
+                    );
+                    let _ = nccl::comm_abort(self.comm);
+                    return Err(e);
+                }
+                if started.elapsed() > limit {
+                    let _ = nccl::comm_abort(self.comm);
+                    return Err(DeviceCollectiveError::Timeout(limit.as_secs()));
+                }
+            }
+            std::thread::sleep(Duration::from_micros(20));
+        }
+        Ok(())
+    }
+}
+
+impl Drop for NcclInFlight {
+    /// A bucket abandoned in flight (a step that failed) is waited for before its buffers go:
+    /// NCCL must not write memory cubecl has reused.
+    fn drop(&mut self) {
+        if !self.done {
+            let _ = self.wait();
+        }
+        // SAFETY: the event is ours and no longer waited on; its context is current or not,
+        // cuEventDestroy takes any.
+        unsafe {
+            let _ = cu::ctx::set_current(self.context);
+            let _ = cu::event::destroy(self.event);
+        }
+    }
 }
 
 impl Communicator {
@@ -148,8 +261,10 @@ impl Communicator {
         }
     }
 
-    /// The means of `tensors` across the communicator's ranks, in new contiguous tensors.
-    fn average(&self, tensors: &[&CudaTensor]) -> Result<Vec<CudaTensor>, DeviceCollectiveError> {
+    /// Starts the means of `tensors` across the communicator's ranks, into new contiguous
+    /// tensors: cubecl's work is waited for, NCCL's is launched on our stream and an event
+    /// recorded after it.
+    fn start(&self, tensors: &[&CudaTensor]) -> Result<NcclInFlight, DeviceCollectiveError> {
         let types = tensors.iter().map(|t| nccl_dtype(t.dtype)).collect::<Result<Vec<_>, _>>()?;
         let inputs: Vec<CudaTensor> = tensors.iter().map(|t| into_contiguous((*t).clone())).collect();
         let outputs: Vec<CudaTensor> = inputs
@@ -206,47 +321,22 @@ impl Communicator {
             .map_err(|e| self.error("ncclAllReduce", e))?;
         }
         nccl::group_end().map_err(|e| self.error("ncclGroupEnd", e))?;
-        self.wait()?;
-        drop((sends, receives));
-        Ok(outputs)
-    }
-
-    /// Waits for the NCCL work on our stream, at most `ALEXRT_COLLECTIVE_TIMEOUT` seconds (as the
-    /// MPI collectives): a peer that failed (NCCL's asynchronous error) or hangs ends the wait
-    /// with an error, after aborting the communicator, instead of blocking for ever.
-    fn wait(&self) -> Result<(), DeviceCollectiveError> {
-        let limit = super::watchdog::timeout();
-        let started = Instant::now();
-        loop {
-            // SAFETY: our stream, made in `join`; the communicator is live.
-            unsafe {
-                match cu_sys::cuStreamQuery(self.stream) {
-                    cu_sys::CUresult::CUDA_SUCCESS => return Ok(()),
-                    cu_sys::CUresult::CUDA_ERROR_NOT_READY => {}
-                    other => {
-                        return Err(DeviceCollectiveError::Driver {
-                            call: "cuStreamQuery",
-                            code: format!("{other:?}"),
-                        })
-                    }
-                }
-                let mut failed = nccl_sys::ncclResult_t::ncclSuccess;
-                nccl_sys::ncclCommGetAsyncError(self.comm, &mut failed);
-                if !matches!(
-                    failed,
-                    nccl_sys::ncclResult_t::ncclSuccess | nccl_sys::ncclResult_t::ncclInProgress
-                ) {
-                    let e = self.error("ncclAllReduce (asynchronously)", nccl::NcclError(failed));
-                    let _ = nccl::comm_abort(self.comm);
-                    return Err(e);
-                }
-                if started.elapsed() > limit {
-                    let _ = nccl::comm_abort(self.comm);
-                    return Err(DeviceCollectiveError::Timeout(limit.as_secs()));
-                }
-            }
-            std::thread::sleep(Duration::from_micros(20));
+        let event = cu::event::create(cu_sys::CUevent_flags::CU_EVENT_DISABLE_TIMING)
+            .map_err(|e| driver_error("cuEventCreate", e))?;
+        // SAFETY: our stream and a fresh event of the current context.
+        if let Err(e) = unsafe { cu::event::record(event, self.stream) } {
+            // SAFETY: the event was never recorded.
+            let _ = unsafe { cu::event::destroy(event) };
+            return Err(driver_error("cuEventRecord", e));
         }
+        Ok(NcclInFlight {
+            event,
+            comm: self.comm,
+            context: self.context,
+            outputs,
+            held: Some(Box::new((inputs, sends, receives))),
+            done: false,
+        })
     }
 
     /// An NCCL error of a call on this communicator, with NCCL's last message.

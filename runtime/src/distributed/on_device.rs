@@ -1,7 +1,8 @@
 //! The gradient all-reduce on device memory, where the backend has a collective of its own: NCCL
-//! on CUDA (`nccl`, cargo feature `cuda`). The executor asks [`all_reduce_mean_on_device`] first
-//! and goes through the host with MPI when it answers `None`: on the CPU, on wgpu, and on CUDA
-//! with `ALEXRT_NCCL=off`.
+//! on CUDA (`nccl`, cargo feature `cuda`). The executor asks [`start_all_reduce_mean_on_device`]
+//! first and goes through the host with MPI when it answers `None`: on the CPU, on wgpu, and on
+//! CUDA with `ALEXRT_NCCL=off`. A device mean runs while the executor goes on with the backward
+//! pass ([`DeviceMeanInFlight`]), as the host's MPI sums do.
 //!
 //! What does not need a GPU lives here, compiled on every build so that CI tests it: the
 //! `ALEXRT_NCCL` setting, the errors and their fixes, and rank 0's NCCL id broadcast over the
@@ -13,22 +14,39 @@ use super::Collective;
 use crate::error::RunError;
 use crate::value::Value;
 
-/// The mean over every rank of `world` of each tensor of a gradient bucket, computed on the
-/// device, in order; `Ok(None)` where this backend has no device collective (the caller then
-/// reduces through the host). Every rank calls it with the same bucket, as every collective.
-pub fn all_reduce_mean_on_device<B: Backend>(
+/// A bucket's mean on the device in progress: the device's collective runs on a stream of its
+/// own while the caller goes on, and the means are handed over once it is done.
+pub trait DeviceMeanInFlight<B: Backend> {
+    /// True once the collective is done (it never blocks).
+    fn test(&mut self) -> bool;
+    /// Waits for the collective (under the collective timeout); the means, in the bucket's order.
+    fn finish(self: Box<Self>) -> Result<Vec<Value<B>>, RunError>;
+}
+
+/// Starts the mean over every rank of `world` of each tensor of a gradient bucket, computed on
+/// the device; `Ok(None)` where this backend has no device collective (the caller then reduces
+/// through the host). Every rank calls it with the same bucket, as every collective.
+pub fn start_all_reduce_mean_on_device<B: Backend>(
     bucket: &[Value<B>],
     world: &dyn Collective,
-) -> Result<Option<Vec<Value<B>>>, RunError> {
+) -> Result<Option<Box<dyn DeviceMeanInFlight<B>>>, RunError> {
     #[cfg(feature = "cuda")]
     {
-        super::nccl::all_reduce_mean(bucket, world)
+        super::nccl::start_all_reduce_mean(bucket, world)
     }
     #[cfg(not(feature = "cuda"))]
     {
         let _ = (bucket, world);
         Ok(None)
     }
+}
+
+/// The same, waited for: the means, or `Ok(None)`.
+pub fn all_reduce_mean_on_device<B: Backend>(
+    bucket: &[Value<B>],
+    world: &dyn Collective,
+) -> Result<Option<Vec<Value<B>>>, RunError> {
+    start_all_reduce_mean_on_device(bucket, world)?.map(|m| m.finish()).transpose()
 }
 
 /// The environment variable that chooses the all-reduce of a CUDA run.

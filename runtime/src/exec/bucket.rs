@@ -10,7 +10,10 @@
 //! send buffer (a bucket of one is sent from its own), the engine sums into a receive buffer kept
 //! from step to step, and the averages are written back into the gradients' buffers, which become
 //! the node's outputs. On CUDA, NCCL averages the bucket on device memory instead
-//! (`distributed::on_device`), before the node returns: that mean is complete when it starts.
+//! (`distributed::on_device`), on a stream of its own, in flight the same way (its start waits
+//! for cubecl's queued work, since cubecl does not expose its stream). The compiler runs each
+//! bucket's gradients as soon as they are ready, so that fc6's, the largest, has the
+//! convolutions' backward pass to hide behind.
 
 use std::any::Any;
 use std::time::Instant;
@@ -20,7 +23,7 @@ use petgraph::stable_graph::NodeIndex;
 
 use super::Executor;
 use crate::distributed::in_flight::{Buffers, HostFloat, SumInFlight};
-use crate::distributed::on_device::all_reduce_mean_on_device;
+use crate::distributed::on_device::{start_all_reduce_mean_on_device, DeviceMeanInFlight};
 use crate::error::RunError;
 use crate::kernels::KernelBackend;
 use crate::value::Value;
@@ -125,16 +128,18 @@ impl<B: KernelBackend, E: HostFloat + Send> InFlightMean<B> for HostMean<E> {
     }
 }
 
-/// A mean already computed (on device memory, by NCCL).
-struct Averaged<B: KernelBackend>(Vec<Value<B>>);
+/// A mean on device memory (NCCL on CUDA), running on the collective's own stream.
+struct OnDevice<B: KernelBackend>(Box<dyn DeviceMeanInFlight<B>>);
 
-impl<B: KernelBackend> InFlightMean<B> for Averaged<B> {
+impl<B: KernelBackend> InFlightMean<B> for OnDevice<B> {
     fn test(&mut self) -> bool {
-        true
+        self.0.test()
     }
 
     fn finish(self: Box<Self>, _device: &B::Device) -> Result<Finished<B>, RunError> {
-        Ok((self.0, Box::new(()), 0.0))
+        let waiting = Instant::now();
+        let means = self.0.finish()?;
+        Ok((means, Box::new(()), waiting.elapsed().as_secs_f64()))
     }
 }
 
@@ -155,13 +160,14 @@ impl<B: KernelBackend> Executor<B> {
         }
         let started = Instant::now();
         let world = self.shared_world();
-        let mean = if let Some(means) = all_reduce_mean_on_device(&inputs, &*world)? {
-            Box::new(Averaged(means)) // NCCL on CUDA
-        } else if super::all_reduce::is_f64::<B>() {
-            self.start_host_mean::<f64>(inputs, op)?
-        } else {
-            self.start_host_mean::<f32>(inputs, op)?
-        };
+        let mean: Box<dyn InFlightMean<B>> =
+            if let Some(on_device) = start_all_reduce_mean_on_device(&inputs, &*world)? {
+                Box::new(OnDevice(on_device)) // NCCL on CUDA
+            } else if super::all_reduce::is_f64::<B>() {
+                self.start_host_mean::<f64>(inputs, op)?
+            } else {
+                self.start_host_mean::<f32>(inputs, op)?
+            };
         let span = self.bucket_span.get_or_insert((started, started));
         span.1 = span.1.max(started);
         self.all_reduce.starting += started.elapsed().as_secs_f64();
