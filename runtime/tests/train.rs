@@ -205,6 +205,12 @@ fn the_command_line_trains_and_refuses_bad_input() {
 
     let o = alexrt(&["train", plan_path.to_str().unwrap(), "--epochs", "many"]);
     assert_eq!(o.status.code(), Some(2));
+
+    // Zero timed steps have no time to report: refused, not printed as a time.
+    let o = alexrt(&["bench", plan_path.to_str().unwrap(), "--device", "cpu", "--steps", "0"]);
+    assert_eq!(o.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("0 steps time nothing; give 1 or more") && o.stdout.is_empty(), "{err}");
 }
 
 /// The fused kernels compute what the fused groups' steps compute one by one: on the CPU backend

@@ -20,8 +20,8 @@ pub struct BenchArgs {
     plan: PathBuf,
     #[command(flatten)]
     pub device: DeviceArg,
-    /// Timed steps.
-    #[arg(long, default_value_t = 5)]
+    /// Timed steps (at least 1).
+    #[arg(long, default_value_t = 5, value_parser = at_least_one)]
     steps: usize,
     /// Untimed steps first.
     #[arg(long, default_value_t = 1)]
@@ -56,6 +56,15 @@ pub struct CheckKernelsArgs {
     /// Leave out the grouped-convolution timings (slow on lavapipe).
     #[arg(long)]
     skip_conv: bool,
+}
+
+/// `--steps`: a count of one or more (zero steps have no time to report).
+fn at_least_one(text: &str) -> Result<usize, String> {
+    match text.parse::<usize>() {
+        Ok(0) => Err("0 steps time nothing; give 1 or more".into()),
+        Ok(n) => Ok(n),
+        Err(e) => Err(format!("{e}; give a count of steps, 1 or more")),
+    }
 }
 
 /// Median seconds of `steps` runs of `f`, after `warmup` untimed ones.
