@@ -15,7 +15,6 @@ use std::any::Any;
 use std::marker::PhantomData;
 use std::mem::MaybeUninit;
 use std::sync::Mutex;
-use std::time::{Duration, Instant};
 
 use burn::tensor::backend::Backend;
 use burn::tensor::ops::FloatTensor;
@@ -25,7 +24,7 @@ use burn_cubecl::ops::numeric::empty_device_contiguous_dtype;
 use burn_cubecl::tensor::CubeTensor;
 use cubecl::cuda::CudaRuntime;
 use cudarc::driver::result as cu;
-use cudarc::driver::sys::{self as cu_sys, CUcontext, CUevent, CUstream};
+use cudarc::driver::sys::{self as cu_sys, CUcontext, CUstream};
 use cudarc::nccl::result as nccl;
 use cudarc::nccl::sys as nccl_sys;
 
@@ -37,8 +36,11 @@ use super::Collective;
 use crate::error::RunError;
 use crate::value::Value;
 
+mod in_flight;
+use in_flight::NcclInFlight;
+
 /// A float tensor of any CubeBackend on CUDA, whatever its element types.
-type CudaTensor = CubeTensor<CudaRuntime>;
+pub(super) type CudaTensor = CubeTensor<CudaRuntime>;
 
 /// Starts the mean over every rank of each tensor of `bucket`, by NCCL, when the bucket is on
 /// CUDA and `ALEXRT_NCCL` is not `off`; `Ok(None)` otherwise (the host path then runs).
@@ -125,98 +127,6 @@ fn start_average(
         }
     };
     communicators[at].start(tensors)
-}
-
-/// A bucket's average launched on NCCL's stream, complete when `event` is. Holds the gradients
-/// and both sides' device buffers until then, so that cubecl reuses none of them meanwhile.
-pub struct NcclInFlight {
-    event: CUevent,
-    comm: nccl_sys::ncclComm_t,
-    context: CUcontext,
-    outputs: Vec<CudaTensor>,
-    /// The contiguous gradients and the device resources NCCL reads and writes.
-    held: Option<Box<dyn Any>>,
-    done: bool,
-}
-
-impl NcclInFlight {
-    /// True once NCCL's work on the bucket is done (never blocks).
-    fn test(&mut self) -> bool {
-        if !self.done {
-            // SAFETY: `event` was made and recorded by `Communicator::start` and lives until drop.
-            self.done = matches!(unsafe { cu_sys::cuEventQuery(self.event) }, cu_sys::CUresult::CUDA_SUCCESS);
-        }
-        self.done
-    }
-
-    /// Waits for NCCL's work on the bucket, at most `ALEXRT_COLLECTIVE_TIMEOUT` seconds (as the MPI
-    /// collectives): a peer that failed (NCCL's asynchronous error) or hangs ends the wait with an
-    /// error, after aborting the communicator, instead of blocking for ever. The means.
-    fn finish(mut self) -> Result<Vec<CudaTensor>, DeviceCollectiveError> {
-        self.wait()?;
-        self.held = None;
-        Ok(std::mem::take(&mut self.outputs))
-    }
-
-    fn wait(&mut self) -> Result<(), DeviceCollectiveError> {
-        let limit = super::watchdog::timeout();
-        let started = Instant::now();
-        while !self.done {
-            // SAFETY: as in `test`; the communicator is live (communicators live until the
-            // process ends).
-            unsafe {
-                match cu_sys::cuEventQuery(self.event) {
-                    cu_sys::CUresult::CUDA_SUCCESS => {
-                        self.done = true;
-                        break;
-                    }
-                    cu_sys::CUresult::CUDA_ERROR_NOT_READY => {}
-                    other => {
-                        return Err(DeviceCollectiveError::Driver {
-                            call: "cuEventQuery",
-                            code: format!("{other:?}"),
-                        })
-                    }
-                }
-                let mut failed = nccl_sys::ncclResult_t::ncclSuccess;
-                nccl_sys::ncclCommGetAsyncError(self.comm, &mut failed);
-                if !matches!(
-                    failed,
-                    nccl_sys::ncclResult_t::ncclSuccess | nccl_sys::ncclResult_t::ncclInProgress
-                ) {
-                    let e = nccl_error(
-                        "ncclAllReduce (asynchronously)",
-                        nccl::NcclError(failed),
-                        Some(self.comm),
-                    );
-                    let _ = nccl::comm_abort(self.comm);
-                    return Err(e);
-                }
-                if started.elapsed() > limit {
-                    let _ = nccl::comm_abort(self.comm);
-                    return Err(DeviceCollectiveError::Timeout(limit.as_secs()));
-                }
-            }
-            std::thread::sleep(Duration::from_micros(20));
-        }
-        Ok(())
-    }
-}
-
-impl Drop for NcclInFlight {
-    /// A bucket abandoned in flight (a step that failed) is waited for before its buffers go:
-    /// NCCL must not write memory cubecl has reused.
-    fn drop(&mut self) {
-        if !self.done {
-            let _ = self.wait();
-        }
-        // SAFETY: the event is ours and no longer waited on; its context is current or not,
-        // cuEventDestroy takes any.
-        unsafe {
-            let _ = cu::ctx::set_current(self.context);
-            let _ = cu::event::destroy(self.event);
-        }
-    }
 }
 
 impl Communicator {
@@ -358,7 +268,7 @@ fn nccl_dtype(dtype: DType) -> Result<nccl_sys::ncclDataType_t, DeviceCollective
 }
 
 /// An NCCL error as the runtime reports it: the call, the code's name, NCCL's own words.
-fn nccl_error(
+pub(super) fn nccl_error(
     call: &'static str,
     e: nccl::NcclError,
     comm: Option<nccl_sys::ncclComm_t>,
