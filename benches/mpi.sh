@@ -28,6 +28,11 @@ batch="${2:-128}"
 steps="${3:-6}"
 rounds="${ROUNDS:-3}"
 pairs="${PAIRS:-8}"
+for n in "$batch" "$steps" "$rounds" "$pairs"; do
+  case "$n" in ''|*[!0-9]*) echo "BATCH, STEPS, ROUNDS and PAIRS are counts; got '$n'" >&2; exit 2 ;; esac
+done
+[ "$steps" -ge 2 ] || { echo "STEPS must be 2 or more: the first step is the warm-up, left out" >&2; exit 2; }
+[ "$rounds" -ge 1 ] && [ "$pairs" -ge 1 ] || { echo "ROUNDS and PAIRS must be 1 or more" >&2; exit 2; }
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/alexnet-target}"
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
 work="$(mktemp -d)"
@@ -39,8 +44,10 @@ if [ -z "${BIN:-}" ]; then
   cp "$CARGO_TARGET_DIR/release/alexc" "$CARGO_TARGET_DIR/release/alexrt" "$BIN/"
 fi
 load_before="$(uptime)"
-"$BIN/alexc" compile "$graph" --batch-size "$batch" -o "$work/one.bin" 2>/dev/null
-"$BIN/alexc" compile "$graph" --batch-size "$batch" --replicas 2 -o "$work/two.bin" 2>/dev/null
+"$BIN/alexc" compile "$graph" --batch-size "$batch" -o "$work/one.bin" 2> "$work/alexc.log" \
+  || { cat "$work/alexc.log" >&2; exit 1; }
+"$BIN/alexc" compile "$graph" --batch-size "$batch" --replicas 2 -o "$work/two.bin" 2> "$work/alexc.log" \
+  || { cat "$work/alexc.log" >&2; exit 1; }
 images=$((batch * 2 * steps))
 train() { # PLAN OUT [extra env/args...]: seconds per step after the first
   local plan="$1" out="$2"
@@ -62,21 +69,26 @@ rows=()
 for r in $(seq 1 "$rounds"); do
   echo "$((1 + 2 * r))/$((3 + 2 * rounds)) round $r: two independent processes, 1 thread each ..." >&2
   train "$work/one.bin" "pair-a$r" env RAYON_NUM_THREADS=1 > "$work/step-a" &
+  pid=$!
   train "$work/one.bin" "pair-b$r" env RAYON_NUM_THREADS=1 > "$work/step-b"
-  wait
+  wait "$pid"
   echo "$((2 + 2 * r))/$((3 + 2 * rounds)) round $r: mpirun -np 2 ..." >&2
   # shellcheck disable=SC2086 # MPIRUN_ARGS is a list of words
-  s_mpi="$(train "$work/two.bin" "mpi$r" mpirun --oversubscribe --mca btl self,vader ${MPIRUN_ARGS:-} -np 2)"
+  s_mpi="$(train "$work/two.bin" "mpi$r" mpirun --oversubscribe --mca btl self,vader -x RAYON_NUM_THREADS=1 ${MPIRUN_ARGS:-} -np 2)"
   exposed="$(sed -n 's/.*all-reduce after the first step: \([0-9.]*\) ms exposed.*/\1/p' "$work/mpi$r.log")"
   flight="$(sed -n 's/.*ms exposed of \([0-9.]*\) ms in flight per step.*/\1/p' "$work/mpi$r.log")"
   parts="$(sed -n 's/.*in flight per step (\(.*\))$/\1/p' "$work/mpi$r.log")"
   # Each rank's exposed seconds, from the per-rank lines.
   ranks="$(sed -n 's/^  rank \([0-9]*\): .*(\([0-9.]*\)s of them the gradient all-reduce.*/\2/p' "$work/mpi$r.log" | paste -sd/)"
+  [ -n "$exposed" ] && [ -n "$flight" ] && [ -n "$parts" ] && [ -n "$ranks" ] || {
+    echo "mpi$r: no all-reduce times in the run's last lines (alexrt built without --features mpi, or too old)" >&2
+    exit 1
+  }
   rows+=("$(cat "$work/step-a") $(cat "$work/step-b") $s_mpi $exposed $flight ${ranks:-?}|$parts")
 done
 echo "$((3 + 2 * rounds))/$((3 + 2 * rounds)) mpirun -np 2 alexrt bench --ab-all-reduce ($pairs pairs of steps) ..." >&2
 # shellcheck disable=SC2086 # MPIRUN_ARGS is a list of words
-mpirun --oversubscribe --mca btl self,vader ${MPIRUN_ARGS:-} -np 2 "$BIN/alexrt" bench "$work/two.bin" --device cpu \
+mpirun --oversubscribe --mca btl self,vader -x RAYON_NUM_THREADS=1 ${MPIRUN_ARGS:-} -np 2 "$BIN/alexrt" bench "$work/two.bin" --device cpu \
   --steps "$pairs" --ab-all-reduce > "$work/ab.txt" 2> "$work/ab.log" || { echo "the A/B run failed:" >&2; tail -5 "$work/ab.log" >&2; exit 1; }
 load_after="$(uptime)"
 python3 - "$batch" "$s_1t" "$s_all" "${rows[@]}" > "$work/table.md" <<'PY'

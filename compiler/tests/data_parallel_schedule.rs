@@ -14,10 +14,17 @@ use petgraph::stable_graph::NodeIndex;
 use petgraph::Direction;
 
 fn alexnet(replicas: usize) -> alexc::Lowered {
+    alexnet_with(replicas, false)
+}
+
+fn alexnet_with(replicas: usize, split_grouped_conv: bool) -> alexc::Lowered {
     let text = include_str!("../../graphs/alexnet.ron");
     let checked = front_end_str(text, "alexnet.ron", &mut |_, _, _| {}).expect("alexnet checks");
-    let lowering =
-        Lowering { data_parallel: (replicas > 1).then(|| DataParallel::new(replicas)), ..Default::default() };
+    let lowering = Lowering {
+        data_parallel: (replicas > 1).then(|| DataParallel::new(replicas)),
+        split_grouped_conv,
+        ..Default::default()
+    };
     lower_with(&checked, Mode::Train, 128, &lowering, &mut |_, _, _| {}).expect("alexnet lowers")
 }
 
@@ -79,4 +86,39 @@ fn a_data_parallel_schedule_computes_each_bucket_as_soon_as_it_can_and_the_updat
         two.memory.arena_bytes,
         one.memory.arena_bytes
     );
+}
+
+#[test]
+fn with_grouped_convolutions_split_each_group_s_weight_gradient_runs_as_soon_as_it_can() {
+    let two = alexnet_with(2, true);
+    let g = &two.graph;
+    let at = |n: NodeIndex| g.schedule.iter().position(|&m| m == n).unwrap();
+    let is_bucket = |n: NodeIndex| matches!(g.g[n].op, Op::AllReduceMean(_));
+    let mut parts = 0;
+    for b in g.schedule.iter().copied().filter(|&n| is_bucket(n)) {
+        for v in g.inputs(b).into_iter().filter(|v| matches!(g.g[v.node].op, Op::Concat(_))) {
+            for part in g.inputs(v.node) {
+                parts += 1;
+                let ready = g
+                    .inputs(part.node)
+                    .iter()
+                    .filter(|i| !g.g[i.node].op.def().is_source())
+                    .map(|i| at(i.node))
+                    .max();
+                // Only other gradients of buckets, their concats and the all-reduces run between.
+                for &n in &g.schedule[ready.map_or(0, |r| r + 1)..at(part.node)] {
+                    let feeds =
+                        g.g.neighbors_directed(n, Direction::Outgoing)
+                            .all(|r| is_bucket(r) || matches!(g.g[r].op, Op::Concat(_)));
+                    assert!(
+                        is_bucket(n) || feeds,
+                        "{} runs before the ready gradient part {}",
+                        g.g[n].name,
+                        g.g[part.node].name
+                    );
+                }
+            }
+        }
+    }
+    assert!(parts >= 4, "alexnet's split grouped convolutions give {parts} weight-gradient parts");
 }

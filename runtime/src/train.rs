@@ -72,8 +72,8 @@ pub enum Event<'a> {
 /// step's end) is the sum of these and of the loop's own bookkeeping.
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
 pub struct StepPhases {
-    /// From the previous step's end to this step's batch: waiting for the loader (and writing
-    /// the previous step's checkpoint, where one was due).
+    /// From the previous step's end to this step's batch: waiting for the loader, and the
+    /// previous step's reporting (progress line, checkpoint where one was due).
     pub data: f64,
     /// In the plan's nodes (the executor's step), the gradient all-reduce's exposed time included.
     pub step: f64,

@@ -46,8 +46,10 @@ impl OpDef for AllReduceMean {
     fn fusion_class(&self) -> FusionClass {
         FusionClass::Opaque
     }
-    /// The averages are written over the gradients they average (the host engines write them
-    /// into the gradients' buffers; NCCL can average in place).
+    /// The averages are written over the gradients they average, as the host path (MPI) does.
+    /// On CUDA, NCCL writes fresh buffers while it holds the gradients, so there a bucket in
+    /// flight needs its size twice, which this plan does not count; the host path's receive
+    /// buffers, kept from step to step, are outside the arena too.
     fn in_place_ports(&self, inputs: usize) -> Vec<(u8, usize)> {
         (0..inputs).filter_map(|i| Some((u8::try_from(i).ok()?, i))).collect()
     }

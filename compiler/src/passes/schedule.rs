@@ -11,7 +11,7 @@
 //! backward pass computes (DDP's overlap; the gradients are held to the end of the step, as DDP
 //! holds them).
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashMap, HashSet};
 
 use petgraph::algo::has_path_connecting;
 use petgraph::stable_graph::NodeIndex;
@@ -45,7 +45,9 @@ pub fn schedule(graph: &mut Graph, batch: usize) {
     // Readers left for each value.
     let mut readers: HashMap<ValueRef, usize> =
         graph.values().into_iter().map(|v| (v, graph.consumers(v).len())).collect();
-    let overlap: HashMap<NodeIndex, Overlap> = compute.iter().map(|&n| (n, overlap(graph, n))).collect();
+    let starts = starts_all_reduce(graph, &compute);
+    let overlap: HashMap<NodeIndex, Overlap> =
+        compute.iter().map(|&n| (n, overlap(graph, n, &starts))).collect();
     let mut ready: BTreeSet<NodeIndex> = waiting.iter().filter(|(_, w)| **w == 0).map(|(n, _)| *n).collect();
     let mut order = Vec::with_capacity(compute.len());
     while !ready.is_empty() {
@@ -89,15 +91,46 @@ enum Overlap {
     ReadsAllReduce,
 }
 
-fn overlap(graph: &Graph, n: NodeIndex) -> Overlap {
-    let is_all_reduce = |m: NodeIndex| matches!(graph.g[m].op, Op::AllReduceMean(_));
-    let feeds_all_reduce = || graph.g.neighbors_directed(n, Direction::Outgoing).any(is_all_reduce);
-    if graph.inputs(n).iter().any(|v| is_all_reduce(v.node)) {
+fn overlap(graph: &Graph, n: NodeIndex, starts: &HashSet<NodeIndex>) -> Overlap {
+    if graph.inputs(n).iter().any(|v| matches!(graph.g[v.node].op, Op::AllReduceMean(_))) {
         Overlap::ReadsAllReduce
-    } else if is_all_reduce(n) || feeds_all_reduce() {
+    } else if starts.contains(&n) {
         Overlap::StartsAllReduce
     } else {
         Overlap::Neutral
+    }
+}
+
+/// The all-reduces, the nodes that produce a gradient one of them reads, and the nodes whose
+/// every reader only assembles such a gradient (the parts of a split grouped convolution's weight
+/// gradient, read by its concat).
+fn starts_all_reduce(graph: &Graph, compute: &[NodeIndex]) -> HashSet<NodeIndex> {
+    let is_all_reduce = |n: NodeIndex| matches!(graph.g[n].op, Op::AllReduceMean(_));
+    let mut starts: HashSet<NodeIndex> = compute.iter().copied().filter(|&n| is_all_reduce(n)).collect();
+    if starts.is_empty() {
+        return starts;
+    }
+    let assembles = |n: NodeIndex| graph.g[n].op.def().is_view() || matches!(graph.g[n].op, Op::Concat(_));
+    starts.extend(
+        compute
+            .iter()
+            .copied()
+            .filter(|&n| graph.g.neighbors_directed(n, Direction::Outgoing).any(is_all_reduce)),
+    );
+    loop {
+        let more: Vec<NodeIndex> = compute
+            .iter()
+            .copied()
+            .filter(|n| !starts.contains(n))
+            .filter(|&n| {
+                let mut readers = graph.g.neighbors_directed(n, Direction::Outgoing).peekable();
+                readers.peek().is_some() && readers.all(|r| starts.contains(&r) && assembles(r))
+            })
+            .collect();
+        if more.is_empty() {
+            return starts;
+        }
+        starts.extend(more);
     }
 }
 

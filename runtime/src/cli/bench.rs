@@ -97,6 +97,11 @@ fn bench_in<B: KernelBackend>(
 ) -> Result<(), RunError> {
     let plan = Plan::read(&args.plan)?;
     let training = plan.graph.loss.is_some();
+    if args.ab_all_reduce && args.profile {
+        return Err(RunError::Input(
+            "--profile times one step node by node, --ab-all-reduce pairs of whole steps: run them separately".into(),
+        ));
+    }
     if args.ab_all_reduce && (plan.replicas < 2 || !training) {
         return Err(RunError::Input(format!(
             "{}: --ab-all-reduce times the gradient all-reduce of a data-parallel training plan; compile one with `alexc compile GRAPH --replicas 2` and run it under `mpirun -np 2`",

@@ -111,6 +111,10 @@ pub enum DeviceCollectiveError {
     )]
     Timeout(u64),
     #[error(
+        "an earlier NCCL error or timeout ended this rank's NCCL communicator (see the message before this one); ending the job"
+    )]
+    Aborted,
+    #[error(
         "NCCL cannot average {0} values (it averages f16, bf16, f32 and f64); set {NCCL_VAR}=off to reduce through the host"
     )]
     DType(String),

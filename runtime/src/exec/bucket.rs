@@ -32,7 +32,8 @@ use crate::value::Value;
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
 pub struct AllReduceTimes {
     /// Seconds the step stood still to start the sums: the gradients handed over as host
-    /// buffers, a bucket's copied into one send buffer, the engine's call.
+    /// buffers, a bucket's copied into one send buffer, the engine's call. On CUDA (NCCL) it
+    /// includes waiting for cubecl's queued work, most of it computation, not communication.
     pub starting: f64,
     /// Seconds in the engine's calls between nodes that let it advance (MPI moves and sums the
     /// data of a non-blocking collective inside them).

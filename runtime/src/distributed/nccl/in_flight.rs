@@ -3,6 +3,8 @@
 //! first read, under the collective timeout.
 
 use std::any::Any;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use cudarc::driver::result as cu;
@@ -18,6 +20,9 @@ use crate::distributed::on_device::DeviceCollectiveError;
 pub(super) struct NcclInFlight {
     pub(super) event: CUevent,
     pub(super) comm: nccl_sys::ncclComm_t,
+    /// The communicator's: once set, no NCCL call may be made on `comm`, and its kernels are
+    /// stopped (so the buffers may go).
+    pub(super) aborted: Arc<AtomicBool>,
     pub(super) context: CUcontext,
     pub(super) outputs: Vec<CudaTensor>,
     /// The contiguous gradients and the device resources NCCL reads and writes.
@@ -48,8 +53,13 @@ impl NcclInFlight {
         let limit = crate::distributed::watchdog::timeout();
         let started = Instant::now();
         while !self.done {
-            // SAFETY: as in `test`; the communicator is live (communicators live until the
-            // process ends).
+            if self.aborted.load(Ordering::Acquire) {
+                // Another bucket's error aborted the communicator: its kernels are stopped.
+                self.done = true;
+                return Err(DeviceCollectiveError::Aborted);
+            }
+            // SAFETY: as in `test`; the communicator is live (not aborted, checked above; they
+            // are never destroyed).
             unsafe {
                 match cu_sys::cuEventQuery(self.event) {
                     cu_sys::CUresult::CUDA_SUCCESS => {
@@ -58,10 +68,11 @@ impl NcclInFlight {
                     }
                     cu_sys::CUresult::CUDA_ERROR_NOT_READY => {}
                     other => {
+                        self.abort();
                         return Err(DeviceCollectiveError::Driver {
                             call: "cuEventQuery",
                             code: format!("{other:?}"),
-                        })
+                        });
                     }
                 }
                 let mut failed = nccl_sys::ncclResult_t::ncclSuccess;
@@ -75,17 +86,27 @@ impl NcclInFlight {
                         nccl::NcclError(failed),
                         Some(self.comm),
                     );
-                    let _ = nccl::comm_abort(self.comm);
+                    self.abort();
                     return Err(e);
                 }
-                if started.elapsed() > limit {
-                    let _ = nccl::comm_abort(self.comm);
-                    return Err(DeviceCollectiveError::Timeout(limit.as_secs()));
-                }
+            }
+            if started.elapsed() > limit {
+                self.abort();
+                return Err(DeviceCollectiveError::Timeout(limit.as_secs()));
             }
             std::thread::sleep(Duration::from_micros(20));
         }
         Ok(())
+    }
+
+    /// Aborts the communicator, once for all its buckets: NCCL stops its kernels, so this bucket
+    /// (and every other in flight) is done with its buffers.
+    fn abort(&mut self) {
+        if !self.aborted.swap(true, Ordering::AcqRel) {
+            // SAFETY: the communicator is live: this is the first abort.
+            let _ = unsafe { nccl::comm_abort(self.comm) };
+        }
+        self.done = true;
     }
 }
 

@@ -14,7 +14,8 @@
 use std::any::Any;
 use std::marker::PhantomData;
 use std::mem::MaybeUninit;
-use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 
 use burn::tensor::backend::Backend;
 use burn::tensor::ops::FloatTensor;
@@ -103,10 +104,15 @@ struct Communicator {
     ordinal: usize,
     rank: usize,
     size: usize,
+    /// Set once the communicator is aborted (after an NCCL error or a timeout): nothing may call
+    /// NCCL on it afterwards. Shared with its buckets in flight.
+    aborted: Arc<AtomicBool>,
 }
 
-// SAFETY: the communicator and stream are used under COMMUNICATORS' lock only, one thread at a
-// time, which NCCL and CUDA allow (neither is tied to the thread that made it).
+// SAFETY: the communicator and stream are launched on under COMMUNICATORS' lock, and queried by
+// its buckets in flight on the executor's thread, one thread at a time, which NCCL and CUDA
+// allow (neither is tied to the thread that made it). Communicators are never destroyed, only
+// aborted (see `aborted`).
 unsafe impl Send for Communicator {}
 
 /// Starts the means of `tensors` (all on one CUDA device) over every rank of `world`.
@@ -153,7 +159,15 @@ impl Communicator {
         };
         let stream = cu::stream::create(cu::stream::StreamKind::NonBlocking)
             .map_err(|e| driver_error("cuStreamCreate", e))?;
-        Ok(Communicator { comm, stream, context, ordinal, rank: world.rank(), size: world.size() })
+        Ok(Communicator {
+            comm,
+            stream,
+            context,
+            ordinal,
+            rank: world.rank(),
+            size: world.size(),
+            aborted: Arc::new(AtomicBool::new(false)),
+        })
     }
 
     /// Device `ordinal`'s primary context (cubecl's, so its pointers are valid here), made current
@@ -175,6 +189,9 @@ impl Communicator {
     /// tensors: cubecl's work is waited for, NCCL's is launched on our stream and an event
     /// recorded after it.
     fn start(&self, tensors: &[&CudaTensor]) -> Result<NcclInFlight, DeviceCollectiveError> {
+        if self.aborted.load(Ordering::Acquire) {
+            return Err(DeviceCollectiveError::Aborted);
+        }
         let types = tensors.iter().map(|t| nccl_dtype(t.dtype)).collect::<Result<Vec<_>, _>>()?;
         let inputs: Vec<CudaTensor> = tensors.iter().map(|t| into_contiguous((*t).clone())).collect();
         let outputs: Vec<CudaTensor> = inputs
@@ -203,13 +220,25 @@ impl Communicator {
         })?;
         // SAFETY: the context is the primary context the pointers belong to.
         unsafe { cu::ctx::set_current(self.context) }.map_err(|e| driver_error("cuCtxSetCurrent", e))?;
-        nccl::group_start().map_err(|e| self.error("ncclGroupStart", e))?;
+        // Made before anything is queued, so that no error after the launch leaves NCCL's work
+        // running on buffers about to be dropped.
+        let event = cu::event::create(cu_sys::CUevent_flags::CU_EVENT_DISABLE_TIMING)
+            .map_err(|e| driver_error("cuEventCreate", e))?;
+        let discard = |event| {
+            // SAFETY: the event was never recorded; nothing waits on it.
+            let _ = unsafe { cu::event::destroy(event) };
+        };
+        if let Err(e) = nccl::group_start() {
+            discard(event);
+            return Err(self.error("ncclGroupStart", e));
+        }
         for (((t, send), receive), dtype) in inputs.iter().zip(&sends).zip(&receives).zip(types) {
             let count = t.meta.shape().num_elements();
             let (send, receive) = (send.resource(), receive.resource());
             let bytes = (count * t.dtype.size()) as u64;
             if send.size < bytes || receive.size < bytes {
-                let _ = nccl::group_end();
+                self.end_group_after_error();
+                discard(event);
                 return Err(DeviceCollectiveError::Driver {
                     call: "cubecl's get_resource",
                     code: format!("a {}-byte buffer for a {bytes}-byte tensor", send.size.min(receive.size)),
@@ -228,25 +257,46 @@ impl Communicator {
                     self.stream as nccl_sys::cudaStream_t,
                 )
             }
-            .map_err(|e| self.error("ncclAllReduce", e))?;
+            .map_err(|e| {
+                self.end_group_after_error();
+                discard(event);
+                self.error("ncclAllReduce", e)
+            })?;
         }
-        nccl::group_end().map_err(|e| self.error("ncclGroupEnd", e))?;
-        let event = cu::event::create(cu_sys::CUevent_flags::CU_EVENT_DISABLE_TIMING)
-            .map_err(|e| driver_error("cuEventCreate", e))?;
+        if let Err(e) = nccl::group_end() {
+            self.end_group_after_error();
+            discard(event);
+            return Err(self.error("ncclGroupEnd", e));
+        }
         // SAFETY: our stream and a fresh event of the current context.
         if let Err(e) = unsafe { cu::event::record(event, self.stream) } {
-            // SAFETY: the event was never recorded.
-            let _ = unsafe { cu::event::destroy(event) };
+            self.end_group_after_error();
+            discard(event);
             return Err(driver_error("cuEventRecord", e));
         }
         Ok(NcclInFlight {
             event,
             comm: self.comm,
+            aborted: Arc::clone(&self.aborted),
             context: self.context,
             outputs,
             held: Some(Box::new((inputs, sends, receives))),
             done: false,
         })
+    }
+
+    /// After an error at a launch: what was queued is waited for (its buffers are about to be
+    /// dropped), or, if it cannot finish, the communicator is aborted (which stops its kernels).
+    fn end_group_after_error(&self) {
+        let _ = nccl::group_end();
+        // SAFETY: our stream; the communicator is live unless `aborted` says otherwise.
+        unsafe {
+            if cu_sys::cuStreamSynchronize(self.stream) != cu_sys::CUresult::CUDA_SUCCESS
+                && !self.aborted.swap(true, Ordering::AcqRel)
+            {
+                let _ = nccl::comm_abort(self.comm);
+            }
+        }
     }
 
     /// An NCCL error of a call on this communicator, with NCCL's last message.
