@@ -122,15 +122,13 @@ fn bench_in<B: KernelBackend>(
         if rank0 {
             let ratio = ab.median_ratio();
             alexrt::say(&if args.json {
-                format!(
-                    "{}\n",
+                json_line(
+                    &plan,
                     serde_json::json!({
-                        "graph": plan.graph.name, "batch": batch_size, "replicas": plan.replicas,
-                        "threads": rayon::current_num_threads(),
                         "pairs": ab.pairs.iter().map(|(w, wo)| serde_json::json!({"with_all_reduce": w, "without": wo})).collect::<Vec<_>>(),
                         "all_reduce_adds_median": ratio - 1.0,
                         "all_reduce_exposed_seconds": ab.exposed,
-                    })
+                    }),
                 )
             } else {
                 format!(
@@ -175,15 +173,13 @@ fn bench_in<B: KernelBackend>(
         }
     }
     alexrt::say(&if args.json {
-        format!(
-            "{}\n",
+        json_line(
+            &plan,
             serde_json::json!({
-                "graph": plan.graph.name, "batch": batch_size, "replicas": plan.replicas,
-                "threads": rayon::current_num_threads(),
                 "step_seconds": step, "forward_seconds": forward,
                 "images_per_second": batch_size as f64 / step, "peak_bytes": peak,
                 "arena_bytes": plan.memory.arena_bytes, "fused_kernels": !args.unfused,
-            })
+            }),
         )
     } else {
         format!(
@@ -198,6 +194,18 @@ fn bench_in<B: KernelBackend>(
         )
     });
     Ok(())
+}
+
+/// One line of JSON: what was timed (graph, batch, replicas, threads), then `fields`.
+fn json_line(plan: &Plan, fields: serde_json::Value) -> String {
+    let mut line = serde_json::json!({
+        "graph": plan.graph.name, "batch": plan.memory.batch_size, "replicas": plan.replicas,
+        "threads": rayon::current_num_threads(),
+    });
+    if let (Some(line), serde_json::Value::Object(fields)) = (line.as_object_mut(), fields) {
+        line.extend(fields);
+    }
+    format!("{line}\n")
 }
 
 /// Steps with and without the gradient all-reduce, timed in pairs.
