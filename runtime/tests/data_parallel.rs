@@ -12,7 +12,7 @@ mod common {
 
 use std::process::Command;
 
-use common::mpirun::{alexrt_train, largest_difference, scratch, succeeded, tiny_plan};
+use common::mpirun::{alexrt_train, alexrt_under_mpirun, largest_difference, scratch, succeeded, tiny_plan};
 
 /// Images per replica in a step (tiny.ron's batch is 32: smaller keeps the test quick).
 const BATCH: usize = 8;
@@ -75,13 +75,11 @@ fn a_plan_for_two_replicas_is_refused_by_three_ranks_and_by_one_process() {
     tiny_plan(BATCH, 2, true).write(&dir.join("two.bin")).unwrap();
     let alexrt = env!("CARGO_BIN_EXE_alexrt");
     let plan = dir.join("two.bin");
-    let out = Command::new(&mpirun)
-        .args(["--oversubscribe", "--mca", "btl", "self,vader", "-np", "3", alexrt, "train"])
+    let out = alexrt_under_mpirun(&mpirun, 3)
+        .arg("train")
         .arg(&plan)
         .args(["--device", "cpu", "--out"])
         .arg(dir.join("run3"))
-        .env("OMPI_ALLOW_RUN_AS_ROOT", "1")
-        .env("OMPI_ALLOW_RUN_AS_ROOT_CONFIRM", "1")
         .output()
         .unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
@@ -105,15 +103,9 @@ fn bench_times_pairs_of_steps_with_and_without_the_all_reduce_and_refuses_a_one_
     let dir = scratch("ab");
     tiny_plan(BATCH, 2, true).write(&dir.join("two.bin")).unwrap();
     tiny_plan(BATCH, 1, true).write(&dir.join("one.bin")).unwrap();
-    let alexrt = env!("CARGO_BIN_EXE_alexrt");
     let bench = |plan: &str, json: bool| {
-        let mut c = Command::new(&mpirun);
-        c.args(["--oversubscribe", "--mca", "btl", "self,vader", "-np", "2", alexrt, "bench"])
-            .arg(dir.join(plan))
-            .args(["--device", "cpu", "--steps", "3", "--ab-all-reduce"])
-            .env("OMPI_ALLOW_RUN_AS_ROOT", "1")
-            .env("OMPI_ALLOW_RUN_AS_ROOT_CONFIRM", "1")
-            .env("ALEXRT_COLLECTIVE_TIMEOUT", "60");
+        let mut c = alexrt_under_mpirun(&mpirun, 2);
+        c.arg("bench").arg(dir.join(plan)).args(["--device", "cpu", "--steps", "3", "--ab-all-reduce"]);
         if json {
             c.arg("--json");
         }

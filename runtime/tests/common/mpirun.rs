@@ -60,6 +60,24 @@ macro_rules! mpirun_or_skip {
     };
 }
 
+/// `mpirun -np n alexrt` on this machine's shared memory (as root too), the collective timeout
+/// 60 s: the subcommand and its arguments follow.
+pub fn alexrt_under_mpirun(mpirun: &Path, n: usize) -> Command {
+    let mut c = Command::new(mpirun);
+    c.args([
+        "--oversubscribe",
+        "--mca",
+        "btl",
+        "self,vader",
+        "-np",
+        &n.to_string(),
+        env!("CARGO_BIN_EXE_alexrt"),
+    ]);
+    c.env("OMPI_ALLOW_RUN_AS_ROOT", "1").env("OMPI_ALLOW_RUN_AS_ROOT_CONFIRM", "1");
+    c.env("ALEXRT_COLLECTIVE_TIMEOUT", "60");
+    c
+}
+
 /// `alexrt train PLAN --out OUT ARGS...` on the CPU with tiny synthetic data, under
 /// `mpirun -np ranks` when `ranks` is given (collective timeout 60 s unless `env` says), with
 /// `env` set.
@@ -70,16 +88,9 @@ pub fn alexrt_train_command(
     args: &[&str],
     env: &[(&str, &str)],
 ) -> Command {
-    let alexrt = env!("CARGO_BIN_EXE_alexrt");
     let mut cmd = match ranks {
-        Some((mpirun, n)) => {
-            let mut c = Command::new(mpirun);
-            c.args(["--oversubscribe", "--mca", "btl", "self,vader", "-np", &n.to_string(), alexrt]);
-            c.env("OMPI_ALLOW_RUN_AS_ROOT", "1").env("OMPI_ALLOW_RUN_AS_ROOT_CONFIRM", "1");
-            c.env("ALEXRT_COLLECTIVE_TIMEOUT", "60");
-            c
-        }
-        None => Command::new(alexrt),
+        Some((mpirun, n)) => alexrt_under_mpirun(mpirun, n),
+        None => Command::new(env!("CARGO_BIN_EXE_alexrt")),
     };
     cmd.args([
         "train",
