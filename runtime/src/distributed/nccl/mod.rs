@@ -214,6 +214,21 @@ impl Communicator {
         // Held until NCCL is done, so that cubecl reuses none of these buffers meanwhile.
         let sends = inputs.iter().map(resource).collect::<Result<Vec<_>, _>>()?;
         let receives = outputs.iter().map(resource).collect::<Result<Vec<_>, _>>()?;
+        // Each tensor's element count, type and both device addresses, checked to fit, before
+        // anything is queued.
+        let mut launches = Vec::with_capacity(inputs.len());
+        for (((t, send), receive), dtype) in inputs.iter().zip(&sends).zip(&receives).zip(types) {
+            let count = t.meta.shape().num_elements();
+            let (send, receive) = (send.resource(), receive.resource());
+            let bytes = (count * t.dtype.size()) as u64;
+            if send.size < bytes || receive.size < bytes {
+                return Err(DeviceCollectiveError::Driver {
+                    call: "cubecl's get_resource",
+                    code: format!("a {}-byte buffer for a {bytes}-byte tensor", send.size.min(receive.size)),
+                });
+            }
+            launches.push((send.ptr, receive.ptr, count, dtype));
+        }
         cubecl::future::block_on(tensors[0].client.sync()).map_err(|e| DeviceCollectiveError::Driver {
             call: "cubecl's sync before NCCL",
             code: format!("{e:?}"),
@@ -232,47 +247,37 @@ impl Communicator {
             discard(event);
             return Err(self.error("ncclGroupStart", e));
         }
-        for (((t, send), receive), dtype) in inputs.iter().zip(&sends).zip(&receives).zip(types) {
-            let count = t.meta.shape().num_elements();
-            let (send, receive) = (send.resource(), receive.resource());
-            let bytes = (count * t.dtype.size()) as u64;
-            if send.size < bytes || receive.size < bytes {
-                self.end_group_after_error();
-                discard(event);
-                return Err(DeviceCollectiveError::Driver {
-                    call: "cubecl's get_resource",
-                    code: format!("a {}-byte buffer for a {bytes}-byte tensor", send.size.min(receive.size)),
-                });
-            }
-            // SAFETY: both pointers address `bytes` bytes of live device memory of this context
-            // (held by `sends` and `receives`); cubecl's work on them is finished (synced above).
-            unsafe {
-                nccl::all_reduce(
-                    send.ptr as *const _,
-                    receive.ptr as *mut _,
-                    count,
-                    dtype,
-                    nccl_sys::ncclRedOp_t::ncclAvg,
-                    self.comm,
-                    self.stream as nccl_sys::cudaStream_t,
-                )
-            }
-            .map_err(|e| {
-                self.end_group_after_error();
-                discard(event);
-                self.error("ncclAllReduce", e)
-            })?;
-        }
-        if let Err(e) = nccl::group_end() {
+        let launched = launches
+            .into_iter()
+            .try_for_each(|(send, receive, count, dtype)| {
+                // SAFETY: both pointers address the tensor's bytes of live device memory of this
+                // context (held by `sends` and `receives`, checked above); cubecl's work on them
+                // is finished (synced above).
+                unsafe {
+                    nccl::all_reduce(
+                        send as *const _,
+                        receive as *mut _,
+                        count,
+                        dtype,
+                        nccl_sys::ncclRedOp_t::ncclAvg,
+                        self.comm,
+                        self.stream as nccl_sys::cudaStream_t,
+                    )
+                }
+                .map(drop)
+                .map_err(|e| self.error("ncclAllReduce", e))
+            })
+            .and_then(|()| nccl::group_end().map(drop).map_err(|e| self.error("ncclGroupEnd", e)))
+            .and_then(|()| {
+                // SAFETY: our stream and a fresh event of the current context.
+                unsafe { cu::event::record(event, self.stream) }.map_err(|e| driver_error("cuEventRecord", e))
+            });
+        if let Err(e) = launched {
+            // One mend for every failure inside the group: end it, drain or abort what was
+            // queued (its buffers are about to be dropped), and let the event go.
             self.end_group_after_error();
             discard(event);
-            return Err(self.error("ncclGroupEnd", e));
-        }
-        // SAFETY: our stream and a fresh event of the current context.
-        if let Err(e) = unsafe { cu::event::record(event, self.stream) } {
-            self.end_group_after_error();
-            discard(event);
-            return Err(driver_error("cuEventRecord", e));
+            return Err(e);
         }
         Ok(NcclInFlight {
             event,
