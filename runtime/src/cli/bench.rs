@@ -67,7 +67,8 @@ fn at_least_one(text: &str) -> Result<usize, String> {
     }
 }
 
-/// Median seconds of `steps` runs of `f`, after `warmup` untimed ones.
+/// Median seconds of `steps` runs of `f` (at least one: `--steps` refuses 0), after `warmup`
+/// untimed ones.
 fn time_median(
     warmup: usize,
     steps: usize,
@@ -77,7 +78,7 @@ fn time_median(
         f()?;
     }
     let mut times = Vec::with_capacity(steps);
-    for _ in 0..steps.max(1) {
+    for _ in 0..steps {
         let t = Instant::now();
         f()?;
         times.push(t.elapsed().as_secs_f64());
@@ -233,7 +234,7 @@ impl WithAndWithout {
     }
 }
 
-/// Times `steps` pairs of steps, one with the gradient all-reduce and one without, after
+/// Times `steps` pairs of steps (at least one), one with the gradient all-reduce and one without, after
 /// `warmup` steps with it; the order within a pair flips from pair to pair. Every step starts
 /// with the ranks aligned (a one-value sum), so that a step without the all-reduce is the
 /// rank's own computation, and one with it adds what the all-reduce costs: the host copies, the
@@ -249,9 +250,9 @@ fn time_with_and_without_all_reduce<B: KernelBackend>(
         exec.step(batch, 1e-4)?;
     }
     // [with, without] seconds of each pair, this rank's.
-    let mut seconds = vec![0.0; 2 * steps.max(1)];
+    let mut seconds = vec![0.0; 2 * steps];
     let all_reduce_before = exec.all_reduce;
-    for pair in 0..steps.max(1) {
+    for pair in 0..steps {
         for on in if pair % 2 == 0 { [true, false] } else { [false, true] } {
             world.all_reduce_sum_f64(&mut [0.0]);
             exec.options.all_reduce = on;
@@ -261,7 +262,7 @@ fn time_with_and_without_all_reduce<B: KernelBackend>(
         }
     }
     exec.options.all_reduce = true;
-    let exposed = exec.all_reduce.since(&all_reduce_before).exposed() / steps.max(1) as f64;
+    let exposed = exec.all_reduce.since(&all_reduce_before).exposed() / steps as f64;
     world.all_reduce_sum_f64(&mut seconds);
     let ranks = world.size() as f64;
     let pairs = seconds.chunks(2).map(|p| (p[0] / ranks, p[1] / ranks)).collect();
