@@ -17,14 +17,15 @@ fi
 # shellcheck source=scripts/deps.sh
 . scripts/deps.sh
 
-features=()
+command=(cargo test --workspace --locked)
 if [ "$DEPS_MPI" = 1 ]; then
-  features=(--features alexrt/mpi)
+  command+=(--features alexrt/mpi)
 fi
 case " $* " in
   *alexrt/cuda*) ;;
   *) echo "SKIPPED: the CUDA and NCCL tests (runtime/tests/nccl.rs) because they need an NVIDIA GPU and the cuda feature (scripts/test.sh --features alexrt/cuda there)" ;;
 esac
 
-echo "cargo test --workspace --locked ${features[*]} $*"
-exec cargo test --workspace --locked "${features[@]}" "$@"
+command+=("$@")
+echo "${command[*]}"
+exec "${command[@]}"
