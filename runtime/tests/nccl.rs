@@ -18,7 +18,7 @@ mod on_cuda {
         }
         // SAFETY: only tries to open libnccl by its usual names.
         if !unsafe { cudarc::nccl::sys::is_culib_present() } {
-            return Some("libnccl.so cannot be loaded (see the README's NCCL section)".into());
+            return Some("libnccl.so cannot be loaded (see docs/distributed.md, NCCL on CUDA)".into());
         }
         None
     }
