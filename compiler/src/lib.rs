@@ -1,20 +1,20 @@
 //! alexc: compiles a RON graph file through petgraph passes into a training or inference plan.
 //!
 //! ```text
-//! graphs/*.ron --parse--> AST --build--> IR --validate--> --infer-shapes--> --autodiff--> --verify-->
-//!   [--place-->] [--all-reduce-->] --conv-algo--> --fuse--> --schedule--> --memory--> plan.bin
+//! graphs/*.ron --parse--> AST --build--> IR --validate--> --infer-shapes--> [--towers-->] --autodiff-->
+//!   [--place-->] [--split-groups-->] [--all-reduce-->] --conv-algo--> --fuse--> --schedule--> --memory--> plan.bin
 //! ```
 //! [`front_end`] runs parse to shape inference; [`lower`] runs the rest for one mode and batch size.
+//! After every pass the verifier ([`passes::verify_after`]) checks the IR's invariants, and the
+//! dump hook sees the IR.
 
 pub mod ast;
-pub mod catalog;
-pub mod diag;
-pub mod ir;
 pub mod passes;
-pub mod plan;
 pub mod report;
-mod spec;
-mod value;
+
+// The IR, the catalog and the plan file are shared with the runtime through `alexir`; they are
+// re-exported here so that the passes read `crate::ir`, `crate::catalog`, ... as before.
+pub use alexir::{catalog, diag, ir, memory, plan, say, spec, units, value};
 
 use std::path::Path;
 
@@ -48,13 +48,22 @@ pub fn front_end_str(text: &str, file: &str, dump: DumpHook<'_>) -> Result<Check
 fn front_end_parsed(parsed: &ast::ParsedGraph, dump: DumpHook<'_>) -> Result<Checked, Diagnostics> {
     let file = parsed.file.as_str();
     let (mut graph, mut diags) = passes::build(parsed);
-    dump(PassName::Build, &graph, None);
-    let validation = passes::validate(&graph, parsed);
+    // The verifier follows each pass the input's own errors have not already stopped: a graph
+    // file with an unknown input builds a graph with a missing edge, which is the file's fault.
+    let mut after = |pass: PassName, graph: &mut Graph, diags: &mut Diagnostics| {
+        if !diags.has_errors() {
+            graph.renumber();
+            diags.extend(passes::verify_after(pass, graph, &[]));
+        }
+        dump(pass, graph, None);
+    };
+    after(PassName::Build, &mut graph, &mut diags);
+    let validation = passes::validate(&graph);
     diags.extend(validation.diagnostics);
-    dump(PassName::Validate, &graph, None);
+    after(PassName::Validate, &mut graph, &mut diags);
     if validation.cycles.is_empty() {
         diags.extend(passes::infer_shapes(&mut graph));
-        dump(PassName::InferShapes, &graph, None);
+        after(PassName::InferShapes, &mut graph, &mut diags);
     }
     let diags = diags.in_file(file);
     if diags.has_errors() {
@@ -150,13 +159,14 @@ pub fn lower_with(
 ) -> Result<Lowered, Diagnostics> {
     let mut graph = checked.graph.clone();
     let placed = lowering.devices > 1;
+    let file = checked.file.as_str();
     if lowering.devices > passes::place::TOWERS {
         let d = diag::Diagnostic::error(format!(
             "cannot place the step on {} devices: the towers split it two ways",
             lowering.devices
         ))
         .help("use `--devices 2` (or 1)");
-        return Err(Diagnostics::from(d).in_file(&checked.file));
+        return Err(Diagnostics::from(d).in_file(file));
     }
     if placed && lowering.data_parallel.is_some_and(|dp| dp.replicas > 1) {
         let d = diag::Diagnostic::error(
@@ -164,22 +174,34 @@ pub fn lower_with(
                 .to_string(),
         )
         .help("use either `--devices 2` or `--replicas N`");
-        return Err(Diagnostics::from(d).in_file(&checked.file));
+        return Err(Diagnostics::from(d).in_file(file));
     }
+    // After each pass: the nodes renumbered in the order the text lists them (so that a graph read
+    // back from a dump is the pipeline's own), the verifier, then the dump hook (which sees only
+    // IR the verifier passed). The memory plans name values by node, so the memory pass, which
+    // changes no node, is not renumbered after.
+    let mut after = |pass: PassName, graph: &mut Graph, memory: &[(Option<u8>, &MemoryPlan)]| {
+        if pass != PassName::Memory {
+            graph.renumber();
+        }
+        let d = passes::verify_after(pass, graph, memory);
+        if d.has_errors() {
+            return Err(d.in_file(file));
+        }
+        dump(pass, graph, memory.first().map(|(_, m)| *m));
+        Ok(())
+    };
     if placed {
+        // The towers split the forward graph; `place` adds the transfers after autodiff.
         passes::split_towers(&mut graph);
+        after(PassName::Towers, &mut graph, &[])?;
     }
     if mode == Mode::Train {
         let d = passes::autodiff(&mut graph);
         if d.has_errors() {
-            return Err(d.in_file(&checked.file));
+            return Err(d.in_file(file));
         }
-        dump(PassName::Autodiff, &graph, None);
-        let d = passes::verify(&graph);
-        if d.has_errors() {
-            return Err(d.in_file(&checked.file));
-        }
-        dump(PassName::Verify, &graph, None);
+        after(PassName::Autodiff, &mut graph, &[])?;
     } else {
         // Inference reads no labels and computes no loss.
         if let Some(loss) = graph.loss.take() {
@@ -192,35 +214,38 @@ pub fn lower_with(
     }
     if placed {
         passes::insert_transfers(&mut graph);
-        dump(PassName::Place, &graph, None);
+        after(PassName::Place, &mut graph, &[])?;
     }
     if lowering.split_grouped_conv {
         passes::split_grouped_convs(&mut graph);
+        after(PassName::SplitGroups, &mut graph, &[])?;
     }
     let replicas = match lowering.data_parallel {
         Some(dp) if mode == Mode::Train => {
             passes::insert_gradient_all_reduce(&mut graph, dp);
-            dump(PassName::AllReduce, &graph, None);
+            after(PassName::AllReduce, &mut graph, &[])?;
             dp.replicas.max(1)
         }
         _ => 1,
     };
-    let warnings = passes::choose_conv_algos(&mut graph, lowering.conv_algo).in_file(&checked.file);
-    dump(PassName::ConvAlgo, &graph, None);
+    let warnings = passes::choose_conv_algos(&mut graph, lowering.conv_algo).in_file(file);
+    after(PassName::ConvAlgo, &mut graph, &[])?;
     let fusion = passes::fuse(&mut graph);
-    dump(PassName::Fuse, &graph, None);
+    after(PassName::Fuse, &mut graph, &[])?;
     if naive_step_bytes(&graph, batch) > MAX_STEP_BYTES {
         let d = diag::Diagnostic::error(format!(
             "at batch size {batch} the step needs more than 2^50 bytes (a petabyte) of memory"
         ))
         .help("use a smaller batch size (`--batch-size`, or `batch_size` under `training`)");
-        return Err(Diagnostics::from(d).in_file(&checked.file));
+        return Err(Diagnostics::from(d).in_file(file));
     }
     passes::schedule(&mut graph, batch);
-    dump(PassName::Schedule, &graph, None);
+    after(PassName::Schedule, &mut graph, &[])?;
     let memory = passes::plan_memory(&graph, batch);
     let device_memory = if placed { passes::plan_memory_per_device(&graph, batch) } else { Vec::new() };
-    dump(PassName::Memory, &graph, Some(&memory));
+    let mut plans = vec![(None, &memory)];
+    plans.extend(device_memory.iter().enumerate().map(|(d, m)| (Some(d as u8), m)));
+    after(PassName::Memory, &mut graph, &plans)?;
     Ok(Lowered { graph, fusion, memory, device_memory, warnings, replicas })
 }
 
@@ -275,17 +300,4 @@ pub fn max_batch(
         }
     }
     Ok(Some(lo))
-}
-
-/// Writes to stdout; a closed pipe (`alexc ... | head`) ends the program quietly, not in a panic.
-pub fn say(text: &str) {
-    use std::io::Write;
-    let mut stdout = std::io::stdout().lock();
-    if let Err(e) = stdout.write_all(text.as_bytes()).and_then(|_| stdout.flush()) {
-        if e.kind() == std::io::ErrorKind::BrokenPipe {
-            std::process::exit(0);
-        }
-        eprintln!("cannot write to stdout: {e}");
-        std::process::exit(1);
-    }
 }

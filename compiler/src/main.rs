@@ -179,7 +179,8 @@ struct Failure(String, u8);
 
 impl From<Diagnostics> for Failure {
     fn from(d: Diagnostics) -> Self {
-        Failure(d.to_string(), 2)
+        // Bad input exits with 2; a compiler bug (the verifier's finding) with 1.
+        Failure(d.to_string(), if d.has_internal() { 1 } else { 2 })
     }
 }
 

@@ -6,7 +6,9 @@ use serde::Serialize;
 
 use crate::catalog::Op;
 use crate::ir::{Graph, TensorType};
-use crate::passes::MemoryPlan;
+pub use crate::memory::memory_table;
+use crate::memory::MemoryPlan;
+pub use crate::units::{group, human_bytes};
 use crate::Checked;
 
 /// One declared layer's figures.
@@ -142,35 +144,6 @@ pub fn build_report(checked: &Checked, train: &crate::Lowered, infer: &crate::Lo
     }
 }
 
-/// Thousands separated by commas: 60,965,224.
-pub fn group(n: u64) -> String {
-    let s = n.to_string();
-    let mut out = String::new();
-    for (i, c) in s.chars().enumerate() {
-        if i > 0 && (s.len() - i).is_multiple_of(3) {
-            out.push(',');
-        }
-        out.push(c);
-    }
-    out
-}
-
-/// Bytes in binary units: 1.50 GiB.
-pub fn human_bytes(b: usize) -> String {
-    let units = ["B", "KiB", "MiB", "GiB", "TiB"];
-    let mut v = b as f64;
-    let mut u = 0;
-    while v >= 1024.0 && u < units.len() - 1 {
-        v /= 1024.0;
-        u += 1;
-    }
-    if u == 0 {
-        format!("{b} B")
-    } else {
-        format!("{v:.2} {}", units[u])
-    }
-}
-
 /// The human summary table.
 pub fn summary_table(r: &Report) -> String {
     let mut out = String::new();
@@ -231,37 +204,5 @@ pub fn summary_table(r: &Report) -> String {
     for w in &r.warnings {
         let _ = writeln!(out, "{w}");
     }
-    out
-}
-
-/// The per-value memory table of `--dump-after memory` and `alexc inspect`.
-pub fn memory_table(m: &MemoryPlan) -> String {
-    let mut out = String::new();
-    let _ = writeln!(out, "memory @ batch {}", m.batch_size);
-    let _ = writeln!(
-        out,
-        "  {:<36} {:>12} {:>11} {:>6} {:>12}",
-        "value", "bytes", "interval", "buffer", "offset"
-    );
-    for p in &m.values {
-        let _ = writeln!(
-            out,
-            "  {:<36} {:>12} {:>11} {:>6} {:>12}",
-            p.name,
-            p.bytes,
-            format!("[{}, {}]", p.first, p.last),
-            p.buffer,
-            p.offset
-        );
-    }
-    let _ = writeln!(out, "  persistent:");
-    for (name, bytes) in &m.persistent {
-        let _ = writeln!(out, "  {:<36} {:>12}", name, bytes);
-    }
-    let _ = writeln!(
-        out,
-        "  naive {} B, lower bound {} B, arena {} B, persistent {} B",
-        m.naive_bytes, m.lower_bound_bytes, m.arena_bytes, m.persistent_bytes
-    );
     out
 }

@@ -1,26 +1,21 @@
-//! Per-pass file tests, Cranelift-filetest style: each `compiler/tests/passes/*.ron` is a small
-//! hand-written graph, a header that says which pass to dump after and how to compile, and the
-//! expected IR text after that pass in a trailing comment. The harness compiles the graph, prints
-//! the IR after the named pass (with the memory table after `memory`) and the diagnostics, and
-//! compares that with the expectation.
+//! Per-pass file tests, Cranelift-filetest style: each `compiler/tests/passes/*.ir` states one
+//! pass's input as IR text (what `--dump-after` prints), runs exactly that pass on it, then the
+//! verifier, and compares the IR after it with the expectation in the file. A change to one pass
+//! shows in its own files only. Build's input is a graph file, so its cases are `*.ron`.
 //!
 //! ```text
-//! // pass: fuse                       build | validate | infer-shapes | autodiff | verify |
+//! // pass: fuse                       validate | infer-shapes | towers | autodiff | place |
 //! //                                  split-groups | all-reduce | conv-algo | fuse | schedule | memory
-//! // mode: infer                      train (default) or infer
-//! // batch: 2                         batch size (default: the graph file's)
-//! // options: split-grouped-conv      device lowerings (optional; also conv-algo=NAME, devices=2,
-//! //                                  replicas=N and bucket-bytes=N for the all-reduce pass)
+//! // batch: 2                         batch size, for schedule and memory (default 1)
+//! // options: conv-algo=winograd      conv-algo=NAME; replicas=N bucket-bytes=N for all-reduce
 //! // What the case shows, in words.
-//! Graph( ... )
+//! graph small // after conv-algo
+//!   ; loss=loss logits=fc
+//!   ...
 //! // expected:
 //! // graph small // after fuse
-//! //   ; sources
 //! // ...
 //! ```
-//!
-//! `split-groups` is the `--split-grouped-conv` lowering on its own: the graph after `verify`
-//! with [`alexc::passes::split_grouped_convs`] applied, as `lower_with` applies it before fusing.
 //!
 //! Run with `BLESS=1` to rewrite every file's expectation with what the compiler prints now, then
 //! read the diff: an expectation is a spec, not a recording.
@@ -28,25 +23,23 @@
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
-use alexc::ir::{print_graph, Graph, Mode};
-use alexc::passes::{DataParallel, MemoryPlan, PassName};
+use alexc::diag::Diagnostics;
+use alexc::ir::{print_graph, read_graph};
+use alexc::passes::{self, ConvAlgoChoice, DataParallel, PassName, PassOptions};
 use alexc::report::memory_table;
-use alexc::Lowering;
 
 /// The line that separates a case's input from its expected output.
 const EXPECTED_MARKER: &str = "// expected:";
 
-/// The passes a case may name: every pass `--dump-after` knows, and the split lowering.
-const SPLIT_GROUPS: &str = "split-groups";
-
-/// One case: what to compile and how, read from the file's header.
+/// One case: the pass, its settings, and the input (IR text, or a graph file for build).
 struct Case {
     path: PathBuf,
     text: String,
-    pass: String,
-    mode: Mode,
-    batch: Option<usize>,
-    lowering: Lowering,
+    pass: PassName,
+    batch: usize,
+    conv_algo: ConvAlgoChoice,
+    data_parallel: DataParallel,
+    input: String,
 }
 
 fn case_dir() -> PathBuf {
@@ -57,7 +50,7 @@ fn case_files() -> Vec<PathBuf> {
     let mut files: Vec<PathBuf> = std::fs::read_dir(case_dir())
         .expect("compiler/tests/passes exists")
         .map(|e| e.unwrap().path())
-        .filter(|p| p.extension().is_some_and(|e| e == "ron"))
+        .filter(|p| p.extension().is_some_and(|e| e == "ir" || e == "ron"))
         .collect();
     files.sort();
     files
@@ -65,40 +58,32 @@ fn case_files() -> Vec<PathBuf> {
 
 fn read_case(path: &Path) -> Result<Case, String> {
     let text = std::fs::read_to_string(path).map_err(|e| format!("cannot read: {e}"))?;
-    let (mut pass, mut mode, mut batch, mut lowering) = (None, Mode::Train, None, Lowering::default());
+    let (mut pass, mut batch, mut conv_algo, mut data_parallel) =
+        (None, 1, ConvAlgoChoice::default(), DataParallel::new(2));
     for line in text.lines().take_while(|l| l.starts_with("//")) {
         let Some((key, value)) = line.trim_start_matches('/').trim().split_once(':') else { continue };
         let value = value.trim();
         match key.trim() {
-            "pass" => pass = Some(value.to_string()),
-            "mode" => {
-                mode = match value {
-                    "train" => Mode::Train,
-                    "infer" => Mode::Infer,
-                    _ => return Err(format!("mode `{value}`: write train or infer")),
-                }
+            "pass" => {
+                pass = Some(
+                    PassName::all()
+                        .into_iter()
+                        .find(|p| p.as_str() == value)
+                        .ok_or(format!("unknown pass `{value}`"))?,
+                )
             }
-            "batch" => batch = Some(value.parse().map_err(|_| format!("batch `{value}` is not a number"))?),
+            "batch" => batch = value.parse().map_err(|_| format!("batch `{value}` is not a number"))?,
             "options" => {
                 for option in value.split_whitespace() {
-                    match option {
-                        "split-grouped-conv" => lowering.split_grouped_conv = true,
-                        "devices=2" => lowering.devices = 2,
-                        o if o.starts_with("replicas=") => {
-                            let n = o["replicas=".len()..].parse().map_err(|_| format!("`{o}`: a number"))?;
-                            let dp = lowering.data_parallel.get_or_insert(DataParallel::new(n));
-                            dp.replicas = n;
-                        }
-                        o if o.starts_with("bucket-bytes=") => {
-                            let b =
-                                o["bucket-bytes=".len()..].parse().map_err(|_| format!("`{o}`: a number"))?;
-                            lowering.data_parallel.get_or_insert(DataParallel::new(1)).bucket_bytes = b;
-                        }
-                        o if o.starts_with("conv-algo=") => {
-                            let name = &o["conv-algo=".len()..];
-                            let algo = alexc::catalog::ConvAlgo::from_name(name)
-                                .ok_or_else(|| format!("unknown convolution algorithm `{name}`"))?;
-                            lowering.conv_algo = alexc::passes::ConvAlgoChoice::Force(algo);
+                    let (key, v) = option.split_once('=').ok_or(format!("`{option}`: write KEY=VALUE"))?;
+                    let number = || v.parse::<usize>().map_err(|_| format!("`{option}`: a number"));
+                    match key {
+                        "replicas" => data_parallel.replicas = number()?,
+                        "bucket-bytes" => data_parallel.bucket_bytes = number()?,
+                        "conv-algo" => {
+                            let algo = alexc::catalog::ConvAlgo::from_name(v)
+                                .ok_or_else(|| format!("unknown convolution algorithm `{v}`"))?;
+                            conv_algo = ConvAlgoChoice::Force(algo);
                         }
                         _ => return Err(format!("unknown option `{option}`")),
                     }
@@ -108,57 +93,73 @@ fn read_case(path: &Path) -> Result<Case, String> {
         }
     }
     let pass = pass.ok_or("the header names no pass (`// pass: fuse`)")?;
-    let known = PassName::all().iter().any(|p| p.as_str() == pass) || pass == SPLIT_GROUPS;
-    if !known {
-        return Err(format!("unknown pass `{pass}`"));
+    let is_ron = path.extension().is_some_and(|e| e == "ron");
+    if is_ron != (pass == PassName::Build) {
+        return Err(
+            "build's cases are graph files (*.ron); every other pass's input is IR text (*.ir)".into()
+        );
     }
-    if pass == SPLIT_GROUPS && mode != Mode::Train {
-        return Err("split-groups runs on the training graph after verify: use `mode: train`".into());
-    }
-    Ok(Case { path: path.to_path_buf(), text, pass, mode, batch, lowering })
+    let body = text.split(&format!("\n{EXPECTED_MARKER}\n")).next().unwrap_or("");
+    let input = body.lines().skip_while(|l| l.starts_with("//")).collect::<Vec<_>>().join("\n");
+    Ok(Case { path: path.to_path_buf(), text: text.clone(), pass, batch, conv_algo, data_parallel, input })
 }
 
-/// What the compiler prints for a case: the IR after its pass, then its diagnostics.
+/// Runs the case's one pass on its input, then the verifier: the IR after it (with the memory
+/// table after `memory`) and every diagnostic.
 fn run_case(case: &Case) -> String {
     let file = case.path.file_name().unwrap().to_string_lossy().into_owned();
-    let mut dump: Option<String> = None;
-    let mut after_verify: Option<Graph> = None;
-    let wanted = case.pass.as_str();
-    let mut hook = |pass: PassName, g: &Graph, m: Option<&MemoryPlan>| {
-        if pass.as_str() == wanted {
-            let mut text = print_graph(g, wanted);
-            if let Some(m) = m {
-                text.push_str(&memory_table(m));
-            }
-            dump = Some(text);
-        }
-        if pass == PassName::Verify {
-            after_verify = Some(g.clone());
-        }
-    };
     let mut out = String::new();
-    let diags = match alexc::front_end_str(&case.text, &file, &mut hook) {
-        Err(d) => d,
-        Ok(checked) => {
-            let batch = case.batch.unwrap_or(checked.graph.spec.training.batch_size);
-            match alexc::lower_with(&checked, case.mode, batch, &case.lowering, &mut hook) {
-                Ok(_) => checked.warnings,
-                Err(d) => d,
+    let mut diags = Diagnostics::default();
+    let (graph, memory) = if case.pass == PassName::Build {
+        match alexc::ast::parse_str(&case.input, &file) {
+            Err(e) => {
+                diags.extend(Diagnostics::from(e));
+                (None, None)
+            }
+            Ok(parsed) => {
+                let (graph, d) = passes::build(&parsed);
+                diags.extend(d);
+                (Some(graph), None)
+            }
+        }
+    } else {
+        match read_graph(&case.input) {
+            Err(e) => {
+                let _ = writeln!(out, "; the input does not read: {e}");
+                return out;
+            }
+            Ok(mut graph) => {
+                let options = PassOptions {
+                    batch: case.batch,
+                    conv_algo: case.conv_algo,
+                    data_parallel: case.data_parallel,
+                };
+                let (d, plans) = passes::run_pass(case.pass, &mut graph, &options);
+                diags.extend(d);
+                (Some(graph), (!plans.is_empty()).then_some(plans))
             }
         }
     };
-    if case.pass == SPLIT_GROUPS {
-        dump = after_verify.map(|mut g| {
-            alexc::passes::split_grouped_convs(&mut g);
-            print_graph(&g, SPLIT_GROUPS)
-        });
-    }
-    match dump {
-        Some(text) => out.push_str(&text),
+    match graph {
+        Some(graph) => {
+            if !diags.has_errors() {
+                let mut plans = Vec::new();
+                if let Some(m) = &memory {
+                    plans.push((None, &m[0]));
+                    plans.extend(m[1..].iter().enumerate().map(|(d, m)| (Some(d as u8), m)));
+                }
+                diags.extend(passes::verify_after(case.pass, &graph, &plans));
+            }
+            out.push_str(&print_graph(&graph, case.pass.as_str()));
+            if let Some(m) = memory {
+                m.iter().for_each(|m| out.push_str(&memory_table(m)));
+            }
+        }
         None => {
-            let _ = writeln!(out, "; no dump: the pipeline stopped before {}", case.pass);
+            let _ = writeln!(out, "; no graph: the file does not parse");
         }
     }
+    let diags = diags.in_file(&file);
     if !diags.0.is_empty() {
         let _ = writeln!(out, "; diagnostics\n{diags}");
     }
@@ -199,18 +200,18 @@ fn first_difference(expected: &str, actual: &str) -> String {
     let (e, a): (Vec<&str>, Vec<&str>) = (expected.lines().collect(), actual.lines().collect());
     let at = e.iter().zip(&a).position(|(x, y)| x != y).unwrap_or(e.len().min(a.len()));
     format!(
-        "first difference at output line {}:\n  expected: {}\n  actual:   {}",
+        "first difference at line {}:\n  expected: {}\n  actual:   {}",
         at + 1,
-        e.get(at).unwrap_or(&"<end>"),
-        a.get(at).unwrap_or(&"<end>")
+        e.get(at).unwrap_or(&"(end)"),
+        a.get(at).unwrap_or(&"(end)")
     )
 }
 
 #[test]
-fn every_pass_file_prints_its_expected_ir() {
-    let bless = std::env::var_os("BLESS").is_some_and(|v| v != "0");
+fn every_pass_file_gives_its_expected_ir() {
+    let bless = std::env::var_os("BLESS").is_some();
     let files = case_files();
-    assert!(!files.is_empty(), "no cases in {}", case_dir().display());
+    assert!(files.len() >= 10, "found only {} pass files in {}", files.len(), case_dir().display());
     let mut failures = Vec::new();
     for path in &files {
         let name = path.file_name().unwrap().to_string_lossy().into_owned();
@@ -230,7 +231,7 @@ fn every_pass_file_prints_its_expected_ir() {
             None => failures.push(format!("{name}: no `{EXPECTED_MARKER}` block (run with BLESS=1)")),
             Some(expected) if expected.trim_end() != actual.trim_end() => failures.push(format!(
                 "{name}: the output after `{}` differs from the expectation; {}\n--- actual ---\n{actual}",
-                case.pass,
+                case.pass.as_str(),
                 first_difference(&expected, &actual)
             )),
             Some(_) => {}
@@ -247,14 +248,17 @@ fn every_pass_file_prints_its_expected_ir() {
 
 #[test]
 fn every_pass_has_a_pass_file() {
-    let mut covered = Vec::new();
-    for path in case_files() {
-        if let Ok(case) = read_case(&path) {
-            covered.push(case.pass);
-        }
-    }
-    let mut missing: Vec<&str> = PassName::all().iter().map(|p| p.as_str()).collect();
-    missing.push(SPLIT_GROUPS);
-    missing.retain(|p| !covered.iter().any(|c| c == p));
+    let covered: Vec<PassName> =
+        case_files().iter().filter_map(|p| read_case(p).ok()).map(|c| c.pass).collect();
+    let missing: Vec<&str> =
+        PassName::all().into_iter().filter(|p| !covered.contains(p)).map(|p| p.as_str()).collect();
     assert!(missing.is_empty(), "passes without a case in compiler/tests/passes: {missing:?}");
+}
+
+#[test]
+fn an_input_that_does_not_read_is_reported_with_its_line() {
+    let text = "graph broken // after fuse\n  ; sources\n  x = input() size=1x5x5 : f32[N,1,5,5]\n  y = relu(z) : f32[N,1,5,5]\n";
+    let err = read_graph(text).unwrap_err();
+    assert_eq!(err.line, 4, "{err}");
+    assert!(err.message.contains("`z` is not declared on an earlier line"), "{err}");
 }

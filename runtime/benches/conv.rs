@@ -9,7 +9,7 @@
 
 mod common;
 
-use alexc::catalog::ConvAttrs;
+use alexir::catalog::ConvAttrs;
 use alexrt::kernels::{cpu_conv, ConvAlgo, ConvPass, ConvShape, KernelBackend};
 use burn::backend::Flex;
 use burn::tensor::{Distribution, Tensor};

@@ -6,7 +6,7 @@
 
 use std::time::Instant;
 
-use alexc::catalog::ConvAttrs;
+use alexir::catalog::ConvAttrs;
 use burn::tensor::activation::relu;
 use burn::tensor::backend::Backend;
 use burn::tensor::module::conv2d;

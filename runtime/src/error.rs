@@ -1,6 +1,6 @@
 //! Runtime errors: each says what went wrong and what to do.
 
-use alexc::plan::PlanError;
+use alexir::plan::PlanError;
 
 #[derive(Debug, thiserror::Error)]
 pub enum RunError {

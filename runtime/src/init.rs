@@ -1,8 +1,8 @@
 //! Parameter initialisation, deterministic from the graph's seed and each parameter's name, so that
 //! a parameter's values do not change when others are added.
 
-use alexc::catalog::Param;
-use alexc::ir::Init;
+use alexir::catalog::Param;
+use alexir::ir::Init;
 
 /// SplitMix64: a small, fast, well-distributed generator; enough for initialisation and masks.
 #[derive(Debug, Clone)]

@@ -9,10 +9,14 @@
 //!   state and outputs; [`eval`]: evaluation and inference;
 //! - [`checkpoint`], [`weights`], [`tensor_file`]: safetensors files with checksums;
 //! - [`check`]: `alexrt check-kernels`, the device kernels against the CPU;
-//! - [`distributed`]: data-parallel runs over MPI (`mpirun -np N alexrt train`).
+//! - [`distributed`]: data-parallel runs over MPI (`mpirun -np N alexrt train`);
+//! - [`cli`]: the `alexrt` command line.
+//!
+//! It reads the IR, the catalog and the plan file through `alexir`, never the compiler.
 
 pub mod check;
 pub mod checkpoint;
+pub mod cli;
 pub mod data;
 pub mod device;
 pub mod distributed;
@@ -35,10 +39,11 @@ pub mod weights;
 
 use std::path::Path;
 
-use alexc::plan::{Plan, PlanError};
-use alexc::report::{human_bytes, memory_table};
+use alexir::memory::memory_table;
+use alexir::plan::{Plan, PlanError};
+use alexir::units::human_bytes;
 
-pub use alexc::say;
+pub use alexir::say;
 pub use error::RunError;
 
 /// The CPU backend.
@@ -61,7 +66,7 @@ pub fn inspect(path: &Path) -> Result<String, PlanError> {
         .graph
         .node_indices()
         .into_iter()
-        .filter(|&n| matches!(plan.graph.g[n].op, alexc::catalog::Op::Param(_)))
+        .filter(|&n| matches!(plan.graph.g[n].op, alexir::catalog::Op::Param(_)))
         .map(|n| plan.graph.g[n].outputs[0].elements_per_sample())
         .sum();
     let mut out = format!(
@@ -77,13 +82,13 @@ pub fn inspect(path: &Path) -> Result<String, PlanError> {
         } else {
             String::new()
         },
-        alexc::report::group(params as u64),
+        alexir::units::group(params as u64),
         plan.graph.schedule.len(),
         human_bytes(m.arena_bytes),
         human_bytes(m.lower_bound_bytes),
         human_bytes(m.persistent_bytes),
     );
-    out.push_str(&alexc::ir::print_graph(&plan.graph, "memory"));
+    out.push_str(&alexir::ir::print_graph(&plan.graph, "memory"));
     out.push_str(&memory_table(m));
     out.push_str("kernels of the fused nodes (as CubeCL runs them; the CPU runs the same groups with burn ops and host kernels)\n");
     for (name, pattern, how) in select::kernel_table(&plan.graph) {

@@ -91,6 +91,6 @@ pub fn write_jsonl<T: Serialize>(path: &Path, records: &[T]) -> Result<(), RunEr
         text.push_str(&line);
         text.push('\n');
     }
-    alexc::plan::write_atomically(path, text.as_bytes())
+    alexir::plan::write_atomically(path, text.as_bytes())
         .map_err(|source| RunError::Io { path: path.display().to_string(), source })
 }

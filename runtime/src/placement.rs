@@ -32,7 +32,7 @@ pub fn transfer<B: Backend>(value: &Value<B>, device: &B::Device) -> Result<Valu
     moved.into_shape(&dims)
 }
 
-/// The input batch, which a placed plan holds on the host ([`alexc::ir::HOST`]), uploaded to
+/// The input batch, which a placed plan holds on the host ([`alexir::ir::HOST`]), uploaded to
 /// `device`: a transfer from the host, run once for the forward pass and again for the backward
 /// pass (conv1's weight gradient) rather than held on the device in between.
 pub fn upload<B: Backend>(images: &TensorData, device: &B::Device) -> Value<B> {

@@ -1,7 +1,7 @@
 //! Where a training run stands: the epoch and step, the learning-rate schedule's state, the
 //! records of the epochs done. A checkpoint saves it beside the tensors; `--resume` restores it.
 
-use alexc::ir::{Optimizer, Schedule};
+use alexir::ir::{Optimizer, Schedule};
 use serde::{Deserialize, Serialize};
 
 use crate::metrics::{Metrics, Tally};
@@ -94,7 +94,7 @@ pub struct Progress {
 
 impl Progress {
     /// A fresh run of a plan with `spec`.
-    pub fn start(spec: &alexc::ir::TrainingSpec) -> Self {
+    pub fn start(spec: &alexir::ir::TrainingSpec) -> Self {
         Progress {
             epoch: 0,
             step_in_epoch: 0,

@@ -3,7 +3,7 @@
 //! together and stays device-agnostic; this decides how a group runs. A group that matches no
 //! pattern here runs step by step, which is always correct.
 
-use alexc::catalog::{FusedInput, FusedOp, Op};
+use alexir::catalog::{FusedInput, FusedOp, Op};
 
 use crate::kernels::{LrnParams, PoolParams};
 
@@ -50,7 +50,7 @@ impl Fusion {
 }
 
 /// The kernels of every fused node of `graph`, in schedule order: `(name, pattern, how it runs)`.
-pub fn kernel_table(graph: &alexc::ir::Graph) -> Vec<(String, String, String)> {
+pub fn kernel_table(graph: &alexir::ir::Graph) -> Vec<(String, String, String)> {
     graph
         .schedule
         .iter()
@@ -126,36 +126,5 @@ pub fn select(f: &FusedOp) -> Option<Fusion> {
             Some(Fusion::MaskedGrad { dropout: Some((ext(1, 1)?, d.rate)), relu_y: None })
         }
         _ => None,
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use alexc::ir::Mode;
-
-    /// Every fused node of the shipped graphs, in both modes, with and without the split of
-    /// grouped convolutions, has a fused kernel.
-    #[test]
-    fn every_fused_node_of_the_shipped_graphs_has_a_kernel() {
-        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../graphs");
-        for name in ["alexnet", "caffenet", "torchvision_alexnet", "tiny"] {
-            let path = root.join(format!("{name}.ron"));
-            let text = std::fs::read_to_string(&path).unwrap();
-            let checked =
-                alexc::front_end_str(&text, &path.display().to_string(), &mut |_, _, _| {}).unwrap();
-            for split_grouped_conv in [false, true] {
-                let lowering = alexc::Lowering { split_grouped_conv, ..Default::default() };
-                for mode in [Mode::Train, Mode::Infer] {
-                    let lowered = alexc::lower_with(&checked, mode, 8, &lowering, &mut |_, _, _| {}).unwrap();
-                    for (node, pattern, how) in kernel_table(&lowered.graph) {
-                        assert!(
-                            !how.contains("no fused kernel"),
-                            "{name} ({mode:?}, {lowering:?}): {node} ({pattern})"
-                        );
-                    }
-                }
-            }
-        }
     }
 }

@@ -5,7 +5,7 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use alexc::plan::Plan;
+use alexir::plan::Plan;
 
 use crate::checkpoint::{self, Checkpoint};
 use crate::data::{sources, DataSource, Datasets, Loader};

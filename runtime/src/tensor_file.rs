@@ -51,7 +51,7 @@ pub fn write(
     }
     let meta: HashMap<String, String> = meta.into_iter().collect();
     let data = safetensors::serialize(views, Some(meta)).map_err(|e| fail(e.to_string()))?;
-    alexc::plan::write_atomically(path, &data).map_err(|source| RunError::Io { path: p.clone(), source })
+    alexir::plan::write_atomically(path, &data).map_err(|source| RunError::Io { path: p.clone(), source })
 }
 
 /// The CRC-32 of a file's tensor table and its metadata but the header checksum itself.

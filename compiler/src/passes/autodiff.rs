@@ -40,14 +40,16 @@ fn emit_node(
     Ok(ValueRef { node: n, port: 0 })
 }
 
-/// Gradient rules add their nodes to the IR through this.
-impl BackwardGraph for Graph {
+/// The IR as gradient rules see it: they add their nodes through this.
+struct Backward<'a>(&'a mut Graph);
+
+impl BackwardGraph for Backward<'_> {
     fn add_backward(&mut self, name: String, op: Op, inputs: &[ValueRef]) -> Result<ValueRef, GradientError> {
-        emit_node(self, name, op, inputs, Phase::Backward)
+        emit_node(self.0, name, op, inputs, Phase::Backward)
     }
 
     fn replace_forward(&mut self, node: NodeIndex, op: Op, outputs: Vec<TensorType>) {
-        let node = &mut self.g[node];
+        let node = &mut self.0.g[node];
         node.op = op;
         node.outputs = outputs;
     }
@@ -100,8 +102,15 @@ fn derive(graph: &mut Graph) -> Result<(), GradientError> {
         let input_types = types_of(graph, &name, &inputs)?;
         let op = graph.g[n].op.clone();
         let before: HashSet<NodeIndex> = graph.g.node_indices().collect();
-        let mut ctx =
-            GradCtx { graph, node: n, name, inputs: inputs.clone(), input_types, out_grads, wanted };
+        let mut ctx = GradCtx {
+            graph: &mut Backward(graph),
+            node: n,
+            name,
+            inputs: inputs.clone(),
+            input_types,
+            out_grads,
+            wanted,
+        };
         let grads = op.def().gradient(&mut ctx)?;
         on_device_of(graph, n, &before);
         for (v, g) in inputs.iter().zip(grads) {

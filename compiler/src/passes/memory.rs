@@ -7,57 +7,11 @@ use std::collections::HashMap;
 
 use petgraph::stable_graph::NodeIndex;
 
-use serde::{Deserialize, Serialize};
-
 use crate::ir::{Graph, ValueRef, HOST};
+pub use crate::memory::{Buffer, MemoryPlan, Placement};
 
 /// Offsets are multiples of this many bytes.
 pub const ALIGNMENT: usize = 256;
-
-/// Where one transient value lives: its bytes, its live interval in schedule steps (inclusive), and
-/// its offset in the arena. Values that share a buffer (views, in-place) share `buffer`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Placement {
-    pub value: ValueRef,
-    pub name: String,
-    pub bytes: usize,
-    pub first: usize,
-    pub last: usize,
-    pub buffer: usize,
-    pub offset: usize,
-}
-
-/// One buffer of the arena, holding one or more values.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Buffer {
-    pub bytes: usize,
-    pub first: usize,
-    pub last: usize,
-    pub offset: usize,
-}
-
-/// The memory plan of one step at one batch size.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct MemoryPlan {
-    pub batch_size: usize,
-    pub values: Vec<Placement>,
-    pub buffers: Vec<Buffer>,
-    /// Every transient value in a buffer of its own.
-    pub naive_bytes: usize,
-    /// The largest sum of bytes live at one step: no placement can do better.
-    pub lower_bound_bytes: usize,
-    pub arena_bytes: usize,
-    /// Parameters and optimizer state, placed on their own.
-    pub persistent_bytes: usize,
-    pub persistent: Vec<(String, usize)>,
-}
-
-impl MemoryPlan {
-    /// Bytes a device needs for this step: the arena and the persistent values.
-    pub fn total_bytes(&self) -> usize {
-        self.arena_bytes + self.persistent_bytes
-    }
-}
 
 /// Whether `v` is a view (through any chain of views) of a parameter or optimizer state.
 fn views_persistent(graph: &Graph, mut v: ValueRef) -> bool {
@@ -89,7 +43,12 @@ fn plan_memory_of(graph: &Graph, batch: usize, holds: impl Fn(NodeIndex) -> bool
     let mut persistent = Vec::new();
     let mut values: Vec<Placement> = Vec::new();
     let mut index_of: HashMap<ValueRef, usize> = HashMap::new();
-    for v in graph.values().into_iter().filter(|v| holds(v.node)) {
+    // Values in the order the step makes them: the sources (in node order, as the dumps list
+    // them), then each scheduled node's outputs. Node indices depend on how a graph was built (a
+    // graph read back from its text numbers its nodes afresh), the step's order does not.
+    let mut order: Vec<ValueRef> = graph.values().into_iter().filter(|v| holds(v.node)).collect();
+    order.sort_by_key(|v| (step_of.get(&v.node).map_or((0, v.node.index()), |&s| (1, s)), v.port));
+    for v in order {
         let node = &graph.g[v.node];
         let ty = &node.outputs[v.port as usize];
         if node.op.def().is_persistent() {

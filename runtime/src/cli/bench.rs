@@ -4,14 +4,14 @@
 use std::path::PathBuf;
 use std::time::Instant;
 
-use alexc::plan::Plan;
-use alexc::report::human_bytes;
-use alexrt::check::{check_kernels, CheckOptions};
-use alexrt::data::{Dataset, Synthetic};
-use alexrt::distributed::{self, Collective};
-use alexrt::exec::{Batch, Executor};
-use alexrt::kernels::KernelBackend;
-use alexrt::RunError;
+use crate::check::{check_kernels, CheckOptions};
+use crate::data::{Dataset, Synthetic};
+use crate::distributed::{self, Collective};
+use crate::exec::{Batch, Executor};
+use crate::kernels::KernelBackend;
+use crate::RunError;
+use alexir::plan::Plan;
+use alexir::units::human_bytes;
 
 use super::DeviceArg;
 
@@ -122,7 +122,7 @@ fn bench_in<B: KernelBackend>(
         let ab = time_with_and_without_all_reduce(&mut exec, &batch, args.warmup, args.steps)?;
         if rank0 {
             let ratio = ab.median_ratio();
-            alexrt::say(&if args.json {
+            crate::say(&if args.json {
                 json_line(
                     &plan,
                     serde_json::json!({
@@ -173,7 +173,7 @@ fn bench_in<B: KernelBackend>(
             eprintln!("  {:8.2} ms {:5.1}%  {what}", t * 1e3, 100.0 * t / total);
         }
     }
-    alexrt::say(&if args.json {
+    crate::say(&if args.json {
         json_line(
             &plan,
             serde_json::json!({
@@ -275,6 +275,6 @@ pub fn run_check_kernels<B: KernelBackend>(
 ) -> Result<(), RunError> {
     let options = CheckOptions { batch: args.batch, steps: args.steps, conv: !args.skip_conv };
     let (report, verdict) = check_kernels::<B>(&options, &device);
-    alexrt::say(&format!("{}\n", serde_json::to_string_pretty(&report).unwrap_or_default()));
+    crate::say(&format!("{}\n", serde_json::to_string_pretty(&report).unwrap_or_default()));
     verdict
 }

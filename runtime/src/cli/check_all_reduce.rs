@@ -2,9 +2,9 @@
 //! against the host's mean and timed next to the host path, for the GPU script. Runs as one
 //! process, or under `mpirun` as several (one GPU each).
 
-use alexrt::distributed::check::{check_all_reduce, ALEXNET_FC_BUCKET};
-use alexrt::kernels::KernelBackend;
-use alexrt::RunError;
+use crate::distributed::check::{check_all_reduce, ALEXNET_FC_BUCKET};
+use crate::kernels::KernelBackend;
+use crate::RunError;
 
 use super::DeviceArg;
 
@@ -18,10 +18,10 @@ pub struct CheckAllReduceArgs {
 }
 
 pub fn run<B: KernelBackend>(args: CheckAllReduceArgs, device: B::Device) -> Result<(), RunError> {
-    let world = alexrt::distributed::connect()?;
+    let world = crate::distributed::connect()?;
     let report = check_all_reduce::<B>(&device, &*world, &ALEXNET_FC_BUCKET, args.repeats)?;
     if world.rank() == 0 {
-        alexrt::say(&format!("{}\n", serde_json::to_string_pretty(&report).unwrap_or_default()));
+        crate::say(&format!("{}\n", serde_json::to_string_pretty(&report).unwrap_or_default()));
     }
     if report.max_abs_error > report.tolerance {
         return Err(RunError::Internal(format!(

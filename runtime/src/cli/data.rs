@@ -5,11 +5,11 @@ use std::num::NonZeroUsize;
 use std::path::PathBuf;
 use std::time::Instant;
 
-use alexc::plan::Plan;
-use alexrt::data::augment::Pipeline;
-use alexrt::data::stats;
-use alexrt::data::{sources, Dataset, ImageFolder, Loader};
-use alexrt::RunError;
+use crate::data::augment::Pipeline;
+use crate::data::stats;
+use crate::data::{sources, Dataset, ImageFolder, Loader};
+use crate::RunError;
+use alexir::plan::Plan;
 
 use super::bar;
 
@@ -66,9 +66,9 @@ pub fn run_stats(args: StatsArgs) -> Result<(), RunError> {
     }
     let path = stats::stats_path(&args.data);
     let text = serde_json::to_string_pretty(&s).map_err(|e| RunError::Internal(e.to_string()))?;
-    alexc::plan::write_atomically(&path, text.as_bytes())
+    alexir::plan::write_atomically(&path, text.as_bytes())
         .map_err(|source| RunError::Io { path: path.display().to_string(), source })?;
-    alexrt::say(&format!(
+    crate::say(&format!(
         "{} images ({} unreadable, skipped): mean RGB {:.2} {:.2} {:.2}; eigenvalues {:.4} {:.4} {:.4}\nwrote {}\n",
         s.images,
         s.skipped,
@@ -104,7 +104,7 @@ pub fn run_bench_data(args: BenchDataArgs) -> Result<(), RunError> {
         let secs = started.elapsed().as_secs_f64();
         let rate = done as f64 / secs;
         let per_core = rate / loader.workers as f64;
-        alexrt::say(&if args.json {
+        crate::say(&if args.json {
             format!(
                 "{}\n",
                 serde_json::json!({"images": done, "seconds": secs, "workers": loader.workers,

@@ -3,12 +3,12 @@
 
 use std::path::PathBuf;
 
-use alexc::plan::Plan;
-use alexrt::data::{sources, Dataset, ImageFolder};
-use alexrt::eval::{evaluate_folder, top_classes};
-use alexrt::exec::{Batch, Executor};
-use alexrt::kernels::KernelBackend;
-use alexrt::{checkpoint, RunError};
+use crate::data::{sources, Dataset, ImageFolder};
+use crate::eval::{evaluate_folder, top_classes};
+use crate::exec::{Batch, Executor};
+use crate::kernels::KernelBackend;
+use crate::{checkpoint, RunError};
+use alexir::plan::Plan;
 
 use super::{bar, DeviceArg};
 
@@ -75,7 +75,7 @@ pub fn run_eval<B: KernelBackend>(args: EvalArgs, device: B::Device) -> Result<(
     let report =
         evaluate_folder(&mut exec, &val, plan.memory.batch_size, args.center_only, |n| pb.inc(n as u64))?;
     pb.finish_and_clear();
-    let line = |what: &str, m: &alexrt::metrics::Metrics| {
+    let line = |what: &str, m: &crate::metrics::Metrics| {
         format!(
             "  {what} top-1 {:.2}%, top-5 {:.2}% (error {:.2}% / {:.2}%)\n",
             100.0 * m.top1,
@@ -94,7 +94,7 @@ pub fn run_eval<B: KernelBackend>(args: EvalArgs, device: B::Device) -> Result<(
     if let Some(ten) = &report.ten {
         text += &line("ten crops:  ", ten);
     }
-    alexrt::say(&text);
+    crate::say(&text);
     Ok(())
 }
 
@@ -103,7 +103,7 @@ pub fn run_infer<B: KernelBackend>(args: InferArgs, device: B::Device) -> Result
     let mut exec = Executor::<B>::new(&plan, device)?;
     let meta = checkpoint::load_params(&mut exec, &args.weights)?;
     let stats = meta.as_ref().and_then(|m| m.stats.clone());
-    let pipeline = alexrt::data::augment::Pipeline::from_spec(
+    let pipeline = crate::data::augment::Pipeline::from_spec(
         plan.graph.spec.data.as_ref(),
         sources::input_shape(&plan)?,
         stats.as_ref(),
@@ -128,6 +128,6 @@ pub fn run_infer<B: KernelBackend>(args: InferArgs, device: B::Device) -> Result
             text += &format!("  {:6.2}%  {}\n", 100.0 * p, names[c]);
         }
     }
-    alexrt::say(&text);
+    crate::say(&text);
     Ok(())
 }

@@ -1,5 +1,6 @@
 //! The command line: one module per subcommand, each parsing its flags, calling the library and
-//! printing. The work lives in the library.
+//! printing. [`main`] is the whole of the `alexrt` binary (and of the end-to-end tests' copy of
+//! it, `alexrt-under-test`).
 
 pub mod bench;
 pub mod check_all_reduce;
@@ -8,10 +9,11 @@ pub mod eval;
 pub mod train;
 
 use std::path::PathBuf;
+use std::process::ExitCode;
 
-use alexrt::device::{self, Device, DEVICE_HELP};
-use alexrt::distributed::{self, Collective};
-use alexrt::RunError;
+use crate::device::{self, Device, DEVICE_HELP};
+use crate::distributed::{self, Collective};
+use crate::RunError;
 use clap::{Parser, Subcommand};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
@@ -97,15 +99,15 @@ impl DeviceArg {
 macro_rules! on_device {
     ($device:expr, $($run:ident)::+, $args:expr) => {
         match $device.choose() {
-            Ok(alexrt::device::Device::Cpu) => $($run)::+::<alexrt::Cpu>($args, Default::default()),
-            Ok(alexrt::device::Device::Wgpu) => {
-                $($run)::+::<alexrt::Wgpu>($args, burn::backend::wgpu::WgpuDevice::DefaultDevice)
+            Ok(crate::device::Device::Cpu) => $($run)::+::<crate::Cpu>($args, Default::default()),
+            Ok(crate::device::Device::Wgpu) => {
+                $($run)::+::<crate::Wgpu>($args, burn::backend::wgpu::WgpuDevice::DefaultDevice)
             }
             #[cfg(feature = "cuda")]
-            Ok(alexrt::device::Device::Cuda(i)) => $($run)::+::<alexrt::Cuda>($args, cubecl::cuda::CudaDevice::new(i)),
+            Ok(crate::device::Device::Cuda(i)) => $($run)::+::<crate::Cuda>($args, cubecl::cuda::CudaDevice::new(i)),
             #[cfg(not(feature = "cuda"))]
-            Ok(alexrt::device::Device::Cuda(_)) => {
-                Err(alexrt::RunError::Internal("device::choose gave CUDA to a build without it".into()))
+            Ok(crate::device::Device::Cuda(_)) => {
+                Err(crate::RunError::Internal("device::choose gave CUDA to a build without it".into()))
             }
             Err(e) => Err(e),
         }
@@ -117,19 +119,19 @@ macro_rules! on_device {
 macro_rules! on_devices {
     ($device:expr, $($run:ident)::+, $args:expr) => {
         match $device.choose_all() {
-            Ok(alexrt::device::Devices::Cpu(n)) => $($run)::+::<alexrt::Cpu>($args, vec![Default::default(); n]),
-            Ok(alexrt::device::Devices::Wgpu(n)) => {
+            Ok(crate::device::Devices::Cpu(n)) => $($run)::+::<crate::Cpu>($args, vec![Default::default(); n]),
+            Ok(crate::device::Devices::Wgpu(n)) => {
                 use burn::backend::wgpu::WgpuDevice;
                 let devices = (0..n).map(|i| if i == 0 { WgpuDevice::DefaultDevice } else { WgpuDevice::Cpu });
-                $($run)::+::<alexrt::Wgpu>($args, devices.collect())
+                $($run)::+::<crate::Wgpu>($args, devices.collect())
             }
             #[cfg(feature = "cuda")]
-            Ok(alexrt::device::Devices::Cuda(ids)) => {
-                $($run)::+::<alexrt::Cuda>($args, ids.into_iter().map(cubecl::cuda::CudaDevice::new).collect())
+            Ok(crate::device::Devices::Cuda(ids)) => {
+                $($run)::+::<crate::Cuda>($args, ids.into_iter().map(cubecl::cuda::CudaDevice::new).collect())
             }
             #[cfg(not(feature = "cuda"))]
-            Ok(alexrt::device::Devices::Cuda(_)) => {
-                Err(alexrt::RunError::Internal("device::choose_all gave CUDA to a build without it".into()))
+            Ok(crate::device::Devices::Cuda(_)) => {
+                Err(crate::RunError::Internal("device::choose_all gave CUDA to a build without it".into()))
             }
             Err(e) => Err(e),
         }
@@ -148,4 +150,31 @@ pub fn bar(len: u64, template: &str) -> ProgressBar {
 pub fn is_terminal() -> bool {
     use std::io::IsTerminal;
     std::io::stderr().is_terminal()
+}
+
+/// The `alexrt` program: parses the command line, runs the subcommand, prints its error (exit
+/// status 2 for bad input of any kind, 1 for an internal error).
+pub fn main() -> ExitCode {
+    crate::tune_allocator();
+    let result = match Cli::parse().command {
+        Command::Inspect { plan } => crate::inspect(&plan).map(|t| crate::say(&t)).map_err(RunError::from),
+        Command::Train(args) => on_devices!(args.device.clone(), train::run, args),
+        Command::Eval(args) => on_device!(args.device.clone(), eval::run_eval, args),
+        Command::Infer(args) => on_device!(args.device.clone(), eval::run_infer, args),
+        Command::Stats(args) => data::run_stats(args),
+        Command::Bench(args) => on_device!(args.device.clone(), bench::run_bench, args),
+        Command::CheckKernels(args) => on_device!(args.device.clone(), bench::run_check_kernels, args),
+        Command::CheckAllReduce(args) => on_device!(args.device.clone(), check_all_reduce::run, args),
+        Command::BenchData(args) => data::run_bench_data(args),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("{e}");
+            ExitCode::from(match e {
+                RunError::Internal(_) => 1,
+                _ => 2,
+            })
+        }
+    }
 }

@@ -5,15 +5,15 @@ use std::num::NonZeroUsize;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use alexc::plan::Plan;
-use alexc::report::human_bytes;
-use alexrt::data::DataSource;
-use alexrt::distributed::{self, Collective};
-use alexrt::exec::AllReduceTimes;
-use alexrt::kernels::KernelBackend;
-use alexrt::session::{Session, TrainRequest};
-use alexrt::train::{train, Event, StepPhases};
-use alexrt::{weights, RunError};
+use crate::data::DataSource;
+use crate::distributed::{self, Collective};
+use crate::exec::AllReduceTimes;
+use crate::kernels::KernelBackend;
+use crate::session::{Session, TrainRequest};
+use crate::train::{train, Event, StepPhases};
+use crate::{weights, RunError};
+use alexir::plan::Plan;
+use alexir::units::human_bytes;
 use indicatif::ProgressBar;
 
 use super::{bar, is_terminal, DeviceArg};
@@ -173,7 +173,7 @@ fn run_in<B: KernelBackend>(
     })?;
     if let Some(last) = progress.records.last() {
         let best = progress.records.iter().map(|r| r.val.top1).fold(0.0, f64::max);
-        alexrt::say(&format!(
+        crate::say(&format!(
             "trained `{}` for {} epochs in {:.1}s: validation top-1 {:.1}% (best {:.1}%, chance {:.2}%), top-5 {:.1}%, loss {:.4}\n  metrics {}, plot {}, checkpoint {}\n",
             plan.graph.name,
             progress.records.len(),

@@ -3,7 +3,7 @@
 //! crop of the input size, a horizontal flip with probability 1/2, and PCA lighting noise; for
 //! testing the centre crop. Finally the mean is subtracted (and the optional std divided).
 
-use alexc::ir::{DataPipeline, Lighting, Mean, PcaBasis};
+use alexir::ir::{DataPipeline, Lighting, Mean, PcaBasis};
 use fast_image_resize::{FilterType, ResizeAlg, ResizeOptions, Resizer};
 use image::imageops;
 use image::RgbImage;

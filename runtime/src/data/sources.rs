@@ -3,8 +3,8 @@
 
 use std::path::PathBuf;
 
-use alexc::catalog::Op;
-use alexc::plan::Plan;
+use alexir::catalog::Op;
+use alexir::plan::Plan;
 
 use super::augment::Pipeline;
 use super::stats::{self, Stats};

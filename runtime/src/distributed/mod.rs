@@ -97,6 +97,9 @@ impl Collective for Single {
     }
 }
 
+/// Whether this build runs data parallel over MPI (the `mpi` feature).
+pub const WITH_MPI: bool = cfg!(feature = "mpi");
+
 /// The world size a launcher announces in the environment: Open MPI's `mpirun`, MPICH's and
 /// Slurm's PMI. `None` outside a launcher.
 pub fn launcher_size() -> Option<usize> {

@@ -18,7 +18,7 @@
 use std::any::Any;
 use std::time::Instant;
 
-use alexc::catalog::AllReduceMean;
+use alexir::catalog::AllReduceMean;
 use petgraph::stable_graph::NodeIndex;
 
 use super::Executor;

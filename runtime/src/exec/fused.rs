@@ -1,7 +1,7 @@
 //! Fused nodes: on the backend's fused kernels, as [`crate::select`] chose them, or step by step
 //! (each step as its own op), which is always correct.
 
-use alexc::catalog::{FusedInput, FusedOp, Op};
+use alexir::catalog::{FusedInput, FusedOp, Op};
 use petgraph::stable_graph::NodeIndex;
 
 use super::{Executor, StepCtx};

@@ -24,9 +24,9 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Instant;
 
-use alexc::catalog::Op;
-use alexc::ir::{Graph, Mode, Phase, ValueRef, HOST};
-use alexc::plan::Plan;
+use alexir::catalog::Op;
+use alexir::ir::{Graph, Mode, Phase, ValueRef, HOST};
+use alexir::plan::Plan;
 use burn::tensor::{Int, Tensor, TensorData};
 use petgraph::stable_graph::NodeIndex;
 

@@ -2,8 +2,8 @@
 //! ([`with_float!`]); convolution, LRN and pooling take `N x C x H x W`; the products, the loss
 //! and its gradient take `N x features`.
 
-use alexc::catalog::Op;
-use alexc::ir::Optimizer;
+use alexir::catalog::Op;
+use alexir::ir::Optimizer;
 use burn::tensor::activation::{log_softmax, relu};
 use burn::tensor::{Bool, Tensor, TensorData};
 use petgraph::stable_graph::NodeIndex;

@@ -6,7 +6,7 @@ use burn::tensor::backend::Backend;
 use burn::tensor::ops::{ConvOptions, ConvTransposeOptions};
 use burn::tensor::{Tensor, TensorPrimitive};
 
-use alexc::catalog::ConvAttrs;
+use alexir::catalog::ConvAttrs;
 
 /// burn's convolution options for our attributes.
 pub fn conv_options(a: &ConvAttrs) -> ConvOptions<2> {

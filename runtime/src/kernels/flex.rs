@@ -7,7 +7,7 @@ use burn::backend::flex::FlexTensor;
 use burn::backend::Flex;
 use burn::tensor::{DType, Element, Int, Tensor, TensorData, TensorPrimitive};
 
-use alexc::catalog::ConvAttrs;
+use alexir::catalog::ConvAttrs;
 
 use super::cpu_conv::{self, ConvAlgo, ConvElement, ConvError, ConvPass, ConvShape};
 use super::cpu_linear::{self, LinearShape};

@@ -23,9 +23,9 @@ use burn::tensor::activation::relu;
 use burn::tensor::backend::Backend;
 use burn::tensor::{Bool, DType, Int, Tensor, TensorData};
 
-use alexc::catalog::ConvAttrs;
+use alexir::catalog::ConvAttrs;
 
-use alexc::ir::LrnConvention;
+use alexir::ir::LrnConvention;
 
 /// LRN settings as the kernels use them: `scale` multiplies the windowed sum of squares.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -37,7 +37,7 @@ pub struct LrnParams {
 }
 
 impl LrnParams {
-    pub fn from_op(op: &alexc::catalog::Lrn) -> Self {
+    pub fn from_op(op: &alexir::catalog::Lrn) -> Self {
         let scale = match op.convention {
             LrnConvention::Paper => op.alpha,
             LrnConvention::Caffe => op.alpha / op.size as f64,
@@ -55,7 +55,7 @@ pub struct PoolParams {
 }
 
 impl PoolParams {
-    pub fn from_attrs(a: &alexc::catalog::PoolAttrs) -> Self {
+    pub fn from_attrs(a: &alexir::catalog::PoolAttrs) -> Self {
         PoolParams { kernel: a.kernel, stride: a.stride, padding: a.padding }
     }
 }

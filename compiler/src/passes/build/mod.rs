@@ -1,6 +1,8 @@
 //! Build: from the parsed graph file to the IR. Each declared layer becomes its op node, its
 //! parameters and (for layers with a bias) a bias-add node; references between layers become edges.
+//! The training settings are checked here too ([`settings`]), where the graph file is read.
 
+mod settings;
 mod spec;
 
 use std::collections::HashMap;
@@ -166,6 +168,7 @@ pub fn build(parsed: &ParsedGraph) -> (Graph, Diagnostics) {
         }
         None => diags.push(unknown_name(logits, &outputs, loss_loc, "loss")),
     }
+    settings::check_settings(parsed, &mut diags);
     (graph, diags)
 }
 

@@ -22,8 +22,8 @@ mod matmul;
 pub(crate) mod tests;
 mod winograd;
 
-use alexc::catalog::ConvAttrs;
-pub use alexc::catalog::{ConvAlgo, ConvPass};
+use alexir::catalog::ConvAttrs;
+pub use alexir::catalog::{ConvAlgo, ConvPass};
 
 pub use matmul::ConvElement;
 pub(crate) use matmul::{matmul, matmul_on, MatRef, Threads};

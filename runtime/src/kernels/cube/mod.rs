@@ -14,7 +14,7 @@ use burn_cubecl::tensor::CubeTensor;
 use burn_cubecl::{BoolElement, CubeBackend, CubeRuntime, FloatElement, IntElement};
 use cubecl::{calculate_cube_count_elemwise, prelude::*};
 
-use alexc::catalog::ConvAttrs;
+use alexir::catalog::ConvAttrs;
 
 use super::{conv_options, KernelBackend, LrnParams, PoolParams, SgdParams};
 use epilogue::{bias_act_kernel, masked_grad_kernel, sgd_update_kernel};

@@ -1,0 +1,140 @@
+//! Data-parallel training over MPI: `mpirun -np N alexrt train` on tiny.ron gives the weights of
+//! one process trained on the combined batch (N x the plan's batch), with the gradient buckets'
+//! all-reduce overlapped with the backward pass and dropout on or off; every rank holds the same
+//! weights, and a plan compiled for another world size is refused; `alexrt bench --ab-all-reduce`
+//! times steps with and without the all-reduce in one run. Needs a build with the `mpi` feature
+//! and Open MPI's `mpirun`; without them each test says why it is skipped.
+
+mod common {
+    #[allow(dead_code)] // each test file uses some of the helpers
+    pub mod mpirun;
+}
+
+use std::process::Command;
+
+use common::mpirun::{alexrt_train, alexrt_under_mpirun, largest_difference, scratch, succeeded, tiny_plan};
+
+/// Images per replica in a step (tiny.ron's batch is 32: smaller keeps the test quick).
+const BATCH: usize = 8;
+/// Training steps compared.
+const STEPS: &str = "4";
+
+fn replicas_train_as_one_process_on_the_combined_batch(ranks: usize, dropout: bool) {
+    let mpirun = mpirun_or_skip!(format!("{ranks} ranks"));
+    let dir = scratch(&format!("np{ranks}-dropout-{dropout}"));
+    let (one, many) = (tiny_plan(BATCH * ranks, 1, dropout), tiny_plan(BATCH, ranks, dropout));
+    one.write(&dir.join("one.bin")).unwrap();
+    many.write(&dir.join("many.bin")).unwrap();
+    let run = |plan: &str, out: &str, ranks| {
+        let saved = dir.join(format!("{out}.safetensors"));
+        let args = ["--epochs", "1", "--steps-per-epoch", STEPS, "--save-weights", saved.to_str().unwrap()];
+        let log = succeeded(&alexrt_train(&dir.join(plan), &dir.join(out), ranks, &args, &[]));
+        (log, saved)
+    };
+    let (_, single) = run("one.bin", "one", None);
+    let (log, parallel) = run("many.bin", "many", Some((&mpirun, ranks)));
+    assert!(
+        log.contains(&format!("all {ranks} ranks hold identical weights")),
+        "the ranks' weights were not checked equal:\n{log}"
+    );
+    assert!(log.contains("ms exposed of"), "no all-reduce times in the run's last lines:\n{log}");
+    // Where each rank's steps went, one line a rank, the all-reduce's part among them.
+    for r in 0..ranks {
+        let line = log
+            .lines()
+            .find(|l| l.starts_with(&format!("  rank {r}: ")))
+            .unwrap_or_else(|| panic!("no line of where rank {r}'s steps went:\n{log}"));
+        assert!(
+            line.contains("the gradient all-reduce's exposed time") && line.contains("at the metrics' sum"),
+            "{line}"
+        );
+    }
+    let worst = largest_difference(&one, &single, &parallel);
+    eprintln!("{ranks} ranks vs one process after {STEPS} steps, dropout {dropout}: largest difference {worst:e} of each tensor's scale");
+}
+
+#[test]
+fn two_ranks_train_the_weights_of_one_process_on_the_combined_batch() {
+    replicas_train_as_one_process_on_the_combined_batch(2, true);
+}
+
+#[test]
+fn two_ranks_without_dropout_train_the_weights_of_one_process_on_the_combined_batch() {
+    replicas_train_as_one_process_on_the_combined_batch(2, false);
+}
+
+#[test]
+fn three_ranks_train_the_weights_of_one_process_on_the_combined_batch() {
+    replicas_train_as_one_process_on_the_combined_batch(3, true);
+}
+
+#[test]
+fn a_plan_for_two_replicas_is_refused_by_three_ranks_and_by_one_process() {
+    let mpirun = mpirun_or_skip!("world size mismatch");
+    let dir = scratch("mismatch");
+    tiny_plan(BATCH, 2, true).write(&dir.join("two.bin")).unwrap();
+    let alexrt = env!("CARGO_BIN_EXE_alexrt-under-test");
+    let plan = dir.join("two.bin");
+    let out = alexrt_under_mpirun(&mpirun, 3)
+        .arg("train")
+        .arg(&plan)
+        .args(["--device", "cpu", "--out"])
+        .arg(dir.join("run3"))
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(stderr.contains("compiled for 2 replicas, but the run has 3"), "{stderr}");
+    let out = Command::new(alexrt)
+        .args(["train"])
+        .arg(&plan)
+        .args(["--device", "cpu", "--out"])
+        .arg(dir.join("run1"))
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(stderr.contains("start it with `mpirun -np 2`"), "{stderr}");
+}
+
+#[test]
+fn bench_times_pairs_of_steps_with_and_without_the_all_reduce_and_refuses_a_one_process_plan() {
+    let mpirun = mpirun_or_skip!("bench --ab-all-reduce");
+    let dir = scratch("ab");
+    tiny_plan(BATCH, 2, true).write(&dir.join("two.bin")).unwrap();
+    tiny_plan(BATCH, 1, true).write(&dir.join("one.bin")).unwrap();
+    let bench = |plan: &str, json: bool| {
+        let mut c = alexrt_under_mpirun(&mpirun, 2);
+        c.arg("bench").arg(dir.join(plan)).args(["--device", "cpu", "--steps", "3", "--ab-all-reduce"]);
+        if json {
+            c.arg("--json");
+        }
+        c.output().unwrap()
+    };
+    let out = bench("two.bin", true);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    // Rank 0 alone prints, one object.
+    let report: serde_json::Value =
+        serde_json::from_str(stdout.trim()).unwrap_or_else(|e| panic!("{e}: {stdout}"));
+    let pairs = report["pairs"].as_array().unwrap();
+    assert_eq!(pairs.len(), 3, "{report}");
+    for p in pairs {
+        assert!(
+            p["with_all_reduce"].as_f64().unwrap() > 0.0 && p["without"].as_f64().unwrap() > 0.0,
+            "{report}"
+        );
+    }
+    // The exposed time is counted in steps with the all-reduce only, and is part of them.
+    let exposed = report["all_reduce_exposed_seconds"].as_f64().unwrap();
+    let longest_with = pairs.iter().map(|p| p["with_all_reduce"].as_f64().unwrap()).fold(0.0, f64::max);
+    assert!(exposed > 0.0 && exposed < longest_with, "{report}");
+    assert!(report["all_reduce_adds_median"].as_f64().unwrap().is_finite(), "{report}");
+    let out = bench("one.bin", false);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        stderr.contains("--ab-all-reduce times the gradient all-reduce of a data-parallel training plan"),
+        "{stderr}"
+    );
+}
