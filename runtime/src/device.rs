@@ -31,7 +31,9 @@ pub fn choose(spec: &str) -> Result<(Device, String), RunError> {
             ));
         }
         match cuda_devices() {
-            Ok(n) if index < n => Ok((Device::Cuda(index), format!("device: cuda:{index} (of {n})"))),
+            Ok(n) if index < n => {
+                Ok((Device::Cuda(index), with_cache(format!("device: cuda:{index} (of {n})"))))
+            }
             Ok(n) => {
                 Err(input(format!("--device cuda:{index}: there are {n} CUDA devices, numbered from 0")))
             }
@@ -50,7 +52,7 @@ pub fn choose(spec: &str) -> Result<(Device, String), RunError> {
         "cpu" => Ok((Device::Cpu, "device: cpu (burn Flex)".into())),
         "wgpu" if vulkan_installed() => Ok((
             Device::Wgpu,
-            "device: wgpu (our CubeCL kernels for LRN, pooling, the fused epilogues and SGD)".into(),
+            with_cache("device: wgpu (our CubeCL kernels for LRN, pooling, the fused epilogues and SGD)".into()),
         )),
         "wgpu" => Err(input(
             "--device wgpu: no Vulkan driver is installed; install one for your GPU, or mesa-vulkan-drivers to run on the CPU through lavapipe".into(),
@@ -111,6 +113,15 @@ pub fn choose_all(spec: &str) -> Result<(Devices, String), RunError> {
         _ => Err(input(format!(
             "--device {spec}: a list names devices of one kind, each once: cpu,cpu or wgpu:0,wgpu:1 or cuda:0,cuda:1"
         ))),
+    }
+}
+
+/// `note`, and where CubeCL's kernel caches are ([`crate::kernel_cache`]), set up now, before the
+/// first CubeCL device is made.
+fn with_cache(note: String) -> String {
+    match crate::kernel_cache::configure() {
+        Some(cache) => format!("{note}\n{cache}"),
+        None => note,
     }
 }
 

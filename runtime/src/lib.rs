@@ -24,6 +24,7 @@ pub mod error;
 pub mod eval;
 pub mod exec;
 pub mod init;
+pub mod kernel_cache;
 pub mod kernels;
 pub mod metrics;
 pub mod placement;
