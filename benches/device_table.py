@@ -29,12 +29,27 @@ def num(x):
 def main():
     out, batch = sys.argv[1], int(sys.argv[2])
     k, s, u, t = (load(out, n) for n in ["kernels", "alexrt-step", "alexrt-step-unfused", "pytorch"])
+    small = load(out, "kernels-small")
     sp = load(out, "alexrt-step-split")
     import datetime
     when = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     print(f"# Device check (batch {batch})\n\n- {when}, commit {os.environ.get('CHECK_COMMIT', 'unknown')}")
     if t:
         print(f"- GPU: {t.get('gpu', '?')}, PyTorch {t.get('torch', '?')}")
+    if small:
+        print(f"- kernels on {small['device']} at batch 8: largest relative error against the CPU"
+              f" {small['worst_error']:.1e} (tolerance 1e-4)")
+    try:
+        with open(os.path.join(out, "times.txt")) as f:
+            runs = [line.split() for line in f if line.strip()]
+    except OSError:
+        runs = []
+    if runs:
+        print("\n| run | exit | seconds | limit |\n| --- | ---: | ---: | ---: |")
+        for name, rc, secs, limit in runs:
+            print(f"| {name} | {rc} | {secs} | {limit} |")
+        print("\n(`warm-up` is the first CUDA step, compiling every kernel into the cache; exit 124 is a run"
+              " cut off at its limit.)\n")
     if k:
         print(f"- kernels on {k['device']}: largest relative error against the CPU {k['worst_error']:.1e}"
               f" (tolerance 1e-4) over {sorted(next(iter(k['max_relative_error'].values())).keys())}")

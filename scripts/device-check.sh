@@ -6,35 +6,75 @@
 #   scripts/device-check.sh [OUT] [BATCH]
 # Without a GPU it runs what it can and says what it skipped: for example, on lavapipe,
 #   DEVICE=wgpu GRAPH=graphs/tiny.ron CHECK_FLAGS=--skip-conv scripts/device-check.sh out 8
-# (lavapipe cannot hold alexnet.ron's 151 MB fc6 weight in one buffer). It keeps to 8 minutes.
+# (lavapipe cannot hold alexnet.ron's 151 MB fc6 weight in one buffer).
+#
+# It keeps to BUDGET seconds (default 540: the device tool's 10-minute command with room to
+# spare). A fresh machine has no compiled kernels: the first alexrt process on CUDA compiles
+# every kernel it launches (NVRTC, about 1 s each; 180 of them took 190 s on an H200 before
+# alexnet's first step), so a warm-up step runs first with most of the budget and fills the
+# kernel cache (ALEXRT_KERNEL_CACHE, here OUT/kernel-cache) that the timed runs then read. The
+# steps run in order of importance; one that would not fit in what is left is skipped, and the
+# log says so.
 set -uo pipefail
-cd "$(dirname "$0")/.."
+cd "$(dirname "$0")/.." || exit 2
 out="${1:-${OUT:-device-check-out}}"
 batch="${2:-128}"
 bin="${BIN:-./bin}"
 device="${DEVICE:-cuda}"
 graph="${GRAPH:-graphs/alexnet.ron}"
 CHECK_FLAGS="${CHECK_FLAGS:-}"
+budget="${BUDGET:-540}"
 mkdir -p "$out"
 py="${PYTHON:-python3}"
+export ALEXRT_KERNEL_CACHE="${ALEXRT_KERNEL_CACHE:-$(cd "$out" && pwd)/kernel-cache}"
 status=0
-run() { # name, timeout, command...
-  local name="$1" limit="$2"; shift 2
-  echo "== $name" | tee -a "$out/log.txt"
+start=$SECONDS
+left() { echo $((budget - (SECONDS - start))); }
+# run NAME LIMIT [RESERVE] COMMAND...: runs it within min(LIMIT, what is left - RESERVE) seconds,
+# its stdout to OUT/NAME.json; skipped (and said so) when fewer than 10 seconds would be left.
+run() {
+  local name="$1" limit="$2" reserve="$3"; shift 3
+  local can=$(( $(left) - reserve ))
+  [ "$can" -lt "$limit" ] && limit=$can
+  if [ "$limit" -lt 10 ]; then
+    echo "== $name: skipped (the ${budget} s budget is spent: $(left) s left, $reserve s kept for what follows)" | tee -a "$out/log.txt"
+    echo "$name skipped 0 0" >> "$out/times.txt"
+    return
+  fi
+  echo "== $name (at most $limit s)" | tee -a "$out/log.txt"
+  local t0=$SECONDS
   timeout "$limit" "$@" > "$out/$name.json" 2>> "$out/log.txt"
   local rc=$?
+  echo "   $name: exit $rc after $((SECONDS - t0)) s" | tee -a "$out/log.txt"
+  echo "$name $rc $((SECONDS - t0)) $limit" >> "$out/times.txt"
   [ $rc -eq 0 ] || { echo "   $name failed (exit $rc)" | tee -a "$out/log.txt"; status=1; }
 }
 if ! "$bin/alexrt" --version >/dev/null 2>&1; then
   echo "no alexrt in $bin: build it with cargo build --release --features cuda and copy target/release/{alexc,alexrt} there" >&2
   exit 2
 fi
-run kernels 75 "$bin/alexrt" check-kernels --device "$device" --batch "$batch" --steps 20 $CHECK_FLAGS
+have_torch=0
+"$py" -c "import torch, sys; sys.exit(0 if torch.cuda.is_available() else 1)" 2>/dev/null && have_torch=1
+pytorch_limit=$(( have_torch ? 150 : 0 ))
 "$bin/alexc" compile "$graph" --batch-size "$batch" -o "$out/step.bin" 2>> "$out/log.txt" || status=1
 "$bin/alexc" compile "$graph" --batch-size "$batch" --split-grouped-conv -o "$out/step-split.bin" 2>> "$out/log.txt" || status=1
-run alexrt-step 105 "$bin/alexrt" bench "$out/step.bin" --device "$device" --steps 10 --json
-run alexrt-step-unfused 60 "$bin/alexrt" bench "$out/step.bin" --device "$device" --steps 5 --json --unfused
-run alexrt-step-split 60 "$bin/alexrt" bench "$out/step-split.bin" --device "$device" --steps 5 --json
+# 1. Our kernels against the CPU, at a small batch (seconds: no burn convolution is timed).
+run kernels-small 60 $((pytorch_limit + 120)) "$bin/alexrt" check-kernels --device "$device" --batch 8 --steps 1 --skip-conv
+# 2. The warm-up: one training step, compiling (and autotuning) every kernel it needs into the cache.
+run warm-up "$budget" $((pytorch_limit + 90)) "$bin/alexrt" bench "$out/step.bin" --device "$device" --steps 1 --json
+# 3. The timed step, reading the cache.
+run alexrt-step 90 "$pytorch_limit" "$bin/alexrt" bench "$out/step.bin" --device "$device" --steps 10 --json
+# 4. PyTorch on the same GPU, for the ratios.
+if [ "$have_torch" = 1 ]; then
+  run pytorch 150 0 "$py" benches/pytorch_gpu.py "$graph" --batch "$batch"
+else
+  echo "== pytorch: skipped (no torch with CUDA here)" | tee -a "$out/log.txt"
+fi
+# 5. What is left of the budget, in order: the kernels at full size with burn's grouped
+# convolutions timed against the split, the split plan's step, the unfused step.
+run kernels 75 0 "$bin/alexrt" check-kernels --device "$device" --batch "$batch" --steps 20 $CHECK_FLAGS
+run alexrt-step-split 90 0 "$bin/alexrt" bench "$out/step-split.bin" --device "$device" --steps 5 --json
+run alexrt-step-unfused 60 0 "$bin/alexrt" bench "$out/step.bin" --device "$device" --steps 5 --json --unfused
 # The data-parallel all-reduce on device memory (NCCL): one rank averages alexnet's fc7 + fc8
 # gradient bucket (84 MB) with NCCL into fresh device buffers, checked against the host's mean and
 # timed next to the host path (alexrt check-all-reduce). NCCL comes from PyTorch's pip wheels
@@ -48,7 +88,7 @@ print(hits[0] if hits else "")' 2>/dev/null)"
 [ -n "$nccl_so" ] || nccl_so="$(ldconfig -p 2>/dev/null | awk '/libnccl\.so/ { print $NF; exit }')"
 if [ "$device" = cuda ] && [ -n "$nccl_so" ]; then
   mkdir -p "$out/nccl-lib" && ln -sf "$nccl_so" "$out/nccl-lib/libnccl.so"
-  run all-reduce 15 env LD_LIBRARY_PATH="$(cd "$out/nccl-lib" && pwd)${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}" \
+  run all-reduce 15 0 env LD_LIBRARY_PATH="$(cd "$out/nccl-lib" && pwd)${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}" \
     "$bin/alexrt" check-all-reduce --device cuda --repeats 5
   echo "   (libnccl: $nccl_so)" | tee -a "$out/log.txt"
 elif [ "$device" = cuda ]; then
@@ -59,13 +99,11 @@ fi
 # The paper's two-GPU training (alexc --devices 2): where the machine has two GPUs, two training
 # steps at batch 32 of the placed plan on cuda:0,cuda:1 next to the same steps of the one-device
 # plan on cuda:0 (same seed and data: the epoch losses in the two metrics.jsonl files should agree
-# to f32). Budget (the timeouts, worst case): 75 + 105 + 60 + 60 s above and 15 s of NCCL, then
-# either 155 s of PyTorch (one GPU: 470 s), or 2 x 20 s here and 115 s of PyTorch (two GPUs:
-# 470 s); the compiles take seconds: within 8 minutes either way.
+# to f32), within what is left of the budget.
 gpus="$(nvidia-smi -L 2>/dev/null | grep -c '^GPU' || true)"
-pytorch_limit=155
-if [ "$device" = cuda ] && [ "${gpus:-0}" -ge 2 ]; then
-  pytorch_limit=115
+if [ "$device" = cuda ] && [ "${gpus:-0}" -ge 2 ] && [ "$(left)" -lt 50 ]; then
+  echo "== two-gpu: skipped (the ${budget} s budget is spent: $(left) s left)" | tee -a "$out/log.txt"
+elif [ "$device" = cuda ] && [ "${gpus:-0}" -ge 2 ]; then
   two_batch=32
   "$bin/alexc" compile "$graph" --batch-size "$two_batch" --devices 2 --report json -o "$out/step-two.bin" \
     > "$out/placement.json" 2>> "$out/log.txt" || status=1
@@ -80,11 +118,6 @@ if [ "$device" = cuda ] && [ "${gpus:-0}" -ge 2 ]; then
   done
 else
   echo "== two-gpu: skipped (this machine has ${gpus:-0} GPU(s) for --device $device; the step placed by alexc --devices 2 needs two CUDA GPUs)" | tee -a "$out/log.txt"
-fi
-if "$py" -c "import torch, sys; sys.exit(0 if torch.cuda.is_available() else 1)" 2>/dev/null; then
-  run pytorch "$pytorch_limit" "$py" benches/pytorch_gpu.py "$graph" --batch "$batch"
-else
-  echo "== pytorch: skipped (no torch with CUDA here)" | tee -a "$out/log.txt"
 fi
 # The commit the binaries were built from: bin/COMMIT, written next to them where they were built.
 export CHECK_COMMIT="$(cat "$bin/COMMIT" 2>/dev/null || git rev-parse --short HEAD 2>/dev/null || echo unknown)"
