@@ -79,7 +79,7 @@ deps_have_mpi() {
     || compgen -G '/usr/lib/*/libclang-[0-9]*.so*' >/dev/null
 }
 
-# Mesa's lavapipe, where runtime/tests/wgpu_kernels.rs looks for it.
+# Mesa's lavapipe, where tests/e2e/wgpu_kernels.rs looks for it.
 deps_have_lavapipe() { compgen -G '/usr/share/vulkan/icd.d/lvp_icd.*.json' >/dev/null; }
 
 if ! deps_ensure deps_have_cc build-essential; then
@@ -91,14 +91,14 @@ if deps_ensure deps_have_mpi libopenmpi-dev openmpi-bin libclang-dev; then
   DEPS_MPI=1
   echo "Open MPI: $(mpirun --version 2>/dev/null | head -n 1)"
 else
-  echo "SKIPPED: the data-parallel tests (runtime/tests/data_parallel*.rs, alexrt's mpi feature) because Open MPI is not installed and $deps_why_not"
+  echo "SKIPPED: the data-parallel tests (tests/e2e/data_parallel*.rs, alexrt's mpi feature) because Open MPI is not installed and $deps_why_not"
 fi
 
 if deps_ensure deps_have_lavapipe mesa-vulkan-drivers libvulkan1; then
   DEPS_VULKAN=1
   echo "Vulkan on the CPU: $(compgen -G '/usr/share/vulkan/icd.d/lvp_icd.*.json' | head -n 1)"
 else
-  echo "SKIPPED: the wgpu kernel tests (runtime/tests/wgpu_kernels.rs) because Mesa's lavapipe is not installed and $deps_why_not"
+  echo "SKIPPED: the wgpu kernel tests (tests/e2e/wgpu_kernels.rs) because Mesa's lavapipe is not installed and $deps_why_not"
 fi
 
 # Python packages for tests that need them, listed in tests/requirements.txt (none today): one venv,
