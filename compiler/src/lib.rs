@@ -9,6 +9,7 @@
 //! dump hook sees the IR.
 
 pub mod ast;
+pub mod onnx;
 pub mod passes;
 pub mod report;
 

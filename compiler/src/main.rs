@@ -6,9 +6,10 @@ use std::process::ExitCode;
 use alexc::catalog::ConvAlgo;
 use alexc::diag::Diagnostics;
 use alexc::ir::Mode;
+use alexc::onnx::InterchangeError;
 use alexc::passes::{ConvAlgoChoice, PassName};
 use alexc::plan::{write_atomically, Plan};
-use alexc::report::{build_report, human_bytes, memory_table, summary_table};
+use alexc::report::{build_report, human_bytes, memory_table, mode_name, replicas_note, summary_table};
 use alexc::{front_end, ir, lower, lower_with, max_batch, say, Checked, Lowering};
 use clap::{Parser, Subcommand, ValueEnum};
 
@@ -31,7 +32,40 @@ enum Command {
         batch_size: Option<usize>,
     },
     /// Print a plan file back as the IR text the dumps use, with its memory table.
-    Inspect { plan: PathBuf },
+    Inspect {
+        /// The plan file, e.g. plan.bin.
+        plan: PathBuf,
+    },
+    /// Write a graph's inference network and its weights as one ONNX model (opset 17), with the
+    /// preprocessing and class names in its metadata (docs/interchange.md).
+    Export {
+        /// The graph file or plan, e.g. graphs/alexnet.ron or plan.bin (fused nodes are written
+        /// back as their parts).
+        graph: PathBuf,
+        /// The weights: safetensors with the graph's parameter names (`alexrt train
+        /// --save-weights`, or a run's checkpoint, whose class names go along).
+        #[arg(long)]
+        weights: PathBuf,
+        /// For a graph whose mean is the dataset's (`mean: Dataset`) when the weights do not carry
+        /// it: the alexrt-stats.json that `alexrt stats` wrote.
+        #[arg(long)]
+        stats: Option<PathBuf>,
+        /// The ONNX file to write.
+        #[arg(short, long)]
+        output: PathBuf,
+    },
+    /// Read an ONNX model (alexc's export, torchvision's AlexNet from torch.onnx.export) into a
+    /// graph file, and its weights into safetensors with the graph's parameter names.
+    Import {
+        /// The .onnx file (external data, if any, beside it).
+        model: PathBuf,
+        /// The graph file to write.
+        #[arg(short, long)]
+        output: PathBuf,
+        /// Also write the weights here (safetensors).
+        #[arg(long)]
+        weights: Option<PathBuf>,
+    },
 }
 
 #[derive(clap::Args)]
@@ -48,7 +82,7 @@ struct CompileArgs {
     #[arg(long, value_parser = parse_batch)]
     batch_size: Option<BatchSize>,
     /// Fail unless the step fits in this much device memory, e.g. 24GiB or 512MiB.
-    #[arg(long, value_parser = parse_bytes)]
+    #[arg(long, value_parser = alexc::units::parse_bytes)]
     memory_limit: Option<u64>,
     /// Print the IR after this pass (repeatable; `all` for every pass).
     #[arg(long, value_parser = parse_pass)]
@@ -150,32 +184,17 @@ fn parse_conv_algo(s: &str) -> Result<ConvAlgoChoice, String> {
     })
 }
 
-/// Parses `24GiB`, `512MiB`, `1.5GB`, `1000000`.
-fn parse_bytes(s: &str) -> Result<u64, String> {
-    let t = s.trim();
-    let split = t.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(t.len());
-    let (num, unit) = t.split_at(split);
-    let value: f64 = num.parse().map_err(|_| format!("`{s}` is not a size: write e.g. 24GiB or 512MiB"))?;
-    let scale: f64 = match unit.trim().to_ascii_lowercase().as_str() {
-        "" | "b" => 1.0,
-        "k" | "kib" => 1024.0,
-        "kb" => 1e3,
-        "m" | "mib" => 1024.0 * 1024.0,
-        "mb" => 1e6,
-        "g" | "gib" => 1024.0 * 1024.0 * 1024.0,
-        "gb" => 1e9,
-        "t" | "tib" => 1024f64.powi(4),
-        "tb" => 1e12,
-        _ => return Err(format!("unknown unit in `{s}`: use B, KiB, MiB, GiB, TiB (or kB, MB, GB, TB)")),
-    };
-    if value <= 0.0 || !value.is_finite() {
-        return Err(format!("`{s}` is not a positive size"));
-    }
-    Ok((value * scale) as u64)
-}
-
 /// A failure at the edge of the program: its message and exit status.
 struct Failure(String, u8);
+
+impl From<InterchangeError> for Failure {
+    fn from(e: InterchangeError) -> Self {
+        match e {
+            InterchangeError::Graph(d) => Failure::from(d),
+            InterchangeError::Onnx(e) => Failure(e.to_string(), if e.internal { 1 } else { 2 }),
+        }
+    }
+}
 
 impl From<Diagnostics> for Failure {
     fn from(d: Diagnostics) -> Self {
@@ -190,6 +209,10 @@ fn main() -> ExitCode {
         Command::Compile(args) => compile(args),
         Command::Summary { file, batch_size } => summary(&file, batch_size),
         Command::Inspect { plan } => inspect(&plan),
+        Command::Export { graph, weights, stats, output } => {
+            export(&graph, &weights, stats.as_deref(), &output)
+        }
+        Command::Import { model, output, weights } => import(&model, &output, weights.as_deref()),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -327,22 +350,6 @@ fn compile(args: CompileArgs) -> Result<(), Failure> {
     Ok(())
 }
 
-/// `` per replica x 2 replicas`` after a batch size, for a data-parallel plan.
-fn replicas_note(replicas: usize, batch: usize) -> String {
-    if replicas > 1 {
-        format!(" per replica x {replicas} replicas = {} per step", batch * replicas)
-    } else {
-        String::new()
-    }
-}
-
-fn mode_name(mode: Mode) -> &'static str {
-    match mode {
-        Mode::Train => "training",
-        Mode::Infer => "inference",
-    }
-}
-
 fn summary(file: &Path, batch: Option<usize>) -> Result<(), Failure> {
     let checked = front_end(file, &mut |_, _, _| {})?;
     let batch = batch.unwrap_or(checked.graph.spec.training.batch_size);
@@ -354,26 +361,30 @@ fn summary(file: &Path, batch: Option<usize>) -> Result<(), Failure> {
 
 fn inspect(path: &Path) -> Result<(), Failure> {
     let plan = Plan::read(path).map_err(|e| Failure(e.to_string(), 2))?;
-    say(&format!(
-        "plan {} (alexc {}, from {}, {} step, batch {}{}, {} -> {} nodes by fusion)\n",
-        path.display(),
-        plan.compiler,
-        plan.source,
-        mode_name(plan.mode),
-        plan.memory.batch_size,
-        replicas_note(plan.replicas, plan.memory.batch_size),
-        plan.nodes_before_fusion,
-        plan.nodes_after_fusion
-    ));
-    say(&ir::print_graph(&plan.graph, "memory"));
-    say(&memory_table(&plan.memory));
-    for (d, m) in plan.device_memory.iter().enumerate() {
-        say(&format!(
-            "device d{d}: arena {} (lower bound {}), parameters and state {}\n",
-            human_bytes(m.arena_bytes),
-            human_bytes(m.lower_bound_bytes),
-            human_bytes(m.persistent_bytes)
-        ));
+    say(&alexc::report::plan_text(&plan, path));
+    Ok(())
+}
+
+fn export(graph: &Path, weights: &Path, stats: Option<&Path>, output: &Path) -> Result<(), Failure> {
+    let e = alexc::onnx::export_file(graph, weights, stats, output)?;
+    eprintln!(
+        "wrote {} (`{}`: {} ONNX nodes, {} initializers, {})",
+        output.display(),
+        e.graph,
+        e.nodes,
+        e.initializers,
+        human_bytes(e.bytes)
+    );
+    Ok(())
+}
+
+fn import(model: &Path, output: &Path, weights: Option<&Path>) -> Result<(), Failure> {
+    let s = alexc::onnx::import_file(model, output, weights)?;
+    for w in &s.warnings {
+        eprintln!("warning: {w}");
     }
+    let also =
+        weights.map(|w| format!(" and {} ({} parameters)", w.display(), s.parameters)).unwrap_or_default();
+    eprintln!("wrote {}{also} (`{}`: {} layers)", output.display(), s.graph, s.layers);
     Ok(())
 }

@@ -206,3 +206,46 @@ pub fn summary_table(r: &Report) -> String {
     }
     out
 }
+
+/// `` per replica x 2 replicas`` after a batch size, for a data-parallel plan.
+pub fn replicas_note(replicas: usize, batch: usize) -> String {
+    if replicas > 1 {
+        format!(" per replica x {replicas} replicas = {} per step", batch * replicas)
+    } else {
+        String::new()
+    }
+}
+
+pub fn mode_name(mode: crate::ir::Mode) -> &'static str {
+    match mode {
+        crate::ir::Mode::Train => "training",
+        crate::ir::Mode::Infer => "inference",
+    }
+}
+
+/// What `alexc inspect` prints of the plan read from `path`: its header line, the IR text, the
+/// memory table, and each device's arena.
+pub fn plan_text(plan: &crate::plan::Plan, path: &std::path::Path) -> String {
+    let mut text = format!(
+        "plan {} (alexc {}, from {}, {} step, batch {}{}, {} -> {} nodes by fusion)\n",
+        path.display(),
+        plan.compiler,
+        plan.source,
+        mode_name(plan.mode),
+        plan.memory.batch_size,
+        replicas_note(plan.replicas, plan.memory.batch_size),
+        plan.nodes_before_fusion,
+        plan.nodes_after_fusion
+    );
+    text += &crate::ir::print_graph(&plan.graph, "memory");
+    text += &memory_table(&plan.memory);
+    for (d, m) in plan.device_memory.iter().enumerate() {
+        text += &format!(
+            "device d{d}: arena {} (lower bound {}), parameters and state {}\n",
+            human_bytes(m.arena_bytes),
+            human_bytes(m.lower_bound_bytes),
+            human_bytes(m.persistent_bytes)
+        );
+    }
+    text
+}

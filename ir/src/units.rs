@@ -28,3 +28,27 @@ pub fn human_bytes(b: usize) -> String {
         format!("{v:.2} {}", units[u])
     }
 }
+
+/// Parses `24GiB`, `512MiB`, `1.5GB`, `1000000`.
+pub fn parse_bytes(s: &str) -> Result<u64, String> {
+    let t = s.trim();
+    let split = t.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(t.len());
+    let (num, unit) = t.split_at(split);
+    let value: f64 = num.parse().map_err(|_| format!("`{s}` is not a size: write e.g. 24GiB or 512MiB"))?;
+    let scale: f64 = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1.0,
+        "k" | "kib" => 1024.0,
+        "kb" => 1e3,
+        "m" | "mib" => 1024.0 * 1024.0,
+        "mb" => 1e6,
+        "g" | "gib" => 1024.0 * 1024.0 * 1024.0,
+        "gb" => 1e9,
+        "t" | "tib" => 1024f64.powi(4),
+        "tb" => 1e12,
+        _ => return Err(format!("unknown unit in `{s}`: use B, KiB, MiB, GiB, TiB (or kB, MB, GB, TB)")),
+    };
+    if value <= 0.0 || !value.is_finite() {
+        return Err(format!("`{s}` is not a positive size"));
+    }
+    Ok((value * scale) as u64)
+}
