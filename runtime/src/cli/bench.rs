@@ -17,6 +17,7 @@ use super::DeviceArg;
 
 #[derive(clap::Args)]
 pub struct BenchArgs {
+    /// A plan from `alexc compile` (training or inference).
     plan: PathBuf,
     #[command(flatten)]
     pub device: DeviceArg,
@@ -32,6 +33,10 @@ pub struct BenchArgs {
     /// Also print the time of each node of the step, slowest first.
     #[arg(long)]
     profile: bool,
+    /// Also write one step as a Chrome trace (JSON trace events; open it in Perfetto): a slice per
+    /// node with its op, kernel and bytes, a track per device, the gradient buckets in flight.
+    #[arg(long, value_name = "FILE")]
+    trace: Option<PathBuf>,
     /// Run fused nodes step by step instead of on the fused kernels (to measure what they buy).
     #[arg(long)]
     unfused: bool,
@@ -98,9 +103,9 @@ fn bench_in<B: KernelBackend>(
 ) -> Result<(), RunError> {
     let plan = Plan::read(&args.plan)?;
     let training = plan.graph.loss.is_some();
-    if args.ab_all_reduce && args.profile {
+    if args.ab_all_reduce && (args.profile || args.trace.is_some()) {
         return Err(RunError::Input(
-            "--profile times one step node by node, --ab-all-reduce pairs of whole steps: run them separately".into(),
+            "--profile and --trace time one step node by node, --ab-all-reduce pairs of whole steps: run them separately".into(),
         ));
     }
     if args.ab_all_reduce && (plan.replicas < 2 || !training) {
@@ -152,10 +157,19 @@ fn bench_in<B: KernelBackend>(
     } else {
         None
     };
-    exec.options.profile = args.profile;
+    exec.options.profile = args.profile || args.trace.is_some();
+    exec.timeline = Default::default();
     let peak = exec.step(&batch, 1e-4)?.peak_bytes;
     if !rank0 {
         return Ok(());
+    }
+    if let Some(path) = &args.trace {
+        crate::trace::write(path, &crate::trace::chrome_trace(&exec.graph, batch_size, &exec.timeline, 0))?;
+        eprintln!(
+            "wrote {} (one step, {} nodes; open it in Perfetto)",
+            path.display(),
+            exec.timeline.nodes.len()
+        );
     }
     if args.profile {
         let mut rows: Vec<(f64, String)> = exec

@@ -37,7 +37,10 @@ pub enum Command {
     /// lighting) and store them in DIR/alexrt-stats.json.
     Stats(data::StatsArgs),
     /// Print what a plan holds: its step, schedule and memory plan.
-    Inspect { plan: PathBuf },
+    Inspect {
+        /// A plan from `alexc compile`.
+        plan: PathBuf,
+    },
     /// Time a plan's step (and, for a training plan, its forward pass alone) on a synthetic batch.
     Bench(bench::BenchArgs),
     /// Time decoding and augmentation of DIR/train images as training prepares them.

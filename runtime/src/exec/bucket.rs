@@ -69,6 +69,15 @@ impl AllReduceTimes {
     }
 }
 
+/// When a profiled step's nodes ran, and its buckets were in flight (from their start to when
+/// they were seen complete), for `alexrt bench --trace`.
+#[derive(Debug, Clone, Default)]
+pub struct Timeline {
+    pub nodes: Vec<(NodeIndex, Instant, Instant)>,
+    /// The bucket node, its bucket number, its start and its completion.
+    pub buckets: Vec<(NodeIndex, usize, Instant, Instant)>,
+}
+
 /// A bucket whose sum is in flight.
 pub(super) struct PendingBucket<B: KernelBackend> {
     node: NodeIndex,
@@ -76,6 +85,7 @@ pub(super) struct PendingBucket<B: KernelBackend> {
     mean: Box<dyn InFlightMean<B>>,
     /// When a test between nodes first saw the sum complete.
     seen_complete: Option<Instant>,
+    started: Instant,
 }
 
 /// A bucket's host buffers, kept for its next step (a [`Buffers`] of the run's precision).
@@ -172,7 +182,7 @@ impl<B: KernelBackend> Executor<B> {
         let span = self.bucket_span.get_or_insert((started, started));
         span.1 = span.1.max(started);
         self.all_reduce.starting += started.elapsed().as_secs_f64();
-        Ok(PendingBucket { node, bucket: op.bucket, mean, seen_complete: None })
+        Ok(PendingBucket { node, bucket: op.bucket, mean, seen_complete: None, started })
     }
 
     fn start_host_mean<E: HostFloat + Send>(
@@ -213,11 +223,14 @@ impl<B: KernelBackend> Executor<B> {
         bucket: PendingBucket<B>,
     ) -> Result<Vec<Value<B>>, RunError> {
         let started = Instant::now();
-        let PendingBucket { node, bucket, mean, seen_complete } = bucket;
+        let PendingBucket { node, bucket, mean, seen_complete, started: began } = bucket;
         let device = self.device_of(node).clone();
         let (out, buffers, waited) = mean.finish(&device)?;
         self.bucket_buffers.insert(bucket, buffers);
         let complete = seen_complete.unwrap_or_else(Instant::now);
+        if self.options.profile {
+            self.timeline.buckets.push((node, bucket, began, complete));
+        }
         if let Some(span) = &mut self.bucket_span {
             span.1 = span.1.max(complete);
         }

@@ -14,7 +14,7 @@ mod ops;
 mod options;
 
 pub use batch::{Batch, StepOutput};
-pub use bucket::AllReduceTimes;
+pub use bucket::{AllReduceTimes, Timeline};
 pub(crate) use options::StepCtx;
 pub use options::{ExecOptions, Pass};
 
@@ -55,8 +55,10 @@ pub struct Executor<B: KernelBackend> {
     labels: Option<NodeIndex>,
     /// Steps run so far (dropout masks depend on it).
     pub steps_done: u64,
-    /// Seconds spent in each scheduled node, when profiling.
+    /// Seconds spent in each scheduled node, when profiling; and each node's start and end, and
+    /// each gradient bucket's start and completion, in the order they ran (for a step's trace).
     pub profile: HashMap<NodeIndex, f64>,
+    pub timeline: Timeline,
     /// The fused kernels of each fused node that has them.
     fusions: HashMap<NodeIndex, Fusion>,
     seed: u64,
@@ -136,6 +138,7 @@ impl<B: KernelBackend> Executor<B> {
             labels,
             steps_done: 0,
             profile: HashMap::new(),
+            timeline: Timeline::default(),
             fusions,
             seed,
             world: Arc::new(Single),
@@ -308,6 +311,7 @@ impl<B: KernelBackend> Executor<B> {
                     v.sync();
                 }
                 *self.profile.entry(node).or_default() += t.elapsed().as_secs_f64();
+                self.timeline.nodes.push((node, t, Instant::now()));
             }
             insert_outputs(&mut values, node, outs);
             for bucket in pending.values_mut() {
