@@ -8,6 +8,8 @@
 //! - [`session`], [`train`], [`progress`], [`metrics`], [`run_dir`]: a training run, its loop, its
 //!   state and outputs; [`eval`]: evaluation and inference;
 //! - [`checkpoint`], [`weights`], [`tensor_file`]: safetensors files with checksums;
+//! - [`tensorboard`]: a training run's curves as TensorBoard event files; [`trace`]: a step as a
+//!   Chrome trace (`alexrt bench --trace`);
 //! - [`check`]: `alexrt check-kernels`, the device kernels against the CPU;
 //! - [`distributed`]: data-parallel runs over MPI (`mpirun -np N alexrt train`);
 //! - [`cli`]: the `alexrt` command line.
@@ -34,6 +36,8 @@ pub mod run_dir;
 pub mod select;
 pub mod session;
 pub mod tensor_file;
+pub mod tensorboard;
+pub mod trace;
 pub mod train;
 pub mod value;
 pub mod weights;

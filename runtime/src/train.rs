@@ -38,7 +38,8 @@ pub struct TrainConfig {
 
 /// What the loop tells its caller as it goes.
 pub enum Event<'a> {
-    /// A training step: 0-based epoch and step, steps in the epoch, the batch's loss, the running
+    /// A training step: 0-based epoch and step, steps in the epoch, the batch's loss, its learning
+    /// rate, the running
     /// epoch metrics and throughput, the seconds since the previous step ended (or the epoch
     /// began), where those seconds went, and the step's time in the gradient all-reduce.
     Step {
@@ -46,6 +47,7 @@ pub enum Event<'a> {
         step: usize,
         steps: usize,
         loss: f64,
+        lr: f64,
         running: Metrics,
         images_per_second: f64,
         seconds: f64,
@@ -206,6 +208,7 @@ pub fn train<B: KernelBackend>(
                 step,
                 steps,
                 loss,
+                lr,
                 running: tally.metrics(),
                 images_per_second: ips,
                 seconds,

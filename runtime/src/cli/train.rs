@@ -133,15 +133,21 @@ fn run_in<B: KernelBackend>(
         config.batch_size,
         dir.path().display()
     );
+    // The curves for TensorBoard, rank 0's only; a write error ends the log, not the run.
+    let mut board = crate::tensorboard::RunLog::create(dir.path())?;
     let started = Instant::now();
     let mut shown = Shown::default();
     let mut records = progress.records.clone();
     let arena = human_bytes(plan.memory.arena_bytes);
     let (train_set, val_set) = (&*datasets.train, &*datasets.val);
-    let result = train(&mut exec, train_set, val_set, &config, progress, |event| match event {
-        Event::Epoch(r) => {
-            shown.finish();
-            eprintln!(
+    let result = train(&mut exec, train_set, val_set, &config, progress, |event| {
+        if let Err(e) = board.record(&event) {
+            eprintln!("{e}; no more TensorBoard events are written");
+        }
+        match event {
+            Event::Epoch(r) => {
+                shown.finish();
+                eprintln!(
                 "epoch {}/{epochs}: lr {:.5}, train loss {:.4} top-1 {:.1}% | val loss {:.4} top-1 {:.1}% top-5 {:.1}% | {:.0} images/s, {:.0}s, peak {} (plan arena {arena}){}",
                 r.epoch,
                 r.lr,
@@ -155,15 +161,16 @@ fn run_in<B: KernelBackend>(
                 human_bytes(r.peak_bytes),
                 if r.skipped > 0 { format!(", {} unreadable images skipped", r.skipped) } else { String::new() }
             );
-            // Metrics and the plot, rewritten after every epoch.
-            records.push(r.clone());
-            match dir.write_records(&records, &plan.graph.name) {
-                Ok(None) => {}
-                Ok(Some(warning)) => eprintln!("{warning}"),
-                Err(e) => eprintln!("{e}"),
+                // Metrics and the plot, rewritten after every epoch.
+                records.push(r.clone());
+                match dir.write_records(&records, &plan.graph.name) {
+                    Ok(None) => {}
+                    Ok(Some(warning)) => eprintln!("{warning}"),
+                    Err(e) => eprintln!("{e}"),
+                }
             }
+            other => shown.event(&other, epochs),
         }
-        other => shown.event(&other, epochs),
     });
     shown.finish();
     let progress = result.inspect_err(|e| {
