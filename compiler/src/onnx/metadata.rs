@@ -92,12 +92,21 @@ pub fn describe(
     m.insert(SPEC.into(), serde_json::to_string(&graph.spec).map_err(|e| e.to_string())?);
     for layer in &graph.layers {
         let Some(&head) = layer.nodes.first() else { continue };
-        let op = &graph.g[head].op;
+        // The layer as its graph file says it: not a plan's choice of convolution algorithm, nor
+        // the argmax a training step's pooling keeps for its gradient, nor dropout's training flag.
+        let mut op = graph.g[head].op.clone();
+        match &mut op {
+            Op::Conv2d(c) => c.0.algo = None,
+            Op::MaxPool(p) => p.argmax = false,
+            _ => {}
+        }
+        let op = &op;
         if let Op::Dropout(d) = op {
             let input = graph.inputs(head).first().map(|v| value_name(graph, *v)).unwrap_or_default();
             let read_by = graph
                 .consumers(layer.output)
                 .into_iter()
+                .filter(|&n| graph.g[n].phase == crate::ir::Phase::Forward)
                 .map(|n| graph.layer_of(n).map(|l| l.name.clone()).unwrap_or_else(|| graph.g[n].name.clone()))
                 .collect();
             let text = serde_json::to_string(&DroppedDropout { rate: d.rate, input, read_by })

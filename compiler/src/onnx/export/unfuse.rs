@@ -21,7 +21,7 @@ pub fn unfuse(graph: &mut Graph) -> Result<(), String> {
         let mut made = Vec::with_capacity(fused.steps.len());
         for (i, step) in fused.steps.iter().enumerate() {
             let n = graph.add_node(Node {
-                name: names[i].clone(),
+                name: names[i].0.clone(),
                 op: step.op.clone(),
                 outputs: types[i].outputs.clone(),
                 phase,
@@ -40,9 +40,22 @@ pub fn unfuse(graph: &mut Graph) -> Result<(), String> {
         for (port, &(s, p)) in fused.outputs.iter().enumerate() {
             graph.redirect(ValueRef { node: f, port: port as u8 }, ValueRef { node: made[s], port: p }, &[]);
         }
+        // Each layer of the fused node gets back its steps, and its output where fusion hid it
+        // (a bias add read only inside the group).
         for layer in &mut graph.layers {
-            if let Some(at) = layer.nodes.iter().position(|&n| n == f) {
-                layer.nodes.remove(at);
+            let Some(at) = layer.nodes.iter().position(|&n| n == f) else { continue };
+            layer.nodes.remove(at);
+            let mine: Vec<_> = made
+                .iter()
+                .zip(&names)
+                .filter(|(_, (_, owner))| owner.as_deref() == Some(layer.name.as_str()))
+                .map(|(n, _)| *n)
+                .collect();
+            layer.nodes.extend(&mine);
+            if let Some(&last) = mine.last() {
+                if !graph.g.contains_node(layer.output.node) || layer.output.node == f {
+                    layer.output = ValueRef { node: last, port: 0 };
+                }
             }
         }
         graph.g.remove_node(f);
@@ -50,21 +63,26 @@ pub fn unfuse(graph: &mut Graph) -> Result<(), String> {
     Ok(())
 }
 
-/// Names for the steps of fused node `f`: the layers it belongs to, in file order, each taking
-/// its op's step (and a following bias add, named `<layer>.bias_add`, as `build` names it).
-fn step_names(graph: &Graph, f: petgraph::stable_graph::NodeIndex, ops: &[&Op]) -> Vec<String> {
+/// Names for the steps of fused node `f`, and the layer each belongs to: the layers of `f`, in
+/// file order, each taking its op's step (and a following bias add, named `<layer>.bias_add`, as
+/// `build` names it).
+fn step_names(
+    graph: &Graph,
+    f: petgraph::stable_graph::NodeIndex,
+    ops: &[&Op],
+) -> Vec<(String, Option<String>)> {
     let layers: Vec<&str> =
         graph.layers.iter().filter(|l| l.nodes.contains(&f)).map(|l| l.name.as_str()).collect();
-    let mut names = Vec::with_capacity(ops.len());
+    let mut names: Vec<(String, Option<String>)> = Vec::with_capacity(ops.len());
     let mut next = layers.iter();
     for (i, op) in ops.iter().enumerate() {
-        let name = match op {
+        let named = match op {
             Op::BiasAdd(_) if i > 0 && matches!(ops[i - 1], Op::Conv2d(_) | Op::Linear(_)) => {
-                names.last().map(|n: &String| format!("{n}.bias_add"))
+                names.last().and_then(|(_, l)| l.clone()).map(|l| (format!("{l}.bias_add"), Some(l)))
             }
-            _ => next.next().map(|l| l.to_string()),
+            _ => next.next().map(|l| (l.to_string(), Some(l.to_string()))),
         };
-        names.push(name.unwrap_or_else(|| format!("{}.step{i}", graph.g[f].name)));
+        names.push(named.unwrap_or_else(|| (format!("{}.step{i}", graph.g[f].name), None)));
     }
     names
 }
