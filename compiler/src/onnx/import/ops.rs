@@ -70,7 +70,7 @@ pub fn import_node(im: &mut Importer, a: &Attrs<'_>) -> Result<(), OnnxError> {
         "Relu" => im.layer(a, Op::Relu(Relu), &[0], None, None)?,
         "Add" => match (im.is_constant(a, 0), im.is_constant(a, 1)) {
             (false, false) => im.layer(a, Op::Add(Add), &[0, 1], None, None)?,
-            (c0, _) => im.add_bias(a, usize::from(c0))?,
+            (c0, _) => im.add_bias(a, if c0 { 0 } else { 1 })?,
         },
         "LRN" => {
             let size = a.int("size", 0);
