@@ -92,13 +92,13 @@ fn time_median(
     Ok(times[times.len() / 2])
 }
 
-pub fn run_bench<B: KernelBackend>(args: BenchArgs, device: B::Device) -> Result<(), RunError> {
-    super::as_rank(distributed::connect()?, |world| bench_in::<B>(args, device, world))
+pub fn run_bench<B: KernelBackend>(args: BenchArgs, devices: Vec<B::Device>) -> Result<(), RunError> {
+    super::as_rank(distributed::connect()?, |world| bench_in::<B>(args, devices, world))
 }
 
 fn bench_in<B: KernelBackend>(
     args: BenchArgs,
-    device: B::Device,
+    devices: Vec<B::Device>,
     world: std::sync::Arc<dyn Collective>,
 ) -> Result<(), RunError> {
     let plan = Plan::read(&args.plan)?;
@@ -115,7 +115,7 @@ fn bench_in<B: KernelBackend>(
         )));
     }
     let batch_size = plan.memory.batch_size;
-    let mut exec = Executor::<B>::new(&plan, device)?;
+    let mut exec = Executor::<B>::new_on(&plan, devices)?;
     exec.join(std::sync::Arc::clone(&world))?;
     exec.options.fused_kernels = !args.unfused;
     let data = Synthetic::new(exec.input_shape(), exec.classes(), batch_size, 0, "bench");

@@ -165,7 +165,7 @@ pub fn main() -> ExitCode {
         Command::Eval(args) => on_device!(args.device.clone(), eval::run_eval, args),
         Command::Infer(args) => on_device!(args.device.clone(), eval::run_infer, args),
         Command::Stats(args) => data::run_stats(args),
-        Command::Bench(args) => on_device!(args.device.clone(), bench::run_bench, args),
+        Command::Bench(args) => on_devices!(args.device.clone(), bench::run_bench, args),
         Command::CheckKernels(args) => on_device!(args.device.clone(), bench::run_check_kernels, args),
         Command::CheckAllReduce(args) => on_device!(args.device.clone(), check_all_reduce::run, args),
         Command::BenchData(args) => data::run_bench_data(args),
