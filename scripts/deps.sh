@@ -8,8 +8,8 @@
 #   - Open MPI and libclang (libopenmpi-dev openmpi-bin libclang-dev), for alexrt's `mpi` feature
 #     and the data-parallel tests;
 #   - Mesa's lavapipe (mesa-vulkan-drivers libvulkan1), Vulkan on the CPU, for the wgpu kernel tests;
-#   - a Python virtual environment under ~/.cache with tests/requirements.txt, if that file exists
-#     (no test needs Python today).
+#   - a Python virtual environment under ~/.cache with tests/requirements.txt (onnx, onnxruntime,
+#     tensorboard: the interchange tests; never torch).
 # It sets DEPS_MPI=1 when Open MPI is usable, DEPS_VULKAN=1 when lavapipe is installed, and
 # ALEXNET_TEST_PYTHON to the venv's python when one was made; for each thing it cannot have it
 # prints `SKIPPED: <what> because <why>`. ALEXNET_NO_INSTALL=1 installs nothing.
@@ -101,7 +101,7 @@ else
   echo "SKIPPED: the wgpu kernel tests (tests/e2e/wgpu_kernels.rs) because Mesa's lavapipe is not installed and $deps_why_not"
 fi
 
-# Python packages for tests that need them, listed in tests/requirements.txt (none today): one venv,
+# Python packages for tests that need them, listed in tests/requirements.txt: one venv,
 # remade when the list changes.
 if [ -f tests/requirements.txt ]; then
   deps_venv="$HOME/.cache/alexnet-test-venv"
