@@ -218,8 +218,10 @@ mod tests {
         assert_eq!(&r[8..12], &masked_crc32c(&3u64.to_le_bytes()).to_le_bytes());
         assert_eq!(&r[12..15], b"abc");
         assert_eq!(&r[15..], &masked_crc32c(b"abc").to_le_bytes());
-        // The mask: ((c >> 15) | (c << 17)) + 0xa282ead8.
+        // The mask as TensorFlow's crc32c.h writes it: ((c >> 15) | (c << 17)) + 0xa282ead8.
         let c = crc32c(b"abc");
-        assert_eq!(masked_crc32c(b"abc"), ((c >> 15) | (c << 17)).wrapping_add(0xa282_ead8));
+        #[allow(clippy::manual_rotate)]
+        let masked = ((c >> 15) | (c << 17)).wrapping_add(0xa282_ead8);
+        assert_eq!(masked_crc32c(b"abc"), masked);
     }
 }

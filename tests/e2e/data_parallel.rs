@@ -138,3 +138,30 @@ fn bench_times_pairs_of_steps_with_and_without_the_all_reduce_and_refuses_a_one_
         "{stderr}"
     );
 }
+
+#[test]
+fn a_data_parallel_steps_trace_shows_its_gradient_buckets_in_flight_on_their_own_track() {
+    let mpirun = mpirun_or_skip!("bench --trace under mpirun");
+    let dir = scratch("trace");
+    tiny_plan(BATCH, 2, true).write(&dir.join("two.bin")).unwrap();
+    let trace = dir.join("step.json");
+    let mut c = alexrt_under_mpirun(&mpirun, 2);
+    c.arg("bench").arg(dir.join("two.bin")).args(["--device", "cpu", "--steps", "1", "--trace"]).arg(&trace);
+    let out = c.output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let doc: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&trace).unwrap()).unwrap();
+    let events = doc["traceEvents"].as_array().unwrap();
+    let buckets: Vec<_> = events.iter().filter(|e| e["ph"] == "X" && e["cat"] == "all-reduce").collect();
+    assert!(!buckets.is_empty(), "the buckets in flight are traced: {doc}");
+    for b in &buckets {
+        assert!(b["name"].as_str().unwrap().starts_with("bucket "), "{b}");
+        assert!(b["args"]["bytes"].as_u64().unwrap() > 0 && b["dur"].as_f64().unwrap() >= 0.0, "{b}");
+    }
+    let track = buckets[0]["tid"].clone();
+    assert!(events.iter().filter(|e| e["ph"] == "X" && e["cat"] != "all-reduce").all(|e| e["tid"] != track));
+    assert!(
+        events.iter().any(|e| e["name"] == "thread_name" && e["tid"] == track),
+        "the bucket track is named"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -3,9 +3,14 @@
 
 use std::fmt;
 
-/// An ONNX model, graph or weights file that cannot be exported or imported.
+/// An ONNX model, graph or weights file that cannot be exported or imported (boxed: errors are
+/// rare, results are many).
 #[derive(Debug, Clone, PartialEq)]
-pub struct OnnxError {
+pub struct OnnxError(Box<Detail>);
+
+/// What [`OnnxError`] says.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Detail {
     /// The file at fault (the model, the graph, the weights).
     pub file: String,
     /// The node, as `name` (`OpType`), when one is at fault.
@@ -19,31 +24,38 @@ pub struct OnnxError {
     pub internal: bool,
 }
 
+impl std::ops::Deref for OnnxError {
+    type Target = Detail;
+    fn deref(&self) -> &Detail {
+        &self.0
+    }
+}
+
 impl OnnxError {
     pub fn new(file: &str, message: impl Into<String>, help: impl Into<String>) -> Self {
-        OnnxError {
+        OnnxError(Box::new(Detail {
             file: file.to_string(),
             node: None,
             attribute: None,
             message: message.into(),
             help: help.into(),
             internal: false,
-        }
+        }))
     }
 
     /// At node `name` whose op is `op`.
     pub fn node(mut self, name: &str, op: &str) -> Self {
-        self.node = Some(format!("`{name}` ({op})"));
+        self.0.node = Some(format!("`{name}` ({op})"));
         self
     }
 
     pub fn attribute(mut self, attribute: &str) -> Self {
-        self.attribute = Some(attribute.to_string());
+        self.0.attribute = Some(attribute.to_string());
         self
     }
 
     pub fn internal(mut self) -> Self {
-        self.internal = true;
+        self.0.internal = true;
         self
     }
 }
