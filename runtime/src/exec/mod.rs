@@ -12,6 +12,7 @@ mod bucket;
 mod fused;
 mod ops;
 mod options;
+mod precision;
 
 pub use batch::{Batch, StepOutput};
 pub use bucket::AllReduceTimes;
@@ -60,6 +61,9 @@ pub struct Executor<B: KernelBackend> {
     /// The fused kernels of each fused node that has them.
     fusions: HashMap<NodeIndex, Fusion>,
     seed: u64,
+    /// The run's float type: what the plan's f32 values are here (f32, or f64 in a
+    /// double-precision run).
+    float_dtype: burn::tensor::DType,
     /// The processes this plan's replicas run in ([`Single`] unless [`Executor::join`]ed).
     world: Arc<dyn Collective>,
     /// The processes the plan is compiled for.
@@ -138,6 +142,7 @@ impl<B: KernelBackend> Executor<B> {
             profile: HashMap::new(),
             fusions,
             seed,
+            float_dtype: <B::FloatElem as burn::tensor::Element>::dtype(),
             world: Arc::new(Single),
             replicas: plan.replicas,
             all_reduce: AllReduceTimes::default(),
@@ -300,7 +305,11 @@ impl<B: KernelBackend> Executor<B> {
                     vec![]
                 }
                 (None, Op::AllReduceMean(_)) => inputs,
-                (None, _) => self.run_op(&op, node, inputs, &ctx)?,
+                (None, _) => {
+                    let inputs = self.conform_inputs(node, inputs);
+                    let outs = self.run_op(&op, node, inputs, &ctx)?;
+                    self.conform_outputs(node, outs)
+                }
             };
             if let Some(t) = started {
                 // Wait for the results so that the time is the op's, on asynchronous backends too.
