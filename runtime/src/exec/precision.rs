@@ -1,9 +1,10 @@
 //! Element types at run time. A plan's `f32` is the run's float type (f32, or f64 for the
 //! double-precision checks); `bf16` and `f16` are themselves. Each op computes in the type of its
 //! first float output as the plan declares it: its float inputs are brought to that type first (a
-//! bias's f32 master copy read by a bf16 epilogue, bf16 activations read by a weight gradient that
-//! sums over the batch in f32, bf16 logits read by the loss), and its outputs are checked into the
-//! declared types. The plan's own casts (`cast` nodes) are where the types change on purpose; these
+//! weight's or a bias's f32 master read by a bf16 product, bf16 logits read by the loss, bf16
+//! gradients summed into an f32 bias gradient), and its outputs are checked into the declared
+//! types. A weight gradient is the exception: it reads its bf16 inputs as they are, its kernel
+//! summing in f32. The plan's own casts (`cast` nodes) are where types change on purpose; these
 //! are what a kernel does inside.
 
 use alexir::catalog::Op;
@@ -31,9 +32,12 @@ impl<B: KernelBackend> Executor<B> {
         Some(self.run_dtype(first.dtype))
     }
 
-    /// `inputs` brought to the type node `n` computes in (a cast keeps its input as it is).
+    /// `inputs` brought to the type node `n` computes in (a cast and a weight gradient keep theirs).
     pub(super) fn conform_inputs(&self, n: NodeIndex, inputs: Vec<Value<B>>) -> Vec<Value<B>> {
-        if matches!(self.graph.g[n].op, Op::Cast(_)) {
+        if matches!(
+            self.graph.g[n].op,
+            Op::Cast(_) | Op::Conv2dBackwardWeight(_) | Op::LinearBackwardWeight(_)
+        ) {
             return inputs;
         }
         match self.compute_dtype(n) {

@@ -25,6 +25,7 @@ mod winograd;
 use alexir::catalog::ConvAttrs;
 pub use alexir::catalog::{ConvAlgo, ConvPass};
 
+pub(crate) use lowering::{col2im, im2col, PlaneGeometry};
 pub use matmul::ConvElement;
 pub(crate) use matmul::{matmul, matmul_on, MatRef, Threads};
 

@@ -20,7 +20,7 @@ fn shape(batch: usize, cin: usize, hw: [usize; 2], cout: usize, [k, s, p, g]: [u
     }
 }
 
-fn odd_shapes() -> Vec<ConvShape> {
+pub(crate) fn odd_shapes() -> Vec<ConvShape> {
     vec![
         shape(1, 3, [7, 5], 4, [3, 1, 1, 1]),
         shape(3, 6, [9, 11], 10, [3, 2, 1, 2]),
@@ -80,7 +80,13 @@ fn each_tap(s: &ConvShape, mut f: impl FnMut([usize; 3], usize, usize)) {
     }
 }
 
-fn naive_forward(s: &ConvShape, x: &[f64], w: &[f64], bias: Option<&[f64]>, relu: bool) -> Vec<f64> {
+pub(crate) fn naive_forward(
+    s: &ConvShape,
+    x: &[f64],
+    w: &[f64],
+    bias: Option<&[f64]>,
+    relu: bool,
+) -> Vec<f64> {
     let [oh, ow] = s.out_hw();
     let mut y = vec![0.0; s.batch * s.out_channels * oh * ow];
     each_tap(s, |[xi, wi, yi], _, _| y[yi] += x[xi] * w[wi]);
@@ -93,20 +99,20 @@ fn naive_forward(s: &ConvShape, x: &[f64], w: &[f64], bias: Option<&[f64]>, relu
     y
 }
 
-fn naive_data_grad(s: &ConvShape, dy: &[f64], w: &[f64]) -> Vec<f64> {
+pub(crate) fn naive_data_grad(s: &ConvShape, dy: &[f64], w: &[f64]) -> Vec<f64> {
     let mut dx = vec![0.0; s.input_dims().iter().product()];
     each_tap(s, |[xi, wi, yi], _, _| dx[xi] += dy[yi] * w[wi]);
     dx
 }
 
-fn naive_weight_grad(s: &ConvShape, x: &[f64], dy: &[f64]) -> Vec<f64> {
+pub(crate) fn naive_weight_grad(s: &ConvShape, x: &[f64], dy: &[f64]) -> Vec<f64> {
     let mut dw = vec![0.0; s.weight_dims().iter().product()];
     each_tap(s, |[xi, wi, yi], _, _| dw[wi] += dy[yi] * x[xi]);
     dw
 }
 
 /// The largest difference relative to the largest magnitude of `want`.
-fn relative_error(got: &[f64], want: &[f64]) -> f64 {
+pub(crate) fn relative_error(got: &[f64], want: &[f64]) -> f64 {
     assert_eq!(got.len(), want.len());
     let scale = want.iter().fold(1e-30f64, |m, v| m.max(v.abs()));
     got.iter().zip(want).map(|(g, w)| (g - w).abs()).fold(0.0, f64::max) / scale
