@@ -30,6 +30,26 @@ if ! "$bin/alexrt" --version >/dev/null 2>&1; then
   exit 2
 fi
 run kernels 75 "$bin/alexrt" check-kernels --device "$device" --batch "$batch" --steps 20 $CHECK_FLAGS
+# Every CubeCL kernel compiled by NVRTC for this GPU's architecture (alexrt check-nvrtc --arch
+# native; docs/gpu-kernels-nvrtc.md): registers, spills and shared memory, which the table puts
+# beside the kernels' times. NVRTC and CUDA's headers: PyTorch's pip wheels (nvidia/cuda_nvrtc,
+# nvidia/cuda_runtime) where they are, else where cubecl-cuda looks ($CUDA_PATH, /usr/local/cuda).
+if [ "$device" = cuda ]; then
+  nvidia_dir="$("$py" -c 'import glob, os, sys
+hits = [d for d in sys.path if d and glob.glob(os.path.join(d, "nvidia", "cuda_nvrtc", "lib", "libnvrtc.so.*"))
+        and os.path.isfile(os.path.join(d, "nvidia", "cuda_runtime", "include", "cuda_fp16.h"))]
+print(os.path.join(hits[0], "nvidia") if hits else "")' 2>/dev/null)"
+  nvrtc_args=()
+  if [ -n "$nvidia_dir" ]; then
+    nvrtc_args=(--nvrtc "$(ls "$nvidia_dir"/cuda_nvrtc/lib/libnvrtc.so.* | grep -v builtins | head -1)"
+                --include "$nvidia_dir/cuda_runtime/include")
+  fi
+  echo "== nvrtc" | tee -a "$out/log.txt"
+  timeout 20 "$bin/alexrt" check-nvrtc --arch native --out "$out" ${nvrtc_args[@]+"${nvrtc_args[@]}"} \
+    > /dev/null 2>> "$out/log.txt" || { echo "   nvrtc failed (see log.txt)" | tee -a "$out/log.txt"; status=1; }
+else
+  echo "== nvrtc: skipped (NVRTC compiles for CUDA GPUs; --device $device)" | tee -a "$out/log.txt"
+fi
 "$bin/alexc" compile "$graph" --batch-size "$batch" -o "$out/step.bin" 2>> "$out/log.txt" || status=1
 "$bin/alexc" compile "$graph" --batch-size "$batch" --split-grouped-conv -o "$out/step-split.bin" 2>> "$out/log.txt" || status=1
 run alexrt-step 105 "$bin/alexrt" bench "$out/step.bin" --device "$device" --steps 10 --json
@@ -59,13 +79,13 @@ fi
 # The paper's two-GPU training (alexc --devices 2): where the machine has two GPUs, two training
 # steps at batch 32 of the placed plan on cuda:0,cuda:1 next to the same steps of the one-device
 # plan on cuda:0 (same seed and data: the epoch losses in the two metrics.jsonl files should agree
-# to f32). Budget (the timeouts, worst case): 75 + 105 + 60 + 60 s above and 15 s of NCCL, then
-# either 155 s of PyTorch (one GPU: 470 s), or 2 x 20 s here and 115 s of PyTorch (two GPUs:
+# to f32). Budget (the timeouts, worst case): 75 + 20 (NVRTC) + 105 + 60 + 60 s above and 15 s of NCCL, then
+# either 135 s of PyTorch (one GPU: 470 s), or 2 x 20 s here and 95 s of PyTorch (two GPUs:
 # 470 s); the compiles take seconds: within 8 minutes either way.
 gpus="$(nvidia-smi -L 2>/dev/null | grep -c '^GPU' || true)"
-pytorch_limit=155
+pytorch_limit=135
 if [ "$device" = cuda ] && [ "${gpus:-0}" -ge 2 ]; then
-  pytorch_limit=115
+  pytorch_limit=95
   two_batch=32
   "$bin/alexc" compile "$graph" --batch-size "$two_batch" --devices 2 --report json -o "$out/step-two.bin" \
     > "$out/placement.json" 2>> "$out/log.txt" || status=1
