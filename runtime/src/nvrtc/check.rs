@@ -87,6 +87,10 @@ pub fn check_nvrtc(o: &NvrtcOptions) -> Result<Report, String> {
             o.archs.iter().map(|a| (a, run_all(CudaTarget { arch: a.version }, dtype, o.batch))).collect();
         let Some((_, first)) = per_arch.first() else { break };
         for (i, call) in first.iter().enumerate() {
+            if call.launches.is_empty() {
+                let why = "launched no CubeCL kernel (did the runtime stop launching one here?)";
+                cubecl_errors.push(format!("{} ({}): {why}", call.call, dtype_name(dtype)));
+            }
             for (j, launch) in call.launches.iter().enumerate() {
                 let launch = match launch {
                     Ok(l) => l,
