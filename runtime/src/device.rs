@@ -30,7 +30,7 @@ pub fn choose(spec: &str) -> Result<(Device, String), RunError> {
                 "--device cuda: this alexrt was built without CUDA (cargo feature `cuda`); use --device cpu or --device wgpu".into(),
             ));
         }
-        match cuda_devices() {
+        match cuda_devices().and_then(|n| cuda_headers().map(|()| n)) {
             Ok(n) if index < n => Ok((Device::Cuda(index), format!("device: cuda:{index} (of {n})"))),
             Ok(n) => {
                 Err(input(format!("--device cuda:{index}: there are {n} CUDA devices, numbered from 0")))
@@ -39,7 +39,7 @@ pub fn choose(spec: &str) -> Result<(Device, String), RunError> {
         }
     };
     match spec {
-        "auto" => match (cfg!(feature = "cuda"), cuda_devices()) {
+        "auto" => match (cfg!(feature = "cuda"), cuda_devices().and_then(|_| cuda_headers())) {
             (true, Ok(_)) => cuda(0),
             (true, Err(why)) => Ok((Device::Cpu, format!("device: cpu (burn Flex; {why})"))),
             (false, _) => Ok((
@@ -112,6 +112,22 @@ pub fn choose_all(spec: &str) -> Result<(Devices, String), RunError> {
             "--device {spec}: a list names devices of one kind, each once: cpu,cpu or wgpu:0,wgpu:1 or cuda:0,cuda:1"
         ))),
     }
+}
+
+/// Whether cubecl-cuda will find CUDA's headers: it compiles each kernel with NVRTC on first
+/// launch, passing `$CUDA_PATH/include` (or /usr/local/cuda's, /opt/cuda's, /usr's with nvcc),
+/// and panics when none of them exists. `Err` says so in one sentence, with the fix.
+fn cuda_headers() -> Result<(), String> {
+    #[cfg(feature = "cuda")]
+    if cubecl::cuda::install::cuda_path().is_none() {
+        return Err(
+            "CUDA's headers are not found ($CUDA_PATH, /usr/local/cuda), and CubeCL compiles its kernels \
+                    with them at run time: install the CUDA toolkit, or set CUDA_PATH to pip's \
+                    site-packages/nvidia/cuda_runtime (nvidia-cuda-runtime-cu12)"
+                .into(),
+        );
+    }
+    Ok(())
 }
 
 /// Whether a Vulkan driver (an ICD file) is installed.
