@@ -29,16 +29,29 @@ if ! "$bin/alexrt" --version >/dev/null 2>&1; then
   echo "no alexrt in $bin: build it with cargo build --release --features cuda and copy target/release/{alexc,alexrt} there" >&2
   exit 2
 fi
+# cubecl-cuda compiles each kernel at its first launch with NVRTC (which cudarc loads by name:
+# libnvrtc.so.12, ...) and CUDA's headers ($CUDA_PATH/include, else /usr/local/cuda's; it panics
+# without them). Where the machine has no CUDA toolkit, PyTorch's pip wheels have both
+# (nvidia/cuda_nvrtc/lib, nvidia/cuda_runtime/include): point the loader and CUDA_PATH there.
+nvidia_dir="$("$py" -c 'import glob, os, sys
+hits = [d for d in sys.path if d and glob.glob(os.path.join(d, "nvidia", "cuda_nvrtc", "lib", "libnvrtc.so.*"))
+        and os.path.isfile(os.path.join(d, "nvidia", "cuda_runtime", "include", "cuda_runtime.h"))]
+print(os.path.join(hits[0], "nvidia") if hits else "")' 2>/dev/null)"
+if [ "$device" = cuda ] && [ -n "$nvidia_dir" ]; then
+  if [ -z "${CUDA_PATH:-}" ] && [ ! -e /usr/local/cuda/include/cuda_runtime.h ]; then
+    export CUDA_PATH="$nvidia_dir/cuda_runtime"
+    echo "== CUDA_PATH=$CUDA_PATH (PyTorch's headers: no CUDA toolkit here)" | tee -a "$out/log.txt"
+  fi
+  if ! ldconfig -p 2>/dev/null | grep -q 'libnvrtc\.so'; then
+    export LD_LIBRARY_PATH="$nvidia_dir/cuda_nvrtc/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+    echo "== libnvrtc from $nvidia_dir/cuda_nvrtc/lib (PyTorch's)" | tee -a "$out/log.txt"
+  fi
+fi
 run kernels 75 "$bin/alexrt" check-kernels --device "$device" --batch "$batch" --steps 20 $CHECK_FLAGS
 # Every CubeCL kernel compiled by NVRTC for this GPU's architecture (alexrt check-nvrtc --arch
 # native; docs/gpu-kernels-nvrtc.md): registers, spills and shared memory, which the table puts
-# beside the kernels' times. NVRTC and CUDA's headers: PyTorch's pip wheels (nvidia/cuda_nvrtc,
-# nvidia/cuda_runtime) where they are, else where cubecl-cuda looks ($CUDA_PATH, /usr/local/cuda).
+# beside the kernels' times; with PyTorch's NVRTC and headers where found above.
 if [ "$device" = cuda ]; then
-  nvidia_dir="$("$py" -c 'import glob, os, sys
-hits = [d for d in sys.path if d and glob.glob(os.path.join(d, "nvidia", "cuda_nvrtc", "lib", "libnvrtc.so.*"))
-        and os.path.isfile(os.path.join(d, "nvidia", "cuda_runtime", "include", "cuda_fp16.h"))]
-print(os.path.join(hits[0], "nvidia") if hits else "")' 2>/dev/null)"
   nvrtc_args=()
   if [ -n "$nvidia_dir" ]; then
     nvrtc_args=(--nvrtc "$(ls "$nvidia_dir"/cuda_nvrtc/lib/libnvrtc.so.* | grep -v builtins | head -1)"
