@@ -30,21 +30,29 @@ if ! "$bin/alexrt" --version >/dev/null 2>&1; then
   exit 2
 fi
 # cubecl-cuda compiles each kernel at its first launch with NVRTC (which cudarc loads by name:
-# libnvrtc.so.12, ...) and CUDA's headers ($CUDA_PATH/include, else /usr/local/cuda's; it panics
-# without them). Where the machine has no CUDA toolkit, PyTorch's pip wheels have both
-# (nvidia/cuda_nvrtc/lib, nvidia/cuda_runtime/include): point the loader and CUDA_PATH there.
-nvidia_dir="$("$py" -c 'import glob, os, sys
-hits = [d for d in sys.path if d and glob.glob(os.path.join(d, "nvidia", "cuda_nvrtc", "lib", "libnvrtc.so.*"))
-        and os.path.isfile(os.path.join(d, "nvidia", "cuda_runtime", "include", "cuda_runtime.h"))]
-print(os.path.join(hits[0], "nvidia") if hits else "")' 2>/dev/null)"
-if [ "$device" = cuda ] && [ -n "$nvidia_dir" ]; then
+# libnvrtc.so.13, .12, ...) and CUDA's headers ($CUDA_PATH/include, else /usr/local/cuda's; it
+# panics without them). Where the machine has no CUDA toolkit, PyTorch's pip wheels have both
+# (CUDA 12: nvidia/cuda_nvrtc/lib and nvidia/cuda_runtime/include; CUDA 13: nvidia/cu13/lib and
+# nvidia/cu13/include): point the loader and CUDA_PATH there.
+nvidia_paths="$("$py" -c 'import glob, os, sys
+for d in filter(None, sys.path):
+    for lib, inc in (("cuda_nvrtc/lib", "cuda_runtime/include"), ("cu13/lib", "cu13/include")):
+        lib, inc = os.path.join(d, "nvidia", lib), os.path.join(d, "nvidia", inc)
+        if glob.glob(os.path.join(lib, "libnvrtc.so.*")) and os.path.isfile(os.path.join(inc, "cuda_runtime.h")):
+            print(lib)
+            print(inc)
+            sys.exit()' 2>/dev/null)"
+nvrtc_dir="$(sed -n 1p <<< "$nvidia_paths")"
+headers_dir="$(sed -n 2p <<< "$nvidia_paths")"
+if [ "$device" = cuda ] && [ -n "$nvrtc_dir" ]; then
   if [ -z "${CUDA_PATH:-}" ] && [ ! -e /usr/local/cuda/include/cuda_runtime.h ]; then
-    export CUDA_PATH="$nvidia_dir/cuda_runtime"
+    CUDA_PATH="$(dirname "$headers_dir")"
+    export CUDA_PATH
     echo "== CUDA_PATH=$CUDA_PATH (PyTorch's headers: no CUDA toolkit here)" | tee -a "$out/log.txt"
   fi
   if ! ldconfig -p 2>/dev/null | grep -q 'libnvrtc\.so'; then
-    export LD_LIBRARY_PATH="$nvidia_dir/cuda_nvrtc/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
-    echo "== libnvrtc from $nvidia_dir/cuda_nvrtc/lib (PyTorch's)" | tee -a "$out/log.txt"
+    export LD_LIBRARY_PATH="$nvrtc_dir${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+    echo "== libnvrtc from $nvrtc_dir (PyTorch's)" | tee -a "$out/log.txt"
   fi
 fi
 run kernels 75 "$bin/alexrt" check-kernels --device "$device" --batch "$batch" --steps 20 $CHECK_FLAGS
@@ -53,9 +61,9 @@ run kernels 75 "$bin/alexrt" check-kernels --device "$device" --batch "$batch" -
 # beside the kernels' times; with PyTorch's NVRTC and headers where found above.
 if [ "$device" = cuda ]; then
   nvrtc_args=()
-  if [ -n "$nvidia_dir" ]; then
-    nvrtc_args=(--nvrtc "$(ls "$nvidia_dir"/cuda_nvrtc/lib/libnvrtc.so.* | grep -v builtins | head -1)"
-                --include "$nvidia_dir/cuda_runtime/include")
+  if [ -n "$nvrtc_dir" ]; then
+    nvrtc_args=(--nvrtc "$(find "$nvrtc_dir" -maxdepth 1 -name 'libnvrtc.so.*' | sort | head -1)"
+                --include "$headers_dir")
   fi
   echo "== nvrtc" | tee -a "$out/log.txt"
   timeout 20 "$bin/alexrt" check-nvrtc --arch native --out "$out" ${nvrtc_args[@]+"${nvrtc_args[@]}"} \
