@@ -167,6 +167,24 @@ fn stats_of_constant_images_are_exact() {
 }
 
 #[test]
+fn stats_are_the_same_bits_on_one_two_and_three_threads() {
+    let dir = scratch("stats-threads");
+    make_dataset(&dir, 100, 1);
+    let pipeline = Pipeline::from_spec(None, [3, 31, 31], None).unwrap();
+    let f = ImageFolder::open(&dir, "train", None, pipeline).unwrap();
+    let stats = |threads: usize| {
+        let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
+        let s = pool.install(|| alexrt::data::stats::compute(&f, None, &|_| {}));
+        let bits = |v: &[f64]| v.iter().map(|x| x.to_bits()).collect::<Vec<u64>>();
+        (bits(&s.mean), bits(&s.eigenvalues), s.eigenvectors.map(|c| bits(&c)), s.skipped)
+    };
+    let one = stats(1);
+    assert_eq!(one.3, 1, "the broken image is skipped");
+    assert_eq!(stats(2), one, "2 threads against 1");
+    assert_eq!(stats(3), one, "3 threads against 1");
+}
+
+#[test]
 fn train_kill_resume_eval_infer() {
     let dir = scratch("run");
     let data = dir.join("data");
