@@ -12,6 +12,7 @@ use std::time::Instant;
 
 use crate::checkpoint;
 use crate::data::{epoch_order, Dataset, Loader};
+use crate::distributed::fault::Fault;
 use crate::distributed::sync::reduce_tally;
 use crate::error::RunError;
 use crate::exec::{AllReduceTimes, Batch, Executor};
@@ -127,6 +128,7 @@ pub fn train<B: KernelBackend>(
         )));
     }
     let classes = exec.classes();
+    let fault = Fault::from_env()?;
     let seed = exec.graph.spec.training.seed;
     let class_names = train_set.class_names();
     let run_data = checkpoint::RunData {
@@ -178,7 +180,9 @@ pub fn train<B: KernelBackend>(
                 }
                 return Ok(());
             }
-            crate::distributed::fault::inject(rank, exec.steps_done + 1)?;
+            if let Some(fault) = &fault {
+                fault.before_step(rank, exec.steps_done + 1)?;
+            }
             // The images move to the device as they are; the labels stay for the tally.
             let images = std::mem::take(&mut l.batch.images);
             let all_reduce_before = exec.all_reduce;
