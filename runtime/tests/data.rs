@@ -118,6 +118,25 @@ fn listing_skips_and_counts_what_is_not_an_image() {
 }
 
 #[test]
+fn an_image_whose_file_name_is_not_utf8_is_read_like_any_other() {
+    use std::os::unix::ffi::OsStrExt;
+    let dir = scratch("non-utf8");
+    let class = dir.join("train/n00000000");
+    std::fs::create_dir_all(&class).unwrap();
+    // "café.png" in Latin-1: the byte 0xe9 alone is not UTF-8.
+    let name = std::ffi::OsStr::from_bytes(b"caf\xe9.png");
+    image::RgbImage::from_pixel(8, 8, image::Rgb([10, 20, 30])).save(class.join(name)).unwrap();
+    image::RgbImage::from_pixel(8, 8, image::Rgb([30, 20, 10])).save(class.join("plain.png")).unwrap();
+    let pipeline = Pipeline::from_spec(None, [3, 8, 8], None).unwrap();
+    let f = ImageFolder::open(&dir, "train", None, pipeline).unwrap();
+    assert_eq!((f.len(), f.report.stray_files), (2, 0));
+    let at =
+        (0..f.len()).find(|&i| f.path(i).file_name() == Some(name)).expect("the file is listed by its name");
+    let sample = f.load(at, None).unwrap_or_else(|e| panic!("the image was not read: {e}"));
+    assert_eq!(sample.image.len(), 3 * 8 * 8);
+}
+
+#[test]
 fn augmentation_is_seeded_and_test_time_is_the_centre() {
     let dir = scratch("augment");
     make_dataset(&dir, 10, 2);
