@@ -118,6 +118,28 @@ fn listing_skips_and_counts_what_is_not_an_image() {
 }
 
 #[test]
+fn an_unreadable_images_message_is_one_line_naming_the_file() {
+    let dir = scratch("one-line");
+    let class = dir.join("train/n00000000");
+    std::fs::create_dir_all(&class).unwrap();
+    // zune-jpeg ends the error of the first with a newline.
+    std::fs::write(class.join("a.JPEG"), b"\xff\xd8\xff not a jpeg").unwrap();
+    std::fs::write(class.join("b.JPEG"), b"\xff\xd8\xff this is not a jpeg").unwrap();
+    std::fs::write(class.join("c.png"), b"\x89PNG\r\n\x1a\n but no chunks").unwrap();
+    let pipeline = Pipeline::from_spec(None, [3, 8, 8], None).unwrap();
+    let f = ImageFolder::open(&dir, "train", None, pipeline).unwrap();
+    let (batch, failed) = f.batch(&[0, 1, 2], Some(1));
+    assert_eq!((batch.len(), failed.len()), (0, 3));
+    for ((i, message), name) in failed.iter().zip(["a.JPEG", "b.JPEG", "c.png"]) {
+        assert!(
+            message.starts_with(&f.path(*i).display().to_string()) && message.contains(name),
+            "{message}"
+        );
+        assert!(!message.contains('\n') && message.trim_end() == message, "not one line: {message:?}");
+    }
+}
+
+#[test]
 fn an_image_whose_file_name_is_not_utf8_is_read_like_any_other() {
     use std::os::unix::ffi::OsStrExt;
     let dir = scratch("non-utf8");

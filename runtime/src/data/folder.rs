@@ -133,20 +133,28 @@ impl ImageFolder {
         self.root.join(&self.classes[*c as usize]).join(&**name)
     }
 
-    /// Reads and decodes image `i` as RGB.
+    /// Reads and decodes image `i` as RGB; an error is one line that names the file.
     pub fn decode(&self, i: usize) -> Result<image::RgbImage, String> {
         let path = self.path(i);
+        let fail = |e: &dyn std::fmt::Display| format!("{}: {}", path.display(), one_line(e));
         let img = image::ImageReader::open(&path)
             .and_then(|r| r.with_guessed_format())
-            .map_err(|e| format!("{}: {e}", path.display()))?
+            .map_err(|e| fail(&e))?
             .decode()
-            .map_err(|e| format!("{}: {e}", path.display()))?;
+            .map_err(|e| fail(&e))?;
         Ok(img.to_rgb8())
     }
 
     pub fn pipeline(&self) -> &Pipeline {
         &self.pipeline
     }
+}
+
+/// `e`'s text on one line: some decoders end theirs with a newline (zune-jpeg's I/O errors),
+/// which left an empty line after each skipped image's message.
+fn one_line(e: &dyn std::fmt::Display) -> String {
+    let text = e.to_string();
+    text.lines().map(str::trim).filter(|l| !l.is_empty()).collect::<Vec<_>>().join(" ")
 }
 
 impl Dataset for ImageFolder {
