@@ -16,8 +16,11 @@ use rayon::prelude::*;
 use super::cpu_conv::{matmul, matmul_on, ConvElement, MatRef, Threads};
 
 /// The runs of output rows the forward product is split into: a fixed number, not the thread
-/// count, since the rows one matrix product takes decide how gemm blocks its sums.
-const ROW_TASKS: usize = 8;
+/// count, since the rows one matrix product takes decide how gemm blocks its sums. Each run packs
+/// `x^T` again, which at batch 128 costs more than the runs gain: against one run per thread on
+/// two cores (one process, alternated), 8 runs took fc6 and fc7 1.12-1.17x and fc8 2x as long
+/// at batch 128; 4 runs 1.03x, 0.97x and 1.27x (fc8: 1.7 ms), and 0.94-1.06x at batch 16.
+const ROW_TASKS: usize = 4;
 
 /// A fully connected layer's sizes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
