@@ -8,7 +8,8 @@
 //! - [`session`], [`train`], [`progress`], [`metrics`], [`run_dir`]: a training run, its loop, its
 //!   state and outputs; [`eval`]: evaluation and inference;
 //! - [`checkpoint`], [`weights`], [`tensor_file`]: safetensors files with checksums;
-//! - [`check`]: `alexrt check-kernels`, the device kernels against the CPU;
+//! - [`check`]: `alexrt check-kernels`, the device kernels against the CPU; [`nvrtc`]: `alexrt
+//!   check-nvrtc`, NVIDIA's compiler on every CubeCL kernel for sm_80 and sm_90a, without a GPU;
 //! - [`distributed`]: data-parallel runs over MPI (`mpirun -np N alexrt train`);
 //! - [`cli`]: the `alexrt` command line.
 //!
@@ -27,6 +28,7 @@ pub mod init;
 pub mod kernel_cache;
 pub mod kernels;
 pub mod metrics;
+pub mod nvrtc;
 pub mod placement;
 pub mod plot;
 pub mod progress;

@@ -110,6 +110,10 @@ impl KernelBackend for Flex {
         })
     }
 
+    fn reproducibility() -> &'static str {
+        "reproducibility: bit for bit on this CPU: the same plan, seed and data give the same losses and weights, on any number of threads (every parallel sum has a fixed partition and order; another CPU model may block gemm's sums differently)"
+    }
+
     fn default_conv_algo(shape: &ConvShape, pass: ConvPass) -> ConvAlgo {
         cpu_conv::default_algo(shape, pass)
     }

@@ -130,6 +130,12 @@ pub trait KernelBackend: Backend {
         host_max_pool_backward(dy, argmax, input_hw, p)
     }
 
+    /// What a training run on this backend promises about its bits, for the run's first lines.
+    /// The default is the CubeCL backends' (burn's kernels there are autotuned).
+    fn reproducibility() -> &'static str {
+        "reproducibility: not promised on this device: burn's CubeCL kernels (matrix products and convolutions, autotuned: chosen by timing at run time) and NCCL's all-reduce may sum in another order from run to run; our own kernels (LRN, pooling, the fused epilogues, SGD) sum in a fixed order"
+    }
+
     /// The convolution algorithm this backend runs for `pass` of `shape` when the plan names none.
     /// The default is burn's.
     fn default_conv_algo(_shape: &ConvShape, _pass: ConvPass) -> ConvAlgo {
