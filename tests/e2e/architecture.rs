@@ -6,6 +6,7 @@
 //! front end reads the AST; no source file outgrows one screen of outline; the binaries stay thin
 //! and clap stays in the command-line modules.
 
+#[path = "architecture/modules.rs"]
 mod modules;
 
 use std::path::{Path, PathBuf};
