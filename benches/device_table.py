@@ -1,10 +1,11 @@
 #!/usr/bin/env python3
 """The table at the end of scripts/device-check.sh, from the JSON files it wrote:
     python3 benches/device_table.py OUT BATCH
-Reads OUT/{kernels,alexrt-step,alexrt-step-unfused,alexrt-step-split,pytorch,all-reduce}.json (each may be
-missing) and prints Markdown: kernel correctness, kernel times against the copy bandwidth and PyTorch, the fused conv1
-tail against the same work unfused, grouped convolutions against their split, and the training
-step against PyTorch eager and torch.compile."""
+Reads OUT/{kernels,alexrt-step,alexrt-step-unfused,alexrt-step-split,pytorch,all-reduce,nvrtc-kernels}.json (each
+may be missing) and prints Markdown: kernel correctness, kernel times against the copy bandwidth and PyTorch, the
+fused conv1 tail against the same work unfused, each timed kernel's registers, spills and shared memory as NVRTC
+compiles it for this GPU (alexrt check-nvrtc --arch native), grouped convolutions against their split, and the
+training step against PyTorch eager and torch.compile."""
 import json
 import os
 import sys
@@ -24,6 +25,35 @@ def size(b):
 
 def num(x):
     return f"{x:.0f}" if x >= 10 else f"{x:.2g}"
+
+
+# check-kernels' timings and the runtime calls (alexrt check-nvrtc's rows) that make them.
+TIMED_CALLS = [("lrn_forward", "lrn_forward"), ("lrn_backward", "lrn_backward"),
+               ("pool_forward", "max_pool_forward"), ("pool_backward", "max_pool_backward"),
+               ("tail_forward_fused", "bias_relu_lrn(keep_relu)"), ("tail_backward_fused", "lrn_relu_backward")]
+
+
+def nvrtc_table(n, ms):
+    """Each timed kernel beside NVRTC's figures for this GPU (the first architecture compiled)."""
+    if not n:
+        return
+    rows = {r["call"]: r for r in n["rows"] if r["dtype"] == "f32"}
+    arch = n["archs"][0]
+    print(f"\n| kernel (conv1's output) | alexrt ms | {arch} registers | stack bytes | spilled bytes st/ld | shared bytes |"
+          "\n| --- | ---: | ---: | ---: | ---: | ---: |")
+    for timed, call in TIMED_CALLS:
+        r = rows.get(call)
+        a = r and next((a for a in r["archs"] if a["arch"] == arch), None)
+        p = a and a.get("ptxas")
+        if p:
+            print(f"| {timed} ({call}) | {ms[timed]:.3f} | {p['registers']} | {p['stack_frame']} |"
+                  f" {p['spill_stores']}/{p['spill_loads']} | {p['static_shared'] + r['dynamic_shared']} |")
+        elif timed in ms:
+            print(f"| {timed} ({call}) | {ms[timed]:.3f} | {a['error'][:60] if a and a.get('error') else 'not compiled'} | | | |")
+    failures = sum(len(a["problems"]) + (1 if a.get("error") else 0) for r in n["rows"] for a in r["archs"])
+    print(f"\n- NVRTC {n['nvrtc']} on all {len(n['rows'])} kernel launches for {', '.join(n['archs'])}:"
+          f" {failures} failures (the whole table: nvrtc-kernels.md)")
+    print()
 
 
 def main():
@@ -72,6 +102,7 @@ def main():
             theirs = t.get(key) if t else None
             ratio = f"{theirs / mine:.2f}x" if theirs else ""
             print(f"| {label} | {mine:.3f} | {theirs if theirs is None else f'{theirs:.3f}'} | {ratio} |".replace("| None |", "| |"))
+        nvrtc_table(load(out, "nvrtc-kernels"), ms)
         if "grouped_conv" in k:
             print("\n| grouped conv (burn, fwd + data grad + weight grad) | grouped ms | split in two ms | split speedup |"
                   "\n| --- | ---: | ---: | ---: |")

@@ -56,10 +56,49 @@ fi
 have_torch=0
 "$py" -c "import torch, sys; sys.exit(0 if torch.cuda.is_available() else 1)" 2>/dev/null && have_torch=1
 pytorch_limit=$(( have_torch ? 150 : 0 ))
+# cubecl-cuda compiles each kernel at its first launch with NVRTC (which cudarc loads by name:
+# libnvrtc.so.13, .12, ...) and CUDA's headers ($CUDA_PATH/include, else /usr/local/cuda's; it
+# panics without them). Where the machine has no CUDA toolkit, PyTorch's pip wheels have both
+# (CUDA 12: nvidia/cuda_nvrtc/lib and nvidia/cuda_runtime/include; CUDA 13: nvidia/cu13/lib and
+# nvidia/cu13/include): point the loader and CUDA_PATH there.
+nvidia_paths="$("$py" -c 'import glob, os, sys
+for d in filter(None, sys.path):
+    for lib, inc in (("cuda_nvrtc/lib", "cuda_runtime/include"), ("cu13/lib", "cu13/include")):
+        lib, inc = os.path.join(d, "nvidia", lib), os.path.join(d, "nvidia", inc)
+        if glob.glob(os.path.join(lib, "libnvrtc.so.*")) and os.path.isfile(os.path.join(inc, "cuda_runtime.h")):
+            print(lib)
+            print(inc)
+            sys.exit()' 2>/dev/null)"
+nvrtc_dir="$(sed -n 1p <<< "$nvidia_paths")"
+headers_dir="$(sed -n 2p <<< "$nvidia_paths")"
+if [ "$device" = cuda ] && [ -n "$nvrtc_dir" ]; then
+  if [ -z "${CUDA_PATH:-}" ] && [ ! -e /usr/local/cuda/include/cuda_runtime.h ]; then
+    CUDA_PATH="$(dirname "$headers_dir")"
+    export CUDA_PATH
+    echo "== CUDA_PATH=$CUDA_PATH (PyTorch's headers: no CUDA toolkit here)" | tee -a "$out/log.txt"
+  fi
+  if ! ldconfig -p 2>/dev/null | grep -q 'libnvrtc\.so'; then
+    export LD_LIBRARY_PATH="$nvrtc_dir${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+    echo "== libnvrtc from $nvrtc_dir (PyTorch's)" | tee -a "$out/log.txt"
+  fi
+fi
+# Every CubeCL kernel compiled by NVRTC for this GPU's architecture (alexrt check-nvrtc --arch
+# native; docs/gpu-kernels-nvrtc.md): registers, spills and shared memory, which the table puts
+# beside the kernels' times; with PyTorch's NVRTC and headers where found above.
+nvrtc_args=()
+if [ -n "$nvrtc_dir" ]; then
+  nvrtc_args=(--nvrtc "$(find "$nvrtc_dir" -maxdepth 1 -name 'libnvrtc.so.*' | sort | head -1)"
+              --include "$headers_dir")
+fi
 "$bin/alexc" compile "$graph" --batch-size "$batch" -o "$out/step.bin" 2>> "$out/log.txt" || status=1
 "$bin/alexc" compile "$graph" --batch-size "$batch" --split-grouped-conv -o "$out/step-split.bin" 2>> "$out/log.txt" || status=1
 # 1. Our kernels against the CPU, at a small batch (seconds: no burn convolution is timed).
 run kernels-small 60 $((pytorch_limit + 120)) "$bin/alexrt" check-kernels --device "$device" --batch 8 --steps 1 --skip-conv
+if [ "$device" = cuda ]; then
+  run nvrtc 20 $((pytorch_limit + 120)) "$bin/alexrt" check-nvrtc --arch native --out "$out" ${nvrtc_args[@]+"${nvrtc_args[@]}"}
+else
+  echo "== nvrtc: skipped (NVRTC compiles for CUDA GPUs; --device $device)" | tee -a "$out/log.txt"
+fi
 # 2. The warm-up: one training step, compiling (and autotuning) every kernel it needs into the cache.
 run warm-up "$budget" $((pytorch_limit + 90)) "$bin/alexrt" bench "$out/step.bin" --device "$device" --steps 1 --json
 # 3. The timed step, reading the cache.

@@ -2,7 +2,8 @@
 //!
 //! ```text
 //! graphs/*.ron --parse--> AST --build--> IR --validate--> --infer-shapes--> [--towers-->] --autodiff-->
-//!   [--place-->] [--split-groups-->] [--all-reduce-->] --conv-algo--> --fuse--> --schedule--> --memory--> plan.bin
+//!   [--place-->] [--split-groups-->] [--all-reduce-->] --conv-algo--> --precision--> --fuse--> --schedule-->
+//!   --memory--> plan.bin
 //! ```
 //! [`front_end`] runs parse to shape inference; [`lower`] runs the rest for one mode and batch size.
 //! After every pass the verifier ([`passes::verify_after`]) checks the IR's invariants, and the
@@ -137,6 +138,9 @@ pub struct Lowering {
     /// Average the gradients across replicas of a data-parallel run
     /// ([`passes::insert_gradient_all_reduce`]; training plans only).
     pub data_parallel: Option<passes::DataParallel>,
+    /// The type the step computes in ([`passes::apply_precision`]); `None` takes the graph
+    /// file's (`precision:`, f32 by default).
+    pub precision: Option<ir::Precision>,
 }
 
 /// Lowers a checked graph to a scheduled, memory-planned step for `mode` at `batch`.
@@ -231,6 +235,12 @@ pub fn lower_with(
     };
     let warnings = passes::choose_conv_algos(&mut graph, lowering.conv_algo).in_file(file);
     after(PassName::ConvAlgo, &mut graph, &[])?;
+    let precision = lowering.precision.unwrap_or(checked.graph.spec.precision);
+    let d = passes::apply_precision(&mut graph, precision);
+    if d.has_errors() {
+        return Err(d.in_file(file));
+    }
+    after(PassName::Precision, &mut graph, &[])?;
     let fusion = passes::fuse(&mut graph);
     after(PassName::Fuse, &mut graph, &[])?;
     if naive_step_bytes(&graph, batch) > MAX_STEP_BYTES {

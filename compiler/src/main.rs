@@ -95,6 +95,10 @@ struct CompileArgs {
     /// every node it can compute (the others keep the by-shape choice, with a warning).
     #[arg(long, value_parser = parse_conv_algo, default_value = "auto")]
     conv_algo: ConvAlgoChoice,
+    /// The type the step computes in: f32, or bf16 (f32 master weights, momentum, loss and
+    /// update); overrides the graph file's `precision:` (f32 when it has none).
+    #[arg(long, value_parser = parse_precision)]
+    precision: Option<alexc::ir::Precision>,
     /// Place the step on this many devices: 2 splits it into the paper's two towers, one per
     /// device, with explicit transfers between them (implies the grouped convolutions split).
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u8).range(1..=2))]
@@ -184,6 +188,10 @@ fn parse_conv_algo(s: &str) -> Result<ConvAlgoChoice, String> {
     })
 }
 
+fn parse_precision(s: &str) -> Result<alexc::ir::Precision, String> {
+    alexc::ir::Precision::from_name(s).ok_or_else(|| format!("unknown precision `{s}`; use f32, bf16 or f16"))
+}
+
 /// A failure at the edge of the program: its message and exit status.
 struct Failure(String, u8);
 
@@ -259,6 +267,7 @@ fn compile(args: CompileArgs) -> Result<(), Failure> {
         conv_algo: args.conv_algo,
         devices: args.devices,
         data_parallel,
+        precision: args.precision,
     };
     let batch = match (args.batch_size, args.memory_limit) {
         (Some(BatchSize::Max), None) => {

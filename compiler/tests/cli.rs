@@ -97,7 +97,17 @@ fn dump_after_all_prints_every_pass_in_order() {
     let passes: Vec<&str> = headers.iter().map(|h| h.rsplit(' ').next().unwrap()).collect();
     assert_eq!(
         passes,
-        ["build", "validate", "infer-shapes", "autodiff", "conv-algo", "fuse", "schedule", "memory"]
+        [
+            "build",
+            "validate",
+            "infer-shapes",
+            "autodiff",
+            "conv-algo",
+            "precision",
+            "fuse",
+            "schedule",
+            "memory"
+        ]
     );
 }
 

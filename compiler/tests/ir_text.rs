@@ -8,7 +8,7 @@
 mod common;
 use common::*;
 
-use alexc::ir::{print_graph, read_graph, Graph, Mode};
+use alexc::ir::{print_graph, read_graph, Graph, Mode, Precision};
 use alexc::memory::memory_table;
 use alexc::passes::{run_pass, DataParallel, MemoryPlan, PassName, PassOptions};
 use alexc::Lowering;
@@ -32,6 +32,13 @@ fn lowerings() -> Vec<(&'static str, Mode, Lowering)> {
         ("split", Mode::Train, Lowering { split_grouped_conv: true, ..Default::default() }),
         ("towers", Mode::Train, Lowering { devices: 2, ..Default::default() }),
         ("replicas", Mode::Train, Lowering { data_parallel: Some(dp), ..Default::default() }),
+        ("bf16", Mode::Train, Lowering { precision: Some(Precision::Bf16), ..Default::default() }),
+        (
+            "bf16-towers",
+            Mode::Train,
+            Lowering { precision: Some(Precision::Bf16), devices: 2, ..Default::default() },
+        ),
+        ("bf16-infer", Mode::Infer, Lowering { precision: Some(Precision::Bf16), ..Default::default() }),
     ]
 }
 
@@ -69,6 +76,7 @@ fn the_next_pass_on_a_dump_read_back_gives_the_pipelines_next_dump() {
                 batch: 4,
                 conv_algo: lowering.conv_algo,
                 data_parallel: lowering.data_parallel.unwrap_or(DataParallel::new(2)),
+                precision: lowering.precision.unwrap_or_default(),
             };
             for pair in all.windows(2) {
                 let ((_, before), (pass, after)) = (&pair[0], &pair[1]);

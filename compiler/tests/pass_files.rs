@@ -7,7 +7,8 @@
 //! // pass: fuse                       validate | infer-shapes | towers | autodiff | place |
 //! //                                  split-groups | all-reduce | conv-algo | fuse | schedule | memory
 //! // batch: 2                         batch size, for schedule and memory (default 1)
-//! // options: conv-algo=winograd      conv-algo=NAME; replicas=N bucket-bytes=N for all-reduce
+//! // options: conv-algo=winograd      conv-algo=NAME; replicas=N bucket-bytes=N for all-reduce;
+//! //                                  precision=bf16 for precision
 //! // What the case shows, in words.
 //! graph small // after conv-algo
 //!   ; loss=loss logits=fc
@@ -24,7 +25,7 @@ use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
 use alexc::diag::Diagnostics;
-use alexc::ir::{print_graph, read_graph};
+use alexc::ir::{print_graph, read_graph, Precision};
 use alexc::passes::{self, ConvAlgoChoice, DataParallel, PassName, PassOptions};
 use alexc::report::memory_table;
 
@@ -39,6 +40,7 @@ struct Case {
     batch: usize,
     conv_algo: ConvAlgoChoice,
     data_parallel: DataParallel,
+    precision: Precision,
     input: String,
 }
 
@@ -58,8 +60,8 @@ fn case_files() -> Vec<PathBuf> {
 
 fn read_case(path: &Path) -> Result<Case, String> {
     let text = std::fs::read_to_string(path).map_err(|e| format!("cannot read: {e}"))?;
-    let (mut pass, mut batch, mut conv_algo, mut data_parallel) =
-        (None, 1, ConvAlgoChoice::default(), DataParallel::new(2));
+    let (mut pass, mut batch, mut conv_algo, mut data_parallel, mut precision) =
+        (None, 1, ConvAlgoChoice::default(), DataParallel::new(2), Precision::F32);
     for line in text.lines().take_while(|l| l.starts_with("//")) {
         let Some((key, value)) = line.trim_start_matches('/').trim().split_once(':') else { continue };
         let value = value.trim();
@@ -80,6 +82,10 @@ fn read_case(path: &Path) -> Result<Case, String> {
                     match key {
                         "replicas" => data_parallel.replicas = number()?,
                         "bucket-bytes" => data_parallel.bucket_bytes = number()?,
+                        "precision" => {
+                            precision = Precision::from_name(v)
+                                .ok_or_else(|| format!("`{option}`: f32, bf16 or f16"))?
+                        }
                         "conv-algo" => {
                             let algo = alexc::catalog::ConvAlgo::from_name(v)
                                 .ok_or_else(|| format!("unknown convolution algorithm `{v}`"))?;
@@ -101,7 +107,16 @@ fn read_case(path: &Path) -> Result<Case, String> {
     }
     let body = text.split(&format!("\n{EXPECTED_MARKER}\n")).next().unwrap_or("");
     let input = body.lines().skip_while(|l| l.starts_with("//")).collect::<Vec<_>>().join("\n");
-    Ok(Case { path: path.to_path_buf(), text: text.clone(), pass, batch, conv_algo, data_parallel, input })
+    Ok(Case {
+        path: path.to_path_buf(),
+        text: text.clone(),
+        pass,
+        batch,
+        conv_algo,
+        data_parallel,
+        precision,
+        input,
+    })
 }
 
 /// Runs the case's one pass on its input, then the verifier: the IR after it (with the memory
@@ -133,6 +148,7 @@ fn run_case(case: &Case) -> String {
                     batch: case.batch,
                     conv_algo: case.conv_algo,
                     data_parallel: case.data_parallel,
+                    precision: case.precision,
                 };
                 let (d, plans) = passes::run_pass(case.pass, &mut graph, &options);
                 diags.extend(d);

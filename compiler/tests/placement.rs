@@ -18,6 +18,7 @@ const TWO: Lowering = Lowering {
     split_grouped_conv: false,
     conv_algo: alexc::passes::ConvAlgoChoice::ByShape,
     data_parallel: None,
+    precision: None,
 };
 
 fn lowered(text: &str, mode: Mode, batch: usize, lowering: &Lowering) -> Lowered {

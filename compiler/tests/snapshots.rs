@@ -113,3 +113,20 @@ fn the_data_parallel_lowering_has_a_snapshot() {
     assert!(text.contains("all_reduce_mean"), "no all-reduce:\n{text}");
     insta::assert_snapshot!("tiny__train__memory__data_parallel", text);
 }
+
+/// The small net in bf16 (`--precision bf16`): the casts, the types, and the memory plan in the
+/// real byte sizes.
+#[test]
+fn the_bf16_lowering_has_a_snapshot() {
+    let path = root().join("graphs/tiny.ron");
+    let checked = front_end(&path, &mut |_, _, _| {}).unwrap();
+    let lowering = alexc::Lowering { precision: Some(alexc::ir::Precision::Bf16), ..Default::default() };
+    let mut text = String::new();
+    alexc::lower_with(&checked, Mode::Train, 8, &lowering, &mut |pass, g, m| {
+        if pass == alexc::passes::PassName::Memory {
+            text = print_graph(g, pass.as_str()) + &memory_table(m.unwrap());
+        }
+    })
+    .unwrap();
+    insta::assert_snapshot!("tiny__train__memory__bf16", text);
+}

@@ -13,6 +13,42 @@ pub struct TrainingSpec {
     pub schedule: Schedule,
     pub training: Training,
     pub data: Option<DataPipeline>,
+    /// The type the step computes in; `alexc compile --precision` overrides the graph file's.
+    pub precision: Precision,
+}
+
+/// The element type a step computes in. Parameters and momentum stay f32 (the master copies) in
+/// every precision, and so do the loss, the softmax, the gradients' sums over the batch and the
+/// SGD update; `Bf16` and `F16` compute the forward and backward passes in that type.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Precision {
+    #[default]
+    F32,
+    Bf16,
+    /// Needs loss scaling, which this version does not do yet: refused by the compiler.
+    F16,
+}
+
+impl Precision {
+    pub const ALL: [Precision; 3] = [Precision::F32, Precision::Bf16, Precision::F16];
+
+    /// The element type of activations and gradients.
+    pub fn dtype(self) -> crate::value::DType {
+        match self {
+            Precision::F32 => crate::value::DType::F32,
+            Precision::Bf16 => crate::value::DType::BF16,
+            Precision::F16 => crate::value::DType::F16,
+        }
+    }
+
+    /// `f32`, `bf16`, `f16`, as `--precision` spells it.
+    pub fn name(self) -> &'static str {
+        self.dtype().name()
+    }
+
+    pub fn from_name(name: &str) -> Option<Precision> {
+        Precision::ALL.into_iter().find(|p| p.name() == name)
+    }
 }
 
 /// The optimizer.

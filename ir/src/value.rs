@@ -8,9 +8,13 @@ use petgraph::stable_graph::NodeIndex;
 use serde::{Deserialize, Serialize};
 
 /// Element types of values.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum DType {
     F32,
+    /// bfloat16: f32's exponent, 8 bits of mantissa (mixed precision, `--precision bf16`).
+    BF16,
+    /// IEEE half precision (mixed precision with loss scaling, `--precision f16`).
+    F16,
     /// Argmax indices of max pooling, class labels.
     I32,
     /// Dropout keep masks.
@@ -21,8 +25,30 @@ impl DType {
     pub fn size(self) -> usize {
         match self {
             DType::F32 | DType::I32 => 4,
+            DType::BF16 | DType::F16 => 2,
             DType::U8 => 1,
         }
+    }
+
+    /// Whether it holds real numbers (activations, gradients, parameters).
+    pub fn is_float(self) -> bool {
+        matches!(self, DType::F32 | DType::BF16 | DType::F16)
+    }
+
+    /// Its name in the text form: `f32`, `bf16`, `f16`, `i32`, `u8`.
+    pub fn name(self) -> &'static str {
+        match self {
+            DType::F32 => "f32",
+            DType::BF16 => "bf16",
+            DType::F16 => "f16",
+            DType::I32 => "i32",
+            DType::U8 => "u8",
+        }
+    }
+
+    /// The element type [`DType::name`] writes as `name`.
+    pub fn from_name(name: &str) -> Option<DType> {
+        [DType::F32, DType::BF16, DType::F16, DType::I32, DType::U8].into_iter().find(|d| d.name() == name)
     }
 }
 
@@ -64,11 +90,7 @@ impl TensorType {
 
 impl fmt::Display for TensorType {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let dt = match self.dtype {
-            DType::F32 => "f32",
-            DType::I32 => "i32",
-            DType::U8 => "u8",
-        };
+        let dt = self.dtype.name();
         let mut dims: Vec<String> = self.dims.iter().map(|d| d.to_string()).collect();
         if self.batched {
             dims.insert(0, "N".into());

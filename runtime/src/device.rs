@@ -30,7 +30,7 @@ pub fn choose(spec: &str) -> Result<(Device, String), RunError> {
                 "--device cuda: this alexrt was built without CUDA (cargo feature `cuda`); use --device cpu or --device wgpu".into(),
             ));
         }
-        match cuda_devices() {
+        match cuda_devices().and_then(|n| cuda_headers().map(|()| n)) {
             Ok(n) if index < n => {
                 Ok((Device::Cuda(index), with_cache(format!("device: cuda:{index} (of {n})"))))
             }
@@ -41,7 +41,7 @@ pub fn choose(spec: &str) -> Result<(Device, String), RunError> {
         }
     };
     match spec {
-        "auto" => match (cfg!(feature = "cuda"), cuda_devices()) {
+        "auto" => match (cfg!(feature = "cuda"), cuda_devices().and_then(|_| cuda_headers())) {
             (true, Ok(_)) => cuda(0),
             (true, Err(why)) => Ok((Device::Cpu, format!("device: cpu (burn Flex; {why})"))),
             (false, _) => Ok((
@@ -123,6 +123,22 @@ fn with_cache(note: String) -> String {
         Some(cache) => format!("{note}\n{cache}"),
         None => note,
     }
+}
+
+/// Whether cubecl-cuda will find CUDA's headers: it compiles each kernel with NVRTC on first
+/// launch, passing `$CUDA_PATH/include` (or /usr/local/cuda's, /opt/cuda's, /usr's with nvcc),
+/// and panics when none of them exists. `Err` says so in one sentence, with the fix.
+fn cuda_headers() -> Result<(), String> {
+    #[cfg(feature = "cuda")]
+    if cubecl::cuda::install::cuda_path().is_none() {
+        return Err(
+            "CUDA's headers are not found ($CUDA_PATH, /usr/local/cuda), and CubeCL compiles its kernels \
+                    with them at run time: install the CUDA toolkit, or set CUDA_PATH to pip's \
+                    site-packages/nvidia/cuda_runtime (nvidia-cuda-runtime-cu12)"
+                .into(),
+        );
+    }
+    Ok(())
 }
 
 /// Whether a Vulkan driver (an ICD file) is installed.

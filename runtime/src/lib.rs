@@ -10,7 +10,8 @@
 //! - [`checkpoint`], [`weights`], [`tensor_file`]: safetensors files with checksums;
 //! - [`tensorboard`]: a training run's curves as TensorBoard event files; [`trace`]: a step as a
 //!   Chrome trace (`alexrt bench --trace`);
-//! - [`check`]: `alexrt check-kernels`, the device kernels against the CPU;
+//! - [`check`]: `alexrt check-kernels`, the device kernels against the CPU; [`nvrtc`]: `alexrt
+//!   check-nvrtc`, NVIDIA's compiler on every CubeCL kernel for sm_80 and sm_90a, without a GPU;
 //! - [`distributed`]: data-parallel runs over MPI (`mpirun -np N alexrt train`);
 //! - [`cli`]: the `alexrt` command line.
 //!
@@ -29,6 +30,7 @@ pub mod init;
 pub mod kernel_cache;
 pub mod kernels;
 pub mod metrics;
+pub mod nvrtc;
 pub mod placement;
 pub mod plot;
 pub mod progress;

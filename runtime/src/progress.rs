@@ -110,6 +110,32 @@ mod tests {
     use super::*;
 
     #[test]
+    fn a_progress_reads_back_from_a_checkpoint_as_the_same_bits() {
+        // Values whose shortest decimal form a fast float parser rounds to the neighbouring f64.
+        let plateau = Schedule::Plateau { factor: 0.1, patience: 1, max_reductions: 3 };
+        let sgd = Optimizer::Sgd { lr: 0.01, momentum: 0.9, weight_decay: 5e-4 };
+        let mut schedule = LrSchedule::new(&sgd, &plateau);
+        schedule.observe(0.2875295696263214);
+        let metrics = Metrics { loss: 2.0124047005878998, top1: 0.3442550132465074, top5: 0.9, images: 64 };
+        let record = EpochRecord {
+            epoch: 1,
+            lr: 0.01,
+            train: metrics,
+            val: metrics,
+            images_per_second: 12.3,
+            peak_bytes: 1,
+            skipped: 0,
+            seconds: 1.5,
+        };
+        let partial = Tally::from_sums([2.2875295696263214 * 32.0, 3.0, 16.0, 32.0]);
+        let progress =
+            Progress { epoch: 1, step_in_epoch: 2, schedule, records: vec![record], partial: Some(partial) };
+        let text = serde_json::to_string(&progress).unwrap();
+        let back: Progress = serde_json::from_str(&text).unwrap();
+        assert_eq!(back, progress, "{text}");
+    }
+
+    #[test]
     fn a_recompiled_schedule_is_adopted_with_the_progress_so_far() {
         let sgd = |lr| Optimizer::Sgd { lr, momentum: 0.9, weight_decay: 5e-4 };
         let plateau = Schedule::Plateau { factor: 0.1, patience: 0, max_reductions: 3 };

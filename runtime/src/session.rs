@@ -43,7 +43,8 @@ pub struct Session<B: KernelBackend> {
     pub progress: Progress,
     pub datasets: Datasets,
     pub config: TrainConfig,
-    /// Lines for the user: what was restored from where, what the data holds.
+    /// Lines for the user: what the run's bits can be trusted to repeat, what was restored from
+    /// where, what the data holds.
     pub notes: Vec<String>,
 }
 
@@ -90,7 +91,7 @@ impl<B: KernelBackend> Session<B> {
         } else {
             RunDir::chosen_by_rank0(sync::broadcast_text("", &*world).into())
         };
-        let mut notes = Vec::new();
+        let mut notes = vec![B::reproducibility().to_string()];
         let mut progress = Progress::start(&plan.graph.spec);
         let mut resumed: Option<Checkpoint> = None;
         if req.resume && rank0 {

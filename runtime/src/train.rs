@@ -12,7 +12,8 @@ use std::time::Instant;
 
 use crate::checkpoint;
 use crate::data::{epoch_order, Dataset, Loader};
-use crate::distributed::sync::reduce_tally;
+use crate::distributed::fault::Fault;
+use crate::distributed::sync::{reduce_count, reduce_tally};
 use crate::error::RunError;
 use crate::exec::{AllReduceTimes, Batch, Executor};
 use crate::init::Rng;
@@ -84,7 +85,8 @@ pub struct StepPhases {
     pub metrics_sum: f64,
 }
 
-/// Evaluates `data` (test-time preprocessing) with the forward pass only.
+/// Evaluates `data` (test-time preprocessing) with the forward pass only; returns the metrics and
+/// the unreadable images skipped, each summed over the ranks.
 pub fn evaluate<B: KernelBackend>(
     exec: &mut Executor<B>,
     data: &dyn Dataset,
@@ -106,7 +108,7 @@ pub fn evaluate<B: KernelBackend>(
         }
         Ok::<(), RunError>(())
     })?;
-    Ok((reduce_tally(&tally, &*world).metrics(), skipped))
+    Ok((reduce_tally(&tally, &*world).metrics(), reduce_count(skipped, &*world)))
 }
 
 /// Trains from `progress` to `cfg.epochs`, validating after each epoch.
@@ -129,6 +131,7 @@ pub fn train<B: KernelBackend>(
         )));
     }
     let classes = exec.classes();
+    let fault = Fault::from_env()?;
     let seed = exec.graph.spec.training.seed;
     let class_names = train_set.class_names();
     let run_data = checkpoint::RunData {
@@ -180,7 +183,9 @@ pub fn train<B: KernelBackend>(
                 }
                 return Ok(());
             }
-            crate::distributed::fault::inject(rank, exec.steps_done + 1)?;
+            if let Some(fault) = &fault {
+                fault.before_step(rank, exec.steps_done + 1)?;
+            }
             // The images move to the device as they are; the labels stay for the tally.
             let images = std::mem::take(&mut l.batch.images);
             let all_reduce_before = exec.all_reduce;
@@ -229,6 +234,7 @@ pub fn train<B: KernelBackend>(
         })?;
         let images_per_second =
             (tally.images() - resumed_images) as f64 / started.elapsed().as_secs_f64().max(1e-9);
+        let skipped = reduce_count(skipped, &*world);
         on_event(Event::Evaluating { epoch });
         let (val, val_skipped) = evaluate(exec, val_set, cfg.batch_size, &cfg.loader)?;
         progress.schedule.observe(1.0 - val.top1);

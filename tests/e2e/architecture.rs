@@ -6,6 +6,7 @@
 //! front end reads the AST; no source file outgrows one screen of outline; the binaries stay thin
 //! and clap stays in the command-line modules.
 
+#[path = "architecture/modules.rs"]
 mod modules;
 
 use std::path::{Path, PathBuf};
@@ -24,7 +25,11 @@ fn each_crates_modules_use_each_other_without_a_cycle() {
         let (graph, _) = module_graph(&src(dir), name);
         assert!(graph.len() > 3, "{dir}: the checker found the modules:\n{}", describe(&graph));
         if let Some(cycle) = find_cycle(&graph) {
-            panic!("{dir}: the modules form a cycle: {}\nthe module graph:\n{}", cycle.join(" -> "), describe(&graph));
+            panic!(
+                "{dir}: the modules form a cycle: {}\nthe module graph:\n{}",
+                cycle.join(" -> "),
+                describe(&graph)
+            );
         }
     }
 }
@@ -92,7 +97,10 @@ fn the_checker_finds_a_cycle_through_crate_super_grouped_and_macro_paths() {
     write("a.rs", "use crate::{b::Thing, Root};\n// crate::c::Nothing is a comment\n");
     write("b/mod.rs", "mod inner;\npub struct Thing;\n");
     write("b/inner.rs", "fn f() -> super::super::c::C { let s = \"crate::a\"; todo!() }\n");
-    write("c.rs", "pub struct C;\nfn g(_: mycrate::a::A) {}\n#[cfg(test)]\nmod tests { use crate::b::Thing; }\n");
+    write(
+        "c.rs",
+        "pub struct C;\nfn g(_: mycrate::a::A) {}\n#[cfg(test)]\nmod tests { use crate::b::Thing; }\n",
+    );
     write("d.rs", "fn h() { println!(\"{}\", crate::a::name()); }\n");
     let (graph, _) = module_graph(&dir, "mycrate");
     let _ = std::fs::remove_dir_all(&dir);

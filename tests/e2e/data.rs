@@ -1,5 +1,5 @@
 //! Training on a folder of JPEGs as a person would: the paper's augmentation, unreadable images
-//! and stray files skipped and counted, statistics, kill and resume with the same losses, eval
+//! and stray files skipped and counted, statistics, kill and resume with the same bits, eval
 //! and infer on the result.
 
 use std::path::{Path, PathBuf};
@@ -83,6 +83,16 @@ fn losses(run: &Path) -> Vec<(f64, f64)> {
         .collect()
 }
 
+/// The CRC-32 of each tensor of a run's last checkpoint, by name.
+fn tensor_crcs(run: &Path) -> Vec<(String, u32)> {
+    let bytes = std::fs::read(run.join("checkpoint.safetensors")).unwrap();
+    let file = safetensors::SafeTensors::deserialize(&bytes).unwrap();
+    let mut crcs: Vec<(String, u32)> =
+        file.tensors().into_iter().map(|(name, t)| (name, crc32fast::hash(t.data()))).collect();
+    crcs.sort();
+    crcs
+}
+
 #[test]
 fn listing_skips_and_counts_what_is_not_an_image() {
     let dir = scratch("listing");
@@ -105,6 +115,47 @@ fn listing_skips_and_counts_what_is_not_an_image() {
     std::fs::create_dir_all(dir.join("empty/train/a")).unwrap();
     let err = ImageFolder::open(&dir.join("empty"), "train", None, pipeline).err().unwrap();
     assert!(err.contains("no images found"), "{err}");
+}
+
+#[test]
+fn an_unreadable_images_message_is_one_line_naming_the_file() {
+    let dir = scratch("one-line");
+    let class = dir.join("train/n00000000");
+    std::fs::create_dir_all(&class).unwrap();
+    // zune-jpeg ends the error of the first with a newline.
+    std::fs::write(class.join("a.JPEG"), b"\xff\xd8\xff not a jpeg").unwrap();
+    std::fs::write(class.join("b.JPEG"), b"\xff\xd8\xff this is not a jpeg").unwrap();
+    std::fs::write(class.join("c.png"), b"\x89PNG\r\n\x1a\n but no chunks").unwrap();
+    let pipeline = Pipeline::from_spec(None, [3, 8, 8], None).unwrap();
+    let f = ImageFolder::open(&dir, "train", None, pipeline).unwrap();
+    let (batch, failed) = f.batch(&[0, 1, 2], Some(1));
+    assert_eq!((batch.len(), failed.len()), (0, 3));
+    for ((i, message), name) in failed.iter().zip(["a.JPEG", "b.JPEG", "c.png"]) {
+        assert!(
+            message.starts_with(&f.path(*i).display().to_string()) && message.contains(name),
+            "{message}"
+        );
+        assert!(!message.contains('\n') && message.trim_end() == message, "not one line: {message:?}");
+    }
+}
+
+#[test]
+fn an_image_whose_file_name_is_not_utf8_is_read_like_any_other() {
+    use std::os::unix::ffi::OsStrExt;
+    let dir = scratch("non-utf8");
+    let class = dir.join("train/n00000000");
+    std::fs::create_dir_all(&class).unwrap();
+    // "café.png" in Latin-1: the byte 0xe9 alone is not UTF-8.
+    let name = std::ffi::OsStr::from_bytes(b"caf\xe9.png");
+    image::RgbImage::from_pixel(8, 8, image::Rgb([10, 20, 30])).save(class.join(name)).unwrap();
+    image::RgbImage::from_pixel(8, 8, image::Rgb([30, 20, 10])).save(class.join("plain.png")).unwrap();
+    let pipeline = Pipeline::from_spec(None, [3, 8, 8], None).unwrap();
+    let f = ImageFolder::open(&dir, "train", None, pipeline).unwrap();
+    assert_eq!((f.len(), f.report.stray_files), (2, 0));
+    let at =
+        (0..f.len()).find(|&i| f.path(i).file_name() == Some(name)).expect("the file is listed by its name");
+    let sample = f.load(at, None).unwrap_or_else(|e| panic!("the image was not read: {e}"));
+    assert_eq!(sample.image.len(), 3 * 8 * 8);
 }
 
 #[test]
@@ -167,6 +218,24 @@ fn stats_of_constant_images_are_exact() {
 }
 
 #[test]
+fn stats_are_the_same_bits_on_one_two_and_three_threads() {
+    let dir = scratch("stats-threads");
+    make_dataset(&dir, 100, 1);
+    let pipeline = Pipeline::from_spec(None, [3, 31, 31], None).unwrap();
+    let f = ImageFolder::open(&dir, "train", None, pipeline).unwrap();
+    let stats = |threads: usize| {
+        let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
+        let s = pool.install(|| alexrt::data::stats::compute(&f, None, &|_| {}));
+        let bits = |v: &[f64]| v.iter().map(|x| x.to_bits()).collect::<Vec<u64>>();
+        (bits(&s.mean), bits(&s.eigenvalues), s.eigenvectors.map(|c| bits(&c)), s.skipped)
+    };
+    let one = stats(1);
+    assert_eq!(one.3, 1, "the broken image is skipped");
+    assert_eq!(stats(2), one, "2 threads against 1");
+    assert_eq!(stats(3), one, "3 threads against 1");
+}
+
+#[test]
 fn train_kill_resume_eval_infer() {
     let dir = scratch("run");
     let data = dir.join("data");
@@ -225,13 +294,9 @@ fn train_kill_resume_eval_infer() {
     assert!(err.contains("resuming from"), "{err}");
     let got = losses(&cut);
     assert_eq!(got.len(), 3, "every epoch is recorded once: {got:?}");
-    for (i, (g, w)) in got.iter().zip(&want).enumerate() {
-        assert!(
-            (g.0 - w.0).abs() <= 1e-6 * w.0.abs() && (g.1 - w.1).abs() <= 1e-6 * w.1.abs(),
-            "epoch {}: {g:?} vs {w:?}",
-            i + 1
-        );
-    }
+    // Bit for bit: the losses, and every parameter and momentum buffer of the last checkpoint.
+    assert_eq!(got, want, "the resumed run's losses against the uninterrupted run's");
+    assert_eq!(tensor_crcs(&cut), tensor_crcs(&full), "the resumed run's last checkpoint");
 
     // Evaluate and infer with the checkpoint.
     let ckpt = full.join("checkpoint.safetensors");

@@ -165,3 +165,44 @@ fn a_data_parallel_steps_trace_shows_its_gradient_buckets_in_flight_on_their_own
     );
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// A folder of tiny.ron's 10 classes: `train` images per class in train/ and one per class in
+/// val/, small solid-colour PNGs, and `broken` unreadable files (a JPEG header, then text) in
+/// each split's first class.
+fn folder_with_unreadable_images(dir: &std::path::Path, train: usize, broken: [usize; 2]) {
+    for (split, n, bad) in [("train", train, broken[0]), ("val", 1, broken[1])] {
+        for c in 0..10u8 {
+            let class = dir.join(split).join(format!("c{c}"));
+            std::fs::create_dir_all(&class).unwrap();
+            for i in 0..n {
+                let colour = image::Rgb([25 * c, 10 * i as u8, 200 - 20 * c]);
+                image::RgbImage::from_pixel(12, 12, colour).save(class.join(format!("{i:03}.png"))).unwrap();
+            }
+        }
+        for k in 0..bad {
+            std::fs::write(
+                dir.join(split).join("c0").join(format!("bad{k}.JPEG")),
+                b"\xff\xd8\xff not a jpeg",
+            )
+            .unwrap();
+        }
+    }
+}
+
+#[test]
+fn two_ranks_count_the_unreadable_images_of_both() {
+    let mpirun = mpirun_or_skip!("unreadable images on two ranks");
+    let dir = scratch("unreadable");
+    let data = dir.join("data");
+    // 60 + 4 training images: 4 steps of 2 x 8 read every one of them in the epoch; 10 + 2
+    // validation images, read alternately by the ranks, so each rank meets one unreadable one.
+    folder_with_unreadable_images(&data, 6, [4, 2]);
+    tiny_plan(BATCH, 2, true).write(&dir.join("two.bin")).unwrap();
+    let args = ["--data", data.to_str().unwrap(), "--epochs", "1"];
+    let log =
+        succeeded(&alexrt_train(&dir.join("two.bin"), &dir.join("run"), Some((&mpirun, 2)), &args, &[]));
+    assert!(log.contains(", 6 unreadable images skipped"), "the epoch line counts both ranks' 6:\n{log}");
+    let records = std::fs::read_to_string(dir.join("run/metrics.jsonl")).unwrap();
+    let epoch: serde_json::Value = serde_json::from_str(records.lines().next().unwrap()).unwrap();
+    assert_eq!(epoch["skipped"], 6, "{epoch}");
+}

@@ -33,6 +33,19 @@ pub struct GraphFile {
     pub training: TrainingDecl,
     #[serde(default)]
     pub data: Option<DataDecl>,
+    /// The type the step computes in (parameters stay f32): `F32` (the default) or `Bf16`.
+    /// `alexc compile --precision` overrides it.
+    #[serde(default)]
+    pub precision: PrecisionDecl,
+}
+
+/// `precision:` in a graph file.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub enum PrecisionDecl {
+    #[default]
+    F32,
+    Bf16,
+    F16,
 }
 
 /// The network input: images of `channels x height x width`.

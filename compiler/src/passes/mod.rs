@@ -8,6 +8,7 @@ pub mod fuse;
 pub mod infer;
 pub mod memory;
 pub mod place;
+pub mod precision;
 pub mod schedule;
 pub mod split_groups;
 pub mod validate;
@@ -21,6 +22,7 @@ pub use fuse::{fuse, FusionStats};
 pub use infer::infer_shapes;
 pub use memory::{plan_memory, plan_memory_per_device, MemoryPlan};
 pub use place::{insert_transfers, split_towers};
+pub use precision::apply_precision;
 pub use schedule::schedule;
 pub use split_groups::split_grouped_convs;
 pub use validate::validate;
@@ -38,13 +40,14 @@ pub enum PassName {
     SplitGroups,
     AllReduce,
     ConvAlgo,
+    Precision,
     Fuse,
     Schedule,
     Memory,
 }
 
 impl PassName {
-    pub fn all() -> [PassName; 12] {
+    pub fn all() -> [PassName; 13] {
         use PassName::*;
         [
             Build,
@@ -56,6 +59,7 @@ impl PassName {
             SplitGroups,
             AllReduce,
             ConvAlgo,
+            Precision,
             Fuse,
             Schedule,
             Memory,
@@ -73,6 +77,7 @@ impl PassName {
             PassName::SplitGroups => "split-groups",
             PassName::AllReduce => "all-reduce",
             PassName::ConvAlgo => "conv-algo",
+            PassName::Precision => "precision",
             PassName::Fuse => "fuse",
             PassName::Schedule => "schedule",
             PassName::Memory => "memory",
@@ -81,17 +86,23 @@ impl PassName {
 }
 
 /// What [`run_pass`] needs beyond the graph: the batch size (schedule, memory), the convolution
-/// algorithm choice (conv-algo) and the data-parallel settings (all-reduce).
+/// algorithm choice (conv-algo), the data-parallel settings (all-reduce) and the precision.
 #[derive(Debug, Clone, Copy)]
 pub struct PassOptions {
     pub batch: usize,
     pub conv_algo: ConvAlgoChoice,
     pub data_parallel: DataParallel,
+    pub precision: crate::ir::Precision,
 }
 
 impl Default for PassOptions {
     fn default() -> Self {
-        PassOptions { batch: 1, conv_algo: ConvAlgoChoice::default(), data_parallel: DataParallel::new(2) }
+        PassOptions {
+            batch: 1,
+            conv_algo: ConvAlgoChoice::default(),
+            data_parallel: DataParallel::new(2),
+            precision: Default::default(),
+        }
     }
 }
 
@@ -126,6 +137,7 @@ pub fn run_pass(
             insert_gradient_all_reduce(graph, options.data_parallel);
         }
         PassName::ConvAlgo => diags.extend(choose_conv_algos(graph, options.conv_algo)),
+        PassName::Precision => diags.extend(apply_precision(graph, options.precision)),
         PassName::Fuse => {
             fuse(graph);
         }

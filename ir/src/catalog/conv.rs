@@ -3,8 +3,8 @@
 use serde::{Deserialize, Serialize};
 
 use super::{
-    expect_rank, input_at, tiling_warning, window_out, ConvAlgo, Cost, FusionClass, GradCtx, GradientError,
-    Inferred, Op, OpDef, ShapeError,
+    compute_dtype, expect_rank, input_at, product_dtype, tiling_warning, window_out, ConvAlgo, Cost,
+    FusionClass, GradCtx, GradientError, Inferred, Op, OpDef, ShapeError,
 };
 use crate::value::{DType, TensorType, ValueRef};
 
@@ -95,21 +95,22 @@ impl OpDef for Conv2d {
                 ));
             }
         }
+        let dtype = product_dtype(inputs, "conv2d")?;
         let mut warnings = Vec::new();
         warnings.extend(tiling_warning("height", h, a.kernel, a.stride, a.padding));
         if w != h {
             warnings.extend(tiling_warning("width", w, a.kernel, a.stride, a.padding));
         }
-        Ok(Inferred {
-            outputs: vec![TensorType::batched(DType::F32, vec![a.out_channels, oh, ow])],
-            warnings,
-        })
+        Ok(Inferred { outputs: vec![TensorType::batched(dtype, vec![a.out_channels, oh, ow])], warnings })
     }
     fn param_shape(&self, port: usize, inputs: &[Option<&TensorType>]) -> Option<Vec<usize>> {
         let x = inputs.first().copied().flatten()?;
         let a = &self.0;
         (port == 1 && x.dims.len() == 3 && a.groups > 0)
             .then(|| vec![a.out_channels, x.dims[0] / a.groups, a.kernel, a.kernel])
+    }
+    fn reads_f32_master(&self, port: usize) -> bool {
+        port == 1
     }
     fn fusion_class(&self) -> FusionClass {
         FusionClass::OutElementwiseFusable
@@ -177,7 +178,11 @@ impl OpDef for Conv2dBackwardData {
                 "recompile the graph",
             )
         })?;
-        Ok(vec![TensorType::batched(DType::F32, vec![channels, h, wd])].into())
+        let dtype = product_dtype(inputs, "conv2d_backward_data")?;
+        Ok(vec![TensorType::batched(dtype, vec![channels, h, wd])].into())
+    }
+    fn reads_f32_master(&self, port: usize) -> bool {
+        port == 1
     }
     fn fusion_class(&self) -> FusionClass {
         FusionClass::OutElementwiseFusable
@@ -205,6 +210,8 @@ impl OpDef for Conv2dBackwardWeight {
     fn infer(&self, inputs: &[&TensorType]) -> Result<Inferred, ShapeError> {
         let x = input_at(inputs, 0, self.name())?;
         expect_rank(x, 3, "conv2d_backward_weight")?;
+        // A sum over the batch: accumulated, and kept, in f32 whatever the activations' type.
+        compute_dtype(inputs, &[0, 1], "conv2d_backward_weight")?;
         let a = &self.0;
         if a.groups == 0 {
             return Err(ShapeError::new("groups is 0", "internal: the backward graph is inconsistent"));

@@ -84,11 +84,22 @@ impl OpDef for BiasAdd {
                 "the bias has one element per channel",
             ));
         }
+        // The bias is added in f32 and the sum stored in the activations' type: an f32 bias
+        // (the parameter's master copy) needs no cast.
+        if b.dtype != y.dtype && b.dtype != DType::F32 {
+            return Err(ShapeError::new(
+                format!("bias {b} for activations {y}"),
+                "internal: a bias is f32 or the activations' type",
+            ));
+        }
         Ok(vec![y.clone()].into())
     }
     fn param_shape(&self, port: usize, inputs: &[Option<&TensorType>]) -> Option<Vec<usize>> {
         let y = inputs.first().copied().flatten()?;
         (port == 1 && !y.dims.is_empty()).then(|| vec![y.dims[0]])
+    }
+    fn reads_f32_master(&self, port: usize) -> bool {
+        port == 1
     }
     fn fusion_class(&self) -> FusionClass {
         FusionClass::Elementwise

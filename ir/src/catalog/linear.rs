@@ -3,7 +3,8 @@
 use serde::{Deserialize, Serialize};
 
 use super::{
-    expect_rank, input_at, Cost, FusionClass, GradCtx, GradientError, Inferred, Op, OpDef, ShapeError,
+    compute_dtype, expect_rank, input_at, product_dtype, Cost, FusionClass, GradCtx, GradientError, Inferred,
+    Op, OpDef, ShapeError,
 };
 use crate::value::{DType, TensorType, ValueRef};
 
@@ -55,11 +56,15 @@ impl OpDef for Linear {
                 ));
             }
         }
-        Ok(vec![TensorType::batched(DType::F32, vec![self.out_features])].into())
+        let dtype = product_dtype(inputs, "linear")?;
+        Ok(vec![TensorType::batched(dtype, vec![self.out_features])].into())
     }
     fn param_shape(&self, port: usize, inputs: &[Option<&TensorType>]) -> Option<Vec<usize>> {
         let x = inputs.first().copied().flatten()?;
         (port == 1 && x.dims.len() == 1).then(|| vec![self.out_features, x.dims[0]])
+    }
+    fn reads_f32_master(&self, port: usize) -> bool {
+        port == 1
     }
     fn fusion_class(&self) -> FusionClass {
         FusionClass::OutElementwiseFusable
@@ -95,7 +100,11 @@ impl OpDef for LinearBackwardData {
     fn infer(&self, inputs: &[&TensorType]) -> Result<Inferred, ShapeError> {
         let w = input_at(inputs, 1, self.name())?;
         expect_rank(w, 2, self.name())?;
-        Ok(vec![TensorType::batched(DType::F32, vec![w.dims[1]])].into())
+        let dtype = product_dtype(inputs, self.name())?;
+        Ok(vec![TensorType::batched(dtype, vec![w.dims[1]])].into())
+    }
+    fn reads_f32_master(&self, port: usize) -> bool {
+        port == 1
     }
     fn fusion_class(&self) -> FusionClass {
         FusionClass::OutElementwiseFusable
@@ -120,6 +129,8 @@ impl OpDef for LinearBackwardWeight {
         let (x, dy) = (input_at(inputs, 0, self.name())?, input_at(inputs, 1, self.name())?);
         expect_rank(x, 1, self.name())?;
         expect_rank(dy, 1, self.name())?;
+        // A sum over the batch: accumulated, and kept, in f32 whatever the activations' type.
+        compute_dtype(inputs, &[0, 1], self.name())?;
         Ok(vec![TensorType::fixed(DType::F32, vec![dy.dims[0], x.dims[0]])].into())
     }
     fn fusion_class(&self) -> FusionClass {

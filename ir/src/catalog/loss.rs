@@ -2,7 +2,9 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::{expect_rank, FusionClass, GradCtx, GradientError, Inferred, Op, OpDef, ShapeError};
+use super::{
+    compute_dtype, expect_rank, FusionClass, GradCtx, GradientError, Inferred, Op, OpDef, ShapeError,
+};
 use crate::value::{DType, TensorType, ValueRef};
 
 /// From `(logits, labels)`: output 0 is the mean loss (a scalar), output 1 the softmax
@@ -34,7 +36,10 @@ impl OpDef for SoftmaxCrossEntropy {
                 "make the last layer's out_features equal to `classes`",
             ));
         }
-        Ok(vec![TensorType::fixed(DType::F32, vec![]), logits.clone()].into())
+        // The softmax and the loss are computed in f32 from logits of any float type; the
+        // probabilities (for the gradient) are kept in f32.
+        compute_dtype(inputs, &[0], "softmax_cross_entropy")?;
+        Ok(vec![TensorType::fixed(DType::F32, vec![]), logits.with_dtype(DType::F32)].into())
     }
     fn fusion_class(&self) -> FusionClass {
         FusionClass::Opaque

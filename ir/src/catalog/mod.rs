@@ -1,6 +1,7 @@
 //! The op catalog: the one place that knows each op — its arity, attributes, shape rule, gradient
 //! rule, fusion class and cost. Passes ask the catalog through [`OpDef`]; they never match on ops.
 
+mod cast;
 mod collective;
 mod conv;
 mod conv_algo;
@@ -18,6 +19,7 @@ mod text;
 mod transfer;
 mod update;
 
+pub use cast::Cast;
 pub use collective::AllReduceMean;
 pub use conv::{Conv2d, Conv2dBackwardData, Conv2dBackwardWeight, ConvAttrs};
 pub use conv_algo::{ConvAlgo, ConvPass};
@@ -37,7 +39,7 @@ pub use update::SgdUpdate;
 
 use serde::{Deserialize, Serialize};
 
-use crate::value::{TensorType, ValueRef};
+use crate::value::{DType, TensorType, ValueRef};
 
 /// Every op the IR knows.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -75,6 +77,7 @@ pub enum Op {
     Pad(Pad),
     Transfer(Transfer),
     AllReduceMean(AllReduceMean),
+    Cast(Cast),
 }
 
 impl Op {
@@ -114,6 +117,7 @@ impl Op {
             Op::Pad(o) => o,
             Op::Transfer(o) => o,
             Op::AllReduceMean(o) => o,
+            Op::Cast(o) => o,
         }
     }
 }
@@ -240,11 +244,62 @@ pub trait OpDef {
     fn writes_inputs(&self) -> &'static [usize] {
         &[]
     }
+    /// Whether input `port` may be an f32 parameter (its master copy) where the op computes in a
+    /// lower type: the kernel converts it as it reads it (a product's weight, as it packs it; a
+    /// bias, added in f32), so mixed precision needs no low copy of it.
+    fn reads_f32_master(&self, port: usize) -> bool {
+        let _ = port;
+        false
+    }
     /// The input that is a parameter's gradient, for an op that consumes one (the optimizer
     /// update): a data-parallel run averages that value across replicas before the op reads it.
     fn gradient_input(&self) -> Option<usize> {
         None
     }
+}
+
+/// The element type a product computes in: its activation's (input 0), with its weight (input 1)
+/// either of that type or the parameter's f32 master, which the kernel converts as it reads it
+/// ([`OpDef::reads_f32_master`]).
+pub(crate) fn product_dtype(inputs: &[&TensorType], what: &str) -> Result<DType, ShapeError> {
+    let dtype = compute_dtype(inputs, &[0], what)?;
+    if let Some(w) = inputs.get(1) {
+        if w.dtype != dtype && w.dtype != DType::F32 {
+            return Err(ShapeError::new(
+                format!("{what} computes in {} but its weight is {w}", dtype.name()),
+                "internal: a weight is the f32 master or of the activations' type",
+            ));
+        }
+    }
+    Ok(dtype)
+}
+
+/// The element type an op computes in: that of its inputs at `ports` (those it is given), which
+/// must be floats of one type. The precision pass puts a cast wherever they would not be.
+pub(crate) fn compute_dtype(
+    inputs: &[&TensorType],
+    ports: &[usize],
+    what: &str,
+) -> Result<DType, ShapeError> {
+    let mut found: Option<&TensorType> = None;
+    for t in ports.iter().filter_map(|&p| inputs.get(p)) {
+        if !t.dtype.is_float() {
+            return Err(ShapeError::new(
+                format!("{what} reads {t}, not a float"),
+                "feed it activations or parameters",
+            ));
+        }
+        match found {
+            Some(f) if f.dtype != t.dtype => {
+                return Err(ShapeError::new(
+                    format!("{what} reads {f} and {t}, two element types"),
+                    "internal: the precision pass casts an op's inputs to one type",
+                ))
+            }
+            _ => found = Some(t),
+        }
+    }
+    Ok(found.map_or(DType::F32, |t| t.dtype))
 }
 
 /// Checks that `t` has `rank` dimensions per sample; for shape rules.

@@ -66,7 +66,7 @@ impl OpDef for MaxPool {
         if w != h {
             warnings.extend(tiling_warning("width", w, a.kernel, a.stride, a.padding));
         }
-        let y = TensorType::batched(DType::F32, vec![c, oh, ow]);
+        let y = TensorType::batched(x.dtype, vec![c, oh, ow]);
         let mut outputs = vec![y.clone()];
         if self.argmax {
             outputs.push(y.with_dtype(DType::I32));
@@ -106,7 +106,7 @@ impl OpDef for MaxPoolGrad {
     fn infer(&self, inputs: &[&TensorType]) -> Result<Inferred, ShapeError> {
         let dy = input_at(inputs, 0, self.name())?;
         expect_rank(dy, 3, self.name())?;
-        Ok(vec![TensorType::batched(DType::F32, vec![dy.dims[0], self.input_hw[0], self.input_hw[1]])].into())
+        Ok(vec![TensorType::batched(dy.dtype, vec![dy.dims[0], self.input_hw[0], self.input_hw[1]])].into())
     }
     fn fusion_class(&self) -> FusionClass {
         FusionClass::OutElementwiseFusable

@@ -277,6 +277,12 @@ impl Op {
                 from: read_device(&w.text("from")?)?,
                 to: read_device(&w.text("to")?)?,
             }),
+            "cast" => {
+                let to = w.text("to")?;
+                Op::Cast(Cast {
+                    to: DType::from_name(&to).ok_or(format!("`to={to}` is not an element type"))?,
+                })
+            }
             "all_reduce_mean" => Op::AllReduceMean(AllReduceMean {
                 bucket: w.number("bucket")?,
                 replicas: w.number("replicas")?,

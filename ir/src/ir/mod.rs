@@ -21,8 +21,8 @@ use serde::{Deserialize, Serialize};
 use crate::catalog::Op;
 use crate::diag::Loc;
 pub use crate::spec::{
-    DataPipeline, Init, Lighting, LrnConvention, Mean, Optimizer, PcaBasis, Schedule, TestCrops, Training,
-    TrainingSpec,
+    DataPipeline, Init, Lighting, LrnConvention, Mean, Optimizer, PcaBasis, Precision, Schedule, TestCrops,
+    Training, TrainingSpec,
 };
 pub use crate::value::{DType, TensorType, ValueRef};
 

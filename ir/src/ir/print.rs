@@ -22,6 +22,9 @@ pub fn print_graph(graph: &Graph, after: &str) -> String {
     if graph.devices > 1 {
         facts.push(format!("devices={}", graph.devices));
     }
+    if graph.spec.precision != crate::spec::Precision::F32 {
+        facts.push(format!("precision={}", graph.spec.precision.name()));
+    }
     if !graph.schedule.is_empty() {
         facts.push("scheduled".into());
     }

@@ -50,6 +50,7 @@ pub fn read_graph(text: &str) -> Result<Graph, ReadError> {
                 schedule: Schedule::Constant,
                 training: Training { batch_size: 1, epochs: 1, seed: 0 },
                 data: None,
+                precision: Default::default(),
             },
             layers: Vec::new(),
             schedule: Vec::new(),
@@ -157,6 +158,10 @@ impl Reader {
                         }
                         Some((key @ ("loss" | "logits"), v)) => {
                             self.facts.push((key.to_string(), v.to_string()))
+                        }
+                        Some(("precision", p)) => {
+                            self.graph.spec.precision = crate::spec::Precision::from_name(p)
+                                .ok_or(format!("`precision={p}`: f32, bf16 or f16"))?
                         }
                         None if fact == "scheduled" => self.scheduled = true,
                         _ => return Err(format!("`{fact}` is not something a graph header says")),
@@ -269,12 +274,7 @@ fn split_top(text: &str) -> Vec<&str> {
 fn read_type(text: &str) -> Result<TensorType, String> {
     let bad = || format!("`{text}` is not a type such as f32[N,96,55,55]");
     let (dtype, dims) = text.strip_suffix(']').and_then(|t| t.split_once('[')).ok_or_else(bad)?;
-    let dtype = match dtype {
-        "f32" => DType::F32,
-        "i32" => DType::I32,
-        "u8" => DType::U8,
-        _ => return Err(bad()),
-    };
+    let dtype = DType::from_name(dtype).ok_or_else(bad)?;
     let mut dims: Vec<&str> = dims.split(',').filter(|d| !d.is_empty()).collect();
     let batched = dims.first() == Some(&"N");
     if batched {

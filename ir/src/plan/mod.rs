@@ -16,8 +16,9 @@ pub const MAGIC: &[u8; 8] = b"ALEXPLAN";
 /// Bumped whenever the payload's encoding changes, so that an older plan is refused with a
 /// "recompile" message rather than misread. 2: IR-owned training types, `State` names its parameter.
 /// 3: each node's device, the graph's device count, per-device memory plans, transfers and pads;
-/// the data-parallel replica count and the `all_reduce_mean` op.
-pub const FORMAT_VERSION: u32 = 3;
+/// the data-parallel replica count and the `all_reduce_mean` op. 4: bf16 and f16 element types,
+/// the `cast` op, the step's precision.
+pub const FORMAT_VERSION: u32 = 4;
 const HEADER_LEN: usize = 8 + 4 + 4 + 8;
 
 /// A compiled step: the lowered, fused, scheduled graph and its memory plan.

@@ -4,6 +4,7 @@
 
 pub mod bench;
 pub mod check_all_reduce;
+pub mod check_nvrtc;
 pub mod data;
 pub mod eval;
 pub mod train;
@@ -51,6 +52,10 @@ pub enum Command {
     /// Check the gradient all-reduce on device memory (NCCL on CUDA) against the host's mean and
     /// time it next to the host path (the GPU check script uses it; under mpirun, one GPU a rank).
     CheckAllReduce(check_all_reduce::CheckAllReduceArgs),
+    /// Compile every CubeCL kernel the runtime launches on CUDA with NVRTC for sm_80 and sm_90a
+    /// (no GPU needed) and print registers, spills and shared memory; fails on a compile error,
+    /// a spill or a limit passed (`cuda` feature; see docs/gpu-kernels-nvrtc.md).
+    CheckNvrtc(check_nvrtc::CheckNvrtcArgs),
 }
 
 /// Runs `f` in `world`: in one process, as it is; as one rank of a data-parallel run (under
@@ -168,6 +173,7 @@ pub fn main() -> ExitCode {
         Command::Bench(args) => on_devices!(args.device.clone(), bench::run_bench, args),
         Command::CheckKernels(args) => on_device!(args.device.clone(), bench::run_check_kernels, args),
         Command::CheckAllReduce(args) => on_device!(args.device.clone(), check_all_reduce::run, args),
+        Command::CheckNvrtc(args) => check_nvrtc::run(args),
         Command::BenchData(args) => data::run_bench_data(args),
     };
     match result {

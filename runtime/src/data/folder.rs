@@ -1,7 +1,9 @@
 //! ImageNet-layout folders: `DIR/train/<class>/<image>` and `DIR/val/<class>/<image>`. Listing
-//! keeps one short name per file (about 60 MB for ImageNet's 1.28 million) and reads class
-//! folders in parallel; stray files and empty class folders are counted and reported.
+//! keeps one short name per file (about 60 MB for ImageNet's 1.28 million), as the file system
+//! spells it (a name need not be UTF-8), and reads class folders in parallel; stray files and
+//! empty class folders are counted and reported.
 
+use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
 
 use rayon::prelude::*;
@@ -30,7 +32,7 @@ pub struct ImageFolder {
     root: PathBuf,
     classes: Vec<String>,
     /// (class, file name) of each image, sorted by class then name.
-    files: Vec<(u32, Box<str>)>,
+    files: Vec<(u32, Box<OsStr>)>,
     pub report: ListingReport,
     pipeline: Pipeline,
 }
@@ -72,7 +74,7 @@ impl ImageFolder {
         report.unknown_classes =
             folders.iter().filter(|f| !index.contains_key(f.as_str())).cloned().collect();
         #[allow(clippy::type_complexity)] // (class, folder, file names, strays, error), once
-        let listed: Vec<(u32, String, Vec<Box<str>>, usize, Option<String>)> = folders
+        let listed: Vec<(u32, String, Vec<Box<OsStr>>, usize, Option<String>)> = folders
             .par_iter()
             .filter_map(|f| index.get(f.as_str()).map(|&c| (c, f)))
             .map(|(c, f)| {
@@ -83,7 +85,7 @@ impl ImageFolder {
                     Err(e) => unreadable = Some(format!("{f} ({e})")),
                     Ok(rd) => {
                         for e in rd.flatten() {
-                            let name = e.file_name().to_string_lossy().into_owned();
+                            let name = e.file_name();
                             let is_image = Path::new(&name)
                                 .extension()
                                 .map(|x| {
@@ -92,7 +94,7 @@ impl ImageFolder {
                                 })
                                 .unwrap_or(false);
                             if is_image && e.file_type().map(|t| t.is_file()).unwrap_or(false) {
-                                names.push(name.into_boxed_str());
+                                names.push(name.into_boxed_os_str());
                             } else {
                                 stray += 1;
                             }
@@ -131,20 +133,28 @@ impl ImageFolder {
         self.root.join(&self.classes[*c as usize]).join(&**name)
     }
 
-    /// Reads and decodes image `i` as RGB.
+    /// Reads and decodes image `i` as RGB; an error is one line that names the file.
     pub fn decode(&self, i: usize) -> Result<image::RgbImage, String> {
         let path = self.path(i);
+        let fail = |e: &dyn std::fmt::Display| format!("{}: {}", path.display(), one_line(e));
         let img = image::ImageReader::open(&path)
             .and_then(|r| r.with_guessed_format())
-            .map_err(|e| format!("{}: {e}", path.display()))?
+            .map_err(|e| fail(&e))?
             .decode()
-            .map_err(|e| format!("{}: {e}", path.display()))?;
+            .map_err(|e| fail(&e))?;
         Ok(img.to_rgb8())
     }
 
     pub fn pipeline(&self) -> &Pipeline {
         &self.pipeline
     }
+}
+
+/// `e`'s text on one line: some decoders end theirs with a newline (zune-jpeg's I/O errors),
+/// which left an empty line after each skipped image's message.
+fn one_line(e: &dyn std::fmt::Display) -> String {
+    let text = e.to_string();
+    text.lines().map(str::trim).filter(|l| !l.is_empty()).collect::<Vec<_>>().join(" ")
 }
 
 impl Dataset for ImageFolder {

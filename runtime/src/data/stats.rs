@@ -13,6 +13,9 @@ use super::Dataset;
 
 pub const STATS_FILE: &str = "alexrt-stats.json";
 
+/// Images summed in order by one task of [`compute`].
+const IMAGES_PER_SUM: usize = 16;
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Stats {
     pub images: usize,
@@ -42,40 +45,39 @@ pub fn load(dir: &Path) -> Result<Option<Stats>, String> {
 }
 
 /// Computes the statistics over (at most `limit` of) the images of `folder`, calling `progress`
-/// with the number done.
+/// with the number done. Runs of [`IMAGES_PER_SUM`] images are summed in parallel, each in order,
+/// and their sums added in order: the same bits on any number of threads.
 pub fn compute(folder: &ImageFolder, limit: Option<usize>, progress: &(dyn Fn(usize) + Sync)) -> Stats {
     let n = limit.map_or(folder.len(), |l| l.min(folder.len()));
     // Spread a limited sample over the whole set.
     let picks: Vec<usize> = (0..n).map(|k| k * folder.len() / n.max(1)).collect();
     let done = std::sync::atomic::AtomicUsize::new(0);
-    let (s, skipped) = picks
-        .par_iter()
-        .map(|&i| {
-            let mut acc = [0.0f64; 10]; // sums of r, g, b, rr, gg, bb, rg, rb, gb, and the pixel count
-            let decoded = folder.decode(i);
-            if let Ok(img) = &decoded {
-                let square = folder.pipeline().rescale(img);
-                for p in square.pixels() {
-                    let [r, g, b] = [p[0] as f64 / 255.0, p[1] as f64 / 255.0, p[2] as f64 / 255.0];
-                    let add = [r, g, b, r * r, g * g, b * b, r * g, r * b, g * b, 1.0];
-                    for (a, v) in acc.iter_mut().zip(add) {
-                        *a += v;
-                    }
+    // Sums of r, g, b, rr, gg, bb, rg, rb, gb, and the pixel count; and the unreadable images.
+    let add = |(mut s, skipped): ([f64; 10], usize), (t, more): ([f64; 10], usize)| {
+        s.iter_mut().zip(t).for_each(|(s, t)| *s += t);
+        (s, skipped + more)
+    };
+    let image_sums = |i: usize| {
+        let mut acc = [0.0f64; 10];
+        let decoded = folder.decode(i);
+        if let Ok(img) = &decoded {
+            let square = folder.pipeline().rescale(img);
+            for p in square.pixels() {
+                let [r, g, b] = [p[0] as f64 / 255.0, p[1] as f64 / 255.0, p[2] as f64 / 255.0];
+                let pixel = [r, g, b, r * r, g * g, b * b, r * g, r * b, g * b, 1.0];
+                for (a, v) in acc.iter_mut().zip(pixel) {
+                    *a += v;
                 }
             }
-            progress(done.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1);
-            (acc, usize::from(decoded.is_err()))
-        })
-        .reduce(
-            || ([0.0; 10], 0),
-            |a, b| {
-                let mut s = a.0;
-                for (x, y) in s.iter_mut().zip(b.0) {
-                    *x += y;
-                }
-                (s, a.1 + b.1)
-            },
-        );
+        }
+        progress(done.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1);
+        (acc, usize::from(decoded.is_err()))
+    };
+    let runs: Vec<([f64; 10], usize)> = picks
+        .par_chunks(IMAGES_PER_SUM)
+        .map(|run| run.iter().map(|&i| image_sums(i)).fold(([0.0; 10], 0), add))
+        .collect();
+    let (s, skipped) = runs.into_iter().fold(([0.0; 10], 0), add);
     let count = s[9].max(1.0);
     let m = [s[0] / count, s[1] / count, s[2] / count];
     let cov = |i: usize, a: usize, b: usize| s[i] / count - m[a] * m[b];

@@ -7,7 +7,9 @@
 //! - `hang`: the rank stops (sleeps), as a stuck process would; the other ranks' collective
 //!   timeout (`ALEXRT_COLLECTIVE_TIMEOUT`) ends the job.
 //!
-//! Unset, it does nothing. `runtime/tests/rank_failure.rs` uses it.
+//! The training loop reads the variable once, when it starts ([`Fault::from_env`]): unset, there
+//! is no hook to call, and the steps run as they would without it. `runtime/tests/data_parallel_failures.rs`
+//! and `runtime/tests/reproducible.rs` (a run killed at a chosen step) use it.
 
 use crate::error::RunError;
 
@@ -22,31 +24,49 @@ enum Kind {
     Hang,
 }
 
-/// Fails as `ALEXRT_FAULT` asks if it names `rank` and `step`; does nothing otherwise.
-pub fn inject(rank: usize, step: u64) -> Result<(), RunError> {
-    let Ok(spec) = std::env::var(VAR) else { return Ok(()) };
-    let (at_rank, at_step, kind) = parse(&spec)?;
-    if (at_rank, at_step) != (rank, step) {
-        return Ok(());
+/// The failure `ALEXRT_FAULT` asks for: rank `rank` fails right before step `step`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Fault {
+    rank: usize,
+    step: u64,
+    kind: Kind,
+    /// The variable's value, for the messages.
+    spec: String,
+}
+
+impl Fault {
+    /// The failure `ALEXRT_FAULT` asks for; `None` when it is unset (a normal run). A value that
+    /// does not parse is an error, before any step runs.
+    pub fn from_env() -> Result<Option<Fault>, RunError> {
+        std::env::var(VAR).ok().map(|spec| parse(&spec)).transpose()
     }
-    match kind {
-        Kind::Error => {
-            Err(RunError::Input(format!("{VAR}={spec}: rank {rank} fails before step {step} (test hook)")))
+
+    /// Fails as asked if this is rank `rank` about to run step `step` (1-based, counted from the
+    /// start of training, across epochs and resumes); does nothing otherwise.
+    pub fn before_step(&self, rank: usize, step: u64) -> Result<(), RunError> {
+        if (self.rank, self.step) != (rank, step) {
+            return Ok(());
         }
-        Kind::Exit => {
-            super::say_whole(&format!("{VAR}={spec}: rank {rank} dies before step {step} (test hook)"));
-            std::process::exit(9)
-        }
-        Kind::Hang => {
-            super::say_whole(&format!("{VAR}={spec}: rank {rank} stops before step {step} (test hook)"));
-            loop {
-                std::thread::sleep(std::time::Duration::from_secs(3600));
+        let spec = &self.spec;
+        match self.kind {
+            Kind::Error => Err(RunError::Input(format!(
+                "{VAR}={spec}: rank {rank} fails before step {step} (test hook)"
+            ))),
+            Kind::Exit => {
+                super::say_whole(&format!("{VAR}={spec}: rank {rank} dies before step {step} (test hook)"));
+                std::process::exit(9)
+            }
+            Kind::Hang => {
+                super::say_whole(&format!("{VAR}={spec}: rank {rank} stops before step {step} (test hook)"));
+                loop {
+                    std::thread::sleep(std::time::Duration::from_secs(3600));
+                }
             }
         }
     }
 }
 
-fn parse(spec: &str) -> Result<(usize, u64, Kind), RunError> {
+fn parse(spec: &str) -> Result<Fault, RunError> {
     let bad = || {
         RunError::Input(format!(
             "{VAR}={spec}: expected RANK:STEP:KIND with KIND error, exit or hang (for example 1:2:exit); unset it to train normally"
@@ -64,7 +84,7 @@ fn parse(spec: &str) -> Result<(usize, u64, Kind), RunError> {
     if parts.next().is_some() {
         return Err(bad());
     }
-    Ok((rank, step, kind))
+    Ok(Fault { rank, step, kind, spec: spec.to_string() })
 }
 
 #[cfg(test)]
@@ -73,11 +93,20 @@ mod tests {
 
     #[test]
     fn a_fault_spec_names_a_rank_a_step_and_how_it_fails() {
-        assert_eq!(parse("1:2:exit").unwrap(), (1, 2, Kind::Exit));
-        assert_eq!(parse("0:10:hang").unwrap(), (0, 10, Kind::Hang));
-        assert_eq!(parse("3:1:error").unwrap(), (3, 1, Kind::Error));
+        let at = |spec: &str| parse(spec).map(|f| (f.rank, f.step, f.kind)).unwrap();
+        assert_eq!(at("1:2:exit"), (1, 2, Kind::Exit));
+        assert_eq!(at("0:10:hang"), (0, 10, Kind::Hang));
+        assert_eq!(at("3:1:error"), (3, 1, Kind::Error));
         for bad in ["", "1", "1:2", "1:2:crash", "x:2:exit", "1:2:exit:3"] {
             assert!(parse(bad).is_err(), "{bad:?} was accepted");
         }
+    }
+
+    #[test]
+    fn a_fault_fails_its_own_rank_and_step_only() {
+        let fault = parse("1:3:error").unwrap();
+        assert!(fault.before_step(1, 2).is_ok() && fault.before_step(0, 3).is_ok());
+        let err = fault.before_step(1, 3).unwrap_err().to_string();
+        assert!(err.contains("ALEXRT_FAULT=1:3:error: rank 1 fails before step 3"), "{err}");
     }
 }

@@ -1,7 +1,7 @@
 //! What keeps the replicas of a run in step besides the weights (which the executor broadcasts
 //! and checks: `Executor::broadcast_state`, `Executor::check_replicas_identical`): rank 0's
 //! progress and run folder on every rank, and the sums behind each batch's and each
-//! validation's metrics.
+//! validation's metrics and its count of unreadable images.
 
 use crate::error::RunError;
 use crate::metrics::Tally;
@@ -34,4 +34,11 @@ pub fn reduce_tally(tally: &Tally, world: &dyn Collective) -> Tally {
     let mut sums = tally.sums();
     world.all_reduce_sum_f64(&mut sums);
     Tally::from_sums(sums)
+}
+
+/// The sum of `count` over every rank (every rank calls it at the same point).
+pub fn reduce_count(count: usize, world: &dyn Collective) -> usize {
+    let mut sum = [count as f64];
+    world.all_reduce_sum_f64(&mut sum);
+    sum[0] as usize
 }

@@ -12,6 +12,7 @@ mod bucket;
 mod fused;
 mod ops;
 mod options;
+mod precision;
 
 pub use batch::{Batch, StepOutput};
 pub use bucket::{AllReduceTimes, Timeline};
@@ -62,6 +63,9 @@ pub struct Executor<B: KernelBackend> {
     /// The fused kernels of each fused node that has them.
     fusions: HashMap<NodeIndex, Fusion>,
     seed: u64,
+    /// The run's float type: what the plan's f32 values are here (f32, or f64 in a
+    /// double-precision run).
+    float_dtype: burn::tensor::DType,
     /// The processes this plan's replicas run in ([`Single`] unless [`Executor::join`]ed).
     world: Arc<dyn Collective>,
     /// The processes the plan is compiled for.
@@ -84,6 +88,9 @@ impl<B: KernelBackend> Executor<B> {
     /// placed on device `d` runs on `devices[d]`.
     pub fn new_on(plan: &Plan, devices: Vec<B::Device>) -> Result<Self, RunError> {
         crate::placement::check_device_count(plan.graph.devices, devices.len())?;
+        if let Some(why) = B::refuses_precision(plan.graph.spec.precision) {
+            return Err(RunError::Input(why));
+        }
         let device = devices[0].clone();
         let graph = plan.graph.clone();
         let seed = graph.spec.training.seed;
@@ -141,6 +148,7 @@ impl<B: KernelBackend> Executor<B> {
             timeline: Timeline::default(),
             fusions,
             seed,
+            float_dtype: <B::FloatElem as burn::tensor::Element>::dtype(),
             world: Arc::new(Single),
             replicas: plan.replicas,
             all_reduce: AllReduceTimes::default(),
@@ -303,7 +311,11 @@ impl<B: KernelBackend> Executor<B> {
                     vec![]
                 }
                 (None, Op::AllReduceMean(_)) => inputs,
-                (None, _) => self.run_op(&op, node, inputs, &ctx)?,
+                (None, _) => {
+                    let inputs = self.conform_inputs(node, inputs);
+                    let outs = self.run_op(&op, node, inputs, &ctx)?;
+                    self.conform_outputs(node, outs)
+                }
             };
             if let Some(t) = started {
                 // Wait for the results so that the time is the op's, on asynchronous backends too.

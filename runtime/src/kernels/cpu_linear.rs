@@ -5,13 +5,22 @@
 //! Each product is handed to gemm in the layout it runs fastest at AlexNet's shapes, where the
 //! batch is far smaller than the layer (fc6 at batch 16 is `16 x 9216` by `9216 x 4096`), measured
 //! by `cargo bench -p alexrt --bench linear`: the forward as `y^T = W x^T` (the weight read in
-//! place as the left operand, one run of output rows per thread), the weight gradient with `dy^T`
-//! as a column-major view rather than a copy. A product of burn's `matmul` on the same tensors
+//! place as the left operand, in [`ROW_TASKS`] runs of output rows), the weight gradient with
+//! `dy^T` as a column-major view rather than a copy. The runs do not depend on the thread count,
+//! and gemm's own threads split the other two products by output tiles, never along a sum: each
+//! product is the same bits on any pool. A product of burn's `matmul` on the same tensors
 //! (the default for other backends) packs the weight on every call and runs several times slower.
 
 use rayon::prelude::*;
 
 use super::cpu_conv::{matmul, matmul_on, ConvElement, MatRef, Threads};
+
+/// The runs of output rows the forward product is split into: a fixed number, not the thread
+/// count, since the rows one matrix product takes decide how gemm blocks its sums. Each run packs
+/// `x^T` again, which at batch 128 costs more than the runs gain: against one run per thread on
+/// two cores (one process, alternated), 8 runs took fc6 and fc7 1.12-1.17x and fc8 2x as long
+/// at batch 128; 4 runs 1.03x, 0.97x and 1.27x (fc8: 1.7 ms), and 0.94-1.06x at batch 16.
+const ROW_TASKS: usize = 4;
 
 /// A fully connected layer's sizes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -57,7 +66,7 @@ pub fn forward<T: ConvElement>(s: &LinearShape, x: &[T], w: &[T]) -> Result<Vec<
     let x_t = MatRef { data: x, rows: i, cols: n, rs: 1, cs: i };
     let mut y_t = vec![T::zero(); o * n];
     if n > 0 && o > 0 {
-        let rows_per_task = o.div_ceil(rayon::current_num_threads().max(1));
+        let rows_per_task = o.div_ceil(ROW_TASKS);
         y_t.par_chunks_mut(rows_per_task * n).enumerate().for_each(|(t, chunk)| {
             let rows = chunk.len() / n;
             matmul(chunk, n, false, s.weight_rows(w, t * rows_per_task, rows), x_t);
@@ -132,6 +141,29 @@ mod tests {
             assert_close(&forward(&s, &xf, &wf).unwrap(), &y, 1e-5, "y f32");
             assert_close(&data_grad(&s, &dyf, &wf).unwrap(), &dx, 1e-5, "dx f32");
             assert_close(&weight_grad(&s, &xf, &dyf).unwrap(), &dw, 1e-5, "dw f32");
+        }
+    }
+
+    #[test]
+    fn the_three_products_give_the_same_bits_on_one_two_and_three_threads() {
+        // tiny.ron's fc4 and fc3 at batch 32, and a layer of AlexNet's fc8's width.
+        for (n, i, o) in [(32, 64, 10), (32, 1568, 64), (16, 256, 1000)] {
+            let s = LinearShape { batch: n, inputs: i, outputs: o };
+            let f = |v: Vec<f64>| v.into_iter().map(|a| a as f32).collect::<Vec<f32>>();
+            let (x, w, dy) = (f(values(n * i, 1)), f(values(o * i, 2)), f(values(n * o, 3)));
+            let run = |threads: usize| {
+                let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
+                pool.install(|| {
+                    [forward(&s, &x, &w), data_grad(&s, &dy, &w), weight_grad(&s, &x, &dy)]
+                        .map(|r| r.unwrap().into_iter().map(f32::to_bits).collect::<Vec<u32>>())
+                })
+            };
+            let one = run(1);
+            for threads in [2, 3] {
+                for (what, (a, b)) in ["y", "dx", "dw"].iter().zip(one.iter().zip(run(threads))) {
+                    assert!(*a == b, "{what} of {s:?} differs between 1 and {threads} threads");
+                }
+            }
         }
     }
 

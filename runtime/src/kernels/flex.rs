@@ -104,6 +104,16 @@ fn forward<T: ConvElement + Element + bytemuck::Pod>(
 }
 
 impl KernelBackend for Flex {
+    fn refuses_precision(precision: alexir::ir::Precision) -> Option<String> {
+        (precision == alexir::ir::Precision::F16).then(|| {
+            "f16 plans are not run yet (they need loss scaling); compile with --precision bf16".into()
+        })
+    }
+
+    fn reproducibility() -> &'static str {
+        "reproducibility: bit for bit on this CPU: the same plan, seed and data give the same losses and weights, on any number of threads (every parallel sum has a fixed partition and order; another CPU model may block gemm's sums differently)"
+    }
+
     fn default_conv_algo(shape: &ConvShape, pass: ConvPass) -> ConvAlgo {
         cpu_conv::default_algo(shape, pass)
     }
@@ -116,6 +126,9 @@ impl KernelBackend for Flex {
         relu_after: bool,
         algo: ConvAlgo,
     ) -> Tensor<Self, 4> {
+        if let Some(y) = super::flex_bf16::conv2d(&x, &w, bias.as_ref(), a, relu_after) {
+            return y;
+        }
         let s = ConvShape::new(a, x.dims());
         let mut dtypes = vec![x.dtype(), w.dtype()];
         dtypes.extend(bias.as_ref().map(|b| b.dtype()));
@@ -142,6 +155,9 @@ impl KernelBackend for Flex {
         input_hw: [usize; 2],
         algo: ConvAlgo,
     ) -> Tensor<Self, 4> {
+        if let Some(dx) = super::flex_bf16::conv2d_data_grad(&dy, &w, a, input_hw) {
+            return dx;
+        }
         let n = dy.dims()[0];
         let s = ConvShape::new(a, [n, w.dims()[1] * a.groups, input_hw[0], input_hw[1]]);
         let dtypes = [dy.dtype(), w.dtype()];
@@ -169,6 +185,9 @@ impl KernelBackend for Flex {
     ) -> Tensor<Self, 4> {
         let s = ConvShape::new(a, x.dims());
         let dtypes = [x.dtype(), dy.dtype()];
+        if let Some(dw) = super::flex_bf16::conv2d_weight_grad(&x, &dy, a) {
+            return dw;
+        }
         if !engine_takes(algo, &s, ConvPass::WeightGrad, &dtypes) || dy.dims() != s.output_dims() {
             return conv::burn_conv2d_weight_grad(x, dy, a);
         }
@@ -186,6 +205,9 @@ impl KernelBackend for Flex {
     }
 
     fn linear_forward(x: Tensor<Self, 2>, w: Tensor<Self, 2>) -> Tensor<Self, 2> {
+        if let Some(y) = super::flex_bf16::linear(&x, &w) {
+            return y;
+        }
         let ([n, i], [o, _]) = (x.dims(), w.dims());
         let s = LinearShape { batch: n, inputs: i, outputs: o };
         let (xs, ws) = (storage(x.clone()), storage(w.clone()));
@@ -199,6 +221,9 @@ impl KernelBackend for Flex {
     }
 
     fn linear_data_grad(dy: Tensor<Self, 2>, w: Tensor<Self, 2>) -> Tensor<Self, 2> {
+        if let Some(dx) = super::flex_bf16::linear_data_grad(&dy, &w) {
+            return dx;
+        }
         let ([n, o], [_, i]) = (dy.dims(), w.dims());
         let s = LinearShape { batch: n, inputs: i, outputs: o };
         let (dys, ws) = (storage(dy.clone()), storage(w.clone()));
@@ -212,6 +237,9 @@ impl KernelBackend for Flex {
     }
 
     fn linear_weight_grad(x: Tensor<Self, 2>, dy: Tensor<Self, 2>) -> Tensor<Self, 2> {
+        if let Some(dw) = super::flex_bf16::linear_weight_grad(&x, &dy) {
+            return dw;
+        }
         let ([n, i], [_, o]) = (x.dims(), dy.dims());
         let s = LinearShape { batch: n, inputs: i, outputs: o };
         let (xs, dys) = (storage(x.clone()), storage(dy.clone()));

@@ -5,10 +5,12 @@
 //! backend with its own kernels (CubeCL on CUDA or wgpu, [`cube`]) overrides them.
 
 pub mod conv;
+pub mod cpu_bf16;
 pub mod cpu_conv;
 pub mod cpu_linear;
 pub mod cube;
 mod flex;
+mod flex_bf16;
 mod host;
 pub mod linear;
 mod max_pool;
@@ -71,6 +73,17 @@ pub struct SgdParams {
 /// LRN and max pooling with argmax, forward and backward. Defaults run the reference kernels on the
 /// host in the tensors' precision; backends with device kernels override them.
 pub trait KernelBackend: Backend {
+    /// Why this backend cannot run a step in `precision`, if it cannot. The CPU runs f32 and
+    /// bf16; the CubeCL kernels launch in f32 only so far.
+    fn refuses_precision(precision: alexir::ir::Precision) -> Option<String> {
+        (precision != alexir::ir::Precision::F32).then(|| {
+            format!(
+                "this device runs f32 plans only (our CubeCL kernels are launched in f32); run the {} plan on the CPU (--device cpu), or compile it with --precision f32",
+                precision.name()
+            )
+        })
+    }
+
     fn lrn_forward(x: Tensor<Self, 4>, p: &LrnParams) -> Tensor<Self, 4> {
         host_lrn_forward(x, p)
     }
@@ -115,6 +128,12 @@ pub trait KernelBackend: Backend {
         p: &PoolParams,
     ) -> Tensor<Self, 4> {
         host_max_pool_backward(dy, argmax, input_hw, p)
+    }
+
+    /// What a training run on this backend promises about its bits, for the run's first lines.
+    /// The default is the CubeCL backends' (burn's kernels there are autotuned).
+    fn reproducibility() -> &'static str {
+        "reproducibility: not promised on this device: burn's CubeCL kernels (matrix products and convolutions, autotuned: chosen by timing at run time) and NCCL's all-reduce may sum in another order from run to run; our own kernels (LRN, pooling, the fused epilogues, SGD) sum in a fixed order"
     }
 
     /// The convolution algorithm this backend runs for `pass` of `shape` when the plan names none.

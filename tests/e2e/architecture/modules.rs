@@ -35,7 +35,8 @@ pub fn module_graph(src: &Path, crate_name: &str) -> (ModuleGraph, BTreeMap<Path
     for path in rust_files(src) {
         let rel = path.strip_prefix(src).unwrap().to_path_buf();
         let Some(file) = module_path(&rel, &modules) else { continue };
-        let mut finder = Uses { crate_name, modules: &modules, file: &file, inline: Vec::new(), used: BTreeSet::new() };
+        let mut finder =
+            Uses { crate_name, modules: &modules, file: &file, inline: Vec::new(), used: BTreeSet::new() };
         finder.visit_file(&parse(&path));
         let me = file.first().map_or(ROOT.to_string(), Clone::clone);
         finder.used.remove(&me);
@@ -47,7 +48,12 @@ pub fn module_graph(src: &Path, crate_name: &str) -> (ModuleGraph, BTreeMap<Path
 
 /// A cycle of the graph (its modules in order, the first repeated at the end), if it has one.
 pub fn find_cycle(graph: &ModuleGraph) -> Option<Vec<String>> {
-    fn visit(m: &str, graph: &ModuleGraph, path: &mut Vec<String>, done: &mut BTreeSet<String>) -> Option<Vec<String>> {
+    fn visit(
+        m: &str,
+        graph: &ModuleGraph,
+        path: &mut Vec<String>,
+        done: &mut BTreeSet<String>,
+    ) -> Option<Vec<String>> {
         if let Some(at) = path.iter().position(|p| p == m) {
             let mut cycle = path[at..].to_vec();
             cycle.push(m.to_string());
@@ -71,7 +77,10 @@ pub fn find_cycle(graph: &ModuleGraph) -> Option<Vec<String>> {
 
 /// The graph, one module a line, for failure messages.
 pub fn describe(graph: &ModuleGraph) -> String {
-    graph.iter().map(|(m, uses)| format!("  {m} -> {}\n", uses.iter().cloned().collect::<Vec<_>>().join(", "))).collect()
+    graph
+        .iter()
+        .map(|(m, uses)| format!("  {m} -> {}\n", uses.iter().cloned().collect::<Vec<_>>().join(", ")))
+        .collect()
 }
 
 /// Every `.rs` file under `dir`, sorted.
@@ -112,7 +121,9 @@ fn module_path(rel: &Path, modules: &BTreeSet<String>) -> Option<Vec<String>> {
 }
 
 fn is_cfg_test(attrs: &[syn::Attribute]) -> bool {
-    attrs.iter().any(|a| a.path().is_ident("cfg") && a.meta.require_list().is_ok_and(|l| l.tokens.to_string() == "test"))
+    attrs.iter().any(|a| {
+        a.path().is_ident("cfg") && a.meta.require_list().is_ok_and(|l| l.tokens.to_string() == "test")
+    })
 }
 
 /// The visitor: the top-level modules one file's paths name.
@@ -143,7 +154,11 @@ impl Uses<'_> {
                 }
                 None => self.from_root(segments.get(supers)),
             }
-        } else if self.file.is_empty() && self.inline.is_empty() && segments.len() > 1 && self.modules.contains(head) {
+        } else if self.file.is_empty()
+            && self.inline.is_empty()
+            && segments.len() > 1
+            && self.modules.contains(head)
+        {
             self.used.insert(head.clone());
         }
     }
@@ -192,7 +207,9 @@ impl Uses<'_> {
                 }
                 j += 3;
             }
-            if segments.len() > 1 && (segments[0] == "crate" || segments[0] == "super" || segments[0] == self.crate_name) {
+            if segments.len() > 1
+                && (segments[0] == "crate" || segments[0] == "super" || segments[0] == self.crate_name)
+            {
                 self.path(&segments);
             }
             i = j.max(i) + 1;

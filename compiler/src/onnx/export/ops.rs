@@ -68,7 +68,8 @@ pub fn emit(ex: &mut Exporter<'_>, n: NodeIndex) -> Result<Emitted, OnnxError> {
         Op::Input(_) | Op::Param(_) | Op::State(_) | Op::Labels(_) | Op::SoftmaxCrossEntropy(_) => {
             Emitted::Nothing
         }
-        Op::Dropout(_) | Op::Transfer(_) => Emitted::Alias(ins[0]),
+        // A bf16 plan's casts: the model is exported in f32, its weights being the f32 masters.
+        Op::Dropout(_) | Op::Transfer(_) | Op::Cast(_) => Emitted::Alias(ins[0]),
         Op::Conv2d(c) => {
             let a = &c.0;
             let (mut inputs, out) = ex.with_bias(n, vec![input(0), input(1)]);

@@ -17,6 +17,11 @@ pub(super) fn lower_spec(file: &ast::GraphFile) -> ir::TrainingSpec {
             seed: file.training.seed,
         },
         data: file.data.as_ref().map(lower_data),
+        precision: match file.precision {
+            ast::PrecisionDecl::F32 => ir::Precision::F32,
+            ast::PrecisionDecl::Bf16 => ir::Precision::Bf16,
+            ast::PrecisionDecl::F16 => ir::Precision::F16,
+        },
     }
 }
 

@@ -3,28 +3,26 @@
 //! gradient `dY * col^T` summed over the batch. One rayon task takes a run of images; where one
 //! image's output plane `P` is small (AlexNet's 13 x 13 layers), the task lays its images' column
 //! matrices side by side so that each matrix product is wide enough to run near the machine's
-//! peak. Each product runs on the task's own thread ([`matmul`]); the weight gradient keeps one
-//! partial sum per rayon split and adds them at the end.
+//! peak. Each product runs on the task's own thread ([`matmul`]). The weight gradient is a sum
+//! over the batch: at most [`PARTIAL_SUMS`] tasks each add the products of their consecutive runs
+//! of images in order, and their partial sums are added in task order. The tasks and runs depend
+//! on the shape alone (never on which thread steals what, nor on how many there are), so the
+//! gradient is the same bits on any pool.
 
 use rayon::prelude::*;
 
 use super::lowering::{col2im, im2col, PlaneGeometry};
 use super::matmul::{matmul, ConvElement, MatRef};
-use super::ConvShape;
+use super::{images_per_task, ConvShape};
 use crate::kernels::simd::{dispatch, Isa, Kernel};
 
 /// The number of output columns one matrix product should have at least: below it, images are
 /// batched into one product.
 const TARGET_COLUMNS: usize = 1024;
 
-/// How many images one task takes: enough for [`TARGET_COLUMNS`], but not so many that a thread
-/// of the pool would be left without work.
-fn images_per_task(s: &ConvShape) -> usize {
-    let plane = s.out_hw()[0] * s.out_hw()[1];
-    let wide_enough = TARGET_COLUMNS.div_ceil(plane.max(1));
-    let fair = s.batch.div_ceil(rayon::current_num_threads());
-    wide_enough.min(fair).max(1)
-}
+/// The most partial sums a weight gradient is split into: the most threads it runs on, and a
+/// bound on the memory its partial sums take (8 weight-sized buffers).
+const PARTIAL_SUMS: usize = 8;
 
 /// The sizes the three passes share.
 struct Dims {
@@ -58,7 +56,7 @@ impl Dims {
             in_img: s.in_channels * g.h * g.w,
             out_img: s.out_channels * pl,
             in_group: cg * g.h * g.w,
-            nb: images_per_task(s),
+            nb: images_per_task(s.batch, TARGET_COLUMNS.div_ceil(pl.max(1))),
         }
     }
 
@@ -97,6 +95,34 @@ impl Dims {
         }
         self.pack_rows(src, n0, nbt, grp, scratch);
         MatRef { data: &*scratch, rows: self.mg, cols: ld, rs: ld, cs: 1 }
+    }
+
+    /// The weight gradient of run `run` of images into `acc` (added to it when `accumulate`).
+    fn add_weight_grad<T: ConvElement>(
+        &self,
+        s: &ConvShape,
+        x: &[T],
+        dy: &[T],
+        run: usize,
+        accumulate: bool,
+        acc: &mut [T],
+    ) {
+        let (n0, nbt) = (run * self.nb, self.nb.min(s.batch - run * self.nb));
+        let ld = nbt * self.pl;
+        let packed = if nbt > 1 { self.mg * ld } else { 0 };
+        T::with_scratch(self.kg * ld + packed, |scratch| {
+            let (col, pack) = scratch.split_at_mut(self.kg * ld);
+            for grp in 0..s.groups {
+                for j in 0..nbt {
+                    let xi = &x[(n0 + j) * self.in_img + grp * self.in_group..][..self.in_group];
+                    im2col(xi, self.cg, &self.g, col, ld, j * self.pl);
+                }
+                let col_t = MatRef { data: &*col, rows: ld, cols: self.kg, rs: 1, cs: ld };
+                let lhs = self.out_rows(dy, n0, nbt, grp, pack);
+                let dst = &mut acc[grp * self.mg * self.kg..][..self.mg * self.kg];
+                matmul(dst, self.kg, accumulate, lhs, col_t);
+            }
+        });
     }
 }
 
@@ -199,32 +225,34 @@ pub fn data_grad<T: ConvElement>(s: &ConvShape, dy: &[T], w: &[T]) -> Vec<T> {
 
 pub fn weight_grad<T: ConvElement>(s: &ConvShape, x: &[T], dy: &[T]) -> Vec<T> {
     let d = Dims::of(s);
-    let len = s.out_channels * d.kg;
-    let tasks = s.batch.div_ceil(d.nb);
-    let partial = |mut acc: Vec<T>, t: usize| {
-        let (n0, nbt) = (t * d.nb, d.nb.min(s.batch - t * d.nb));
-        let ld = nbt * d.pl;
-        let packed = if nbt > 1 { d.mg * ld } else { 0 };
-        T::with_scratch(d.kg * ld + packed, |scratch| {
-            let (col, pack) = scratch.split_at_mut(d.kg * ld);
-            for grp in 0..s.groups {
-                for j in 0..nbt {
-                    let xi = &x[(n0 + j) * d.in_img + grp * d.in_group..][..d.in_group];
-                    im2col(xi, d.cg, &d.g, col, ld, j * d.pl);
-                }
-                let col_t = MatRef { data: &*col, rows: ld, cols: d.kg, rs: 1, cs: ld };
-                let lhs = d.out_rows(dy, n0, nbt, grp, pack);
-                matmul(&mut acc[grp * d.mg * d.kg..][..d.mg * d.kg], d.kg, true, lhs, col_t);
-            }
-        });
+    let runs = s.batch.div_ceil(d.nb);
+    let per_sum = runs.div_ceil(PARTIAL_SUMS);
+    let partial = |first: usize| {
+        let mut acc = vec![T::zero(); s.out_channels * d.kg];
+        for run in first..runs.min(first + per_sum) {
+            d.add_weight_grad(s, x, dy, run, run > first, &mut acc);
+        }
         acc
     };
-    (0..tasks)
-        .into_par_iter()
-        .fold(|| vec![T::zero(); len], partial)
-        .reduce_with(|mut a, b| {
-            a.iter_mut().zip(&b).for_each(|(a, b)| *a = *a + *b);
-            a
-        })
-        .unwrap_or_else(|| vec![T::zero(); len])
+    let parts: Vec<Vec<T>> =
+        (0..runs.div_ceil(per_sum)).into_par_iter().map(|t| partial(t * per_sum)).collect();
+    add_in_order(parts, s.out_channels * d.kg)
+}
+
+/// `parts[0] + parts[1] + ...` (each `len` long; zeros for none), element by element, added in
+/// that order (in parallel over the elements).
+fn add_in_order<T: ConvElement>(mut parts: Vec<Vec<T>>, len: usize) -> Vec<T> {
+    const CHUNK: usize = 1 << 14;
+    if parts.is_empty() {
+        return vec![T::zero(); len];
+    }
+    let mut total = parts.remove(0);
+    total.par_chunks_mut(CHUNK).enumerate().for_each(|(c, total)| {
+        for part in &parts {
+            for (t, p) in total.iter_mut().zip(&part[c * CHUNK..]) {
+                *t = *t + *p;
+            }
+        }
+    });
+    total
 }

@@ -47,8 +47,16 @@ impl PlaneGeometry {
 }
 
 /// Writes the column matrix of `x` (`channels` planes) into `col` at columns `col0..col0 + oh*ow`
-/// of rows `0..channels * k * k`, row stride `ld`.
-pub fn im2col<T: Real>(x: &[T], channels: usize, g: &PlaneGeometry, col: &mut [T], ld: usize, col0: usize) {
+/// of rows `0..channels * k * k`, row stride `ld`; the padding is `T::default()` (zero, for floats
+/// and for bf16's bits alike).
+pub fn im2col<T: Copy + Default>(
+    x: &[T],
+    channels: usize,
+    g: &PlaneGeometry,
+    col: &mut [T],
+    ld: usize,
+    col0: usize,
+) {
     dispatch(Isa::detect(), Im2col { x, channels, g, col, ld, col0 });
 }
 
@@ -62,7 +70,7 @@ struct Im2col<'a, T> {
     col0: usize,
 }
 
-impl<T: Real> Kernel for Im2col<'_, T> {
+impl<T: Copy + Default> Kernel for Im2col<'_, T> {
     type Output = ();
     #[inline(always)]
     fn run(self) {
@@ -72,7 +80,14 @@ impl<T: Real> Kernel for Im2col<'_, T> {
 }
 
 #[inline(always)]
-fn im2col_body<T: Real>(x: &[T], channels: usize, g: &PlaneGeometry, col: &mut [T], ld: usize, col0: usize) {
+fn im2col_body<T: Copy + Default>(
+    x: &[T],
+    channels: usize,
+    g: &PlaneGeometry,
+    col: &mut [T],
+    ld: usize,
+    col0: usize,
+) {
     let (k, s, p) = (g.kernel, g.stride, g.padding);
     let plane = g.h * g.w;
     for c in 0..channels {
@@ -83,13 +98,13 @@ fn im2col_body<T: Real>(x: &[T], channels: usize, g: &PlaneGeometry, col: &mut [
                 let (ow_lo, ow_hi) = g.valid(kj, g.w, g.ow);
                 let row = (c * k + ki) * k + kj;
                 let dst = &mut col[row * ld + col0..row * ld + col0 + g.out_plane()];
-                dst[..oh_lo * g.ow].fill(T::zero());
-                dst[oh_hi * g.ow..].fill(T::zero());
+                dst[..oh_lo * g.ow].fill(T::default());
+                dst[oh_hi * g.ow..].fill(T::default());
                 for o in oh_lo..oh_hi {
                     let src_row = &src[(o * s + ki - p) * g.w..][..g.w];
                     let d = &mut dst[o * g.ow..(o + 1) * g.ow];
-                    d[..ow_lo].fill(T::zero());
-                    d[ow_hi..].fill(T::zero());
+                    d[..ow_lo].fill(T::default());
+                    d[ow_hi..].fill(T::default());
                     if s == 1 {
                         let iw0 = ow_lo + kj - p;
                         d[ow_lo..ow_hi].copy_from_slice(&src_row[iw0..iw0 + (ow_hi - ow_lo)]);

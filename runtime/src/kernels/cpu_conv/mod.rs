@@ -5,7 +5,7 @@
 //!   small, several images side by side) lowered to a column matrix ([`lowering`]) and multiplied
 //!   by the weight with the `gemm` crate's AVX-512 kernels ([`matmul`]). Images run in parallel on
 //!   rayon's pool and each matrix product runs on one thread, so no pool nests in another. The
-//!   weight gradient sums per-thread partial products.
+//!   weight gradient sums partial products over runs of images in a fixed order.
 //! - [`ConvAlgo::Winograd`] ([`winograd`]): F(2x2, 3x3) for 3x3 stride-1 convolutions, forward and
 //!   data gradient (the weight gradient is im2col + gemm's).
 //! - [`ConvAlgo::Burn`]: burn's own convolution, which the backend glue runs itself (this module
@@ -25,8 +25,21 @@ mod winograd;
 use alexir::catalog::ConvAttrs;
 pub use alexir::catalog::{ConvAlgo, ConvPass};
 
+pub(crate) use lowering::{col2im, im2col, PlaneGeometry};
 pub use matmul::ConvElement;
 pub(crate) use matmul::{matmul, matmul_on, MatRef, Threads};
+
+/// The fewest tasks the engine splits a batch into, where its images allow.
+const MIN_TASKS: usize = 4;
+
+/// How many images one task of the engine takes, where `wide_enough` images side by side make a
+/// matrix product wide enough to run near the machine's peak: that many, but no more than leave
+/// [`MIN_TASKS`] tasks (the four 13x13 runs of 4 images of AlexNet's batch 16 keep two cores
+/// busy). It depends on the shape alone, never on the pool's thread count: which images share a
+/// product, and so every result's bits, are the same on one thread or sixteen.
+fn images_per_task(batch: usize, wide_enough: usize) -> usize {
+    wide_enough.min(batch.div_ceil(MIN_TASKS)).max(1)
+}
 
 /// Whether `algo` computes `pass` of `shape`: burn takes everything; the engine's algorithms, by
 /// the compiler's rule for the attributes, shapes whose sizes make sense.

@@ -20,7 +20,7 @@ fn shape(batch: usize, cin: usize, hw: [usize; 2], cout: usize, [k, s, p, g]: [u
     }
 }
 
-fn odd_shapes() -> Vec<ConvShape> {
+pub(crate) fn odd_shapes() -> Vec<ConvShape> {
     vec![
         shape(1, 3, [7, 5], 4, [3, 1, 1, 1]),
         shape(3, 6, [9, 11], 10, [3, 2, 1, 2]),
@@ -80,7 +80,13 @@ fn each_tap(s: &ConvShape, mut f: impl FnMut([usize; 3], usize, usize)) {
     }
 }
 
-fn naive_forward(s: &ConvShape, x: &[f64], w: &[f64], bias: Option<&[f64]>, relu: bool) -> Vec<f64> {
+pub(crate) fn naive_forward(
+    s: &ConvShape,
+    x: &[f64],
+    w: &[f64],
+    bias: Option<&[f64]>,
+    relu: bool,
+) -> Vec<f64> {
     let [oh, ow] = s.out_hw();
     let mut y = vec![0.0; s.batch * s.out_channels * oh * ow];
     each_tap(s, |[xi, wi, yi], _, _| y[yi] += x[xi] * w[wi]);
@@ -93,20 +99,20 @@ fn naive_forward(s: &ConvShape, x: &[f64], w: &[f64], bias: Option<&[f64]>, relu
     y
 }
 
-fn naive_data_grad(s: &ConvShape, dy: &[f64], w: &[f64]) -> Vec<f64> {
+pub(crate) fn naive_data_grad(s: &ConvShape, dy: &[f64], w: &[f64]) -> Vec<f64> {
     let mut dx = vec![0.0; s.input_dims().iter().product()];
     each_tap(s, |[xi, wi, yi], _, _| dx[xi] += dy[yi] * w[wi]);
     dx
 }
 
-fn naive_weight_grad(s: &ConvShape, x: &[f64], dy: &[f64]) -> Vec<f64> {
+pub(crate) fn naive_weight_grad(s: &ConvShape, x: &[f64], dy: &[f64]) -> Vec<f64> {
     let mut dw = vec![0.0; s.weight_dims().iter().product()];
     each_tap(s, |[xi, wi, yi], _, _| dw[wi] += dy[yi] * x[xi]);
     dw
 }
 
 /// The largest difference relative to the largest magnitude of `want`.
-fn relative_error(got: &[f64], want: &[f64]) -> f64 {
+pub(crate) fn relative_error(got: &[f64], want: &[f64]) -> f64 {
     assert_eq!(got.len(), want.len());
     let scale = want.iter().fold(1e-30f64, |m, v| m.max(v.abs()));
     got.iter().zip(want).map(|(g, w)| (g - w).abs()).fold(0.0, f64::max) / scale
@@ -197,4 +203,84 @@ fn a_kernel_larger_than_the_padded_input_is_supported_by_burn_alone() {
     let s = shape(1, 3, [2, 2], 4, [5, 1, 1, 1]);
     assert_eq!(supported_algos(&s, ConvPass::Forward), vec![ConvAlgo::Burn]);
     assert_eq!(default_algo(&s, ConvPass::WeightGrad), ConvAlgo::Burn);
+}
+
+/// Every pass of every engine algorithm in `pool`, in f32, as bits.
+fn bits_in(pool: &rayon::ThreadPool, s: &ConvShape) -> Vec<(ConvPass, ConvAlgo, Vec<u32>)> {
+    let x = to_f32(&values(s.input_dims().iter().product(), 1));
+    let w = to_f32(&values(s.weight_dims().iter().product(), 2));
+    let dy = to_f32(&values(s.output_dims().iter().product(), 3));
+    let b = to_f32(&values(s.out_channels, 4));
+    let bits = |v: Vec<f32>| v.into_iter().map(f32::to_bits).collect::<Vec<u32>>();
+    let mut out = Vec::new();
+    for pass in ConvPass::ALL {
+        for algo in supported_algos(s, pass).into_iter().filter(|a| *a != ConvAlgo::Burn) {
+            let got = pool.install(|| match pass {
+                ConvPass::Forward => forward(algo, s, &x, &w, Some(&b), true),
+                ConvPass::DataGrad => data_grad(algo, s, &dy, &w),
+                ConvPass::WeightGrad => weight_grad(algo, s, &x, &dy),
+            });
+            out.push((pass, algo, bits(got.unwrap())));
+        }
+    }
+    out
+}
+
+#[test]
+fn every_pass_gives_the_same_bits_on_one_two_and_three_threads() {
+    // tiny.ron's two convolutions at batch 32 (16 and 7 tasks of images whose weight gradients
+    // are summed), and odd shapes of a few tasks.
+    let shapes = [
+        shape(32, 3, [31, 31], 16, [5, 1, 2, 1]),
+        shape(32, 16, [15, 15], 32, [3, 1, 1, 2]),
+        shape(20, 8, [13, 13], 12, [3, 1, 1, 4]),
+        shape(9, 17, [6, 6], 19, [3, 1, 1, 1]),
+    ];
+    let pools: Vec<rayon::ThreadPool> =
+        (1..=3).map(|n| rayon::ThreadPoolBuilder::new().num_threads(n).build().unwrap()).collect();
+    for s in shapes {
+        let one = bits_in(&pools[0], &s);
+        for (threads, pool) in pools.iter().enumerate().skip(1) {
+            for ((pass, algo, want), (_, _, got)) in one.iter().zip(bits_in(pool, &s)) {
+                let differ = want.iter().zip(&got).filter(|(a, b)| a != b).count();
+                assert_eq!(
+                    differ,
+                    0,
+                    "{algo:?} {}: {differ} values differ on {} threads, {s:?}",
+                    pass.name(),
+                    threads + 1
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn the_weight_gradient_is_the_same_bits_every_time_on_a_busy_machine() {
+    // tiny.ron's conv1 at batch 32 on a pool of 2 threads, while two more threads keep the cores
+    // busy: the pool's threads are preempted at random points, so a sum grouped by which thread
+    // steals which task would come out in different bits from call to call.
+    let s = shape(32, 3, [31, 31], 16, [5, 1, 2, 1]);
+    let x = to_f32(&values(s.input_dims().iter().product(), 1));
+    let dy = to_f32(&values(s.output_dims().iter().product(), 3));
+    let pool = rayon::ThreadPoolBuilder::new().num_threads(2).build().unwrap();
+    let gradient = || -> Vec<u32> {
+        let dw = pool.install(|| weight_grad(ConvAlgo::Im2colGemm, &s, &x, &dy)).unwrap();
+        dw.into_iter().map(f32::to_bits).collect()
+    };
+    let first = gradient();
+    let busy = std::sync::atomic::AtomicBool::new(true);
+    std::thread::scope(|scope| {
+        for _ in 0..2 {
+            scope.spawn(|| {
+                let mut n = 0u64;
+                while busy.load(std::sync::atomic::Ordering::Relaxed) {
+                    n = std::hint::black_box(n.wrapping_mul(6364136223846793005).wrapping_add(1));
+                }
+            });
+        }
+        let differing = (0..40).filter(|_| gradient() != first).count();
+        busy.store(false, std::sync::atomic::Ordering::Relaxed);
+        assert_eq!(differing, 0, "{differing} of 40 weight gradients differ from the first in some bit");
+    });
 }

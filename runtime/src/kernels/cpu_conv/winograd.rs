@@ -10,7 +10,7 @@
 use rayon::prelude::*;
 
 use super::matmul::{matmul, ConvElement, MatRef};
-use super::ConvShape;
+use super::{images_per_task, ConvShape};
 
 /// Output columns (tiles) one task's products should have at least.
 const TARGET_TILES: usize = 512;
@@ -86,8 +86,7 @@ pub fn forward<T: ConvElement>(s: &ConvShape, x: &[T], w: &[T], bias: Option<&[T
     let (cg, mg) = (s.in_channels / s.groups, s.out_channels / s.groups);
     let (in_img, out_img) = (s.in_channels * h * wd, s.out_channels * oh * ow);
     let u = transform_weights(s, w);
-    let fair = s.batch.div_ceil(rayon::current_num_threads());
-    let nb = TARGET_TILES.div_ceil(tiles).min(fair).max(1);
+    let nb = images_per_task(s.batch, TARGET_TILES.div_ceil(tiles));
     let mut y = vec![T::zero(); s.batch * out_img];
     y.par_chunks_mut(nb * out_img).enumerate().for_each(|(task, y_chunk)| {
         let (n0, nbt) = (task * nb, y_chunk.len() / out_img);

@@ -1,0 +1,61 @@
+//! Element types at run time. A plan's `f32` is the run's float type (f32, or f64 for the
+//! double-precision checks); `bf16` and `f16` are themselves. Each op computes in the type of its
+//! first float output as the plan declares it: its float inputs are brought to that type first (a
+//! weight's or a bias's f32 master read by a bf16 product, bf16 logits read by the loss, bf16
+//! gradients summed into an f32 bias gradient), and its outputs are checked into the declared
+//! types. A weight gradient is the exception: it reads its bf16 inputs as they are, its kernel
+//! summing in f32. The plan's own casts (`cast` nodes) are where types change on purpose; these
+//! are what a kernel does inside.
+
+use alexir::catalog::Op;
+use alexir::ir::DType as PlanDType;
+use burn::tensor::DType;
+use petgraph::stable_graph::NodeIndex;
+
+use super::Executor;
+use crate::kernels::KernelBackend;
+use crate::value::Value;
+
+impl<B: KernelBackend> Executor<B> {
+    /// The run's element type for a plan's float type.
+    pub(super) fn run_dtype(&self, dtype: PlanDType) -> DType {
+        match dtype {
+            PlanDType::BF16 => DType::BF16,
+            PlanDType::F16 => DType::F16,
+            _ => self.float_dtype,
+        }
+    }
+
+    /// The type node `n` computes in: its first float output's, when it declares one.
+    fn compute_dtype(&self, n: NodeIndex) -> Option<DType> {
+        let first = self.graph.g[n].outputs.iter().find(|t| t.dtype.is_float())?;
+        Some(self.run_dtype(first.dtype))
+    }
+
+    /// `inputs` brought to the type node `n` computes in (a cast and a weight gradient keep theirs).
+    pub(super) fn conform_inputs(&self, n: NodeIndex, inputs: Vec<Value<B>>) -> Vec<Value<B>> {
+        if matches!(
+            self.graph.g[n].op,
+            Op::Cast(_) | Op::Conv2dBackwardWeight(_) | Op::LinearBackwardWeight(_)
+        ) {
+            return inputs;
+        }
+        match self.compute_dtype(n) {
+            Some(dtype) => inputs.into_iter().map(|v| v.cast(dtype)).collect(),
+            None => inputs,
+        }
+    }
+
+    /// `outputs` in the types node `n` declares.
+    pub(super) fn conform_outputs(&self, n: NodeIndex, outputs: Vec<Value<B>>) -> Vec<Value<B>> {
+        let declared = &self.graph.g[n].outputs;
+        outputs
+            .into_iter()
+            .enumerate()
+            .map(|(port, v)| match declared.get(port) {
+                Some(t) if t.dtype.is_float() => v.cast(self.run_dtype(t.dtype)),
+                _ => v,
+            })
+            .collect()
+    }
+}

@@ -1,0 +1,184 @@
+//! bf16 convolutions on the CPU, by im2col and [`gemm`]: activations and gradients in bf16 (as
+//! bits), the weight read as its f32 master or as bf16, every product summed in f32. Per group,
+//! the forward pass is `W[Mg x Kg] * col[Kg x P]` with bias and ReLU applied as the f32 sums are
+//! rounded to bf16; the data gradient `W^T * dY` in f32, added back onto the input plane
+//! (col2im) in f32 and rounded once; the weight gradient `dY * col^T` in f32, summed over the
+//! batch in f32.
+//!
+//! The batch is cut into parts of a fixed number of images (enough columns for a wide product,
+//! whatever the thread count); rayon runs the parts, each writing its own images, and the weight
+//! gradient adds the parts' sums in part order: the same bits on any number of threads.
+
+use rayon::prelude::*;
+
+use super::convert::{bf16_bits_to_f32, f32_to_bf16_bits};
+use super::gemm::{gemm, Operand};
+use crate::kernels::cpu_conv::{col2im, im2col, ConvShape, MatRef, PlaneGeometry};
+
+/// A weight: the f32 master, or bf16 bits.
+#[derive(Clone, Copy)]
+pub enum Weight<'a> {
+    F32(&'a [f32]),
+    Bf16(&'a [u16]),
+}
+
+/// At least this many output columns per product: smaller planes take several images at once.
+const TARGET_COLUMNS: usize = 1024;
+
+struct Dims {
+    g: PlaneGeometry,
+    pl: usize,
+    cg: usize,
+    mg: usize,
+    kg: usize,
+    in_img: usize,
+    out_img: usize,
+    /// Images per part.
+    nb: usize,
+}
+
+impl Dims {
+    fn of(s: &ConvShape) -> Self {
+        let g = PlaneGeometry::of(s);
+        let pl = g.out_plane();
+        let (cg, mg) = (s.in_channels / s.groups, s.out_channels / s.groups);
+        Dims {
+            g,
+            pl,
+            cg,
+            mg,
+            kg: cg * s.kernel * s.kernel,
+            in_img: s.in_channels * g.h * g.w,
+            out_img: s.out_channels * pl,
+            nb: TARGET_COLUMNS.div_ceil(pl.max(1)).min(s.batch.max(1)),
+        }
+    }
+
+    fn weight<'a>(&self, w: Weight<'a>, grp: usize, transposed: bool) -> Operand<'a> {
+        let at = grp * self.mg * self.kg;
+        let (rows, cols, rs, cs) =
+            if transposed { (self.kg, self.mg, 1, self.kg) } else { (self.mg, self.kg, self.kg, 1) };
+        match w {
+            Weight::F32(w) => {
+                Operand::F32(MatRef { data: &w[at..at + self.mg * self.kg], rows, cols, rs, cs })
+            }
+            Weight::Bf16(w) => {
+                Operand::Bf16(MatRef { data: &w[at..at + self.mg * self.kg], rows, cols, rs, cs })
+            }
+        }
+    }
+
+    /// The column matrix of images `n0..n0 + nbt`, group `grp`, side by side (row stride
+    /// `nbt * P`).
+    fn columns(&self, x: &[u16], n0: usize, nbt: usize, grp: usize, col: &mut Vec<u16>) {
+        let ld = nbt * self.pl;
+        col.resize(self.kg * ld, 0);
+        for j in 0..nbt {
+            let img = &x[(n0 + j) * self.in_img + grp * self.cg * self.g.h * self.g.w..];
+            im2col(img, self.cg, &self.g, col, ld, j * self.pl);
+        }
+    }
+}
+
+/// `y = conv(x, w) (+ bias) (then ReLU)`, rounded to bf16 once.
+pub fn forward(s: &ConvShape, x: &[u16], w: Weight<'_>, bias: Option<&[f32]>, relu: bool) -> Vec<u16> {
+    let d = Dims::of(s);
+    let mut y = vec![0u16; s.batch * d.out_img];
+    y.par_chunks_mut(d.nb * d.out_img).enumerate().for_each(|(part, out)| {
+        let n0 = part * d.nb;
+        let nbt = out.len() / d.out_img;
+        let ld = nbt * d.pl;
+        let (mut col, mut acc) = (Vec::new(), vec![0f32; d.mg * ld]);
+        for grp in 0..s.groups {
+            d.columns(x, n0, nbt, grp, &mut col);
+            let cols = Operand::Bf16(MatRef { data: &col, rows: d.kg, cols: ld, rs: ld, cs: 1 });
+            gemm(&mut acc, ld, false, d.weight(w, grp, false), cols);
+            for m in 0..d.mg {
+                let channel = grp * d.mg + m;
+                let b = bias.map_or(0.0, |b| b[channel]);
+                for j in 0..nbt {
+                    let src = &acc[m * ld + j * d.pl..][..d.pl];
+                    let dst = &mut out[j * d.out_img + channel * d.pl..][..d.pl];
+                    for (o, v) in dst.iter_mut().zip(src) {
+                        let v = v + b;
+                        *o = f32_to_bf16_bits(if relu { v.max(0.0) } else { v });
+                    }
+                }
+            }
+        }
+    });
+    y
+}
+
+/// `dx` from `dy` and the weight, rounded to bf16 once.
+pub fn data_grad(s: &ConvShape, dy: &[u16], w: Weight<'_>) -> Vec<u16> {
+    let d = Dims::of(s);
+    let mut dx = vec![0u16; s.batch * d.in_img];
+    dx.par_chunks_mut(d.nb * d.in_img).enumerate().for_each(|(part, out)| {
+        let n0 = part * d.nb;
+        let nbt = out.len() / d.in_img;
+        let ld = nbt * d.pl;
+        let (mut dcol, mut dy_part) = (vec![0f32; d.kg * ld], vec![0u16; d.mg * ld]);
+        let mut planes = vec![0f32; nbt * d.in_img];
+        for grp in 0..s.groups {
+            for j in 0..nbt {
+                for m in 0..d.mg {
+                    let from = &dy[(n0 + j) * d.out_img + (grp * d.mg + m) * d.pl..][..d.pl];
+                    dy_part[m * ld + j * d.pl..][..d.pl].copy_from_slice(from);
+                }
+            }
+            let dyr = Operand::Bf16(MatRef { data: &dy_part, rows: d.mg, cols: ld, rs: ld, cs: 1 });
+            gemm(&mut dcol, ld, false, d.weight(w, grp, true), dyr);
+            let plane = d.g.h * d.g.w;
+            for j in 0..nbt {
+                let dst = &mut planes[j * d.in_img + grp * d.cg * plane..][..d.cg * plane];
+                col2im(&dcol, ld, j * d.pl, d.cg, &d.g, dst);
+            }
+        }
+        for (o, v) in out.iter_mut().zip(&planes) {
+            *o = f32_to_bf16_bits(*v);
+        }
+    });
+    dx
+}
+
+/// `dw` from `x` and `dy`, summed over the batch in f32.
+pub fn weight_grad(s: &ConvShape, x: &[u16], dy: &[u16]) -> Vec<f32> {
+    let d = Dims::of(s);
+    let parts = s.batch.div_ceil(d.nb);
+    let sums: Vec<Vec<f32>> = (0..parts)
+        .into_par_iter()
+        .map(|part| {
+            let n0 = part * d.nb;
+            let nbt = d.nb.min(s.batch - n0);
+            let ld = nbt * d.pl;
+            let (mut col, mut dy_part) = (Vec::new(), vec![0u16; d.mg * ld]);
+            let mut dw = vec![0f32; s.out_channels * d.kg];
+            for grp in 0..s.groups {
+                d.columns(x, n0, nbt, grp, &mut col);
+                for j in 0..nbt {
+                    for m in 0..d.mg {
+                        let from = &dy[(n0 + j) * d.out_img + (grp * d.mg + m) * d.pl..][..d.pl];
+                        dy_part[m * ld + j * d.pl..][..d.pl].copy_from_slice(from);
+                    }
+                }
+                let dyr = Operand::Bf16(MatRef { data: &dy_part, rows: d.mg, cols: ld, rs: ld, cs: 1 });
+                let colt = Operand::Bf16(MatRef { data: &col, rows: ld, cols: d.kg, rs: 1, cs: ld });
+                gemm(&mut dw[grp * d.mg * d.kg..], d.kg, false, dyr, colt);
+            }
+            dw
+        })
+        .collect();
+    let mut total = vec![0f32; s.out_channels * d.kg];
+    for part in sums {
+        for (t, v) in total.iter_mut().zip(part) {
+            *t += v;
+        }
+    }
+    total
+}
+
+/// The f32 a bf16 tensor holds, for tests and fallbacks.
+pub fn widen(bits: &[u16]) -> Vec<f32> {
+    bits.iter().map(|b| bf16_bits_to_f32(*b)).collect()
+}

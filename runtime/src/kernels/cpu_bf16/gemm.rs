@@ -1,0 +1,243 @@
+//! `C = A B` (or `C += A B`) with A and B read as bf16 and C in f32: the product every bf16
+//! convolution and fully connected layer runs on the CPU. AVX512_BF16's `vdpbf16ps` multiplies
+//! pairs of bf16 and adds both products into one f32 lane, so the inner loop runs along k two
+//! elements at a time: a 12 x 32 block of C in 24 registers, a broadcast pair of A and two vectors
+//! of 16 pairs of B per step (GotoBLAS's blocking: B packed in 256-long slices of k by 32
+//! columns, A in strips of 12 rows). Either operand may be f32 (a parameter's master copy): it is
+//! rounded to bf16 as it is packed, which is where a product reads its weight. Where the CPU has
+//! no AVX512_BF16 (checked at run time), a portable loop computes the same bf16 products in f32.
+//!
+//! One call runs on one thread; callers split the work into fixed parts (rows or columns of C, or
+//! images), so every element of C is summed in one order whatever the threads.
+
+use super::convert::f32_to_bf16_bits;
+use crate::kernels::cpu_conv::MatRef;
+
+/// Rows of C one kernel call computes.
+pub const MR: usize = 12;
+/// Columns of C one kernel call computes (two vectors of 16 f32).
+pub const NR: usize = 32;
+/// The slice of k packed at once (even: the kernel takes k in pairs).
+const KC: usize = 256;
+/// Rows of A packed at once.
+const MC: usize = 12 * MR;
+/// Columns of B packed at once.
+const NC: usize = 16 * NR;
+
+/// An operand: bf16 bits, or f32 rounded to bf16 as it is packed.
+#[derive(Clone, Copy)]
+pub enum Operand<'a> {
+    Bf16(MatRef<'a, u16>),
+    F32(MatRef<'a, f32>),
+}
+
+impl Operand<'_> {
+    fn rows(&self) -> usize {
+        match self {
+            Operand::Bf16(m) => m.rows,
+            Operand::F32(m) => m.rows,
+        }
+    }
+
+    fn cols(&self) -> usize {
+        match self {
+            Operand::Bf16(m) => m.cols,
+            Operand::F32(m) => m.cols,
+        }
+    }
+
+    /// Element `(i, j)` as bf16 bits.
+    #[inline(always)]
+    fn get(&self, i: usize, j: usize) -> u16 {
+        match self {
+            Operand::Bf16(m) => m.data[i * m.rs + j * m.cs],
+            Operand::F32(m) => f32_to_bf16_bits(m.data[i * m.rs + j * m.cs]),
+        }
+    }
+
+    fn check(&self, what: &str) {
+        let (data, rows, cols, rs, cs) = match self {
+            Operand::Bf16(m) => (m.data.len(), m.rows, m.cols, m.rs, m.cs),
+            Operand::F32(m) => (m.data.len(), m.rows, m.cols, m.rs, m.cs),
+        };
+        if rows > 0 && cols > 0 {
+            assert!((rows - 1) * rs + (cols - 1) * cs < data, "{what}: strided matrix past its slice");
+        }
+    }
+}
+
+/// `c = a * b`, or `c += a * b` when `accumulate`; `c` is row-major with row stride `ldc`.
+pub fn gemm(c: &mut [f32], ldc: usize, accumulate: bool, a: Operand<'_>, b: Operand<'_>) {
+    let (m, k, n) = (a.rows(), a.cols(), b.cols());
+    assert_eq!(b.rows(), k, "gemm: inner dimensions differ");
+    a.check("a");
+    b.check("b");
+    if m == 0 || n == 0 {
+        return;
+    }
+    assert!((m - 1) * ldc + n <= c.len(), "gemm: c is too short");
+    if !accumulate {
+        for i in 0..m {
+            c[i * ldc..i * ldc + n].fill(0.0);
+        }
+    }
+    if k == 0 {
+        return;
+    }
+    if has_avx512_bf16() {
+        blocked(c, ldc, a, b, m, n, k);
+    } else {
+        portable(c, ldc, a, b, m, n, k);
+    }
+}
+
+/// Whether this CPU runs `vdpbf16ps` (AVX512_BF16, with AVX512F).
+pub fn has_avx512_bf16() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        std::arch::is_x86_feature_detected!("avx512f") && std::arch::is_x86_feature_detected!("avx512bf16")
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        false
+    }
+}
+
+/// The same products without AVX512_BF16: each bf16 pair widened to f32, summed in f32 in the
+/// kernel's order (pairs along k, in slices of [`KC`]).
+fn portable(c: &mut [f32], ldc: usize, a: Operand<'_>, b: Operand<'_>, m: usize, n: usize, k: usize) {
+    let widen = |bits: u16| f32::from_bits(u32::from(bits) << 16);
+    for i in 0..m {
+        for j in 0..n {
+            let mut sum = 0f32;
+            for p in 0..k {
+                sum += widen(a.get(i, p)) * widen(b.get(p, j));
+            }
+            c[i * ldc + j] += sum;
+        }
+    }
+}
+
+/// Blocked over k, then columns, then rows, packing as it goes.
+fn blocked(c: &mut [f32], ldc: usize, a: Operand<'_>, b: Operand<'_>, m: usize, n: usize, k: usize) {
+    PACKS.with(|packs| {
+        let mut packs = packs.borrow_mut();
+        let (pa, pb) = &mut *packs;
+        for jc in (0..n).step_by(NC) {
+            let nc = NC.min(n - jc);
+            for pc in (0..k).step_by(KC) {
+                let kc = KC.min(k - pc);
+                let pairs = kc.div_ceil(2);
+                pack_b(pb, &b, pc, kc, jc, nc);
+                for ic in (0..m).step_by(MC) {
+                    let mc = MC.min(m - ic);
+                    pack_a(pa, &a, ic, mc, pc, kc);
+                    for (js, j0) in (0..nc).step_by(NR).enumerate() {
+                        let bs = &pb[js * pairs * 2 * NR..];
+                        for (is, i0) in (0..mc).step_by(MR).enumerate() {
+                            let as_ = &pa[is * pairs * MR..];
+                            let (rows, cols) = (MR.min(mc - i0), NR.min(nc - j0));
+                            let at = (ic + i0) * ldc + jc + j0;
+                            // SAFETY: `has_avx512_bf16` held; the packed slices hold `pairs`
+                            // steps of one strip each; `c` holds `rows` rows of `cols` from `at`
+                            // (checked against its length on entry).
+                            unsafe { tile(pairs, as_, bs, &mut c[at..], ldc, rows, cols) };
+                        }
+                    }
+                }
+            }
+        }
+    });
+}
+
+thread_local! {
+    /// This thread's packed A and B, kept from call to call.
+    static PACKS: std::cell::RefCell<(Vec<u32>, Vec<u16>)> = const { std::cell::RefCell::new((Vec::new(), Vec::new())) };
+}
+
+/// A's rows `ic..ic + mc`, columns `pc..pc + kc`, in strips of [`MR`] rows: for each pair of k,
+/// the strip's rows' pairs as `u32` (low half the even element), zero past the edges.
+fn pack_a(out: &mut Vec<u32>, a: &Operand<'_>, ic: usize, mc: usize, pc: usize, kc: usize) {
+    let pairs = kc.div_ceil(2);
+    let strips = mc.div_ceil(MR);
+    out.clear();
+    out.resize(strips * pairs * MR, 0);
+    for s in 0..strips {
+        let strip = &mut out[s * pairs * MR..(s + 1) * pairs * MR];
+        for r in 0..MR.min(mc - s * MR) {
+            let i = ic + s * MR + r;
+            for p in 0..pairs {
+                let lo = a.get(i, pc + 2 * p);
+                let hi = if 2 * p + 1 < kc { a.get(i, pc + 2 * p + 1) } else { 0 };
+                strip[p * MR + r] = u32::from(lo) | (u32::from(hi) << 16);
+            }
+        }
+    }
+}
+
+/// B's rows `pc..pc + kc`, columns `jc..jc + nc`, in strips of [`NR`] columns: for each pair of k,
+/// the strip's 32 columns' pairs side by side, zero past the edges.
+fn pack_b(out: &mut Vec<u16>, b: &Operand<'_>, pc: usize, kc: usize, jc: usize, nc: usize) {
+    let pairs = kc.div_ceil(2);
+    let strips = nc.div_ceil(NR);
+    out.clear();
+    out.resize(strips * pairs * 2 * NR, 0);
+    for s in 0..strips {
+        let strip = &mut out[s * pairs * 2 * NR..(s + 1) * pairs * 2 * NR];
+        for p in 0..pairs {
+            let (k0, k1) = (pc + 2 * p, pc + 2 * p + 1);
+            let row = &mut strip[p * 2 * NR..(p + 1) * 2 * NR];
+            for l in 0..NR.min(nc - s * NR) {
+                let j = jc + s * NR + l;
+                row[2 * l] = b.get(k0, j);
+                row[2 * l + 1] = if 2 * p + 1 < kc { b.get(k1, j) } else { 0 };
+            }
+        }
+    }
+}
+
+/// One `rows x cols` tile of C (at most [`MR`] x [`NR`]) plus the packed strips' product.
+///
+/// # Safety
+/// The CPU runs AVX512F and AVX512_BF16; `a` holds `pairs * MR` and `b` `pairs * 2 * NR` elements;
+/// `c` holds `(rows - 1) * ldc + cols` elements.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx512bf16")]
+unsafe fn tile(pairs: usize, a: &[u32], b: &[u16], c: &mut [f32], ldc: usize, rows: usize, cols: usize) {
+    use std::arch::x86_64::*;
+    debug_assert!(a.len() >= pairs * MR && b.len() >= pairs * 2 * NR);
+    let mut acc = [[_mm512_setzero_ps(); 2]; MR];
+    let (pa, pb) = (a.as_ptr(), b.as_ptr());
+    for p in 0..pairs {
+        let b0: __m512bh = std::mem::transmute(_mm512_loadu_si512(pb.add(p * 2 * NR) as *const _));
+        let b1: __m512bh = std::mem::transmute(_mm512_loadu_si512(pb.add(p * 2 * NR + NR) as *const _));
+        for (r, row) in acc.iter_mut().enumerate() {
+            let pair: __m512bh = std::mem::transmute(_mm512_set1_epi32(*pa.add(p * MR + r) as i32));
+            row[0] = _mm512_dpbf16_ps(row[0], pair, b0);
+            row[1] = _mm512_dpbf16_ps(row[1], pair, b1);
+        }
+    }
+    if rows == MR && cols == NR {
+        for (r, row) in acc.iter().enumerate() {
+            let dst = c.as_mut_ptr().add(r * ldc);
+            _mm512_storeu_ps(dst, _mm512_add_ps(_mm512_loadu_ps(dst), row[0]));
+            _mm512_storeu_ps(dst.add(16), _mm512_add_ps(_mm512_loadu_ps(dst.add(16)), row[1]));
+        }
+    } else {
+        let mut block = [0f32; MR * NR];
+        for (r, row) in acc.iter().enumerate() {
+            _mm512_storeu_ps(block.as_mut_ptr().add(r * NR), row[0]);
+            _mm512_storeu_ps(block.as_mut_ptr().add(r * NR + 16), row[1]);
+        }
+        for r in 0..rows {
+            for j in 0..cols {
+                c[r * ldc + j] += block[r * NR + j];
+            }
+        }
+    }
+}
+
+#[cfg(not(target_arch = "x86_64"))]
+unsafe fn tile(_: usize, _: &[u32], _: &[u16], _: &mut [f32], _: usize, _: usize, _: usize) {
+    unreachable!("AVX512_BF16 is x86-64's")
+}

@@ -1,0 +1,105 @@
+//! bf16 fully connected layers on the CPU, on [`gemm`]: `y = x W^T` and `dx = dy W` rounded to
+//! bf16 once, `dW = dy^T x` in f32 (a sum over the batch). The weight is read as its f32 master or
+//! as bf16. The output's columns (or the weight gradient's rows) are cut into fixed parts that
+//! rayon runs, each writing its own: the same bits on any number of threads.
+
+use rayon::prelude::*;
+
+use super::conv::Weight;
+use super::convert::f32_to_bf16_bits;
+use super::gemm::{gemm, Operand};
+use crate::kernels::cpu_conv::MatRef;
+
+/// Columns of the output one part computes.
+const PART: usize = 256;
+
+/// `w` (`out x in`, row-major) as an operand: itself (`transposed` false) or its transpose.
+fn weight(w: Weight<'_>, out: usize, inp: usize, transposed: bool) -> Operand<'_> {
+    let (rows, cols, rs, cs) = if transposed { (inp, out, 1, inp) } else { (out, inp, inp, 1) };
+    match w {
+        Weight::F32(w) => Operand::F32(MatRef { data: w, rows, cols, rs, cs }),
+        Weight::Bf16(w) => Operand::Bf16(MatRef { data: w, rows, cols, rs, cs }),
+    }
+}
+
+/// Columns `c0..c0 + n` of `m`.
+fn columns(m: Operand<'_>, c0: usize, n: usize) -> Operand<'_> {
+    match m {
+        Operand::F32(m) => Operand::F32(MatRef { data: &m.data[c0 * m.cs..], cols: n, ..m }),
+        Operand::Bf16(m) => Operand::Bf16(MatRef { data: &m.data[c0 * m.cs..], cols: n, ..m }),
+    }
+}
+
+/// `rows x cols` of `a * b`, computed in column parts and rounded to bf16.
+fn product_bf16(
+    a: Operand<'_>,
+    b: Operand<'_>,
+    rows: usize,
+    cols: usize,
+    bias: Option<&[f32]>,
+    relu: bool,
+) -> Vec<u16> {
+    let parts: Vec<Vec<f32>> = (0..cols.div_ceil(PART))
+        .into_par_iter()
+        .map(|p| {
+            let (c0, n) = (p * PART, PART.min(cols - p * PART));
+            let mut c = vec![0f32; rows * n];
+            gemm(&mut c, n, false, a, columns(b, c0, n));
+            c
+        })
+        .collect();
+    let mut out = vec![0u16; rows * cols];
+    for (p, c) in parts.iter().enumerate() {
+        let (c0, n) = (p * PART, PART.min(cols - p * PART));
+        for r in 0..rows {
+            for j in 0..n {
+                let v = c[r * n + j] + bias.map_or(0.0, |b| b[c0 + j]);
+                out[r * cols + c0 + j] = f32_to_bf16_bits(if relu { v.max(0.0) } else { v });
+            }
+        }
+    }
+    out
+}
+
+/// `y = x W^T (+ bias) (then ReLU)` for `x` of `batch x inp`, `W` of `out x inp`.
+pub fn forward(
+    x: &[u16],
+    batch: usize,
+    w: Weight<'_>,
+    out: usize,
+    inp: usize,
+    bias: Option<&[f32]>,
+    relu: bool,
+) -> Vec<u16> {
+    let xa = Operand::Bf16(MatRef { data: x, rows: batch, cols: inp, rs: inp, cs: 1 });
+    product_bf16(xa, weight(w, out, inp, true), batch, out, bias, relu)
+}
+
+/// `dx = dy W` for `dy` of `batch x out`.
+pub fn data_grad(dy: &[u16], batch: usize, w: Weight<'_>, out: usize, inp: usize) -> Vec<u16> {
+    let dya = Operand::Bf16(MatRef { data: dy, rows: batch, cols: out, rs: out, cs: 1 });
+    product_bf16(dya, weight(w, out, inp, false), batch, inp, None, false)
+}
+
+/// `dW = dy^T x`, `out x inp`, in f32.
+pub fn weight_grad(x: &[u16], dy: &[u16], batch: usize, out: usize, inp: usize) -> Vec<f32> {
+    let dyt = Operand::Bf16(MatRef { data: dy, rows: out, cols: batch, rs: 1, cs: out });
+    let xb = Operand::Bf16(MatRef { data: x, rows: batch, cols: inp, rs: inp, cs: 1 });
+    let parts: Vec<Vec<f32>> = (0..inp.div_ceil(PART))
+        .into_par_iter()
+        .map(|p| {
+            let (c0, n) = (p * PART, PART.min(inp - p * PART));
+            let mut c = vec![0f32; out * n];
+            gemm(&mut c, n, false, dyt, columns(xb, c0, n));
+            c
+        })
+        .collect();
+    let mut dw = vec![0f32; out * inp];
+    for (p, c) in parts.iter().enumerate() {
+        let (c0, n) = (p * PART, PART.min(inp - p * PART));
+        for r in 0..out {
+            dw[r * inp + c0..r * inp + c0 + n].copy_from_slice(&c[r * n..(r + 1) * n]);
+        }
+    }
+    dw
+}
