@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # CPU benchmark: alexnet.ron's training step and inference batch on burn Flex with our convolution
 # engine (alexrt) and on PyTorch CPU, eager and torch.compile (installed from PyPI into a virtual
-# environment), side by side in one run, at each batch size given, with ratios. Writes
-# benches/results/cpu-<date>-<host>.md.
+# environment), side by side in one run, at each batch size given, with ratios; and in bf16:
+# alexrt's bf16 plan (alexc --precision bf16) beside PyTorch's torch.autocast("cpu", bfloat16),
+# eager and torch.compile, and beside alexrt's own f32 step. Writes benches/results/cpu-<date>-<host>.md.
 #   benches/cpu.sh [GRAPH] [BATCHES] [STEPS]
 # BATCHES is a space-separated list ("16 128" by default); STEPS (5 by default) is the number of
 # timed steps at batch 32 and below, and 2 above it (each step there takes seconds).
@@ -27,11 +28,15 @@ for batch in $batches; do
   echo "$n" > "$work/steps-$batch"
   "$bin/alexc" compile "$graph" --batch-size "$batch" -o "$work/train.bin" 2>/dev/null
   "$bin/alexc" compile "$graph" --batch-size "$batch" --mode infer -o "$work/infer.bin" 2>/dev/null
+  "$bin/alexc" compile "$graph" --batch-size "$batch" --precision bf16 -o "$work/train-bf16.bin" 2>/dev/null
+  "$bin/alexc" compile "$graph" --batch-size "$batch" --mode infer --precision bf16 -o "$work/infer-bf16.bin" 2>/dev/null
   echo "batch $batch: timing alexrt (burn Flex) ..." >&2
   "$bin/alexrt" bench "$work/train.bin" --steps "$n" --json > "$work/ours-train-$batch.json"
   "$bin/alexrt" bench "$work/infer.bin" --steps "$n" --json > "$work/ours-infer-$batch.json"
+  "$bin/alexrt" bench "$work/train-bf16.bin" --steps "$n" --json > "$work/ours-train-bf16-$batch.json"
+  "$bin/alexrt" bench "$work/infer-bf16.bin" --steps "$n" --json > "$work/ours-infer-bf16-$batch.json"
   echo "batch $batch: timing PyTorch, eager and torch.compile ..." >&2
-  "$venv/bin/python" benches/pytorch_cpu.py "$graph" --batch "$batch" --steps "$n" --compile \
+  "$venv/bin/python" benches/pytorch_cpu.py "$graph" --batch "$batch" --steps "$n" --compile --bf16 \
     > "$work/torch-$batch.json"
 done
 "$venv/bin/python" benches/report.py "$work" "$graph" $batches

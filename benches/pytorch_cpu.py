@@ -34,6 +34,8 @@ def main():
     ap.add_argument("--steps", type=int, default=5)
     ap.add_argument("--warmup", type=int, default=1)
     ap.add_argument("--compile", action="store_true", help="also time torch.compile (inductor on the CPU)")
+    ap.add_argument("--bf16", action="store_true",
+                    help="also time the same under torch.autocast('cpu', dtype=torch.bfloat16), eager and compiled")
     args = ap.parse_args()
     torch.manual_seed(0)
     g = ref.parse_graph(open(args.graph).read())
@@ -69,6 +71,23 @@ def main():
         out["compiled_step_seconds"] = median_time(train_step(compiled), args.warmup + 1, args.steps)
         net.eval()
         out["compiled_forward_seconds"] = median_time(forward(compiled), args.warmup + 1, args.steps)
+    if args.bf16:
+        # Mixed precision as PyTorch users run it on a CPU: f32 parameters, bf16 autocast.
+        def autocast(run):
+            def inner():
+                with torch.autocast("cpu", dtype=torch.bfloat16):
+                    run()
+            return inner
+        net.train()
+        out["bf16_step_seconds"] = median_time(autocast(train_step(net)), args.warmup, args.steps)
+        net.eval()
+        out["bf16_forward_seconds"] = median_time(autocast(forward(net)), args.warmup, args.steps)
+        if args.compile:
+            compiled = torch.compile(net)
+            net.train()
+            out["bf16_compiled_step_seconds"] = median_time(autocast(train_step(compiled)), args.warmup + 1, args.steps)
+            net.eval()
+            out["bf16_compiled_forward_seconds"] = median_time(autocast(forward(compiled)), args.warmup + 1, args.steps)
     print(json.dumps(out))
 
 

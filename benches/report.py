@@ -52,6 +52,22 @@ for batch in batches:
         ("training step", train["step_seconds"], torch["step_seconds"], torch.get("compiled_step_seconds")),
         ("inference", infer["step_seconds"], torch["forward_seconds"], torch.get("compiled_forward_seconds")),
     ]
+    try:
+        train16, infer16 = load(f"ours-train-bf16-{batch}.json"), load(f"ours-infer-bf16-{batch}.json")
+        rows += [
+            ("bf16 training step", train16["step_seconds"], torch.get("bf16_step_seconds"),
+             torch.get("bf16_compiled_step_seconds")),
+            ("bf16 inference", infer16["step_seconds"], torch.get("bf16_forward_seconds"),
+             torch.get("bf16_compiled_forward_seconds")),
+        ]
+        notes.append(
+            f"Batch {batch}: alexrt's bf16 training step is {train16['step_seconds'] / train['step_seconds']:.2f}x its "
+            f"f32 step, bf16 inference {infer16['step_seconds'] / infer['step_seconds']:.2f}x; bf16 plan arena "
+            f"{train16['arena_bytes'] / 2**20:.1f} MiB (f32 {train['arena_bytes'] / 2**20:.1f} MiB). PyTorch's bf16 autocast "
+            f"columns are in the eager and compiled columns of the bf16 rows."
+        )
+    except FileNotFoundError:
+        pass
     for what, ours, eager, compiled in rows:
         lines.append(
             f"| {batch} | {what} | {ms(ours)} | {ms(eager)} | {ms(compiled)} | {ratio(ours, eager)} | {ratio(ours, compiled)} |"

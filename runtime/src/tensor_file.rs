@@ -146,7 +146,8 @@ impl TensorFile {
         Ok(names)
     }
 
-    /// Tensor `name` as f32 values (f64 tensors are converted), checked against `shape`.
+    /// Tensor `name` as f32 values, checked against `shape`: f64 tensors are rounded, bf16 and f16
+    /// ones (as many published models are saved) widened, which is exact.
     pub fn tensor_f32(&self, name: &str, shape: &[usize]) -> Result<Vec<f32>, RunError> {
         let fail = |message: String| RunError::Weights { path: self.path.clone(), message };
         let file = self.parsed()?;
@@ -164,7 +165,17 @@ impl TensorFile {
                 .chunks_exact(8)
                 .map(|c| f64::from_le_bytes([c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]]) as f32)
                 .collect()),
-            other => Err(fail(format!("tensor `{name}` is {other:?}; use F32 (or F64)"))),
+            Dtype::BF16 => Ok(t
+                .data()
+                .chunks_exact(2)
+                .map(|c| burn::tensor::bf16::from_le_bytes([c[0], c[1]]).to_f32())
+                .collect()),
+            Dtype::F16 => Ok(t
+                .data()
+                .chunks_exact(2)
+                .map(|c| burn::tensor::f16::from_le_bytes([c[0], c[1]]).to_f32())
+                .collect()),
+            other => Err(fail(format!("tensor `{name}` is {other:?}; use F32, F64, BF16 or F16"))),
         }
     }
 }

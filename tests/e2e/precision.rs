@@ -105,3 +105,13 @@ fn tiny_trained_in_bf16_reaches_the_f32_validation_top1_within_a_point() {
     assert!(top1[0] > 0.6, "f32 learns: {top1:?}");
     assert!(top1[1] >= top1[0] - 0.01, "bf16 within a point of f32: {top1:?}");
 }
+
+#[test]
+fn a_bf16_plan_on_a_cubecl_device_is_refused_with_a_sentence() {
+    let plan = tiny(Precision::Bf16, 8);
+    let err = match Executor::<alexrt::Wgpu>::new(&plan, burn::backend::wgpu::WgpuDevice::Cpu) {
+        Err(e) => e.to_string(),
+        Ok(_) => panic!("a bf16 plan ran on wgpu, whose kernels launch in f32"),
+    };
+    assert!(err.contains("runs f32 plans only") && err.contains("--device cpu"), "{err}");
+}

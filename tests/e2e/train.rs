@@ -146,7 +146,49 @@ fn weights_round_trip_and_mismatches_name_the_tensor() {
         .collect();
     std::fs::write(&ints, safetensors::serialize(views, None).unwrap()).unwrap();
     let err = weights::load(&mut b, &ints).unwrap_err().to_string();
-    assert!(err.contains("is I32; use F32 (or F64)"), "{err}");
+    assert!(err.contains("is I32; use F32, F64, BF16 or F16"), "{err}");
+
+    // bf16 and f16 files, as many published models are saved, are widened to f32 as they load.
+    for (dtype, to_bits) in [
+        (
+            safetensors::Dtype::BF16,
+            (|v: f32| burn::tensor::bf16::from_f32(v).to_le_bytes()) as fn(f32) -> [u8; 2],
+        ),
+        (safetensors::Dtype::F16, |v: f32| burn::tensor::f16::from_f32(v).to_le_bytes()),
+    ] {
+        let half = dir.join(format!("{dtype:?}.safetensors"));
+        let values: Vec<(String, Vec<f32>, Vec<usize>)> = all
+            .iter()
+            .map(|(name, n)| {
+                (
+                    name.clone(),
+                    a.persistent_values(name).unwrap().unwrap(),
+                    a.graph.g[*n].outputs[0].dims.clone(),
+                )
+            })
+            .collect();
+        let bytes: Vec<Vec<u8>> =
+            values.iter().map(|(_, v, _)| v.iter().flat_map(|x| to_bits(*x)).collect()).collect();
+        let views: Vec<(String, safetensors::tensor::TensorView<'_>)> = values
+            .iter()
+            .zip(&bytes)
+            .map(|((name, _, shape), b)| {
+                (name.clone(), safetensors::tensor::TensorView::new(dtype, shape.clone(), b).unwrap())
+            })
+            .collect();
+        std::fs::write(&half, safetensors::serialize(views, None).unwrap()).unwrap();
+        weights::load(&mut b, &half).unwrap_or_else(|e| panic!("{dtype:?}: {e}"));
+        for (name, v, _) in &values {
+            let loaded = b.persistent_values(name).unwrap().unwrap();
+            for (x, y) in v.iter().zip(&loaded) {
+                let widened = match dtype {
+                    safetensors::Dtype::BF16 => burn::tensor::bf16::from_f32(*x).to_f32(),
+                    _ => burn::tensor::f16::from_f32(*x).to_f32(),
+                };
+                assert_eq!(widened.to_bits(), y.to_bits(), "{dtype:?} {name}");
+            }
+        }
+    }
     let junk = dir.join("junk.safetensors");
     std::fs::write(&junk, b"hello").unwrap();
     let err = weights::load(&mut b, &junk).unwrap_err().to_string();

@@ -132,6 +132,8 @@ impl<B: KernelBackend> Executor<B> {
                 _ => None,
             })
             .collect();
+        // The device's default float type (a test may make it f64), as a new tensor has it.
+        let float_dtype = burn::tensor::Tensor::<B, 1>::zeros([1], &device).dtype();
         Ok(Executor {
             graph,
             mode: plan.mode,
@@ -148,7 +150,7 @@ impl<B: KernelBackend> Executor<B> {
             timeline: Timeline::default(),
             fusions,
             seed,
-            float_dtype: <B::FloatElem as burn::tensor::Element>::dtype(),
+            float_dtype,
             world: Arc::new(Single),
             replicas: plan.replicas,
             all_reduce: AllReduceTimes::default(),

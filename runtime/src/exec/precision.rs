@@ -40,10 +40,19 @@ impl<B: KernelBackend> Executor<B> {
         ) {
             return inputs;
         }
-        match self.compute_dtype(n) {
-            Some(dtype) => inputs.into_iter().map(|v| v.cast(dtype)).collect(),
-            None => inputs,
-        }
+        let Some(dtype) = self.compute_dtype(n) else { return inputs };
+        // Where the bf16 kernels read f32 masters themselves, a weight is not copied into bf16 each
+        // step (in every other type the inputs are brought to the op's).
+        let masters = if B::reads_f32_masters() && dtype == DType::BF16 {
+            master_ports(&self.graph.g[n].op)
+        } else {
+            Vec::new()
+        };
+        inputs
+            .into_iter()
+            .enumerate()
+            .map(|(port, v)| if masters.contains(&port) { v } else { v.cast(dtype) })
+            .collect()
     }
 
     /// `outputs` in the types node `n` declares.
@@ -57,5 +66,23 @@ impl<B: KernelBackend> Executor<B> {
                 _ => v,
             })
             .collect()
+    }
+}
+
+/// The inputs of `op` that are read as f32 masters ([`alexir::catalog::OpDef::reads_f32_master`]):
+/// of a fused node, the inputs that feed such a port of one of its steps.
+fn master_ports(op: &Op) -> Vec<usize> {
+    match op {
+        Op::Fused(f) => f
+            .steps
+            .iter()
+            .flat_map(|s| {
+                s.inputs.iter().enumerate().filter_map(|(port, input)| match input {
+                    alexir::catalog::FusedInput::External(e) if s.op.def().reads_f32_master(port) => Some(*e),
+                    _ => None,
+                })
+            })
+            .collect(),
+        op => (0..op.def().arity().unwrap_or(0)).filter(|&p| op.def().reads_f32_master(p)).collect(),
     }
 }

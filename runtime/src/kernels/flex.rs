@@ -104,6 +104,10 @@ fn forward<T: ConvElement + Element + bytemuck::Pod>(
 }
 
 impl KernelBackend for Flex {
+    fn reads_f32_masters() -> bool {
+        true
+    }
+
     fn refuses_precision(precision: alexir::ir::Precision) -> Option<String> {
         (precision == alexir::ir::Precision::F16).then(|| {
             "f16 plans are not run yet (they need loss scaling); compile with --precision bf16".into()

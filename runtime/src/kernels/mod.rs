@@ -73,6 +73,12 @@ pub struct SgdParams {
 /// LRN and max pooling with argmax, forward and backward. Defaults run the reference kernels on the
 /// host in the tensors' precision; backends with device kernels override them.
 pub trait KernelBackend: Backend {
+    /// Whether the products and bias adds read a weight or a bias as its f32 master while they
+    /// compute in a lower type (the CPU's bf16 engine does; elsewhere the executor casts them).
+    fn reads_f32_masters() -> bool {
+        false
+    }
+
     /// Why this backend cannot run a step in `precision`, if it cannot. The CPU runs f32 and
     /// bf16; the CubeCL kernels launch in f32 only so far.
     fn refuses_precision(precision: alexir::ir::Precision) -> Option<String> {
@@ -221,6 +227,8 @@ pub trait KernelBackend: Backend {
     ) -> Tensor<Self, D> {
         let mut shape = [1; D];
         shape[1] = bias.dims()[0];
+        // A bias read as its f32 master by a lower-precision epilogue: the sum in the activations' type.
+        let bias = if bias.dtype() == x.dtype() { bias } else { bias.cast(x.dtype()) };
         let y = x + bias.reshape(shape);
         if relu_after {
             relu(y)

@@ -29,14 +29,33 @@ pub fn module_graph(src: &Path, crate_name: &str) -> (ModuleGraph, BTreeMap<Path
             _ => None,
         })
         .collect();
+    // Names the root re-exports from other crates (`pub use alexir::{diag, ir}`): a path through
+    // one of them uses that crate, not this crate's root.
+    let mut reexported = BTreeSet::new();
+    for item in &lib.items {
+        if let syn::Item::Use(u) = item {
+            if let syn::UseTree::Path(p) = &u.tree {
+                let head = p.ident.to_string();
+                if !["crate", "self", "super"].contains(&head.as_str()) && !modules.contains(&head) {
+                    leaf_names(&p.tree, &mut reexported);
+                }
+            }
+        }
+    }
     let mut graph: ModuleGraph = modules.iter().map(|m| (m.clone(), BTreeSet::new())).collect();
     graph.insert(ROOT.to_string(), BTreeSet::new());
     let mut per_file = BTreeMap::new();
     for path in rust_files(src) {
         let rel = path.strip_prefix(src).unwrap().to_path_buf();
         let Some(file) = module_path(&rel, &modules) else { continue };
-        let mut finder =
-            Uses { crate_name, modules: &modules, file: &file, inline: Vec::new(), used: BTreeSet::new() };
+        let mut finder = Uses {
+            crate_name,
+            modules: &modules,
+            reexported: &reexported,
+            file: &file,
+            inline: Vec::new(),
+            used: BTreeSet::new(),
+        };
         finder.visit_file(&parse(&path));
         let me = file.first().map_or(ROOT.to_string(), Clone::clone);
         finder.used.remove(&me);
@@ -130,6 +149,8 @@ fn is_cfg_test(attrs: &[syn::Attribute]) -> bool {
 struct Uses<'a> {
     crate_name: &'a str,
     modules: &'a BTreeSet<String>,
+    /// The root's re-exports of other crates' items.
+    reexported: &'a BTreeSet<String>,
     /// The file's module path.
     file: &'a [String],
     /// The inline modules the visitor is inside.
@@ -140,7 +161,8 @@ struct Uses<'a> {
 impl Uses<'_> {
     /// The module a path's segments (`["crate", "ir", "Graph"]`) name, if it leaves this one.
     fn path(&mut self, segments: &[String]) {
-        let Some(head) = segments.first() else { return };
+        // One segment names no module: `pub(crate)`, `pub(super)`, a local name.
+        let [head, _, ..] = segments else { return };
         if head == "crate" || head == self.crate_name {
             self.from_root(segments.get(1));
         } else if head == "super" {
@@ -164,6 +186,9 @@ impl Uses<'_> {
     }
 
     fn from_root(&mut self, next: Option<&String>) {
+        if next.is_some_and(|n| self.reexported.contains(n)) {
+            return;
+        }
         let name = next.filter(|n| self.modules.contains(*n)).map_or(ROOT.to_string(), Clone::clone);
         self.used.insert(name);
     }
@@ -250,5 +275,20 @@ impl<'ast> Visit<'ast> for Uses<'_> {
     fn visit_macro(&mut self, m: &'ast syn::Macro) {
         self.tokens(m.tokens.clone());
         syn::visit::visit_macro(self, m);
+    }
+}
+
+/// The names a use tree brings in (`{a, b as c, d::e}`: a, c, e).
+fn leaf_names(tree: &syn::UseTree, out: &mut BTreeSet<String>) {
+    match tree {
+        syn::UseTree::Path(p) => leaf_names(&p.tree, out),
+        syn::UseTree::Name(n) => {
+            out.insert(n.ident.to_string());
+        }
+        syn::UseTree::Rename(r) => {
+            out.insert(r.rename.to_string());
+        }
+        syn::UseTree::Group(g) => g.items.iter().for_each(|t| leaf_names(t, out)),
+        syn::UseTree::Glob(_) => {}
     }
 }
