@@ -12,8 +12,7 @@ use alexir::catalog::ConvAttrs;
 use super::cpu_conv::{self, ConvAlgo, ConvElement, ConvError, ConvPass, ConvShape};
 use super::cpu_linear::{self, LinearShape};
 use super::{
-    conv, from_host, host_lrn_backward, host_lrn_forward, linear, lrn_grad, reference, to_host, Host,
-    KernelBackend, LrnParams, PoolParams,
+    conv, from_host, linear, lrn_grad, reference, to_host, Host, KernelBackend, LrnParams, PoolParams,
 };
 
 /// A tensor's Flex storage, contiguous (copied only if it was not).
@@ -82,7 +81,7 @@ fn lrn_backward_in_place(
 ) -> Tensor<Flex, 4> {
     let (dims, dtypes) = (x.dims(), [x.dtype(), y.dtype(), dy.dtype()]);
     if !engine_precision(&dtypes) || y.dims() != dims || dy.dims() != dims {
-        return host_lrn_backward(x, y, dy, p, relu);
+        return super::flex_bf16::lrn_backward(x, y, dy, p, relu);
     }
     let (xs, ys, dys) = (storage(x), storage(y), storage(dy));
     tensor(if dtypes[0] == DType::F64 {
@@ -277,7 +276,7 @@ impl KernelBackend for Flex {
         match dtype {
             DType::F64 => tensor(TensorData::new(reference::lrn_forward(values::<f64>(&xs), dims, p), dims)),
             DType::F32 => tensor(TensorData::new(reference::lrn_forward(values::<f32>(&xs), dims, p), dims)),
-            _ => host_lrn_forward(Tensor::from_primitive(TensorPrimitive::Float(xs)), p),
+            _ => super::flex_bf16::lrn_forward(xs, dims, p),
         }
     }
 
@@ -318,13 +317,8 @@ impl KernelBackend for Flex {
                 let (y, a) = reference::max_pool_forward(values::<f32>(&xs), dims, p);
                 (TensorData::new(y, out), a)
             }
-            // Half precisions: in f32 on the host, the result converted back.
-            _ => {
-                let x =
-                    TensorData::new(xs.into_data().convert::<f32>().into_vec::<f32>().expect("f32"), dims);
-                let (y, a) = reference::max_pool_forward(x.as_slice::<f32>().expect("f32"), dims, p);
-                (TensorData::new(y, out).convert_dtype(dtype), a)
-            }
+            // Half precisions: in f32, the result in their type.
+            _ => return super::flex_bf16::max_pool_forward(xs, dims, out, p),
         };
         (tensor(y), Tensor::from_data(TensorData::new(arg, out), &Default::default()))
     }
@@ -359,11 +353,7 @@ impl KernelBackend for Flex {
         let (dys, arg) = match (dtype, arg.dtype()) {
             (DType::F32 | DType::F64, DType::I32) => (storage(dy), arg),
             // Other precisions or index types: on the host.
-            _ => {
-                let arg = Tensor::<Self, 4, Int>::from_primitive(arg);
-                let dy = Tensor::from_primitive(TensorPrimitive::Float(storage(dy)));
-                return super::host_max_pool_backward(dy, arg, input_hw, p);
-            }
+            _ => return super::flex_bf16::max_pool_backward(storage(dy), arg, input_hw, p),
         };
         let arg = values::<i32>(&arg);
         let data = if dtype == DType::F64 {

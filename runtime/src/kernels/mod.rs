@@ -362,7 +362,7 @@ fn plan_algo<B: KernelBackend>(a: &ConvAttrs, input: [usize; 4], pass: ConvPass)
 }
 
 /// The max-pooling gradient on a host copy of `dy` and the indices.
-fn host_max_pool_backward<B: Backend>(
+pub(crate) fn host_max_pool_backward<B: Backend>(
     dy: Tensor<B, 4>,
     argmax: Tensor<B, 4, Int>,
     input_hw: [usize; 2],

@@ -155,21 +155,67 @@ thread_local! {
     static PACKS: std::cell::RefCell<(Vec<u32>, Vec<u16>)> = const { std::cell::RefCell::new((Vec::new(), Vec::new())) };
 }
 
+/// An element of a packed operand: bf16 bits as they are, f32 rounded to bf16.
+trait Element: Copy {
+    fn bits(self) -> u16;
+}
+
+impl Element for u16 {
+    #[inline(always)]
+    fn bits(self) -> u16 {
+        self
+    }
+}
+
+impl Element for f32 {
+    #[inline(always)]
+    fn bits(self) -> u16 {
+        f32_to_bf16_bits(self)
+    }
+}
+
 /// A's rows `ic..ic + mc`, columns `pc..pc + kc`, in strips of [`MR`] rows: for each pair of k,
 /// the strip's rows' pairs as `u32` (low half the even element), zero past the edges.
 fn pack_a(out: &mut Vec<u32>, a: &Operand<'_>, ic: usize, mc: usize, pc: usize, kc: usize) {
     let pairs = kc.div_ceil(2);
-    let strips = mc.div_ceil(MR);
     out.clear();
-    out.resize(strips * pairs * MR, 0);
-    for s in 0..strips {
-        let strip = &mut out[s * pairs * MR..(s + 1) * pairs * MR];
-        for r in 0..MR.min(mc - s * MR) {
-            let i = ic + s * MR + r;
+    out.resize(mc.div_ceil(MR) * pairs * MR, 0);
+    match a {
+        Operand::Bf16(m) => pack_a_of(out, m, ic, mc, pc, kc),
+        Operand::F32(m) => pack_a_of(out, m, ic, mc, pc, kc),
+    }
+}
+
+fn pack_a_of<T: Element>(out: &mut [u32], m: &MatRef<'_, T>, ic: usize, mc: usize, pc: usize, kc: usize) {
+    let pairs = kc.div_ceil(2);
+    let pair = |lo: T, hi: Option<T>| u32::from(lo.bits()) | (u32::from(hi.map_or(0, Element::bits)) << 16);
+    for (s, strip) in out.chunks_exact_mut(pairs * MR).enumerate() {
+        let (i0, rows) = (ic + s * MR, MR.min(mc - s * MR));
+        if m.cs == 1 {
+            // Rows run along k: each row's run read once, its pairs spread over the strip.
+            for r in 0..rows {
+                let row = &m.data[(i0 + r) * m.rs + pc..][..kc];
+                for p in 0..pairs {
+                    strip[p * MR + r] = pair(row[2 * p], row.get(2 * p + 1).copied());
+                }
+            }
+        } else if m.rs == 1 {
+            // Columns run along the rows (a transposed matrix): two columns' runs side by side.
             for p in 0..pairs {
-                let lo = a.get(i, pc + 2 * p);
-                let hi = if 2 * p + 1 < kc { a.get(i, pc + 2 * p + 1) } else { 0 };
-                strip[p * MR + r] = u32::from(lo) | (u32::from(hi) << 16);
+                let k0 = pc + 2 * p;
+                let c0 = &m.data[k0 * m.cs + i0..][..rows];
+                let c1 = (2 * p + 1 < kc).then(|| &m.data[(k0 + 1) * m.cs + i0..][..rows]);
+                for r in 0..rows {
+                    strip[p * MR + r] = pair(c0[r], c1.map(|c| c[r]));
+                }
+            }
+        } else {
+            let at = |i: usize, k: usize| m.data[i * m.rs + k * m.cs];
+            for r in 0..rows {
+                for p in 0..pairs {
+                    let hi = (2 * p + 1 < kc).then(|| at(i0 + r, pc + 2 * p + 1));
+                    strip[p * MR + r] = pair(at(i0 + r, pc + 2 * p), hi);
+                }
             }
         }
     }
@@ -179,18 +225,56 @@ fn pack_a(out: &mut Vec<u32>, a: &Operand<'_>, ic: usize, mc: usize, pc: usize, 
 /// the strip's 32 columns' pairs side by side, zero past the edges.
 fn pack_b(out: &mut Vec<u16>, b: &Operand<'_>, pc: usize, kc: usize, jc: usize, nc: usize) {
     let pairs = kc.div_ceil(2);
-    let strips = nc.div_ceil(NR);
     out.clear();
-    out.resize(strips * pairs * 2 * NR, 0);
-    for s in 0..strips {
-        let strip = &mut out[s * pairs * 2 * NR..(s + 1) * pairs * 2 * NR];
-        for p in 0..pairs {
-            let (k0, k1) = (pc + 2 * p, pc + 2 * p + 1);
-            let row = &mut strip[p * 2 * NR..(p + 1) * 2 * NR];
-            for l in 0..NR.min(nc - s * NR) {
-                let j = jc + s * NR + l;
-                row[2 * l] = b.get(k0, j);
-                row[2 * l + 1] = if 2 * p + 1 < kc { b.get(k1, j) } else { 0 };
+    out.resize(nc.div_ceil(NR) * pairs * 2 * NR, 0);
+    match b {
+        Operand::Bf16(m) => pack_b_of(out, m, pc, kc, jc, nc),
+        Operand::F32(m) => pack_b_of(out, m, pc, kc, jc, nc),
+    }
+}
+
+fn pack_b_of<T: Element>(out: &mut [u16], m: &MatRef<'_, T>, pc: usize, kc: usize, jc: usize, nc: usize) {
+    let pairs = kc.div_ceil(2);
+    for (s, strip) in out.chunks_exact_mut(pairs * 2 * NR).enumerate() {
+        let (j0, cols) = (jc + s * NR, NR.min(nc - s * NR));
+        if m.cs == 1 {
+            // Rows run along the columns: two rows' runs interleaved.
+            for (p, dst) in strip.chunks_exact_mut(2 * NR).enumerate() {
+                let k0 = pc + 2 * p;
+                let r0 = &m.data[k0 * m.rs + j0..][..cols];
+                if 2 * p + 1 < kc {
+                    let r1 = &m.data[(k0 + 1) * m.rs + j0..][..cols];
+                    for (l, d) in dst[..2 * cols].chunks_exact_mut(2).enumerate() {
+                        d[0] = r0[l].bits();
+                        d[1] = r1[l].bits();
+                    }
+                } else {
+                    for (l, d) in dst[..2 * cols].chunks_exact_mut(2).enumerate() {
+                        d[0] = r0[l].bits();
+                    }
+                }
+            }
+        } else if m.rs == 1 {
+            // Columns run along k (a transposed matrix, as a weight read as W^T): each column's
+            // run read once, its pairs spread over the strip.
+            for l in 0..cols {
+                let col = &m.data[(j0 + l) * m.cs + pc..][..kc];
+                for p in 0..pairs {
+                    strip[p * 2 * NR + 2 * l] = col[2 * p].bits();
+                    if 2 * p + 1 < kc {
+                        strip[p * 2 * NR + 2 * l + 1] = col[2 * p + 1].bits();
+                    }
+                }
+            }
+        } else {
+            let at = |k: usize, j: usize| m.data[k * m.rs + j * m.cs].bits();
+            for p in 0..pairs {
+                for l in 0..cols {
+                    strip[p * 2 * NR + 2 * l] = at(pc + 2 * p, j0 + l);
+                    if 2 * p + 1 < kc {
+                        strip[p * 2 * NR + 2 * l + 1] = at(pc + 2 * p + 1, j0 + l);
+                    }
+                }
             }
         }
     }

@@ -49,21 +49,39 @@ fn the_product_sums_bf16_pairs_in_f32_on_every_edge_of_its_blocks() {
                 }
             }
         }
-        // A as f32 (rounded as it is packed) and B as bf16; then accumulated onto itself.
+        // Each operand as f32 (rounded as it is packed) or bf16, stored by rows or transposed
+        // (each layout has its own packing); then accumulated onto itself.
         let a32: Vec<f32> = a.iter().map(|&v| v as f32).collect();
-        let mut c = vec![0f32; m * n];
-        let ao = Operand::F32(MatRef { data: &a32, rows: m, cols: k, rs: k, cs: 1 });
-        let bo = Operand::Bf16(MatRef { data: &bb, rows: k, cols: n, rs: n, cs: 1 });
-        gemm(&mut c, n, false, ao, bo);
-        gemm(&mut c, n, true, ao, bo);
-        for i in 0..m * n {
-            let err = (f64::from(c[i]) - 2.0 * want[i]).abs();
-            assert!(
-                err <= 1e-5 * (2.0 * scale[i] + 1e-30),
-                "{m}x{n}x{k}: element {i}: {} vs {}",
-                c[i],
-                2.0 * want[i]
-            );
+        let b32: Vec<f32> = b.iter().map(|&v| v as f32).collect();
+        let (a32t, abt, b32t, bbt) =
+            (transpose(&a32, m, k), transpose(&ab, m, k), transpose(&b32, k, n), transpose(&bb, k, n));
+        for layout in 0..16 {
+            let (a_f32, a_t, b_f32, b_t) =
+                (layout & 1 != 0, layout & 2 != 0, layout & 4 != 0, layout & 8 != 0);
+            let ao = match (a_f32, a_t) {
+                (true, false) => Operand::F32(MatRef { data: &a32, rows: m, cols: k, rs: k, cs: 1 }),
+                (true, true) => Operand::F32(MatRef { data: &a32t, rows: m, cols: k, rs: 1, cs: m }),
+                (false, false) => Operand::Bf16(MatRef { data: &ab, rows: m, cols: k, rs: k, cs: 1 }),
+                (false, true) => Operand::Bf16(MatRef { data: &abt, rows: m, cols: k, rs: 1, cs: m }),
+            };
+            let bo = match (b_f32, b_t) {
+                (true, false) => Operand::F32(MatRef { data: &b32, rows: k, cols: n, rs: n, cs: 1 }),
+                (true, true) => Operand::F32(MatRef { data: &b32t, rows: k, cols: n, rs: 1, cs: k }),
+                (false, false) => Operand::Bf16(MatRef { data: &bb, rows: k, cols: n, rs: n, cs: 1 }),
+                (false, true) => Operand::Bf16(MatRef { data: &bbt, rows: k, cols: n, rs: 1, cs: k }),
+            };
+            let mut c = vec![0f32; m * n];
+            gemm(&mut c, n, false, ao, bo);
+            gemm(&mut c, n, true, ao, bo);
+            for i in 0..m * n {
+                let err = (f64::from(c[i]) - 2.0 * want[i]).abs();
+                assert!(
+                    err <= 1e-5 * (2.0 * scale[i] + 1e-30),
+                    "{m}x{n}x{k}, layout {layout}: element {i}: {} vs {}",
+                    c[i],
+                    2.0 * want[i]
+                );
+            }
         }
     }
     eprintln!("AVX512_BF16: {}", has_avx512_bf16());
@@ -139,4 +157,9 @@ fn the_weight_gradients_bits_do_not_depend_on_the_thread_count() {
     for threads in [2, 3] {
         assert!(on(threads) == one, "{threads} threads give other bits than one");
     }
+}
+
+/// `v` (`rows x cols`, row-major) stored by columns.
+fn transpose<T: Copy>(v: &[T], rows: usize, cols: usize) -> Vec<T> {
+    (0..rows * cols).map(|t| v[(t % rows) * cols + t / rows]).collect()
 }
