@@ -8,8 +8,8 @@
 //!   timeout (`ALEXRT_COLLECTIVE_TIMEOUT`) ends the job.
 //!
 //! The training loop reads the variable once, when it starts ([`Fault::from_env`]): unset, there
-//! is no hook to call, and the steps run as they would without it. `runtime/tests/data_parallel_failures.rs`
-//! and `runtime/tests/reproducible.rs` (a run killed at a chosen step) use it.
+//! is no hook to call, and the steps run as they would without it. `tests/e2e/data_parallel_failures.rs`
+//! and `tests/e2e/reproducible.rs` (a run killed at a chosen step) use it.
 
 use crate::error::RunError;
 
