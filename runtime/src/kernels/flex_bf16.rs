@@ -281,7 +281,7 @@ mod tests {
         let (dy, dyv) = {
             let (t, v) = bf16_values(DIMS.iter().product(), 4);
             let len = out.iter().product();
-            let t = t.reshape([DIMS.iter().product::<usize>()]).slice([0..len]).reshape(out);
+            let t = t.reshape([DIMS.iter().product::<usize>()]).narrow(0, 0, len).reshape(out);
             (t, v[..len].to_vec())
         };
         let arg: Tensor<Flex, 4, Int> = arg;
