@@ -164,7 +164,7 @@ impl Uses<'_> {
         // One segment names no module: `pub(crate)`, `pub(super)`, a local name.
         let [head, _, ..] = segments else { return };
         if head == "crate" || head == self.crate_name {
-            self.from_root(segments.get(1));
+            self.use_root(segments.get(1));
         } else if head == "super" {
             let mut at: Vec<String> = self.file.to_vec();
             at.extend(self.inline.iter().cloned());
@@ -174,7 +174,7 @@ impl Uses<'_> {
                 Some(top) => {
                     self.used.insert(top.clone());
                 }
-                None => self.from_root(segments.get(supers)),
+                None => self.use_root(segments.get(supers)),
             }
         } else if self.file.is_empty()
             && self.inline.is_empty()
@@ -185,7 +185,7 @@ impl Uses<'_> {
         }
     }
 
-    fn from_root(&mut self, next: Option<&String>) {
+    fn use_root(&mut self, next: Option<&String>) {
         if next.is_some_and(|n| self.reexported.contains(n)) {
             return;
         }
