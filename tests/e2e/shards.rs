@@ -427,3 +427,56 @@ fn a_damaged_shard_or_index_is_refused_naming_the_file_and_the_fix() {
     std::fs::write(out.join("classes.txt"), "a\n").unwrap();
     refused(&["pack", "--data", s(&out), "--out", s(&dir.0.join("x"))], &["shard folder already"]);
 }
+
+#[test]
+fn a_packing_killed_midway_leaves_only_whole_shards_and_a_rerun_finishes_it() {
+    let dir = Scratch::new("kill");
+    let (data, whole, cut) = (dir.0.join("data"), dir.0.join("whole"), dir.0.join("cut"));
+    // Enough work (each image decoded, resized and encoded) that the kill lands midway.
+    make_folder(&data, 600, 0, &[(320, 240), (240, 300)]);
+    let args = |out: &Path| {
+        [
+            "pack",
+            "--data",
+            s(&data),
+            "--out",
+            s(out),
+            "--short-side",
+            "64",
+            "--shard-mib",
+            "0.05",
+            "--workers",
+            "1",
+        ]
+        .map(String::from)
+    };
+    ok(&alexrt(&args(&whole).each_ref().map(String::as_str)));
+    let mut child = Command::new(env!("CARGO_BIN_EXE_alexrt-under-test"))
+        .args(args(&cut))
+        .current_dir(root())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let split = cut.join("train");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+    while !index_path(&split, 1).exists() && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(2));
+    }
+    assert!(child.try_wait().unwrap().is_none(), "the packing ended before it could be killed");
+    child.kill().unwrap();
+    child.wait().unwrap();
+    // Every shard with an index is whole; a shard without one is at most a hidden partial file
+    // or a renamed whole shard whose index was not yet written.
+    let files = tree(&split);
+    let written = (0..).take_while(|&n| index_path(&split, n).exists()).count();
+    assert!(written >= 2 && !shard_path(&split, written + 1).exists(), "{:?}", names(&files));
+    for n in 0..written {
+        let index = read_index(&index_path(&split, n)).unwrap();
+        assert_eq!(std::fs::metadata(shard_path(&split, n)).unwrap().len(), index.tar_bytes);
+    }
+    refused(&["stats", "--data", s(&cut)], &["packing stopped early"]);
+    let (summary, _) = ok(&alexrt(&args(&cut).each_ref().map(String::as_str)));
+    assert!(summary.contains(&format!("({written} kept from an earlier run)")), "{summary}");
+    assert_eq!(tree(&cut), tree(&whole), "the finished packing against the uninterrupted one");
+}
