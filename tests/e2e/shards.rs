@@ -111,6 +111,9 @@ fn packing_writes_tar_shards_that_tar_lists_and_an_index_that_finds_every_sample
     let (data, out) = (dir.0.join("data"), dir.0.join("shards"));
     make_folder(&data, 30, 10, &SIZES);
     std::fs::write(data.join("train/n00000002/broken.JPEG"), b"\xff\xd8\xff not a jpeg").unwrap();
+    std::fs::write(data.join("train/n00000001/notes.txt"), b"not an image").unwrap();
+    std::fs::create_dir_all(data.join("val/n00000099")).unwrap();
+    std::fs::copy(data.join("val/n00000003/val_0000.JPEG"), data.join("val/n00000099/a.JPEG")).unwrap();
     let pack = |out: &Path, workers: &str| {
         ok(&alexrt(
             &["pack", "--data", s(&data), "--out", s(out), "--short-side", "64"]
@@ -126,6 +129,8 @@ fn packing_writes_tar_shards_that_tar_lists_and_an_index_that_finds_every_sample
         "{summary}"
     );
     assert!(summary.contains("12 resized to a short side of 64"), "{summary}");
+    assert!(summary.contains("  1 stray files (not images, or not in a class folder) skipped"), "{summary}");
+    assert!(summary.contains("class folders that train/ lacks, skipped: n00000099"), "{summary}");
     let classes = std::fs::read_to_string(out.join("classes.txt")).unwrap();
     assert_eq!(classes, "n00000000\nn00000001\nn00000002\nn00000003\nn00000004\n");
 

@@ -130,6 +130,13 @@ pub fn run(args: PackArgs) -> Result<(), RunError> {
             args.short_side,
             r.skipped
         );
+        if r.stray_files > 0 {
+            text +=
+                &format!("  {} stray files (not images, or not in a class folder) skipped\n", r.stray_files);
+        }
+        if !r.unknown_classes.is_empty() {
+            text += &format!("  class folders that train/ lacks, skipped: {}\n", r.unknown_classes.join(" "));
+        }
     }
     crate::say(&text);
     Ok(())

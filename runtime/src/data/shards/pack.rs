@@ -60,6 +60,9 @@ pub struct SplitReport {
     pub resized: usize,
     /// Unreadable images skipped, by this run and earlier ones.
     pub skipped: usize,
+    /// What listing the folder's split found besides images (skipped, as training skips them).
+    pub stray_files: usize,
+    pub unknown_classes: Vec<String>,
 }
 
 /// An image as it goes into a shard.
@@ -264,6 +267,8 @@ fn pack_split(
         kept_shards: kept,
         resized,
         skipped,
+        stray_files: folder.report.stray_files,
+        unknown_classes: folder.report.unknown_classes.clone(),
     })
 }
 
