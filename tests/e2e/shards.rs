@@ -315,6 +315,27 @@ fn training_from_shards_equals_training_from_the_folder_step_for_step() {
     };
     assert_eq!(crc(weights(&shard_run)), crc(weights(&folder_run)), "the trained weights, bit for bit");
 
+    // Killed mid-epoch (before step 5 of 10, after the step-3 checkpoint) and resumed from the
+    // shards: the folder's uninterrupted run, bit for bit.
+    let cut = dir.0.join("cut");
+    let cut_train = |extra: &[&str], env: &[(&str, &str)]| {
+        Command::new(env!("CARGO_BIN_EXE_alexrt-under-test"))
+            .args(["train", s(&plan), "--data", s(&out), "--epochs", "2", "--checkpoint-every", "3"])
+            .args(["--out", s(&cut)])
+            .args(extra)
+            .env_remove("ALEXRT_FAULT")
+            .envs(env.iter().copied())
+            .current_dir(root())
+            .output()
+            .unwrap()
+    };
+    let killed = cut_train(&[], &[("ALEXRT_FAULT", "0:5:exit")]);
+    assert_eq!(killed.status.code(), Some(9), "{}", String::from_utf8_lossy(&killed.stderr));
+    let (_, err) = ok(&cut_train(&["--resume"], &[]));
+    assert!(err.contains("at epoch 1, step 3"), "{err}");
+    assert_eq!(epochs(&cut), epochs(&folder_run), "resumed from shards against the folder's run");
+    assert_eq!(crc(weights(&cut)), crc(weights(&folder_run)), "resumed from shards: the weights");
+
     // Statistics of the shards are the folder's, and eval reads shards too.
     ok(&alexrt(&["stats", "--data", s(&data)]));
     ok(&alexrt(&["stats", "--data", s(&out)]));
