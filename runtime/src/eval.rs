@@ -2,7 +2,7 @@
 //! centre crop, and with ten crops (four corners and the centre, and their mirrors) whose softmax
 //! outputs are averaged; and the top classes of single images, for inference.
 
-use crate::data::{Dataset, ImageFolder};
+use crate::data::ImageSet;
 use crate::error::RunError;
 use crate::exec::{Batch, Executor};
 use crate::kernels::KernelBackend;
@@ -40,7 +40,7 @@ pub fn top_classes(logits: &[f64], k: usize) -> Vec<(usize, f64)> {
 /// unless `center_only`. `progress` is told how many images each batch covered.
 pub fn evaluate_folder<B: KernelBackend>(
     exec: &mut Executor<B>,
-    val: &ImageFolder,
+    val: &dyn ImageSet,
     batch: usize,
     center_only: bool,
     mut progress: impl FnMut(usize),
@@ -74,7 +74,7 @@ pub fn evaluate_folder<B: KernelBackend>(
 /// a few images per forward pass so that a pass holds at most about `batch` crops.
 fn ten_crop_log_probs<B: KernelBackend>(
     exec: &mut Executor<B>,
-    val: &ImageFolder,
+    val: &dyn ImageSet,
     images: &[usize],
     batch: usize,
 ) -> Result<Vec<f64>, RunError> {
@@ -84,8 +84,8 @@ fn ten_crop_log_probs<B: KernelBackend>(
     for group in images.chunks(per_pass) {
         let mut crops = Vec::new();
         for &i in group {
-            let img = val.decode(i).map_err(RunError::Input)?;
-            for crop in val.pipeline().ten_crops(&img) {
+            let img = val.decode_image(i).map_err(RunError::Input)?;
+            for crop in val.image_pipeline().ten_crops(&img) {
                 crops.extend(crop);
             }
         }

@@ -7,7 +7,7 @@ use std::time::Instant;
 
 use crate::data::augment::Pipeline;
 use crate::data::stats;
-use crate::data::{sources, Dataset, ImageFolder, Loader};
+use crate::data::{open_split, sources, Loader};
 use crate::RunError;
 use alexir::plan::Plan;
 
@@ -15,7 +15,7 @@ use super::bar;
 
 #[derive(clap::Args)]
 pub struct StatsArgs {
-    /// The dataset folder; DIR/train is read.
+    /// The dataset folder (or shards from `alexrt pack`); DIR/train is read.
     #[arg(long)]
     data: PathBuf,
     /// The graph whose preprocessing (resize, centre crop) the statistics follow.
@@ -28,7 +28,7 @@ pub struct StatsArgs {
 
 #[derive(clap::Args)]
 pub struct BenchDataArgs {
-    /// The dataset folder; DIR/train is read.
+    /// The dataset folder (or shards from `alexrt pack`); DIR/train is read.
     #[arg(long)]
     data: PathBuf,
     /// The plan whose preprocessing and input size to use.
@@ -53,10 +53,10 @@ pub fn run_stats(args: StatsArgs) -> Result<(), RunError> {
         None => Pipeline::from_spec(None, [3, 256, 256], None),
     }
     .map_err(RunError::Input)?;
-    let folder = ImageFolder::open(&args.data, "train", None, pipeline).map_err(RunError::Input)?;
+    let folder = open_split(&args.data, "train", None, pipeline).map_err(RunError::Input)?;
     let n = args.max_images.map_or(folder.len(), |m| m.get().min(folder.len()));
     let pb = bar(n as u64, "statistics [{bar:30}] {pos}/{len} images, eta {eta}");
-    let s = stats::compute(&folder, args.max_images.map(|m| m.get()), &|done| pb.set_position(done as u64));
+    let s = stats::compute(&*folder, args.max_images.map(|m| m.get()), &|done| pb.set_position(done as u64));
     pb.finish_and_clear();
     if s.images == 0 {
         return Err(RunError::Input(format!(
@@ -86,7 +86,7 @@ pub fn run_stats(args: StatsArgs) -> Result<(), RunError> {
 pub fn run_bench_data(args: BenchDataArgs) -> Result<(), RunError> {
     let plan = Plan::read(&args.plan)?;
     let (pipeline, _) = sources::pipeline(&plan, &args.data, None)?;
-    let folder = ImageFolder::open(&args.data, "train", None, pipeline).map_err(RunError::Input)?;
+    let folder = open_split(&args.data, "train", None, pipeline).map_err(RunError::Input)?;
     let n = args.images.min(folder.len());
     let batches: Vec<Vec<usize>> = (0..n).collect::<Vec<_>>().chunks(32).map(|c| c.to_vec()).collect();
     let loader = Loader { workers: args.workers.max(1), prefetch: 4 };
@@ -94,7 +94,7 @@ pub fn run_bench_data(args: BenchDataArgs) -> Result<(), RunError> {
     for timed in [false, true] {
         let started = Instant::now();
         let mut done = 0;
-        loader.run(&folder, &batches, Some(1), |l| {
+        loader.run(&*folder, &batches, Some(1), |l| {
             done += l.batch.len();
             Ok::<(), RunError>(())
         })?;

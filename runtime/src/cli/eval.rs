@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 
 use crate::data::stats::Stats;
-use crate::data::{sources, Dataset, ImageFolder};
+use crate::data::{open_split, sources};
 use crate::eval::{evaluate_folder, top_classes};
 use crate::exec::{Batch, Executor};
 use crate::kernels::KernelBackend;
@@ -24,7 +24,7 @@ pub struct EvalArgs {
     /// DIR/train's folders, or DIR/val's).
     #[arg(long)]
     weights: PathBuf,
-    /// The dataset folder; DIR/val is evaluated.
+    /// The dataset folder (or shards from `alexrt pack`); DIR/val is evaluated.
     #[arg(long)]
     data: PathBuf,
     /// Skip the ten-crop evaluation (ten forward passes per image).
@@ -90,7 +90,7 @@ pub fn run_eval<B: KernelBackend>(args: EvalArgs, device: B::Device) -> Result<(
     let meta = checkpoint::load_params(&mut exec, &args.weights)?;
     let (pipeline, _) = sources::pipeline(&plan, &args.data, meta.as_ref().and_then(|m| m.stats.as_ref()))?;
     let open = |split: &str, classes: Option<&[String]>| {
-        ImageFolder::open(&args.data, split, classes, pipeline.clone()).map_err(RunError::Input)
+        open_split(&args.data, split, classes, pipeline.clone()).map_err(RunError::Input)
     };
     // Class indices are sorted folder names: from the checkpoint, else DIR/train, else DIR/val
     // itself (the same order when it holds every class; the count is checked below).
@@ -116,7 +116,7 @@ pub fn run_eval<B: KernelBackend>(args: EvalArgs, device: B::Device) -> Result<(
     let val = open("val", Some(&classes))?;
     let pb = bar(val.len() as u64, "evaluating [{bar:30}] {pos}/{len} {msg}");
     let report =
-        evaluate_folder(&mut exec, &val, plan.memory.batch_size, args.center_only, |n| pb.inc(n as u64))?;
+        evaluate_folder(&mut exec, &*val, plan.memory.batch_size, args.center_only, |n| pb.inc(n as u64))?;
     pb.finish_and_clear();
     let line = |what: &str, m: &crate::metrics::Metrics| {
         format!(

@@ -7,6 +7,7 @@ pub mod check_all_reduce;
 pub mod check_nvrtc;
 pub mod data;
 pub mod eval;
+pub mod pack;
 pub mod train;
 
 use std::path::PathBuf;
@@ -34,6 +35,9 @@ pub enum Command {
     Eval(eval::EvalArgs),
     /// The top-5 classes of each image.
     Infer(eval::InferArgs),
+    /// Pack an ImageNet-layout folder into WebDataset-layout tar shards with an index, images
+    /// resized once to the short side; train, eval, stats and bench-data read them (--data).
+    Pack(pack::PackArgs),
     /// Compute the training set's mean and RGB eigen-decomposition (for `Dataset` mean and PCA
     /// lighting) and store them in DIR/alexrt-stats.json.
     Stats(data::StatsArgs),
@@ -170,6 +174,7 @@ pub fn main() -> ExitCode {
         Command::Eval(args) => on_device!(args.device.clone(), eval::run_eval, args),
         Command::Infer(args) => on_device!(args.device.clone(), eval::run_infer, args),
         Command::Stats(args) => data::run_stats(args),
+        Command::Pack(args) => pack::run(args),
         Command::Bench(args) => on_devices!(args.device.clone(), bench::run_bench, args),
         Command::CheckKernels(args) => on_device!(args.device.clone(), bench::run_check_kernels, args),
         Command::CheckAllReduce(args) => on_device!(args.device.clone(), check_all_reduce::run, args),

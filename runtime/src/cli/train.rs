@@ -24,7 +24,8 @@ pub struct TrainArgs {
     plan: PathBuf,
     #[command(flatten)]
     pub device: DeviceArg,
-    /// An ImageNet-layout folder: DIR/train/<class>/*.JPEG and DIR/val/<class>/*.JPEG.
+    /// An ImageNet-layout folder (DIR/train/<class>/*.JPEG and DIR/val/<class>/*.JPEG), or the
+    /// shards `alexrt pack` made of one.
     #[arg(long)]
     data: Option<PathBuf>,
     /// Where metrics.jsonl, the plot and checkpoints go (default: runs/<graph>, or the next free

@@ -21,7 +21,7 @@ pub const IMAGENET_MEAN: [f64; 3] = [123.675, 116.28, 103.53];
 pub const IMAGENET_STD: [f64; 3] = [58.395, 57.12, 57.375];
 
 /// Bilinear (antialiased, like PIL's and torchvision's) resize with SIMD.
-fn resize(img: &RgbImage, width: u32, height: u32) -> RgbImage {
+pub(super) fn resize(img: &RgbImage, width: u32, height: u32) -> RgbImage {
     let mut out = RgbImage::new(width, height);
     let options = ResizeOptions::new().resize_alg(ResizeAlg::Convolution(FilterType::Bilinear));
     match Resizer::new().resize(img, &mut out, &options) {

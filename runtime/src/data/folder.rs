@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use rayon::prelude::*;
 
 use super::augment::Pipeline;
-use super::{Dataset, Sample};
+use super::{Dataset, ImageSet, Sample};
 
 /// File extensions taken as images.
 const IMAGE_EXTENSIONS: &[&str] = &["jpeg", "jpg", "png"];
@@ -25,6 +25,9 @@ pub struct ListingReport {
     pub unknown_classes: Vec<String>,
     /// Class folders that could not be listed, with the reason (their images are skipped).
     pub unreadable_classes: Vec<String>,
+    /// For packed shards: how many, and the unreadable images that packing skipped.
+    pub shards: usize,
+    pub skipped_when_packed: usize,
 }
 
 /// One split of an image folder.
@@ -152,7 +155,7 @@ impl ImageFolder {
 
 /// `e`'s text on one line: some decoders end theirs with a newline (zune-jpeg's I/O errors),
 /// which left an empty line after each skipped image's message.
-fn one_line(e: &dyn std::fmt::Display) -> String {
+pub(super) fn one_line(e: &dyn std::fmt::Display) -> String {
     let text = e.to_string();
     text.lines().map(str::trim).filter(|l| !l.is_empty()).collect::<Vec<_>>().join(" ")
 }
@@ -173,5 +176,19 @@ impl Dataset for ImageFolder {
     fn load(&self, i: usize, augment: Option<u64>) -> Result<Sample, String> {
         let img = self.decode(i)?;
         Ok(Sample { image: self.pipeline.prepare(&img, augment), label: self.files[i].0 as i32 })
+    }
+}
+
+impl ImageSet for ImageFolder {
+    fn decode_image(&self, i: usize) -> Result<image::RgbImage, String> {
+        self.decode(i)
+    }
+
+    fn image_pipeline(&self) -> &Pipeline {
+        &self.pipeline
+    }
+
+    fn listing(&self) -> &ListingReport {
+        &self.report
     }
 }

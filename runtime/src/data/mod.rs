@@ -1,20 +1,26 @@
-//! Datasets and their loading: the built-in synthetic set, ImageNet-layout folders of images with
-//! the paper's preprocessing and augmentation, a multi-threaded prefetching loader, and the
-//! dataset statistics (mean, RGB eigen-decomposition) that the augmentation uses.
+//! Datasets and their loading: the built-in synthetic set, ImageNet-layout folders of images and
+//! the packed shards made from them (`alexrt pack`), with the paper's preprocessing and
+//! augmentation, a multi-threaded prefetching loader, and the dataset statistics (mean, RGB
+//! eigen-decomposition) that the augmentation uses.
 
 pub mod augment;
 pub mod folder;
 pub mod loader;
+pub mod shards;
 pub mod sources;
 pub mod stats;
 pub mod synthetic;
 
-pub use folder::ImageFolder;
+pub use folder::{ImageFolder, ListingReport};
 pub use loader::{epoch_order, Loader};
+pub use shards::ShardSplit;
 pub use sources::{DataSource, Datasets};
 pub use synthetic::Synthetic;
 
+use std::path::Path;
+
 use crate::exec::Batch;
+use augment::Pipeline;
 
 /// One prepared image (`C x H x W`, normalised) and its label.
 #[derive(Debug, Clone)]
@@ -58,5 +64,33 @@ pub trait Dataset: Sync {
             }
         }
         (Batch { images, labels }, failed)
+    }
+}
+
+/// A split of stored images (a folder's files, or packed shards): decoded one at a time and
+/// prepared by its pipeline. Statistics and evaluation read either through it.
+pub trait ImageSet: Dataset {
+    /// Reads and decodes image `i` as RGB; an error is one line that names the file.
+    fn decode_image(&self, i: usize) -> Result<image::RgbImage, String>;
+    /// The preprocessing the images get.
+    fn image_pipeline(&self) -> &Pipeline;
+    /// What opening the split found besides the images.
+    fn listing(&self) -> &ListingReport;
+}
+
+/// Opens split `split` of `dir`, which is either an ImageNet-layout folder or a folder of shards
+/// that `alexrt pack` wrote (told apart by [`shards::is_shard_folder`], or by the split's first
+/// shard index where `classes.txt` is missing, so that its absence is the error). With
+/// `classes`, labels follow that list (see [`ImageFolder::open`] and [`ShardSplit::open`]).
+pub fn open_split(
+    dir: &Path,
+    split: &str,
+    classes: Option<&[String]>,
+    pipeline: Pipeline,
+) -> Result<Box<dyn ImageSet>, String> {
+    if shards::is_shard_folder(dir) || shards::index_path(&dir.join(split), 0).is_file() {
+        Ok(Box::new(ShardSplit::open(dir, split, classes, pipeline)?))
+    } else {
+        Ok(Box::new(ImageFolder::open(dir, split, classes, pipeline)?))
     }
 }

@@ -1,5 +1,5 @@
-//! A run's datasets: the training and validation splits of an ImageNet-layout folder with the
-//! plan's preprocessing, or the built-in synthetic set.
+//! A run's datasets: the training and validation splits of an ImageNet-layout folder (or of the
+//! shards `alexrt pack` made of one) with the plan's preprocessing, or the built-in synthetic set.
 
 use std::path::PathBuf;
 
@@ -8,7 +8,7 @@ use alexir::plan::Plan;
 
 use super::augment::Pipeline;
 use super::stats::{self, Stats};
-use super::{Dataset, ImageFolder, Synthetic};
+use super::{open_split, shards, Dataset, Synthetic};
 use crate::error::RunError;
 
 /// Where a run's images come from.
@@ -16,7 +16,7 @@ use crate::error::RunError;
 pub enum DataSource {
     /// The built-in synthetic set (generated from the graph's seed, not downloaded).
     Synthetic { train_images: usize, val_images: usize },
-    /// `DIR/train/<class>/*` and `DIR/val/<class>/*`.
+    /// `DIR/train/<class>/*` and `DIR/val/<class>/*`, or a shard folder (`alexrt pack`'s).
     Folder(PathBuf),
 }
 
@@ -72,7 +72,7 @@ pub fn open(plan: &Plan, source: &DataSource) -> Result<Datasets, RunError> {
     };
     if !dir.is_dir() {
         return Err(RunError::Input(format!(
-            "{}: no such dataset folder; expected DIR/train/<class>/*.JPEG and DIR/val/<class>/*.JPEG",
+            "{}: no such dataset folder; expected DIR/train/<class>/*.JPEG and DIR/val/<class>/*.JPEG, or shards from `alexrt pack`",
             dir.display()
         )));
     }
@@ -84,22 +84,31 @@ pub fn open(plan: &Plan, source: &DataSource) -> Result<Datasets, RunError> {
                 .into(),
         );
     }
-    let train = ImageFolder::open(dir, "train", None, pipeline.clone()).map_err(RunError::Input)?;
+    let train = open_split(dir, "train", None, pipeline.clone()).map_err(RunError::Input)?;
     let classes = train.class_names();
     if classes.len() != spec.classes {
+        let what = if shards::is_shard_folder(dir) {
+            format!("{}: {} classes", dir.join(shards::CLASSES_FILE).display(), classes.len())
+        } else {
+            format!("{}: {} class folders", dir.join("train").display(), classes.len())
+        };
         return Err(RunError::Input(format!(
-            "{}: {} class folders, but the graph has `classes: {}`; set classes to {} or use a folder with {} classes",
-            dir.join("train").display(),
-            classes.len(),
+            "{what}, but the graph has `classes: {}`; set classes to {} or use a dataset with {} classes",
             spec.classes,
             classes.len(),
             spec.classes
         )));
     }
-    let val = ImageFolder::open(dir, "val", Some(&classes), pipeline).map_err(RunError::Input)?;
+    let val = open_split(dir, "val", Some(&classes), pipeline).map_err(RunError::Input)?;
     for (split, f) in [("train", &train), ("val", &val)] {
-        let r = &f.report;
+        let r = f.listing();
         let mut line = format!("{split}: {} images in {} classes", r.images, classes.len());
+        if r.shards > 0 {
+            line += &format!(", from {} shards", r.shards);
+        }
+        if r.skipped_when_packed > 0 {
+            line += &format!(", {} unreadable images skipped when packed", r.skipped_when_packed);
+        }
         if r.stray_files > 0 {
             line += &format!(", {} stray files skipped", r.stray_files);
         }
@@ -111,5 +120,5 @@ pub fn open(plan: &Plan, source: &DataSource) -> Result<Datasets, RunError> {
         }
         notes.push(line);
     }
-    Ok(Datasets { train: Box::new(train), val: Box::new(val), stats, notes })
+    Ok(Datasets { train, val, stats, notes })
 }

@@ -8,8 +8,7 @@ use std::path::{Path, PathBuf};
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
-use super::folder::ImageFolder;
-use super::Dataset;
+use super::ImageSet;
 
 pub const STATS_FILE: &str = "alexrt-stats.json";
 
@@ -47,7 +46,7 @@ pub fn load(dir: &Path) -> Result<Option<Stats>, String> {
 /// Computes the statistics over (at most `limit` of) the images of `folder`, calling `progress`
 /// with the number done. Runs of [`IMAGES_PER_SUM`] images are summed in parallel, each in order,
 /// and their sums added in order: the same bits on any number of threads.
-pub fn compute(folder: &ImageFolder, limit: Option<usize>, progress: &(dyn Fn(usize) + Sync)) -> Stats {
+pub fn compute(folder: &dyn ImageSet, limit: Option<usize>, progress: &(dyn Fn(usize) + Sync)) -> Stats {
     let n = limit.map_or(folder.len(), |l| l.min(folder.len()));
     // Spread a limited sample over the whole set.
     let picks: Vec<usize> = (0..n).map(|k| k * folder.len() / n.max(1)).collect();
@@ -59,9 +58,9 @@ pub fn compute(folder: &ImageFolder, limit: Option<usize>, progress: &(dyn Fn(us
     };
     let image_sums = |i: usize| {
         let mut acc = [0.0f64; 10];
-        let decoded = folder.decode(i);
+        let decoded = folder.decode_image(i);
         if let Ok(img) = &decoded {
-            let square = folder.pipeline().rescale(img);
+            let square = folder.image_pipeline().rescale(img);
             for p in square.pixels() {
                 let [r, g, b] = [p[0] as f64 / 255.0, p[1] as f64 / 255.0, p[2] as f64 / 255.0];
                 let pixel = [r, g, b, r * r, g * g, b * b, r * g, r * b, g * b, 1.0];

@@ -1,0 +1,218 @@
+//! One split of a shard folder as a [`Dataset`]: the shards' indexes read and checked when it
+//! opens, each sample read with one positioned read of the tar file (not memory-mapped: a shard
+//! cut short under a mapping would end the process with SIGBUS rather than an error; the page
+//! cache serves both alike) and checked against its CRC-32.
+//!
+//! Samples are numbered in listing order across the shards, which is the folder's order less
+//! its unreadable images: a folder without any gives the same numbering, hence the same epochs.
+
+use std::fs::File;
+use std::io::Cursor;
+use std::path::{Path, PathBuf};
+
+use super::index::IndexEntry;
+use super::pack::read_index;
+use super::{index_path, key, read_classes, shard_path, CLASSES_FILE};
+use crate::data::augment::Pipeline;
+use crate::data::folder::one_line;
+use crate::data::{Dataset, ImageSet, ListingReport, Sample};
+
+/// An open shard.
+struct Shard {
+    path: PathBuf,
+    file: File,
+}
+
+/// One split (`train` or `val`) of a shard folder.
+pub struct ShardSplit {
+    classes: Vec<String>,
+    shards: Vec<Shard>,
+    /// Each sample's shard and index entry, in listing order.
+    entries: Vec<(u32, IndexEntry)>,
+    report: ListingReport,
+    pipeline: Pipeline,
+}
+
+/// The fix for a damaged shard or index.
+fn repack(tar: &Path, index: &Path) -> String {
+    format!(
+        "delete {} and {}, then run `alexrt pack --data DIR --out SHARDS` again with the options it was packed with to write them anew",
+        tar.display(),
+        index.display()
+    )
+}
+
+impl ShardSplit {
+    /// Opens `dir/split`, checking every index and each shard's length. With `classes`, the
+    /// shards' `classes.txt` must list the same (a checkpoint's, or the training split's).
+    pub fn open(
+        dir: &Path,
+        split: &str,
+        classes: Option<&[String]>,
+        pipeline: Pipeline,
+    ) -> Result<Self, String> {
+        let own = read_classes(dir)?;
+        if let Some(wanted) = classes {
+            if wanted != own.as_slice() {
+                return Err(format!(
+                    "{}: lists {} classes that differ from the {} expected (the weights' or the training split's); use the shards of the dataset they came from",
+                    dir.join(CLASSES_FILE).display(),
+                    own.len(),
+                    wanted.len()
+                ));
+            }
+        }
+        let split_dir = dir.join(split);
+        if !index_path(&split_dir, 0).is_file() {
+            return Err(format!(
+                "{}: no shards found; expected {} and its .tar, as `alexrt pack --data DIR --out {}` writes them",
+                split_dir.display(),
+                index_path(&split_dir, 0).display(),
+                dir.display()
+            ));
+        }
+        let (mut shards, mut entries, mut end, mut skipped, mut settings) =
+            (Vec::new(), Vec::new(), 0, 0, None);
+        while index_path(&split_dir, shards.len()).is_file() {
+            let n = shards.len();
+            let (idx, tar) = (index_path(&split_dir, n), shard_path(&split_dir, n));
+            let index = read_index(&idx)?;
+            if index.first_source != end || settings.is_some_and(|s| s != index.settings) {
+                return Err(format!(
+                    "{}: does not follow the shard before it (another packing run's?); pack into an empty folder",
+                    idx.display()
+                ));
+            }
+            settings = Some(index.settings);
+            let file =
+                File::open(&tar).map_err(|e| format!("{}: {e}; {}", tar.display(), repack(&tar, &idx)))?;
+            let len = file.metadata().map_err(|e| format!("{}: {e}", tar.display()))?.len();
+            if len != index.tar_bytes {
+                return Err(format!(
+                    "{}: {len} bytes, but its index says {}: the shard is damaged or cut short; {}",
+                    tar.display(),
+                    index.tar_bytes,
+                    repack(&tar, &idx)
+                ));
+            }
+            if let Some(e) = index.entries.iter().find(|e| e.label as usize >= own.len()) {
+                return Err(format!(
+                    "{}: sample {} has label {}, but {} lists {} classes; {}",
+                    idx.display(),
+                    key(e.source),
+                    e.label,
+                    dir.join(CLASSES_FILE).display(),
+                    own.len(),
+                    repack(&tar, &idx)
+                ));
+            }
+            entries.extend(index.entries.iter().map(|e| (n as u32, *e)));
+            end = index.end_source;
+            skipped += index.skipped as usize;
+            shards.push(Shard { path: tar, file });
+        }
+        let listed = settings.map_or(0, |s| s.sources);
+        if end != listed {
+            return Err(format!(
+                "{}: the shards cover {end} of the {listed} images listed when packing: packing stopped early; run `alexrt pack` again to finish it",
+                split_dir.display()
+            ));
+        }
+        let report = ListingReport {
+            images: entries.len(),
+            shards: shards.len(),
+            skipped_when_packed: skipped,
+            ..Default::default()
+        };
+        Ok(ShardSplit { classes: own, shards, entries, report, pipeline })
+    }
+
+    /// The tar file that holds sample `i`.
+    pub fn shard(&self, i: usize) -> &Path {
+        &self.shards[self.entries[i].0 as usize].path
+    }
+
+    /// Sample `i`'s index entry.
+    pub fn entry(&self, i: usize) -> &IndexEntry {
+        &self.entries[i].1
+    }
+
+    /// The stored bytes of sample `i`'s image, checked against the index's CRC-32.
+    pub fn image_bytes(&self, i: usize) -> Result<Vec<u8>, String> {
+        let (s, e) = &self.entries[i];
+        let shard = &self.shards[*s as usize];
+        let mut buf = vec![0u8; e.size as usize];
+        read_at(shard, &mut buf, e.offset).map_err(|err| {
+            format!("{}: sample {} at byte {}: {err}", shard.path.display(), key(e.source), e.offset)
+        })?;
+        if crc32fast::hash(&buf) != e.crc {
+            let idx = shard.path.with_extension("idx");
+            return Err(format!(
+                "{}: sample {} (bytes {} to {}) does not match its checksum: the shard is damaged; {}",
+                shard.path.display(),
+                key(e.source),
+                e.offset,
+                e.offset + e.size,
+                repack(&shard.path, &idx)
+            ));
+        }
+        Ok(buf)
+    }
+}
+
+/// Reads `buf.len()` bytes of `shard` from `offset`.
+fn read_at(shard: &Shard, buf: &mut [u8], offset: u64) -> std::io::Result<()> {
+    #[cfg(unix)]
+    {
+        std::os::unix::fs::FileExt::read_exact_at(&shard.file, buf, offset)
+    }
+    #[cfg(not(unix))]
+    {
+        use std::io::{Read, Seek};
+        let mut f = File::open(&shard.path)?;
+        f.seek(std::io::SeekFrom::Start(offset))?;
+        f.read_exact(buf)
+    }
+}
+
+impl Dataset for ShardSplit {
+    fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    fn class_names(&self) -> Vec<String> {
+        self.classes.clone()
+    }
+
+    fn label(&self, i: usize) -> usize {
+        self.entries[i].1.label as usize
+    }
+
+    fn load(&self, i: usize, augment: Option<u64>) -> Result<Sample, String> {
+        let img = self.decode_image(i)?;
+        Ok(Sample { image: self.pipeline.prepare(&img, augment), label: self.entries[i].1.label as i32 })
+    }
+}
+
+impl ImageSet for ShardSplit {
+    fn decode_image(&self, i: usize) -> Result<image::RgbImage, String> {
+        let bytes = self.image_bytes(i)?;
+        let fail = |e: &dyn std::fmt::Display| {
+            format!("{}: sample {}: {}", self.shard(i).display(), key(self.entries[i].1.source), one_line(e))
+        };
+        let img = image::ImageReader::new(Cursor::new(bytes))
+            .with_guessed_format()
+            .map_err(|e| fail(&e))?
+            .decode()
+            .map_err(|e| fail(&e))?;
+        Ok(img.to_rgb8())
+    }
+
+    fn image_pipeline(&self) -> &Pipeline {
+        &self.pipeline
+    }
+
+    fn listing(&self) -> &ListingReport {
+        &self.report
+    }
+}
