@@ -565,8 +565,25 @@ fn webdataset_shards_another_tool_wrote_are_indexed_at_first_use_and_read() {
     std::thread::sleep(std::time::Duration::from_millis(20));
     assert_eq!(ShardSplit::open(&data, "train", None, pipeline.clone()).unwrap().len(), 12);
     assert_eq!(std::fs::metadata(&idx).unwrap().modified().unwrap(), written);
-    let val = ShardSplit::open(&data, "val", Some(&train.class_names()), pipeline).unwrap();
+    let val = ShardSplit::open(&data, "val", Some(&train.class_names()), pipeline.clone()).unwrap();
     assert_eq!(val.len(), 4);
+    // A validation class the training shards lack, without a classes.txt to name it.
+    std::fs::copy(src.join("s000.jpg"), src.join("s100.jpg")).unwrap();
+    std::fs::write(src.join("s100.cls"), "7\n").unwrap();
+    let status = Command::new("tar")
+        .arg("-cf")
+        .arg(data.join("val/part-z.tar"))
+        .arg("-C")
+        .arg(&src)
+        .args(["s100.jpg", "s100.cls"])
+        .status();
+    assert!(status.unwrap().success());
+    let err = ShardSplit::open(&data, "val", Some(&train.class_names()), pipeline).err().unwrap();
+    assert!(
+        err.contains("part-z.tar") && err.contains("has class index 7") && err.contains("classes.txt"),
+        "{err}"
+    );
+    std::fs::remove_file(data.join("val/part-z.tar")).unwrap();
     let (out, _) = ok(&alexrt(&["stats", "--data", s(&data)]));
     assert!(out.starts_with("12 images (0 unreadable, skipped)"), "{out}");
 

@@ -78,14 +78,18 @@ impl ShardSplit {
         }
         if let Some((s, e)) = entries.iter().find(|e| e.1.label as usize >= own.len()) {
             let tar: &Path = &shards[*s as usize].path;
+            let fix = if index_path(&split_dir, 0).is_file() {
+                repack(tar, &tar.with_extension("idx"))
+            } else {
+                format!("write a {} beside {split}/ that names every class, one a line", list.display())
+            };
             return Err(format!(
-                "{}: sample {} has class index {}, but there are {} classes (those of {}); {}",
+                "{}: sample {} has class index {}, but there are {} classes (those of {}); {fix}",
                 tar.display(),
                 key(e.source),
                 e.label,
                 own.len(),
                 if list.exists() { list.display().to_string() } else { "the training split".into() },
-                repack(tar, &tar.with_extension("idx"))
             ));
         }
         let report = ListingReport {
