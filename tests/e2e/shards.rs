@@ -506,3 +506,92 @@ fn a_packing_killed_midway_leaves_only_whole_shards_and_a_rerun_finishes_it() {
     assert!(summary.contains(&format!("({written} kept from an earlier run)")), "{summary}");
     assert_eq!(tree(&cut), tree(&whole), "the finished packing against the uninterrupted one");
 }
+
+#[test]
+fn webdataset_shards_another_tool_wrote_are_indexed_at_first_use_and_read() {
+    if !Command::new("tar").arg("--version").output().is_ok_and(|o| o.status.success()) {
+        println!(
+            "SKIPPED: WebDataset shards written by the system's tar because `tar --version` did not run"
+        );
+        return;
+    }
+    let dir = Scratch::new("foreign");
+    let (src, data) = (dir.0.join("src"), dir.0.join("wds"));
+    std::fs::create_dir_all(&src).unwrap();
+    // Samples as other tools write them: KEY.jpg, .jpeg or .png with KEY.cls (and KEY.json,
+    // ignored); and an image without a class.
+    let exts = ["jpg", "jpeg", "png"];
+    let mut want = Vec::new();
+    for i in 0..12u32 {
+        let img = image::RgbImage::from_fn(20 + i, 16, |x, y| {
+            image::Rgb([(x * 9) as u8, (y * 13) as u8, (i * 20) as u8])
+        });
+        let ext = exts[i as usize % 3];
+        let format = if ext == "png" { image::ImageFormat::Png } else { image::ImageFormat::Jpeg };
+        let path = src.join(format!("s{i:03}.{ext}"));
+        img.save_with_format(&path, format).unwrap();
+        std::fs::write(src.join(format!("s{i:03}.cls")), format!("{}\n", i % 4)).unwrap();
+        std::fs::write(src.join(format!("s{i:03}.json")), "{}").unwrap();
+        want.push((std::fs::read(&path).unwrap(), i as usize % 4));
+    }
+    std::fs::write(src.join("orphan.jpg"), &want[0].0).unwrap();
+    let make_tar = |tar: &Path, range: std::ops::Range<usize>, orphan: bool| {
+        let mut names: Vec<String> =
+            range.flat_map(|i| [exts[i % 3], "cls", "json"].map(|ext| format!("s{i:03}.{ext}"))).collect();
+        if orphan {
+            names.push("orphan.jpg".into());
+        }
+        std::fs::create_dir_all(tar.parent().unwrap()).unwrap();
+        let status = Command::new("tar").arg("-cf").arg(tar).arg("-C").arg(&src).args(&names).status();
+        assert!(status.unwrap().success());
+    };
+    make_tar(&data.join("train/part-a.tar"), 0..7, false);
+    make_tar(&data.join("train/part-b.tar"), 7..12, true);
+    make_tar(&data.join("val/part-a.tar"), 0..4, false);
+
+    let pipeline = Pipeline::from_spec(None, [3, 31, 31], None).unwrap();
+    let train = ShardSplit::open(&data, "train", None, pipeline.clone()).unwrap();
+    assert_eq!(train.len(), 12);
+    assert_eq!(train.listing().skipped_when_packed, 1, "the image without a class");
+    assert_eq!(train.class_names(), ["0", "1", "2", "3"]);
+    for (i, (bytes, label)) in want.iter().enumerate() {
+        assert_eq!(&train.image_bytes(i).unwrap(), bytes, "sample {i}");
+        assert_eq!(train.label(i), *label);
+        assert!(train.load(i, Some(3)).is_ok());
+    }
+    // The indexes went beside the shards and serve the next opening as they are.
+    let idx = data.join("train/part-b.idx");
+    let written = std::fs::metadata(&idx).unwrap().modified().unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(20));
+    assert_eq!(ShardSplit::open(&data, "train", None, pipeline.clone()).unwrap().len(), 12);
+    assert_eq!(std::fs::metadata(&idx).unwrap().modified().unwrap(), written);
+    let val = ShardSplit::open(&data, "val", Some(&train.class_names()), pipeline.clone()).unwrap();
+    assert_eq!(val.len(), 4);
+    // A validation class the training shards lack, without a classes.txt to name it.
+    std::fs::copy(src.join("s000.jpg"), src.join("s100.jpg")).unwrap();
+    std::fs::write(src.join("s100.cls"), "7\n").unwrap();
+    let status = Command::new("tar")
+        .arg("-cf")
+        .arg(data.join("val/part-z.tar"))
+        .arg("-C")
+        .arg(&src)
+        .args(["s100.jpg", "s100.cls"])
+        .status();
+    assert!(status.unwrap().success());
+    let err = ShardSplit::open(&data, "val", Some(&train.class_names()), pipeline).err().unwrap();
+    assert!(
+        err.contains("part-z.tar") && err.contains("has class index 7") && err.contains("classes.txt"),
+        "{err}"
+    );
+    std::fs::remove_file(data.join("val/part-z.tar")).unwrap();
+    let (out, _) = ok(&alexrt(&["stats", "--data", s(&data)]));
+    assert!(out.starts_with("12 images (0 unreadable, skipped)"), "{out}");
+
+    // A shard replaced by another of the same length is indexed again; a class that is not a
+    // number is refused, naming the shard and the member.
+    std::fs::write(src.join("s008.cls"), "cat\n").unwrap();
+    let before = std::fs::metadata(data.join("train/part-b.tar")).unwrap().len();
+    make_tar(&data.join("train/part-b.tar"), 7..12, true);
+    assert_eq!(std::fs::metadata(data.join("train/part-b.tar")).unwrap().len(), before);
+    refused(&["stats", "--data", s(&data)], &["part-b.tar", "s008.cls", "not a class index"]);
+}

@@ -87,8 +87,14 @@ pub fn open(plan: &Plan, source: &DataSource) -> Result<Datasets, RunError> {
     let train = open_split(dir, "train", None, pipeline.clone()).map_err(RunError::Input)?;
     let classes = train.class_names();
     if classes.len() != spec.classes {
-        let what = if shards::is_shard_folder(dir) {
+        let what = if dir.join(shards::CLASSES_FILE).is_file() {
             format!("{}: {} classes", dir.join(shards::CLASSES_FILE).display(), classes.len())
+        } else if shards::is_shard_folder(dir) {
+            format!(
+                "{}: class indices up to {} (add a classes.txt beside train/ to name them all)",
+                dir.join("train").display(),
+                classes.len().saturating_sub(1)
+            )
         } else {
             format!("{}: {} class folders", dir.join("train").display(), classes.len())
         };

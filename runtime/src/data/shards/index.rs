@@ -7,7 +7,7 @@
 //! |---|---|
 //! | 8 | magic `ALXSHIDX` |
 //! | 4 | version, 1 |
-//! | 4, 4, 8 | packing settings: short side, JPEG quality, target shard size in bytes |
+//! | 4, 4, 8 | packing settings: short side, JPEG quality, target shard size in bytes (an index built by reading another tool's shard: 0, 0, and the shard's modification time in ns) |
 //! | 8, 4 | images in the folder's split listing, CRC-32 of the listing (labels and names) |
 //! | 8, 8, 8 | listing positions covered, `first..end`, and the unreadable images skipped among them |
 //! | 8 | the tar file's length in bytes |

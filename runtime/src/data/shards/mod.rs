@@ -13,11 +13,14 @@
 //!
 //! Packing ([`pack`]) resizes an image whose short side is longer than the target and stores it
 //! as JPEG; every other image keeps its bytes. Reading ([`read`]) is a [`super::Dataset`] like
-//! the folder's, with the same labels and, when nothing was resized, the same pixels.
+//! the folder's, with the same labels and, when nothing was resized, the same pixels. WebDataset
+//! shards that other tools wrote (any `*.tar` names, no index) are indexed at first use
+//! ([`scan`]).
 
 pub mod index;
 pub mod pack;
 pub mod read;
+pub mod scan;
 mod writer;
 
 use std::path::{Path, PathBuf};
@@ -42,10 +45,19 @@ pub fn index_path(split_dir: &Path, n: usize) -> PathBuf {
     split_dir.join(format!("shard-{n:06}.idx"))
 }
 
-/// Whether `dir` is a shard folder: a `classes.txt` and, in `train/` or `val/`, a first shard's
-/// index. (An ImageNet-layout folder has class folders there, not shards.)
+/// Whether `dir` is a shard folder: in `train/` or `val/`, a first shard's index (`alexrt
+/// pack`'s), or `.tar` files and no folder (WebDataset shards another tool wrote). An
+/// ImageNet-layout folder has class folders there (and may keep the class tars it came in).
 pub fn is_shard_folder(dir: &Path) -> bool {
-    dir.join(CLASSES_FILE).is_file() && SPLITS.iter().any(|s| index_path(&dir.join(s), 0).is_file())
+    SPLITS.iter().any(|s| {
+        let split = dir.join(s);
+        if index_path(&split, 0).is_file() {
+            return true;
+        }
+        let Ok(entries) = std::fs::read_dir(&split) else { return false };
+        let paths: Vec<PathBuf> = entries.flatten().map(|e| e.path()).collect();
+        paths.iter().any(|p| p.extension().is_some_and(|x| x == "tar")) && !paths.iter().any(|p| p.is_dir())
+    })
 }
 
 /// The key of the sample packed from image `source` of a folder's listing.

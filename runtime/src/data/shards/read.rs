@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 
 use super::index::IndexEntry;
 use super::pack::read_index;
-use super::{index_path, key, read_classes, shard_path, CLASSES_FILE};
+use super::{index_path, key, read_classes, scan, shard_path, CLASSES_FILE};
 use crate::data::augment::Pipeline;
 use crate::data::folder::one_line;
 use crate::data::{Dataset, ImageSet, ListingReport, Sample};
@@ -43,79 +43,53 @@ fn repack(tar: &Path, index: &Path) -> String {
 }
 
 impl ShardSplit {
-    /// Opens `dir/split`, checking every index and each shard's length. With `classes`, the
-    /// shards' `classes.txt` must list the same (a checkpoint's, or the training split's).
+    /// Opens `dir/split`: shards that `alexrt pack` wrote (every index and each shard's length
+    /// checked), or else WebDataset shards another tool wrote (every `*.tar` of the split, in
+    /// name order, indexed at first use: [`super::scan`]). The classes are `classes.txt`'s; for
+    /// shards without one, `classes` (the training split's, or a checkpoint's), else the class
+    /// indices found, named by number. With `classes`, `classes.txt` must list the same.
     pub fn open(
         dir: &Path,
         split: &str,
         classes: Option<&[String]>,
         pipeline: Pipeline,
     ) -> Result<Self, String> {
-        let own = read_classes(dir)?;
+        let split_dir = dir.join(split);
+        let (shards, entries, skipped) =
+            if index_path(&split_dir, 0).is_file() { packed(&split_dir)? } else { foreign(dir, &split_dir)? };
+        let list = dir.join(CLASSES_FILE);
+        let own = if list.exists() || index_path(&split_dir, 0).is_file() {
+            read_classes(dir)?
+        } else if let Some(c) = classes {
+            c.to_vec()
+        } else {
+            let top = entries.iter().map(|e| e.1.label as usize + 1).max().unwrap_or(0);
+            (0..top).map(|c| c.to_string()).collect()
+        };
         if let Some(wanted) = classes {
             if wanted != own.as_slice() {
                 return Err(format!(
                     "{}: lists {} classes that differ from the {} expected (the weights' or the training split's); use the shards of the dataset they came from",
-                    dir.join(CLASSES_FILE).display(),
+                    list.display(),
                     own.len(),
                     wanted.len()
                 ));
             }
         }
-        let split_dir = dir.join(split);
-        if !index_path(&split_dir, 0).is_file() {
+        if let Some((s, e)) = entries.iter().find(|e| e.1.label as usize >= own.len()) {
+            let tar: &Path = &shards[*s as usize].path;
+            let fix = if index_path(&split_dir, 0).is_file() {
+                repack(tar, &tar.with_extension("idx"))
+            } else {
+                format!("write a {} beside {split}/ that names every class, one a line", list.display())
+            };
             return Err(format!(
-                "{}: no shards found; expected {} and its .tar, as `alexrt pack --data DIR --out {}` writes them",
-                split_dir.display(),
-                index_path(&split_dir, 0).display(),
-                dir.display()
-            ));
-        }
-        let (mut shards, mut entries, mut end, mut skipped, mut settings) =
-            (Vec::new(), Vec::new(), 0, 0, None);
-        while index_path(&split_dir, shards.len()).is_file() {
-            let n = shards.len();
-            let (idx, tar) = (index_path(&split_dir, n), shard_path(&split_dir, n));
-            let index = read_index(&idx)?;
-            if index.first_source != end || settings.is_some_and(|s| s != index.settings) {
-                return Err(format!(
-                    "{}: does not follow the shard before it (another packing run's?); pack into an empty folder",
-                    idx.display()
-                ));
-            }
-            settings = Some(index.settings);
-            let file =
-                File::open(&tar).map_err(|e| format!("{}: {e}; {}", tar.display(), repack(&tar, &idx)))?;
-            let len = file.metadata().map_err(|e| format!("{}: {e}", tar.display()))?.len();
-            if len != index.tar_bytes {
-                return Err(format!(
-                    "{}: {len} bytes, but its index says {}: the shard is damaged or cut short; {}",
-                    tar.display(),
-                    index.tar_bytes,
-                    repack(&tar, &idx)
-                ));
-            }
-            if let Some(e) = index.entries.iter().find(|e| e.label as usize >= own.len()) {
-                return Err(format!(
-                    "{}: sample {} has label {}, but {} lists {} classes; {}",
-                    idx.display(),
-                    key(e.source),
-                    e.label,
-                    dir.join(CLASSES_FILE).display(),
-                    own.len(),
-                    repack(&tar, &idx)
-                ));
-            }
-            entries.extend(index.entries.iter().map(|e| (n as u32, *e)));
-            end = index.end_source;
-            skipped += index.skipped as usize;
-            shards.push(Shard { path: tar, file });
-        }
-        let listed = settings.map_or(0, |s| s.sources);
-        if end != listed {
-            return Err(format!(
-                "{}: the shards cover {end} of the {listed} images listed when packing: packing stopped early; run `alexrt pack` again to finish it",
-                split_dir.display()
+                "{}: sample {} has class index {}, but there are {} classes (those of {}); {fix}",
+                tar.display(),
+                key(e.source),
+                e.label,
+                own.len(),
+                if list.exists() { list.display().to_string() } else { "the training split".into() },
             ));
         }
         let report = ListingReport {
@@ -158,6 +132,106 @@ impl ShardSplit {
         }
         Ok(buf)
     }
+}
+
+/// A split's shards, their samples (shard and entry) in order, and the images packing skipped.
+type Opened = (Vec<Shard>, Vec<(u32, IndexEntry)>, usize);
+
+/// The shards of `split_dir` that `alexrt pack` wrote, in order, each index read and checked.
+fn packed(split_dir: &Path) -> Result<Opened, String> {
+    let (mut shards, mut entries, mut end, mut skipped, mut settings) = (Vec::new(), Vec::new(), 0, 0, None);
+    while index_path(split_dir, shards.len()).is_file() {
+        let n = shards.len();
+        let (idx, tar) = (index_path(split_dir, n), shard_path(split_dir, n));
+        let index = read_index(&idx)?;
+        if index.first_source != end || settings.is_some_and(|s| s != index.settings) {
+            return Err(format!(
+                "{}: does not follow the shard before it (another packing run's?); pack into an empty folder",
+                idx.display()
+            ));
+        }
+        settings = Some(index.settings);
+        let file = File::open(&tar).map_err(|e| format!("{}: {e}; {}", tar.display(), repack(&tar, &idx)))?;
+        let len = file.metadata().map_err(|e| format!("{}: {e}", tar.display()))?.len();
+        if len != index.tar_bytes {
+            return Err(format!(
+                "{}: {len} bytes, but its index says {}: the shard is damaged or cut short; {}",
+                tar.display(),
+                index.tar_bytes,
+                repack(&tar, &idx)
+            ));
+        }
+        entries.extend(index.entries.iter().map(|e| (n as u32, *e)));
+        end = index.end_source;
+        skipped += index.skipped as usize;
+        shards.push(Shard { path: tar, file });
+    }
+    let listed = settings.map_or(0, |s| s.sources);
+    if end != listed {
+        return Err(format!(
+            "{}: the shards cover {end} of the {listed} images listed when packing: packing stopped early; run `alexrt pack` again to finish it",
+            split_dir.display()
+        ));
+    }
+    Ok((shards, entries, skipped))
+}
+
+/// Every `*.tar` of `split_dir`, in name order, as WebDataset shards: each index read from
+/// beside it when it was built from this shard, else built by one pass and written there (if
+/// the folder is read-only the index is kept in memory, built again next time).
+fn foreign(dir: &Path, split_dir: &Path) -> Result<Opened, String> {
+    let listing = std::fs::read_dir(split_dir).map_err(|e| {
+        format!(
+            "{}: no shards found ({e}); expected the shards of `alexrt pack --data DIR --out {}`, or WebDataset .tar shards",
+            split_dir.display(),
+            dir.display()
+        )
+    })?;
+    let mut tars: Vec<PathBuf> = listing
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|x| x == "tar") && p.is_file())
+        .filter(|p| !p.file_name().is_some_and(|n| n.to_string_lossy().starts_with('.')))
+        .collect();
+    tars.sort();
+    if tars.is_empty() {
+        return Err(format!(
+            "{}: no shards found; expected the shards of `alexrt pack --data DIR --out {}`, or WebDataset .tar shards",
+            split_dir.display(),
+            dir.display()
+        ));
+    }
+    if tars[0] == shard_path(split_dir, 0) {
+        return Err(format!(
+            "{}: has no index: `alexrt pack` stopped before writing it; run it again to finish the packing",
+            tars[0].display()
+        ));
+    }
+    let (mut shards, mut entries, mut skipped, mut first) = (Vec::new(), Vec::new(), 0, 0);
+    for tar in tars {
+        let idx = tar.with_extension("idx");
+        let index = match scan::cached_index(&idx, &tar, first) {
+            Some(index) => index,
+            None => {
+                let index = scan::index_foreign_shard(&tar, first)?;
+                let _ = alexir::plan::write_atomically(&idx, &index.encode());
+                index
+            }
+        };
+        let file = File::open(&tar).map_err(|e| format!("{}: {e}", tar.display()))?;
+        let n = shards.len() as u32;
+        entries.extend(index.entries.iter().map(|e| (n, *e)));
+        first = index.end_source;
+        skipped += index.skipped as usize;
+        shards.push(Shard { path: tar, file });
+    }
+    if entries.is_empty() {
+        return Err(format!(
+            "{}: the .tar files hold no sample with an image (.jpg, .jpeg, .png) and a class (.cls)",
+            split_dir.display()
+        ));
+    }
+    Ok((shards, entries, skipped))
 }
 
 /// Reads `buf.len()` bytes of `shard` from `offset`.
