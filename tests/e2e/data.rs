@@ -3,22 +3,15 @@
 //! and infer on the result.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Command;
 
 use alexc::ir::Mode;
 use alexrt::data::augment::Pipeline;
 use alexrt::data::{Dataset, ImageFolder, Synthetic};
 
-fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
-}
-
-fn scratch(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("alexrt-data-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
+#[path = "common/cli.rs"]
+mod cli;
+use cli::{alexrt, ok, root, Scratch};
 
 /// tiny.ron with the paper's kind of data section, for 31x31 crops of 36x36 squares.
 fn tiny_text() -> String {
@@ -61,17 +54,6 @@ fn make_dataset(dir: &Path, train: usize, val: usize) {
     std::fs::write(dir.join("train/README"), b"stray").unwrap();
 }
 
-fn alexrt(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_alexrt-under-test")).args(args).current_dir(root()).output().unwrap()
-}
-
-fn ok(o: &Output) -> (String, String) {
-    let (out, err) =
-        (String::from_utf8_lossy(&o.stdout).into_owned(), String::from_utf8_lossy(&o.stderr).into_owned());
-    assert!(o.status.success(), "exit {:?}\nstdout:\n{out}\nstderr:\n{err}", o.status.code());
-    (out, err)
-}
-
 fn losses(run: &Path) -> Vec<(f64, f64)> {
     std::fs::read_to_string(run.join("metrics.jsonl"))
         .unwrap()
@@ -95,7 +77,7 @@ fn tensor_crcs(run: &Path) -> Vec<(String, u32)> {
 
 #[test]
 fn listing_skips_and_counts_what_is_not_an_image() {
-    let dir = scratch("listing");
+    let dir = Scratch::new("data-listing");
     make_dataset(&dir, 40, 10);
     std::fs::create_dir_all(dir.join("train/n00000099")).unwrap();
     let pipeline = Pipeline::from_spec(None, [3, 31, 31], None).unwrap();
@@ -119,7 +101,7 @@ fn listing_skips_and_counts_what_is_not_an_image() {
 
 #[test]
 fn an_unreadable_images_message_is_one_line_naming_the_file() {
-    let dir = scratch("one-line");
+    let dir = Scratch::new("data-one-line");
     let class = dir.join("train/n00000000");
     std::fs::create_dir_all(&class).unwrap();
     // zune-jpeg ends the error of the first with a newline.
@@ -142,7 +124,7 @@ fn an_unreadable_images_message_is_one_line_naming_the_file() {
 #[test]
 fn an_image_whose_file_name_is_not_utf8_is_read_like_any_other() {
     use std::os::unix::ffi::OsStrExt;
-    let dir = scratch("non-utf8");
+    let dir = Scratch::new("data-non-utf8");
     let class = dir.join("train/n00000000");
     std::fs::create_dir_all(&class).unwrap();
     // "café.png" in Latin-1: the byte 0xe9 alone is not UTF-8.
@@ -160,7 +142,7 @@ fn an_image_whose_file_name_is_not_utf8_is_read_like_any_other() {
 
 #[test]
 fn augmentation_is_seeded_and_test_time_is_the_centre() {
-    let dir = scratch("augment");
+    let dir = Scratch::new("data-augment");
     make_dataset(&dir, 10, 2);
     let checked = alexc::front_end_str(&tiny_text(), "tiny.ron", &mut |_, _, _| {}).unwrap();
     let stats = alexrt::data::stats::Stats {
@@ -193,7 +175,7 @@ fn augmentation_is_seeded_and_test_time_is_the_centre() {
 
 #[test]
 fn stats_of_constant_images_are_exact() {
-    let dir = scratch("stats");
+    let dir = Scratch::new("data-stats");
     for (i, colour) in [[10u8, 20, 30], [30, 60, 90]].iter().enumerate() {
         let class = dir.join("train").join(format!("c{i}"));
         std::fs::create_dir_all(&class).unwrap();
@@ -219,7 +201,7 @@ fn stats_of_constant_images_are_exact() {
 
 #[test]
 fn stats_are_the_same_bits_on_one_two_and_three_threads() {
-    let dir = scratch("stats-threads");
+    let dir = Scratch::new("data-stats-threads");
     make_dataset(&dir, 100, 1);
     let pipeline = Pipeline::from_spec(None, [3, 31, 31], None).unwrap();
     let f = ImageFolder::open(&dir, "train", None, pipeline).unwrap();
@@ -237,7 +219,7 @@ fn stats_are_the_same_bits_on_one_two_and_three_threads() {
 
 #[test]
 fn train_kill_resume_eval_infer() {
-    let dir = scratch("run");
+    let dir = Scratch::new("data-run");
     let data = dir.join("data");
     make_dataset(&data, 320, 80);
     let plan = write_plan(&dir, Mode::Train);
@@ -327,7 +309,7 @@ fn train_kill_resume_eval_infer() {
 
 #[test]
 fn a_missing_or_empty_dataset_is_a_clear_error() {
-    let dir = scratch("missing");
+    let dir = Scratch::new("data-missing");
     let plan = write_plan(&dir, Mode::Train);
     let o = alexrt(&["train", plan.to_str().unwrap(), "--data", dir.join("nope").to_str().unwrap()]);
     assert_eq!(o.status.code(), Some(2));
@@ -341,7 +323,7 @@ fn a_missing_or_empty_dataset_is_a_clear_error() {
 
 #[test]
 fn resume_and_eval_refuse_what_does_not_match() {
-    let dir = scratch("mismatch");
+    let dir = Scratch::new("data-mismatch");
     let data = dir.join("data");
     make_dataset(&data, 64, 16);
     let plan = write_plan(&dir, Mode::Train);

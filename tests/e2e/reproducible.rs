@@ -5,31 +5,12 @@
 //! grouped, and LRN, overlapping pooling, dropout and the fully connected layers all run.
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Output};
 
-use alexc::ir::Mode;
-
-fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
-}
-
-fn scratch(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("alexrt-repro-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
-
-/// tiny.ron's training plan as the README compiles it (batch 32), written to `dir`.
-fn write_plan(dir: &Path) -> PathBuf {
-    let text = std::fs::read_to_string(root().join("graphs/tiny.ron")).unwrap();
-    let checked = alexc::front_end_str(&text, "tiny.ron", &mut |_, _, _| {}).unwrap();
-    let lowered = alexc::lower(&checked, Mode::Train, 32, &mut |_, _, _| {}).unwrap();
-    let path = dir.join("tiny.bin");
-    lowered.into_plan(Mode::Train, "tiny.ron").write(&path).unwrap();
-    path
-}
+#[path = "common/cli.rs"]
+mod cli;
+use cli::{tiny_plan, Scratch};
 
 /// `alexrt train` on `threads` threads for 2 epochs of 5 steps on synthetic images, a checkpoint
 /// every 3 steps, into `out`, with `extra` flags and `env`.
@@ -128,8 +109,8 @@ impl Drop for BusyMachine {
 
 #[test]
 fn two_runs_on_two_threads_end_with_the_same_bits() {
-    let dir = scratch("twice");
-    let plan = write_plan(&dir);
+    let dir = Scratch::new("repro-twice");
+    let plan = tiny_plan(&dir);
     let (a, b) = (dir.join("a"), dir.join("b"));
     let log = succeeded(&train(&plan, &a, 2, &[], &[]));
     let first_lines: Vec<&str> = log.lines().take(3).collect();
@@ -147,8 +128,8 @@ fn two_runs_on_two_threads_end_with_the_same_bits() {
 
 #[test]
 fn one_two_and_three_threads_end_with_the_same_bits() {
-    let dir = scratch("threads");
-    let plan = write_plan(&dir);
+    let dir = Scratch::new("repro-threads");
+    let plan = tiny_plan(&dir);
     let bits: Vec<RunBits> = [1, 2, 3]
         .iter()
         .map(|&threads| {
@@ -164,8 +145,8 @@ fn one_two_and_three_threads_end_with_the_same_bits() {
 /// Kills a run right before step `kill_at` (1-based over the whole run, through the fault hook's
 /// `exit`, as a crash would end it), resumes it, and compares with an uninterrupted run.
 fn killed_and_resumed_ends_as_uninterrupted(kill_at: u64, resumes_at: &str) {
-    let dir = scratch(&format!("kill-{kill_at}"));
-    let plan = write_plan(&dir);
+    let dir = Scratch::new(&format!("repro-kill-{kill_at}"));
+    let plan = tiny_plan(&dir);
     let whole = dir.join("whole");
     let uninterrupted = start(&plan, &whole);
     let cut = dir.join("cut");

@@ -4,47 +4,17 @@
 //! an interrupted packing continued by a rerun, and damaged shards and indexes refused with the
 //! file and the fix named.
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::path::Path;
+use std::process::Command;
 
-use alexc::ir::Mode;
 use alexrt::data::augment::Pipeline;
 use alexrt::data::shards::pack::read_index;
 use alexrt::data::shards::{index_path, shard_path};
 use alexrt::data::{epoch_order, Dataset, ImageFolder, ImageSet, ShardSplit};
 
-fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
-}
-
-/// A scratch folder, removed when the test ends (passing or not).
-struct Scratch(PathBuf);
-
-impl Scratch {
-    fn new(name: &str) -> Self {
-        let dir = std::env::temp_dir().join(format!("alexrt-shards-{name}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
-        Scratch(dir)
-    }
-}
-
-impl Drop for Scratch {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
-fn alexrt(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_alexrt-under-test")).args(args).current_dir(root()).output().unwrap()
-}
-
-fn ok(o: &Output) -> (String, String) {
-    let (out, err) =
-        (String::from_utf8_lossy(&o.stdout).into_owned(), String::from_utf8_lossy(&o.stderr).into_owned());
-    assert!(o.status.success(), "exit {:?}\nstdout:\n{out}\nstderr:\n{err}", o.status.code());
-    (out, err)
-}
+#[path = "common/cli.rs"]
+mod cli;
+use cli::{alexrt, ok, root, tiny_plan, Scratch};
 
 /// Runs `args`, which must fail with exit status 2, no panic, and every one of `fragments` in
 /// its message.
@@ -107,7 +77,7 @@ const SIZES: [(u32, u32); 5] = [(48, 40), (40, 64), (64, 64), (100, 80), (72, 13
 
 #[test]
 fn packing_writes_tar_shards_that_tar_lists_and_an_index_that_finds_every_sample() {
-    let dir = Scratch::new("pack");
+    let dir = Scratch::new("shards-pack");
     let (data, out) = (dir.0.join("data"), dir.0.join("shards"));
     make_folder(&data, 30, 10, &SIZES);
     std::fs::write(data.join("train/n00000002/broken.JPEG"), b"\xff\xd8\xff not a jpeg").unwrap();
@@ -211,7 +181,7 @@ fn packing_writes_tar_shards_that_tar_lists_and_an_index_that_finds_every_sample
 
 #[test]
 fn a_shard_epoch_is_the_folder_epoch_when_nothing_was_resized() {
-    let dir = Scratch::new("epoch");
+    let dir = Scratch::new("shards-epoch");
     let (data, out) = (dir.0.join("data"), dir.0.join("shards"));
     make_folder(&data, 40, 8, &[(48, 40), (40, 44), (36, 36)]);
     ok(&alexrt(&["pack", "--data", s(&data), "--out", s(&out), "--shard-mib", "0.01"]));
@@ -237,16 +207,6 @@ fn a_shard_epoch_is_the_folder_epoch_when_nothing_was_resized() {
             assert!(a.images == b.images, "epoch {epoch}, batch {batch:?}: the prepared images differ");
         }
     }
-}
-
-/// tiny.ron's training plan, as `alexc compile` writes it.
-fn tiny_plan(dir: &Path) -> PathBuf {
-    let text = std::fs::read_to_string(root().join("graphs/tiny.ron")).unwrap();
-    let checked = alexc::front_end_str(&text, "tiny.ron", &mut |_, _, _| {}).unwrap();
-    let lowered = alexc::lower(&checked, Mode::Train, 32, &mut |_, _, _| {}).unwrap();
-    let path = dir.join("tiny.bin");
-    lowered.into_plan(Mode::Train, "tiny.ron").write(&path).unwrap();
-    path
 }
 
 /// A run's epochs as `metrics.jsonl` holds them, less the times.
@@ -275,7 +235,7 @@ fn loss_lines(err: &str) -> Vec<String> {
 
 #[test]
 fn training_from_shards_equals_training_from_the_folder_step_for_step() {
-    let dir = Scratch::new("train");
+    let dir = Scratch::new("shards-train");
     let (data, out) = (dir.0.join("data"), dir.0.join("shards"));
     make_folder(&data, 160, 40, &[(48, 40), (40, 44), (36, 36), (31, 50)]);
     // tiny.ron has 10 classes.
@@ -353,7 +313,7 @@ fn training_from_shards_equals_training_from_the_folder_step_for_step() {
 
 #[test]
 fn an_interrupted_packing_is_continued_by_a_rerun_to_the_same_bytes() {
-    let dir = Scratch::new("rerun");
+    let dir = Scratch::new("shards-rerun");
     let (data, whole, cut) = (dir.0.join("data"), dir.0.join("whole"), dir.0.join("cut"));
     make_folder(&data, 40, 12, &SIZES);
     let pack = |out: &Path, short: &str| {
@@ -392,7 +352,7 @@ fn an_interrupted_packing_is_continued_by_a_rerun_to_the_same_bytes() {
 
 #[test]
 fn a_damaged_shard_or_index_is_refused_naming_the_file_and_the_fix() {
-    let dir = Scratch::new("damaged");
+    let dir = Scratch::new("shards-damaged");
     let (data, out) = (dir.0.join("data"), dir.0.join("shards"));
     make_folder(&data, 30, 10, &[(48, 40)]);
     ok(&alexrt(&["pack", "--data", s(&data), "--out", s(&out), "--shard-mib", "0.02"]));
@@ -456,7 +416,7 @@ fn a_damaged_shard_or_index_is_refused_naming_the_file_and_the_fix() {
 
 #[test]
 fn a_packing_killed_midway_leaves_only_whole_shards_and_a_rerun_finishes_it() {
-    let dir = Scratch::new("kill");
+    let dir = Scratch::new("shards-kill");
     let (data, whole, cut) = (dir.0.join("data"), dir.0.join("whole"), dir.0.join("cut"));
     // Enough work (each image decoded, resized and encoded) that the kill lands midway.
     make_folder(&data, 600, 0, &[(320, 240), (240, 300)]);
@@ -515,7 +475,7 @@ fn webdataset_shards_another_tool_wrote_are_indexed_at_first_use_and_read() {
         );
         return;
     }
-    let dir = Scratch::new("foreign");
+    let dir = Scratch::new("shards-foreign");
     let (src, data) = (dir.0.join("src"), dir.0.join("wds"));
     std::fs::create_dir_all(&src).unwrap();
     // Samples as other tools write them: KEY.jpg, .jpeg or .png with KEY.cls (and KEY.json,
