@@ -27,7 +27,7 @@ SAMPLES = 64
 
 
 # ---------------------------------------------------------------------------------------------
-# The formula both sides compute (runtime/tests/parity.rs has the same).
+# The formula both sides compute (tests/e2e/common/parity.rs has the same).
 
 MASK = (1 << 64) - 1
 
