@@ -52,3 +52,18 @@ pub fn parse_bytes(s: &str) -> Result<u64, String> {
     }
     Ok((value * scale) as u64)
 }
+
+/// `n` and the noun in the form it takes after it: `1 shard`, `2 shards`, `0 shards`.
+pub fn plural(n: usize, one: &str, many: &str) -> String {
+    format!("{n} {}", if n == 1 { one } else { many })
+}
+
+#[cfg(test)]
+mod plural_tests {
+    #[test]
+    fn one_takes_the_singular_and_every_other_count_the_plural() {
+        assert_eq!(super::plural(1, "shard", "shards"), "1 shard");
+        assert_eq!(super::plural(0, "shard", "shards"), "0 shards");
+        assert_eq!(super::plural(2, "unreadable image", "unreadable images"), "2 unreadable images");
+    }
+}

@@ -120,19 +120,21 @@ pub fn run(args: PackArgs) -> Result<(), RunError> {
             String::new()
         };
         text += &format!(
-            "{}: {} of {} images in {} shards{kept} under {}; {} resized to a short side of {} by this run, the others' bytes kept; {} unreadable images skipped\n",
+            "{}: {} of {} images in {}{kept} under {}; {} resized to a short side of {} by this run, the others' bytes kept; {} skipped\n",
             r.split,
             r.samples,
             r.listed,
-            r.shards,
+            alexir::units::plural(r.shards, "shard", "shards"),
             args.out.join(&r.split).display(),
             r.resized,
             args.short_side,
-            r.skipped
+            alexir::units::plural(r.skipped, "unreadable image", "unreadable images")
         );
         if r.stray_files > 0 {
-            text +=
-                &format!("  {} stray files (not images, or not in a class folder) skipped\n", r.stray_files);
+            text += &format!(
+                "  {} (not images, or not in a class folder) skipped\n",
+                alexir::units::plural(r.stray_files, "stray file", "stray files")
+            );
         }
         if !r.unknown_classes.is_empty() {
             text += &format!("  class folders that train/ lacks, skipped: {}\n", r.unknown_classes.join(" "));

@@ -160,7 +160,7 @@ fn run_in<B: KernelBackend>(
                 r.images_per_second,
                 r.seconds,
                 human_bytes(r.peak_bytes),
-                if r.skipped > 0 { format!(", {} unreadable images skipped", r.skipped) } else { String::new() }
+                if r.skipped > 0 { format!(", {} skipped", alexir::units::plural(r.skipped, "unreadable image", "unreadable images")) } else { String::new() }
             );
                 // Metrics and the plot, rewritten after every epoch.
                 records.push(r.clone());

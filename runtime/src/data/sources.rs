@@ -110,13 +110,17 @@ pub fn open(plan: &Plan, source: &DataSource) -> Result<Datasets, RunError> {
         let r = f.listing();
         let mut line = format!("{split}: {} images in {} classes", r.images, classes.len());
         if r.shards > 0 {
-            line += &format!(", from {} shards", r.shards);
+            line += &format!(", from {}", alexir::units::plural(r.shards, "shard", "shards"));
         }
         if r.skipped_when_packed > 0 {
-            line += &format!(", {} unreadable images skipped when packed", r.skipped_when_packed);
+            line += &format!(
+                ", {} skipped when packed",
+                alexir::units::plural(r.skipped_when_packed, "unreadable image", "unreadable images")
+            );
         }
         if r.stray_files > 0 {
-            line += &format!(", {} stray files skipped", r.stray_files);
+            line +=
+                &format!(", {} skipped", alexir::units::plural(r.stray_files, "stray file", "stray files"));
         }
         if !r.empty_classes.is_empty() {
             line += &format!(", empty classes: {}", r.empty_classes.join(" "));
