@@ -13,7 +13,7 @@ use rayon::prelude::*;
 
 use super::convert::{bf16_bits_to_f32, f32_to_bf16_bits};
 use super::gemm::{gemm, Operand};
-use crate::kernels::cpu_conv::{col2im, im2col, ConvShape, MatRef, PlaneGeometry};
+use crate::kernels::cpu_conv::{col2im, im2col, ConvDims as Dims, ConvShape, MatRef};
 
 /// A weight: the f32 master, or bf16 bits.
 #[derive(Clone, Copy)]
@@ -25,64 +25,37 @@ pub enum Weight<'a> {
 /// At least this many output columns per product: smaller planes take several images at once.
 const TARGET_COLUMNS: usize = 1024;
 
-struct Dims {
-    g: PlaneGeometry,
-    pl: usize,
-    cg: usize,
-    mg: usize,
-    kg: usize,
-    in_img: usize,
-    out_img: usize,
-    /// Images per part.
-    nb: usize,
+/// The shared sizes, with images per part fixed by the shape alone: enough for a wide product,
+/// at most the batch.
+fn dims(s: &ConvShape) -> Dims {
+    let mut d = Dims::of(s);
+    d.nb = TARGET_COLUMNS.div_ceil(d.pl.max(1)).min(s.batch.max(1));
+    d
 }
 
-impl Dims {
-    fn of(s: &ConvShape) -> Self {
-        let g = PlaneGeometry::of(s);
-        let pl = g.out_plane();
-        let (cg, mg) = (s.in_channels / s.groups, s.out_channels / s.groups);
-        Dims {
-            g,
-            pl,
-            cg,
-            mg,
-            kg: cg * s.kernel * s.kernel,
-            in_img: s.in_channels * g.h * g.w,
-            out_img: s.out_channels * pl,
-            nb: TARGET_COLUMNS.div_ceil(pl.max(1)).min(s.batch.max(1)),
-        }
+/// Group `grp`'s weight as an operand: `Mg x Kg`, or its transpose.
+fn weight<'a>(d: &Dims, w: Weight<'a>, grp: usize, transposed: bool) -> Operand<'a> {
+    let at = grp * d.mg * d.kg;
+    let (rows, cols, rs, cs) = if transposed { (d.kg, d.mg, 1, d.kg) } else { (d.mg, d.kg, d.kg, 1) };
+    match w {
+        Weight::F32(w) => Operand::F32(MatRef { data: &w[at..at + d.mg * d.kg], rows, cols, rs, cs }),
+        Weight::Bf16(w) => Operand::Bf16(MatRef { data: &w[at..at + d.mg * d.kg], rows, cols, rs, cs }),
     }
+}
 
-    fn weight<'a>(&self, w: Weight<'a>, grp: usize, transposed: bool) -> Operand<'a> {
-        let at = grp * self.mg * self.kg;
-        let (rows, cols, rs, cs) =
-            if transposed { (self.kg, self.mg, 1, self.kg) } else { (self.mg, self.kg, self.kg, 1) };
-        match w {
-            Weight::F32(w) => {
-                Operand::F32(MatRef { data: &w[at..at + self.mg * self.kg], rows, cols, rs, cs })
-            }
-            Weight::Bf16(w) => {
-                Operand::Bf16(MatRef { data: &w[at..at + self.mg * self.kg], rows, cols, rs, cs })
-            }
-        }
-    }
-
-    /// The column matrix of images `n0..n0 + nbt`, group `grp`, side by side (row stride
-    /// `nbt * P`).
-    fn columns(&self, x: &[u16], n0: usize, nbt: usize, grp: usize, col: &mut Vec<u16>) {
-        let ld = nbt * self.pl;
-        col.resize(self.kg * ld, 0);
-        for j in 0..nbt {
-            let img = &x[(n0 + j) * self.in_img + grp * self.cg * self.g.h * self.g.w..];
-            im2col(img, self.cg, &self.g, col, ld, j * self.pl);
-        }
+/// The column matrix of images `n0..n0 + nbt`, group `grp`, side by side (row stride `nbt * P`).
+fn columns(d: &Dims, x: &[u16], n0: usize, nbt: usize, grp: usize, col: &mut Vec<u16>) {
+    let ld = nbt * d.pl;
+    col.resize(d.kg * ld, 0);
+    for j in 0..nbt {
+        let img = &x[(n0 + j) * d.in_img + grp * d.in_group..];
+        im2col(img, d.cg, &d.g, col, ld, j * d.pl);
     }
 }
 
 /// `y = conv(x, w) (+ bias) (then ReLU)`, rounded to bf16 once.
 pub fn forward(s: &ConvShape, x: &[u16], w: Weight<'_>, bias: Option<&[f32]>, relu: bool) -> Vec<u16> {
-    let d = Dims::of(s);
+    let d = dims(s);
     let mut y = vec![0u16; s.batch * d.out_img];
     y.par_chunks_mut(d.nb * d.out_img).enumerate().for_each(|(part, out)| {
         let n0 = part * d.nb;
@@ -90,9 +63,9 @@ pub fn forward(s: &ConvShape, x: &[u16], w: Weight<'_>, bias: Option<&[f32]>, re
         let ld = nbt * d.pl;
         let (mut col, mut acc) = (Vec::new(), vec![0f32; d.mg * ld]);
         for grp in 0..s.groups {
-            d.columns(x, n0, nbt, grp, &mut col);
+            columns(&d, x, n0, nbt, grp, &mut col);
             let cols = Operand::Bf16(MatRef { data: &col, rows: d.kg, cols: ld, rs: ld, cs: 1 });
-            gemm(&mut acc, ld, false, d.weight(w, grp, false), cols);
+            gemm(&mut acc, ld, false, weight(&d, w, grp, false), cols);
             for m in 0..d.mg {
                 let channel = grp * d.mg + m;
                 let b = bias.map_or(0.0, |b| b[channel]);
@@ -112,7 +85,7 @@ pub fn forward(s: &ConvShape, x: &[u16], w: Weight<'_>, bias: Option<&[f32]>, re
 
 /// `dx` from `dy` and the weight, rounded to bf16 once.
 pub fn data_grad(s: &ConvShape, dy: &[u16], w: Weight<'_>) -> Vec<u16> {
-    let d = Dims::of(s);
+    let d = dims(s);
     let mut dx = vec![0u16; s.batch * d.in_img];
     dx.par_chunks_mut(d.nb * d.in_img).enumerate().for_each(|(part, out)| {
         let n0 = part * d.nb;
@@ -128,7 +101,7 @@ pub fn data_grad(s: &ConvShape, dy: &[u16], w: Weight<'_>) -> Vec<u16> {
                 }
             }
             let dyr = Operand::Bf16(MatRef { data: &dy_part, rows: d.mg, cols: ld, rs: ld, cs: 1 });
-            gemm(&mut dcol, ld, false, d.weight(w, grp, true), dyr);
+            gemm(&mut dcol, ld, false, weight(&d, w, grp, true), dyr);
             let plane = d.g.h * d.g.w;
             for j in 0..nbt {
                 let dst = &mut planes[j * d.in_img + grp * d.cg * plane..][..d.cg * plane];
@@ -144,7 +117,7 @@ pub fn data_grad(s: &ConvShape, dy: &[u16], w: Weight<'_>) -> Vec<u16> {
 
 /// `dw` from `x` and `dy`, summed over the batch in f32.
 pub fn weight_grad(s: &ConvShape, x: &[u16], dy: &[u16]) -> Vec<f32> {
-    let d = Dims::of(s);
+    let d = dims(s);
     let parts = s.batch.div_ceil(d.nb);
     let sums: Vec<Vec<f32>> = (0..parts)
         .into_par_iter()
@@ -155,7 +128,7 @@ pub fn weight_grad(s: &ConvShape, x: &[u16], dy: &[u16]) -> Vec<f32> {
             let (mut col, mut dy_part) = (Vec::new(), vec![0u16; d.mg * ld]);
             let mut dw = vec![0f32; s.out_channels * d.kg];
             for grp in 0..s.groups {
-                d.columns(x, n0, nbt, grp, &mut col);
+                columns(&d, x, n0, nbt, grp, &mut col);
                 for j in 0..nbt {
                     for m in 0..d.mg {
                         let from = &dy[(n0 + j) * d.out_img + (grp * d.mg + m) * d.pl..][..d.pl];

@@ -24,26 +24,27 @@ const TARGET_COLUMNS: usize = 1024;
 /// bound on the memory its partial sums take (8 weight-sized buffers).
 const PARTIAL_SUMS: usize = 8;
 
-/// The sizes the three passes share.
-struct Dims {
-    g: PlaneGeometry,
+/// The sizes the three passes share (and the bf16 engine's convolutions, with their own `nb`).
+pub(crate) struct Dims {
+    pub(crate) g: PlaneGeometry,
     /// Output pixels per plane.
-    pl: usize,
+    pub(crate) pl: usize,
     /// Input and output channels per group.
-    cg: usize,
-    mg: usize,
+    pub(crate) cg: usize,
+    pub(crate) mg: usize,
     /// Rows of a group's column matrix.
-    kg: usize,
+    pub(crate) kg: usize,
     /// Values of one image's input and output.
-    in_img: usize,
-    out_img: usize,
+    pub(crate) in_img: usize,
+    pub(crate) out_img: usize,
     /// Values of one group's input planes.
-    in_group: usize,
-    nb: usize,
+    pub(crate) in_group: usize,
+    /// Images per task.
+    pub(crate) nb: usize,
 }
 
 impl Dims {
-    fn of(s: &ConvShape) -> Self {
+    pub(crate) fn of(s: &ConvShape) -> Self {
         let g = PlaneGeometry::of(s);
         let pl = g.out_plane();
         let (cg, mg) = (s.in_channels / s.groups, s.out_channels / s.groups);

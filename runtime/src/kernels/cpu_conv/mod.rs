@@ -25,7 +25,8 @@ mod winograd;
 use alexir::catalog::ConvAttrs;
 pub use alexir::catalog::{ConvAlgo, ConvPass};
 
-pub(crate) use lowering::{col2im, im2col, PlaneGeometry};
+pub(crate) use im2col_gemm::Dims as ConvDims;
+pub(crate) use lowering::{col2im, im2col};
 pub use matmul::ConvElement;
 pub(crate) use matmul::{matmul, matmul_on, MatRef, Threads};
 
