@@ -1,56 +1,74 @@
 #!/usr/bin/env bash
-# Data benchmark: decode + the paper's augmentation of JPEGs, per core, alexrt against torchvision
-# on the same images in one run. Generates N ImageNet-sized JPEGs (500x375) unless DIR is given.
-#   benches/decode.sh [N] [DIR]
+# Data benchmark (docs/benchmarks.md): decode + the paper's augmentation (short side 256, centre
+# 256, random 227 crop, flip, PCA lighting, normalisation), batched by 32, alexrt against its
+# peers on the same images in one run, with one worker (the per-core figure) and with all cores.
+#   benches/decode.sh [N]
+# The images: N (default 1000) distinct ImageNet-sized JPEGs cut from scikit-image's photographs
+# (benches/make_photos.py), the same packed by `alexrt pack` into 256px WebDataset shards, and
+# N/4 camera-sized ones (long side 1600-2000) for the decoder's scaled path.
+# Peers: torchvision's DataLoader (folder), the `webdataset` package with the same transforms
+# (shards), NVIDIA DALI's CPU pipeline (both; a 424 MB wheel, ALEXNET_BENCH_NO_DALI=1 leaves it
+# out), each reported as skipped where it will not install or run.
+# ALEXNET_BASELINE_BIN=DIR adds DIR/alexrt (an earlier build, named by ALEXNET_BASELINE_NAME) on
+# the same data, to measure a change.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-n="${1:-400}"
+n="${1:-1000}"
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/alexnet-target}"
 venv="${ALEXNET_VENV:-$HOME/.cache/alexnet-venv}"
-if ! "$venv/bin/python" -c "import torchvision" 2>/dev/null; then
-  [ -x "$venv/bin/python" ] || python3 -m venv "$venv"
-  "$venv/bin/pip" install --quiet torch torchvision numpy
+[ -x "$venv/bin/python" ] || python3 -m venv "$venv"
+if ! "$venv/bin/python" -c "import torchvision, skimage, webdataset" 2>/dev/null; then
+  "$venv/bin/pip" install --quiet torch torchvision numpy pillow scikit-image webdataset
 fi
-cargo build --release --quiet -p alexc -p alexrt
+if [ -z "${ALEXNET_BENCH_NO_DALI:-}" ] && ! "$venv/bin/python" -c "import nvidia.dali" 2>/dev/null; then
+  "$venv/bin/pip" install --quiet nvidia-dali-cuda120 || echo "NVIDIA DALI did not install; its rows say so" >&2
+fi
+cargo build --release --quiet --locked -p alexc -p alexrt
 bin="$CARGO_TARGET_DIR/release"
 work="$(mktemp -d)"
 trap 'rm -rf "$work"' EXIT
-data="${2:-$work/data}"
-if [ -z "${2:-}" ]; then
-  "$venv/bin/python" - "$data" "$n" <<'PY'
-import os, sys, numpy as np
-from PIL import Image
-root, n = sys.argv[1], int(sys.argv[2])
-rng = np.random.default_rng(0)
-for i in range(n):
-    d = os.path.join(root, "train", f"n{i % 10:08d}")
-    os.makedirs(d, exist_ok=True)
-    y, x = np.mgrid[0:375, 0:500]
-    img = np.stack([(np.sin(x / (7 + c) + i) * 60 + y / 3 + rng.normal(0, 20, x.shape)) for c in range(3)], -1)
-    Image.fromarray(np.clip(img + 100, 0, 255).astype(np.uint8)).save(os.path.join(d, f"{i}.JPEG"), quality=90)
-PY
-fi
+all="$(nproc)"
+large=$((n / 4))
+
+echo "making $n photographs and $large camera-sized ones" >&2
+"$venv/bin/python" benches/make_photos.py "$work/folder" "$n"
+"$venv/bin/python" benches/make_photos.py "$work/large" "$large" --long-side 1600 2000
 "$bin/alexc" compile graphs/alexnet.ron -o "$work/plan.bin" 2>/dev/null
-ours=$("$bin/alexrt" bench-data --data "$data" --plan "$work/plan.bin" --images "$n" --workers 1 --json)
-theirs=$("$venv/bin/python" benches/decode_torchvision.py "$data" --images "$n")
-"$venv/bin/python" - "$ours" "$theirs" <<'PY'
-import json, sys, datetime, subprocess, platform, os
-o, t = json.loads(sys.argv[1]), json.loads(sys.argv[2])
-commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
-cpu = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), "unknown")
-text = "\n".join([
-    f"# Data benchmark: decode + the paper's augmentation, one core",
-    "",
-    f"- date: {datetime.date.today()}, commit {commit}; machine: {cpu}, {os.cpu_count()} cores",
-    f"- {o['images']} JPEGs (500x375): short side 256, centre 256, random 227 crop, flip, PCA lighting, normalise",
-    "- alexrt: `alexrt bench-data --workers 1` (zune-jpeg, fast_image_resize); torchvision: PIL + transforms, 1 thread",
-    "",
-    "| what | alexrt | torchvision | alexrt / torchvision |",
-    "| --- | ---: | ---: | ---: |",
-    f"| images/s per core | {o['per_core']:.0f} | {t['images_per_second']:.0f} | {o['per_core'] / t['images_per_second']:.2f}x |",
-]) + "\n"
-print(text)
-out = f"benches/results/decode-{datetime.date.today()}-{platform.node().split('.')[0] or 'host'}.md"
-open(out, "w").write(text)
-print(f"recorded in {out}", file=sys.stderr)
-PY
+"$bin/alexrt" pack --data "$work/folder" --out "$work/shards" --shard-mib 8 >&2
+
+results="$work/results.jsonl"
+record() { # tool data workers json
+  printf '{"tool": "%s", "data": "%s", "workers": %s, "result": %s}\n' "$1" "$2" "$3" "$4" >>"$results"
+}
+ours() { # tool binary data-name dir count
+  for w in 1 "$all"; do
+    record "$1" "$3" "$w" "$("$2" bench-data --data "$5" --plan "$work/plan.bin" --images "$4" --workers "$w" --json)"
+  done
+}
+peer() { # tool data-name count args...
+  local tool="$1" data="$2" count="$3"
+  shift 3
+  for w in 0 "$all"; do
+    record "$tool" "$data" "$((w > 0 ? w : 1))" \
+      "$("$venv/bin/python" benches/decode_peers.py "$tool" "$@" --images "$count" --workers "$w")"
+  done
+}
+for tool in alexrt ${ALEXNET_BASELINE_BIN:+baseline}; do
+  b="$bin/alexrt"
+  [ "$tool" = baseline ] && b="$ALEXNET_BASELINE_BIN/alexrt"
+  echo "$tool" >&2
+  ours "$tool" "$b" shards "$n" "$work/shards"
+  ours "$tool" "$b" folder "$n" "$work/folder"
+  ours "$tool" "$b" large "$large" "$work/large"
+done
+echo "peers" >&2
+peer torchvision folder "$n" "$work/folder"
+peer torchvision large "$large" "$work/large"
+peer webdataset shards "$n" "$work/folder" --shards "$work/shards"
+if [ -z "${ALEXNET_BENCH_NO_DALI:-}" ]; then
+  peer dali folder "$n" "$work/folder"
+  peer dali shards "$n" "$work/folder" --shards "$work/shards" --source shards
+fi
+"$venv/bin/python" benches/decode_report.py "$results" "$n" "$large" "$all" \
+  "$(du -sk "$work/folder/train" | cut -f1)" "$(du -sk "$work/shards/train" | cut -f1)" \
+  "${ALEXNET_BASELINE_NAME:-${ALEXNET_BASELINE_BIN:-}}"

@@ -3,8 +3,12 @@
 //! crop of the input size, a horizontal flip with probability 1/2, and PCA lighting noise; for
 //! testing the centre crop. Finally the mean is subtracted (and the optional std divided).
 
+use std::borrow::Cow;
+use std::mem::MaybeUninit;
+
 use alexir::ir::{DataPipeline, Lighting, Mean, PcaBasis};
 use fast_image_resize::{FilterType, ResizeAlg, ResizeOptions, Resizer};
+
 use image::imageops;
 use image::RgbImage;
 
@@ -129,18 +133,42 @@ impl Pipeline {
 
     /// Short side to `resize_short_side`, then the centre `center_crop` square (0-255 RGB).
     pub fn rescale(&self, img: &RgbImage) -> RgbImage {
+        let (resized, square) = self.square(img);
+        imageops::crop_imm(
+            &*resized,
+            square.x0 as u32,
+            square.y0 as u32,
+            square.side as u32,
+            square.side as u32,
+        )
+        .to_image()
+    }
+
+    /// `img` resized to the short side `resize_short_side` (borrowed where it has that size
+    /// already) and where its centre `center_crop` square lies in it. The crops are read from
+    /// there: no copy of the square is made.
+    fn square<'a>(&self, img: &'a RgbImage) -> (Cow<'a, RgbImage>, Square) {
         let (w, h) = img.dimensions();
         let s = self.resize_short_side as f64 / w.min(h) as f64;
         let (nw, nh) = (((w as f64 * s).round() as u32).max(1), ((h as f64 * s).round() as u32).max(1));
-        let resized = if (nw, nh) == (w, h) { img.clone() } else { resize(img, nw, nh) };
+        let resized = if (nw, nh) == (w, h) { Cow::Borrowed(img) } else { Cow::Owned(resize(img, nw, nh)) };
         let c = (self.center_crop as u32).min(nw).min(nh);
-        imageops::crop_imm(&resized, (nw - c) / 2, (nh - c) / 2, c, c).to_image()
+        let square = Square { x0: ((nw - c) / 2) as usize, y0: ((nh - c) / 2) as usize, side: c as usize };
+        (resized, square)
     }
 
     /// The network input (`3 x crop x crop`, channel-major) for a decoded image.
     pub fn prepare(&self, img: &RgbImage, augment: Option<u64>) -> Vec<f32> {
-        let square = self.rescale(img);
-        let side = square.width() as usize;
+        let mut out = Vec::with_capacity(self.input_len());
+        self.prepare_into(img, augment, &mut out);
+        out
+    }
+
+    /// [`Pipeline::prepare`] appended to `out` (the next slot of a batch): `3 x crop x crop`
+    /// values, fewer only for an image smaller than the crop after the resize.
+    pub fn prepare_into(&self, img: &RgbImage, augment: Option<u64>, out: &mut Vec<f32>) {
+        let (resized, square) = self.square(img);
+        let side = square.side;
         let crop = self.crop.min(side);
         let mut rng = augment.map(Rng::new);
         let (x0, y0, flip, noise) = match rng.as_mut() {
@@ -165,46 +193,207 @@ impl Pipeline {
             }
             None => ((side - crop) / 2, (side - crop) / 2, false, [0.0; 3]),
         };
-        self.extract(&square, x0, y0, flip, noise)
+        self.extract(&resized, square.x0 + x0, square.y0 + y0, crop, flip, noise, out);
     }
 
-    /// The `crop x crop` window at (x0, y0) of a rescaled square, optionally mirrored, with
-    /// lighting `noise` added and the mean (and std) applied, channel-major.
-    fn extract(&self, square: &RgbImage, x0: usize, y0: usize, flip: bool, noise: [f64; 3]) -> Vec<f32> {
-        let side = square.width() as usize;
-        let crop = self.crop.min(side);
-        let mut out = vec![0.0f32; 3 * crop * crop];
-        let raw = square.as_raw();
-        for c in 0..3 {
-            let (shift, scale) = (noise[c] - self.mean[c], self.std.map(|s| 1.0 / s[c]).unwrap_or(1.0));
-            let plane = &mut out[c * crop * crop..(c + 1) * crop * crop];
-            for y in 0..crop {
-                for x in 0..crop {
-                    let sx = if flip { x0 + crop - 1 - x } else { x0 + x };
-                    let v = raw[((y0 + y) * side + sx) * 3 + c] as f64;
-                    plane[y * crop + x] = ((v + shift) * scale) as f32;
-                }
-            }
-        }
-        out
+    /// The values one image takes in a batch: `3 x crop x crop`.
+    pub fn input_len(&self) -> usize {
+        3 * self.crop * self.crop
     }
+
+    /// The `crop x crop` window of `img` at (x0, y0), optionally mirrored, with lighting `noise`
+    /// added and the mean (and std) applied, channel-major, appended to `out`.
+    ///
+    /// Each value is `v * scale + offset` in f32 with the channel's `scale = 1 / std` and
+    /// `offset = (noise - mean) / std`; a row is read once and written to the three planes in
+    /// a loop the compiler vectorises (its stride-3 reads become shuffles), straight into `out`'s
+    /// spare room: no batch-sized buffer is zeroed first.
+    #[allow(clippy::too_many_arguments)]
+    fn extract(
+        &self,
+        img: &RgbImage,
+        x0: usize,
+        y0: usize,
+        crop: usize,
+        flip: bool,
+        noise: [f64; 3],
+        out: &mut Vec<f32>,
+    ) {
+        let width = img.width() as usize;
+        let raw = img.as_raw();
+        let mut scale = [1.0f32; 3];
+        let mut offset = [0.0f32; 3];
+        for c in 0..3 {
+            let inv = self.std.map(|s| 1.0 / s[c]).unwrap_or(1.0);
+            scale[c] = inv as f32;
+            offset[c] = ((noise[c] - self.mean[c]) * inv) as f32;
+        }
+        let plane = crop * crop;
+        out.reserve(3 * plane);
+        let spare = &mut out.spare_capacity_mut()[..3 * plane];
+        let rows = (raw.as_slice(), width, x0, y0, crop, flip);
+        #[cfg(target_arch = "x86_64")]
+        if std::arch::is_x86_feature_detected!("avx2") {
+            // SAFETY: the CPU has AVX2 (checked just above).
+            unsafe { planes_avx2(rows, scale, offset, spare) };
+        } else {
+            planes(rows, scale, offset, spare);
+        }
+        #[cfg(not(target_arch = "x86_64"))]
+        planes(rows, scale, offset, spare);
+        // SAFETY: `planes` wrote each of the `3 * plane` values after `out.len()`.
+        unsafe { out.set_len(out.len() + 3 * plane) };
+    }
+}
+
+/// Where [`Pipeline::extract`] reads: the image's bytes, its width, the window's corner and side,
+/// and whether it is mirrored.
+type Rows<'a> = (&'a [u8], usize, usize, usize, usize, bool);
+
+/// The window's three planes, `v * scale + offset` per channel, written to all of `out`
+/// (`3 x crop x crop`): each row of each plane, each value of each row. A row is read once and
+/// written to the three planes in a loop the compiler vectorises (its stride-3 reads become
+/// shuffles). No fused multiply-add: the values are the same bits on every CPU.
+#[inline(always)]
+fn planes(rows: Rows, scale: [f32; 3], offset: [f32; 3], out: &mut [MaybeUninit<f32>]) {
+    let (raw, width, x0, y0, crop, flip) = rows;
+    let plane = crop * crop;
+    let (r, rest) = out.split_at_mut(plane);
+    let (g, b) = rest.split_at_mut(plane);
+    for y in 0..crop {
+        let start = ((y0 + y) * width + x0) * 3;
+        let row = &raw[start..start + crop * 3];
+        let at = y * crop;
+        let (r, g, b) = (&mut r[at..at + crop], &mut g[at..at + crop], &mut b[at..at + crop]);
+        let mut put = |x: usize, px: &[u8]| {
+            r[x].write(f32::from(px[0]) * scale[0] + offset[0]);
+            g[x].write(f32::from(px[1]) * scale[1] + offset[1]);
+            b[x].write(f32::from(px[2]) * scale[2] + offset[2]);
+        };
+        if flip {
+            row.chunks_exact(3).rev().enumerate().for_each(|(x, px)| put(x, px));
+        } else {
+            row.chunks_exact(3).enumerate().for_each(|(x, px)| put(x, px));
+        }
+    }
+}
+
+/// [`planes`] compiled for AVX2 (wider shuffles and stores; the same arithmetic).
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+unsafe fn planes_avx2(rows: Rows, scale: [f32; 3], offset: [f32; 3], out: &mut [MaybeUninit<f32>]) {
+    planes(rows, scale, offset, out)
+}
+
+/// Where the centre square lies in the resized image.
+#[derive(Debug, Clone, Copy)]
+struct Square {
+    x0: usize,
+    y0: usize,
+    side: usize,
 }
 
 impl Pipeline {
     /// The paper's ten test crops of an image: the four corners and the centre of the rescaled
     /// square, and their mirror images, each `3 x crop x crop`.
     pub fn ten_crops(&self, img: &RgbImage) -> Vec<Vec<f32>> {
-        let square = self.rescale(img);
-        let side = square.width() as usize;
-        let crop = self.crop.min(side);
-        let room = side - crop;
+        let (resized, square) = self.square(img);
+        let crop = self.crop.min(square.side);
+        let room = square.side - crop;
         let corners = [(0, 0), (room, 0), (0, room), (room, room), (room / 2, room / 2)];
         let mut out = Vec::with_capacity(10);
         for flip in [false, true] {
             for &(x0, y0) in &corners {
-                out.push(self.extract(&square, x0, y0, flip, [0.0; 3]));
+                let mut one = Vec::with_capacity(3 * crop * crop);
+                self.extract(&resized, square.x0 + x0, square.y0 + y0, crop, flip, [0.0; 3], &mut one);
+                out.push(one);
             }
         }
         out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pipeline() -> Pipeline {
+        Pipeline {
+            resize_short_side: 8,
+            center_crop: 8,
+            crop: 5,
+            random_crop: true,
+            flip: true,
+            lighting: None,
+            mean: IMAGENET_MEAN,
+            std: Some(IMAGENET_STD),
+        }
+    }
+
+    /// The window, computed the plain way: channel-major, mirrored by index.
+    fn naive(p: &Pipeline, img: &RgbImage, x0: usize, y0: usize, flip: bool, noise: [f64; 3]) -> Vec<f32> {
+        let c = p.crop;
+        let mut out = vec![0.0f32; 3 * c * c];
+        for ch in 0..3 {
+            let inv = 1.0 / p.std.unwrap()[ch];
+            let (scale, offset) = (inv as f32, ((noise[ch] - p.mean[ch]) * inv) as f32);
+            for y in 0..c {
+                for x in 0..c {
+                    let sx = if flip { x0 + c - 1 - x } else { x0 + x };
+                    let v = img.get_pixel(sx as u32, (y0 + y) as u32)[ch];
+                    out[(ch * c + y) * c + x] = f32::from(v) * scale + offset;
+                }
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn a_window_is_each_plane_of_the_crop_mirrored_or_not_on_every_code_path() {
+        let img = RgbImage::from_fn(8, 8, |x, y| {
+            image::Rgb([(x * 31 + y) as u8, (y * 29 + x) as u8, (x * y) as u8])
+        });
+        let p = pipeline();
+        for (x0, y0, flip) in [(0, 0, false), (3, 1, false), (2, 3, true), (0, 3, true)] {
+            let noise = [1.5, -2.0, 0.25];
+            let want = naive(&p, &img, x0, y0, flip, noise);
+            let mut got = vec![7.0f32];
+            p.extract(&img, x0, y0, 5, flip, noise, &mut got);
+            assert_eq!(got[0], 7.0, "what was in the batch before is kept");
+            assert_eq!(&got[1..], &want[..], "window at ({x0}, {y0}), flip {flip}");
+            // The portable loop gives the same bits as the one the CPU's features chose.
+            let mut portable = vec![MaybeUninit::uninit(); 75];
+            let (scale, offset) = scale_offset(&p, noise);
+            planes((img.as_raw(), 8, x0, y0, 5, flip), scale, offset, &mut portable);
+            let portable: Vec<f32> = portable.iter().map(|v| unsafe { v.assume_init() }).collect();
+            assert_eq!(portable, want);
+        }
+    }
+
+    fn scale_offset(p: &Pipeline, noise: [f64; 3]) -> ([f32; 3], [f32; 3]) {
+        let mut s = [0.0; 3];
+        let mut o = [0.0; 3];
+        for c in 0..3 {
+            let inv = 1.0 / p.std.unwrap()[c];
+            s[c] = inv as f32;
+            o[c] = ((noise[c] - p.mean[c]) * inv) as f32;
+        }
+        (s, o)
+    }
+
+    #[test]
+    fn prepare_is_the_augmented_window_of_the_centre_square_and_batches_append() {
+        // 12x8: the short side is already 8, so no resize; the centre 8x8 square starts at x 2.
+        let img = RgbImage::from_fn(12, 8, |x, y| image::Rgb([(x * 20 + y) as u8, (y * 9) as u8, 200]));
+        let p = Pipeline { random_crop: false, flip: false, ..pipeline() };
+        let test_time = p.prepare(&img, None);
+        assert_eq!(test_time.len(), p.input_len());
+        // Test time: the centre 5x5 of the square, at (2 + 1, 1).
+        assert_eq!(test_time, naive(&p, &img, 3, 1, false, [0.0; 3]));
+        let mut batch = Vec::new();
+        p.prepare_into(&img, Some(9), &mut batch);
+        p.prepare_into(&img, Some(9), &mut batch);
+        assert_eq!(batch.len(), 2 * p.input_len());
+        assert_eq!(batch[..p.input_len()], batch[p.input_len()..], "the same seed, the same sample");
     }
 }

@@ -10,6 +10,7 @@ use rayon::prelude::*;
 
 use super::augment::Pipeline;
 use super::{Dataset, ImageSet, Sample};
+use crate::exec::Batch;
 
 /// File extensions taken as images.
 const IMAGE_EXTENSIONS: &[&str] = &["jpeg", "jpg", "png"];
@@ -136,16 +137,13 @@ impl ImageFolder {
         self.root.join(&self.classes[*c as usize]).join(&**name)
     }
 
-    /// Reads and decodes image `i` as RGB; an error is one line that names the file.
+    /// Reads and decodes image `i` as RGB ([`super::decode`]); an error is one line that names
+    /// the file.
     pub fn decode(&self, i: usize) -> Result<image::RgbImage, String> {
         let path = self.path(i);
         let fail = |e: &dyn std::fmt::Display| format!("{}: {}", path.display(), one_line(e));
-        let img = image::ImageReader::open(&path)
-            .and_then(|r| r.with_guessed_format())
-            .map_err(|e| fail(&e))?
-            .decode()
-            .map_err(|e| fail(&e))?;
-        Ok(img.to_rgb8())
+        let bytes = std::fs::read(&path).map_err(|e| fail(&e))?;
+        super::decode::decode(&bytes).map_err(|e| fail(&e))
     }
 
     pub fn pipeline(&self) -> &Pipeline {
@@ -176,6 +174,10 @@ impl Dataset for ImageFolder {
     fn load(&self, i: usize, augment: Option<u64>) -> Result<Sample, String> {
         let img = self.decode(i)?;
         Ok(Sample { image: self.pipeline.prepare(&img, augment), label: self.files[i].0 as i32 })
+    }
+
+    fn batch(&self, indices: &[usize], augment: Option<u64>) -> (Batch, Vec<(usize, String)>) {
+        super::image_batch(self, indices, augment)
     }
 }
 

@@ -4,6 +4,7 @@
 //! eigen-decomposition) that the augmentation uses.
 
 pub mod augment;
+pub mod decode;
 pub mod folder;
 pub mod loader;
 pub mod shards;
@@ -76,6 +77,31 @@ pub trait ImageSet: Dataset {
     fn image_pipeline(&self) -> &Pipeline;
     /// What opening the split found besides the images.
     fn listing(&self) -> &ListingReport;
+}
+
+/// [`Dataset::batch`] for an [`ImageSet`]: each image decoded and prepared straight into its slot
+/// of the batch (no per-image buffer, nothing zeroed first), with the augmentation seed [`Dataset::batch`] gives it.
+fn image_batch<S: ImageSet + ?Sized>(
+    set: &S,
+    indices: &[usize],
+    augment: Option<u64>,
+) -> (Batch, Vec<(usize, String)>) {
+    let pipeline = set.image_pipeline();
+    let len = pipeline.input_len();
+    let mut images = Vec::with_capacity(indices.len() * len);
+    let mut labels = Vec::with_capacity(indices.len());
+    let mut failed = Vec::new();
+    for &i in indices {
+        let seed = augment.map(|s| crate::init::Rng::for_stream(s, &[&(i as u64).to_le_bytes()]).next_u64());
+        match set.decode_image(i) {
+            Ok(img) => {
+                pipeline.prepare_into(&img, seed, &mut images);
+                labels.push(set.label(i) as i32);
+            }
+            Err(e) => failed.push((i, e)),
+        }
+    }
+    (Batch { images, labels }, failed)
 }
 
 /// Opens split `split` of `dir`, which is either an ImageNet-layout folder or a folder of shards

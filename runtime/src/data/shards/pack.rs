@@ -5,17 +5,16 @@
 //! writer: the same folder gives the same bytes on any number of threads. A rerun keeps the
 //! shards whose index is written and continues after the last of them.
 
-use std::io::Cursor;
 use std::path::Path;
 
-use image::codecs::jpeg::JpegEncoder;
-use image::{ExtendedColorType, ImageFormat};
+use image::ImageFormat;
 use rayon::prelude::*;
 
 use super::index::{ImageKind, PackSettings, ShardIndex};
 use super::writer::{remove_leftovers, ShardWriter};
 use super::{index_path, read_classes, shard_path, CLASSES_FILE};
 use crate::data::augment::{resize, Pipeline};
+use crate::data::decode::decode;
 use crate::data::folder::one_line;
 use crate::data::{Dataset, ImageFolder};
 
@@ -272,18 +271,13 @@ fn pack_split(
     })
 }
 
-/// Reads image `path` for a shard: decoded (so that an unreadable one is found now), resized
-/// and re-encoded as JPEG when its short side is longer than the target, else its bytes as
-/// they are. An error is one line that names the file.
+/// Reads image `path` for a shard: decoded (so that an unreadable one is found now), resized and re-encoded
+/// as JPEG (4:2:0 chroma, optimised Huffman tables) when its short side is longer than the
+/// target, else its bytes as they are. An error is one line that names the file.
 fn prepare(path: &Path, options: &PackOptions) -> Result<Prepared, String> {
     let fail = |e: &dyn std::fmt::Display| format!("{}: {}", path.display(), one_line(e));
     let bytes = std::fs::read(path).map_err(|e| fail(&e))?;
-    let img = image::ImageReader::new(Cursor::new(&bytes))
-        .with_guessed_format()
-        .map_err(|e| fail(&e))?
-        .decode()
-        .map_err(|e| fail(&e))?
-        .to_rgb8();
+    let img = decode(&bytes).map_err(|e| fail(&e))?;
     let kind = match image::guess_format(&bytes) {
         Ok(ImageFormat::Png) => ImageKind::Png,
         _ => ImageKind::Jpeg,
@@ -296,9 +290,14 @@ fn prepare(path: &Path, options: &PackOptions) -> Result<Prepared, String> {
     let s = options.short_side as f64 / w.min(h) as f64;
     let (nw, nh) = (((w as f64 * s).round() as u32).max(1), ((h as f64 * s).round() as u32).max(1));
     let small = resize(&img, nw, nh);
+    let (Ok(ew), Ok(eh)) = (u16::try_from(nw), u16::try_from(nh)) else {
+        return Err(fail(&format!("{nw}x{nh} after resizing is past JPEG's 65535 pixels a side")));
+    };
     let mut out = Vec::new();
-    JpegEncoder::new_with_quality(&mut out, options.jpeg_quality)
-        .encode(small.as_raw(), nw, nh, ExtendedColorType::Rgb8)
-        .map_err(|e| fail(&e))?;
+    let mut encoder = jpeg_encoder::Encoder::new(&mut out, options.jpeg_quality);
+    encoder.set_sampling_factor(jpeg_encoder::SamplingFactor::R_4_2_0);
+    encoder.set_chroma_subsampling_method(jpeg_encoder::ChromaSubsamplingMethod::Average);
+    encoder.set_optimized_huffman_tables(true);
+    encoder.encode(small.as_raw(), ew, eh, jpeg_encoder::ColorType::Rgb).map_err(|e| fail(&e))?;
     Ok(Prepared { bytes: out, kind: ImageKind::Jpeg, resized: true })
 }

@@ -7,7 +7,6 @@
 //! its unreadable images: a folder without any gives the same numbering, hence the same epochs.
 
 use std::fs::File;
-use std::io::Cursor;
 use std::path::{Path, PathBuf};
 
 use super::index::IndexEntry;
@@ -16,6 +15,7 @@ use super::{index_path, key, read_classes, scan, shard_path, CLASSES_FILE};
 use crate::data::augment::Pipeline;
 use crate::data::folder::one_line;
 use crate::data::{Dataset, ImageSet, ListingReport, Sample};
+use crate::exec::Batch;
 
 /// An open shard.
 struct Shard {
@@ -266,6 +266,10 @@ impl Dataset for ShardSplit {
         let img = self.decode_image(i)?;
         Ok(Sample { image: self.pipeline.prepare(&img, augment), label: self.entries[i].1.label as i32 })
     }
+
+    fn batch(&self, indices: &[usize], augment: Option<u64>) -> (Batch, Vec<(usize, String)>) {
+        crate::data::image_batch(self, indices, augment)
+    }
 }
 
 impl ImageSet for ShardSplit {
@@ -274,12 +278,7 @@ impl ImageSet for ShardSplit {
         let fail = |e: &dyn std::fmt::Display| {
             format!("{}: sample {}: {}", self.shard(i).display(), key(self.entries[i].1.source), one_line(e))
         };
-        let img = image::ImageReader::new(Cursor::new(bytes))
-            .with_guessed_format()
-            .map_err(|e| fail(&e))?
-            .decode()
-            .map_err(|e| fail(&e))?;
-        Ok(img.to_rgb8())
+        crate::data::decode::decode(&bytes).map_err(|e| fail(&e))
     }
 
     fn image_pipeline(&self) -> &Pipeline {
