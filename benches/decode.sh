@@ -40,9 +40,17 @@ results="$work/results.jsonl"
 record() { # tool data workers json
   printf '{"tool": "%s", "data": "%s", "workers": %s, "result": %s}\n' "$1" "$2" "$3" "$4" >>"$results"
 }
-ours() { # tool binary data-name dir count
+median() { # the JSON line (of those on stdin) with the median images_per_second
+  "$venv/bin/python" -c 'import json, sys
+runs = sorted((json.loads(l) for l in sys.stdin if l.strip()), key=lambda r: r["images_per_second"])
+print(json.dumps(runs[len(runs) // 2]))'
+}
+ours() { # tool binary data-name dir count: the median of 5 runs (a timed pass of the shards is
+  # about a quarter of a second, short enough for the machine's noise to move one run)
   for w in 1 "$all"; do
-    record "$1" "$3" "$w" "$("$2" bench-data --data "$5" --plan "$work/plan.bin" --images "$4" --workers "$w" --json)"
+    record "$1" "$3" "$w" "$(for _ in 1 2 3 4 5; do
+      "$2" bench-data --data "$5" --plan "$work/plan.bin" --images "$4" --workers "$w" --json
+    done | median)"
   done
 }
 peer() { # tool data-name count args...

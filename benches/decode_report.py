@@ -41,7 +41,7 @@ def main():
         f" ({int(folder_kib) // 1024} MiB; `benches/make_photos.py`), packed by `alexrt pack` into 256px shards"
         f" ({int(shard_kib) // 1024} MiB); {large} camera-sized ones (long side 1600-2000, upscaled)",
         "- each: short side 256, centre 256, random 227 crop, flip, PCA lighting (not DALI: it has none), normalise;"
-        " batches of 32; one untimed pass, then one timed",
+        " batches of 32; one untimed pass, then one timed; alexrt: the median of 5 such runs",
         f"- 1 worker: one decoding thread (torch: the main process, 1 thread); {cores} workers: all cores",
         "",
         f"| pipeline | data | images/s, 1 worker | images/s, {cores} workers | {cores} / 1 | 1 worker / torchvision on the folder |",
