@@ -143,7 +143,7 @@ impl<B: KernelBackend> Executor<B> {
                 self.end_step_of_buckets();
                 out
             }
-            Op::Cast(c) => one(inputs[0].clone().cast(self.run_dtype(c.to))),
+            Op::Cast(c) => one(super::precision::cast(inputs[0].clone(), self.run_dtype(c.to))),
             Op::Slice(sl) => one(with_float!(inputs[0], |x| x.narrow(sl.dim, sl.start, sl.len))),
             Op::Concat(c) => one(with_float!(inputs[0], |first| {
                 let mut parts = vec![first];

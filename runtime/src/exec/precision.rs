@@ -9,7 +9,7 @@
 
 use alexir::catalog::Op;
 use alexir::ir::DType as PlanDType;
-use burn::tensor::DType;
+use burn::tensor::{DType, TensorMetadata};
 use petgraph::stable_graph::NodeIndex;
 
 use super::Executor;
@@ -51,7 +51,7 @@ impl<B: KernelBackend> Executor<B> {
         inputs
             .into_iter()
             .enumerate()
-            .map(|(port, v)| if masters.contains(&port) { v } else { v.cast(dtype) })
+            .map(|(port, v)| if masters.contains(&port) { v } else { cast::<B>(v, dtype) })
             .collect()
     }
 
@@ -62,7 +62,7 @@ impl<B: KernelBackend> Executor<B> {
             .into_iter()
             .enumerate()
             .map(|(port, v)| match declared.get(port) {
-                Some(t) if t.dtype.is_float() => v.cast(self.run_dtype(t.dtype)),
+                Some(t) if t.dtype.is_float() => cast::<B>(v, self.run_dtype(t.dtype)),
                 _ => v,
             })
             .collect()
@@ -84,5 +84,14 @@ fn master_ports(op: &Op) -> Vec<usize> {
             })
             .collect(),
         op => (0..op.def().arity().unwrap_or(0)).filter(|&p| op.def().reads_f32_master(p)).collect(),
+    }
+}
+
+/// A float value in element type `dtype` (by the backend's own conversion where it has one);
+/// other values as they are.
+pub(super) fn cast<B: KernelBackend>(v: Value<B>, dtype: DType) -> Value<B> {
+    match v {
+        Value::Float(t) if t.dtype() != dtype => Value::Float(B::cast_float(t, dtype)),
+        other => other,
     }
 }

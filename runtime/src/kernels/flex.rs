@@ -5,6 +5,7 @@
 
 use burn::backend::flex::FlexTensor;
 use burn::backend::Flex;
+use burn::tensor::ops::FloatTensorOps;
 use burn::tensor::{DType, Element, Int, Tensor, TensorData, TensorPrimitive};
 
 use alexir::catalog::ConvAttrs;
@@ -111,6 +112,11 @@ impl KernelBackend for Flex {
         (precision == alexir::ir::Precision::F16).then(|| {
             "f16 plans are not run yet (they need loss scaling); compile with --precision bf16".into()
         })
+    }
+
+    fn cast_float(t: FlexTensor, dtype: DType) -> FlexTensor {
+        super::flex_bf16::cast(&t, dtype)
+            .unwrap_or_else(|| <Self as FloatTensorOps<Self>>::float_cast(t, dtype.into()))
     }
 
     fn reproducibility() -> &'static str {

@@ -5,11 +5,11 @@
 
 use burn::backend::flex::FlexTensor;
 use burn::backend::Flex;
-use burn::tensor::{bf16, DType, Int, Tensor, TensorData, TensorPrimitive};
+use burn::tensor::{bf16, DType, Int, Tensor, TensorData, TensorMetadata, TensorPrimitive};
 
 use alexir::catalog::ConvAttrs;
 
-use super::cpu_bf16::convert::{bf16_bits_to_f32, round_into};
+use super::cpu_bf16::convert::{round, widen};
 use super::cpu_bf16::{self, Weight};
 use super::cpu_conv::ConvShape;
 use super::{
@@ -128,16 +128,30 @@ pub fn linear_weight_grad(x: &Tensor<Flex, 2>, dy: &Tensor<Flex, 2>) -> Option<T
     Some(f32_tensor(cpu_bf16::linear::weight_grad(bits(&xs), bits(&dys), n, o, i), [o, i]))
 }
 
+/// `t` converted between f32 and bf16 (`None` for any other pair, or a strided tensor).
+pub fn cast(t: &FlexTensor, dtype: DType) -> Option<FlexTensor> {
+    let shape = t.shape();
+    match (t.dtype(), dtype) {
+        (DType::F32, DType::BF16) => {
+            let v: Vec<bf16> = round(t.as_slice::<f32>()?).into_iter().map(bf16::from_bits).collect();
+            Some(FlexTensor::from_data(TensorData::new(v, shape)))
+        }
+        (DType::BF16, DType::F32) => {
+            let bits: &[u16] = bytemuck::cast_slice(t.as_slice::<bf16>()?);
+            Some(FlexTensor::from_data(TensorData::new(widen(bits), shape)))
+        }
+        _ => None,
+    }
+}
+
 /// A bf16 tensor's values widened to f32 (exact).
 fn widened(t: &FlexTensor) -> Vec<f32> {
-    bits(t).iter().map(|&b| bf16_bits_to_f32(b)).collect()
+    widen(bits(t))
 }
 
 /// f32 values rounded into a bf16 tensor.
 fn rounded<const D: usize>(v: &[f32], dims: [usize; D]) -> Tensor<Flex, D> {
-    let mut out = vec![0u16; v.len()];
-    round_into(&mut out, v);
-    bf16_tensor(out, dims)
+    bf16_tensor(round(v), dims)
 }
 
 /// LRN of a bf16 tensor: widened, the window sums in f32, the result rounded once. Other types
@@ -216,8 +230,9 @@ mod tests {
     //! widened inputs, rounded once.
     use burn::tensor::{DType, Int, Tensor, TensorData};
 
+    use super::super::cpu_bf16::convert::{bf16_bits_to_f32, round_into};
     use super::super::{reference, KernelBackend, LrnParams, PoolParams};
-    use super::{bf16_bits_to_f32, round_into, Flex};
+    use super::Flex;
     use crate::kernels::host::lrn_grad;
 
     const DIMS: [usize; 4] = [2, 7, 9, 9];
@@ -288,5 +303,34 @@ mod tests {
         let dx = Flex::max_pool_backward(dy, arg, [DIMS[2], DIMS[3]], &p);
         let want = reference::max_pool_backward(&dyv, &want_arg, [DIMS[2], DIMS[3]], [out[2], out[3]], &p);
         assert_eq!(f32_values(dx), rounded(&want));
+    }
+}
+
+#[cfg(test)]
+mod cast_tests {
+    use burn::tensor::{DType, Tensor, TensorData, TensorMetadata};
+
+    use super::super::cpu_bf16::convert::{bf16_bits_to_f32, f32_to_bf16_bits};
+    use super::super::KernelBackend;
+    use super::Flex;
+
+    #[test]
+    fn the_cpu_casts_between_f32_and_bf16_as_each_element_rounds_and_keeps_the_shape() {
+        let v: Vec<f32> = (0..3 * 5 * 7).map(|i| (i as f32 * 0.731).cos() * 300.0).collect();
+        let t = Tensor::<Flex, 3>::from_data(TensorData::new(v.clone(), [3, 5, 7]), &Default::default());
+        let b = Flex::cast_float(t.into_primitive().tensor(), DType::BF16);
+        assert_eq!((b.dtype(), b.shape().dims::<3>()), (DType::BF16, [3, 5, 7]));
+        let back = Flex::cast_float(b, DType::F32);
+        let got = Tensor::<Flex, 3>::from_primitive(burn::tensor::TensorPrimitive::Float(back)).into_data();
+        let want: Vec<f32> = v.iter().map(|&x| bf16_bits_to_f32(f32_to_bf16_bits(x))).collect();
+        assert_eq!(got.into_vec::<f32>().unwrap(), want);
+        // A strided view (a transpose) takes burn's cast, with the same values.
+        let t = Tensor::<Flex, 2>::from_data(TensorData::new(v[..35].to_vec(), [5, 7]), &Default::default());
+        let strided = Flex::cast_float(t.clone().transpose().into_primitive().tensor(), DType::BF16);
+        let widened =
+            Tensor::<Flex, 2>::from_primitive(burn::tensor::TensorPrimitive::Float(strided)).cast(DType::F32);
+        let want = t.transpose().into_data().into_vec::<f32>().unwrap();
+        let want: Vec<f32> = want.iter().map(|&x| bf16_bits_to_f32(f32_to_bf16_bits(x))).collect();
+        assert_eq!(widened.into_data().into_vec::<f32>().unwrap(), want);
     }
 }

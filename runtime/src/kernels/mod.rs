@@ -23,6 +23,7 @@ pub(crate) use host::{from_host, host_i32, host_lrn_backward, host_lrn_forward, 
 
 use burn::tensor::activation::relu;
 use burn::tensor::backend::Backend;
+use burn::tensor::ops::FloatTensor;
 use burn::tensor::{Bool, DType, Int, Tensor, TensorData};
 
 use alexir::catalog::ConvAttrs;
@@ -88,6 +89,12 @@ pub trait KernelBackend: Backend {
                 precision.name()
             )
         })
+    }
+
+    /// A float tensor in element type `dtype`: burn's cast, unless the backend converts faster
+    /// (the CPU converts f32 and bf16 itself, on all threads).
+    fn cast_float(t: FloatTensor<Self>, dtype: DType) -> FloatTensor<Self> {
+        Self::float_cast(t, dtype.into())
     }
 
     fn lrn_forward(x: Tensor<Self, 4>, p: &LrnParams) -> Tensor<Self, 4> {
