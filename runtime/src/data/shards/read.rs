@@ -9,7 +9,7 @@
 use std::fs::File;
 use std::path::{Path, PathBuf};
 
-use super::index::IndexEntry;
+use super::index::{IndexEntry, ShardIndex};
 use super::pack::read_index;
 use super::{index_path, key, read_classes, scan, shard_path, CLASSES_FILE};
 use crate::data::augment::Pipeline;
@@ -177,8 +177,9 @@ fn packed(split_dir: &Path) -> Result<Opened, String> {
 }
 
 /// Every `*.tar` of `split_dir`, in name order, as WebDataset shards: each index read from
-/// beside it when it was built from this shard, else built by one pass and written there (if
-/// the folder is read-only the index is kept in memory, built again next time).
+/// beside it, or from the cache folder ([`index_cache`]), when it was built from this shard; else
+/// built by one pass and written beside it, or, where the shards' folder cannot be written, in the
+/// cache folder (and where neither can, kept in memory and built again next time).
 fn foreign(dir: &Path, split_dir: &Path) -> Result<Opened, String> {
     let listing = std::fs::read_dir(split_dir).map_err(|e| {
         format!(
@@ -209,15 +210,7 @@ fn foreign(dir: &Path, split_dir: &Path) -> Result<Opened, String> {
     }
     let (mut shards, mut entries, mut skipped, mut first) = (Vec::new(), Vec::new(), 0, 0);
     for tar in tars {
-        let idx = tar.with_extension("idx");
-        let index = match scan::cached_index(&idx, &tar, first) {
-            Some(index) => index,
-            None => {
-                let index = scan::index_foreign_shard(&tar, first)?;
-                let _ = alexir::plan::write_atomically(&idx, &index.encode());
-                index
-            }
-        };
+        let index = foreign_index(&tar, first, &tar.with_extension("idx"), index_cache(&tar).as_deref())?;
         let file = File::open(&tar).map_err(|e| format!("{}: {e}", tar.display()))?;
         let n = shards.len() as u32;
         entries.extend(index.entries.iter().map(|e| (n, *e)));
@@ -232,6 +225,41 @@ fn foreign(dir: &Path, split_dir: &Path) -> Result<Opened, String> {
         ));
     }
     Ok((shards, entries, skipped))
+}
+
+/// The index of foreign shard `tar` (samples numbered from `first`): read from `beside` or
+/// `cached` where one there fits the shard, else built and written to `beside`, or to `cached`
+/// where `beside` cannot be written.
+fn foreign_index(tar: &Path, first: u64, beside: &Path, cached: Option<&Path>) -> Result<ShardIndex, String> {
+    let found = scan::cached_index(beside, tar, first)
+        .or_else(|| cached.and_then(|c| scan::cached_index(c, tar, first)));
+    if let Some(index) = found {
+        return Ok(index);
+    }
+    let index = scan::index_foreign_shard(tar, first)?;
+    let bytes = index.encode();
+    if alexir::plan::write_atomically(beside, &bytes).is_err() {
+        if let Some(c) = cached {
+            let _ = c.parent().map(std::fs::create_dir_all);
+            let _ = alexir::plan::write_atomically(c, &bytes);
+        }
+    }
+    Ok(index)
+}
+
+/// Where the index of a foreign shard `tar` goes when its own folder cannot be written:
+/// `$XDG_CACHE_HOME/alexrt/shard-indexes` (else `~/.cache/...`), named by a hash of the shard's
+/// full path. An index found there is used only if it still fits the shard (its length,
+/// modification time and end samples' checksums), like one beside it.
+fn index_cache(tar: &Path) -> Option<PathBuf> {
+    use std::hash::{Hash, Hasher};
+    let full = std::fs::canonicalize(tar).ok()?;
+    let mut h = std::hash::DefaultHasher::new();
+    full.hash(&mut h);
+    let cache = std::env::var_os("XDG_CACHE_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|home| PathBuf::from(home).join(".cache")))?;
+    Some(cache.join("alexrt").join("shard-indexes").join(format!("{:016x}.idx", h.finish())))
 }
 
 /// Reads `buf.len()` bytes of `shard` from `offset`.
@@ -287,5 +315,45 @@ impl ImageSet for ShardSplit {
 
     fn listing(&self) -> &ListingReport {
         &self.report
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_index_that_cannot_go_beside_its_shard_goes_to_the_cache_and_is_read_from_there() {
+        let dir = std::env::temp_dir().join(format!("alexrt-index-cache-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let tar = dir.join("part.tar");
+        let mut jpeg = Vec::new();
+        image::codecs::jpeg::JpegEncoder::new(&mut jpeg).encode_image(&image::RgbImage::new(4, 3)).unwrap();
+        {
+            let mut b = ::tar::Builder::new(File::create(&tar).unwrap());
+            for (name, data) in [("a.jpg", &jpeg[..]), ("a.cls", b"1"), ("b.jpg", &jpeg[..]), ("b.cls", b"0")]
+            {
+                let mut h = ::tar::Header::new_ustar();
+                h.set_size(data.len() as u64);
+                h.set_mode(0o644);
+                h.set_cksum();
+                b.append_data(&mut h, name, data).unwrap();
+            }
+            b.finish().unwrap();
+        }
+        // Beside the shard is unwritable here: its folder does not exist.
+        let (beside, cached) = (dir.join("no-such-folder/part.idx"), dir.join("cache/x/part.idx"));
+        let built = foreign_index(&tar, 0, &beside, Some(&cached)).unwrap();
+        assert_eq!(built.entries.len(), 2);
+        assert!(!beside.exists() && cached.is_file());
+        let written = std::fs::metadata(&cached).unwrap().modified().unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        let read = foreign_index(&tar, 0, &beside, Some(&cached)).unwrap();
+        assert_eq!(read.entries, built.entries);
+        assert_eq!(std::fs::metadata(&cached).unwrap().modified().unwrap(), written, "read, not built again");
+        // Another shard at the cached index's name is indexed anew.
+        assert!(foreign_index(&tar, 5, &beside, Some(&cached)).unwrap().entries[0].source == 5);
+        assert!(index_cache(&tar).is_some_and(|p| p.parent().unwrap().ends_with("alexrt/shard-indexes")));
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 }
