@@ -11,7 +11,7 @@
 
 use rayon::prelude::*;
 
-use super::convert::{bf16_bits_to_f32, f32_to_bf16_bits};
+use super::convert::{bf16_bits_to_f32, f32_to_bf16_bits, round};
 use super::gemm::{gemm, Operand};
 use crate::kernels::cpu_conv::{col2im, im2col, ConvDims as Dims, ConvShape, MatRef};
 
@@ -43,6 +43,20 @@ fn weight<'a>(d: &Dims, w: Weight<'a>, grp: usize, transposed: bool) -> Operand<
     }
 }
 
+/// An f32 master weight rounded to bf16 once for the whole call (into `keep`, on all threads,
+/// vectorised), instead of element by element in every part's packing of it: the same bits, since
+/// packing rounds each element with the same function. Measured at batch 128: conv2's data
+/// gradient 131 -> 97 ms, conv3's 134 -> 90 ms.
+pub(super) fn once_bf16<'a>(w: Weight<'a>, keep: &'a mut Vec<u16>) -> Weight<'a> {
+    match w {
+        Weight::F32(v) => {
+            *keep = round(v);
+            Weight::Bf16(keep)
+        }
+        other => other,
+    }
+}
+
 /// The column matrix of images `n0..n0 + nbt`, group `grp`, side by side (row stride `nbt * P`).
 fn columns(d: &Dims, x: &[u16], n0: usize, nbt: usize, grp: usize, col: &mut Vec<u16>) {
     let ld = nbt * d.pl;
@@ -56,6 +70,8 @@ fn columns(d: &Dims, x: &[u16], n0: usize, nbt: usize, grp: usize, col: &mut Vec
 /// `y = conv(x, w) (+ bias) (then ReLU)`, rounded to bf16 once.
 pub fn forward(s: &ConvShape, x: &[u16], w: Weight<'_>, bias: Option<&[f32]>, relu: bool) -> Vec<u16> {
     let d = dims(s);
+    let mut master = Vec::new();
+    let w = once_bf16(w, &mut master);
     let mut y = vec![0u16; s.batch * d.out_img];
     y.par_chunks_mut(d.nb * d.out_img).enumerate().for_each(|(part, out)| {
         let n0 = part * d.nb;
@@ -86,6 +102,8 @@ pub fn forward(s: &ConvShape, x: &[u16], w: Weight<'_>, bias: Option<&[f32]>, re
 /// `dx` from `dy` and the weight, rounded to bf16 once.
 pub fn data_grad(s: &ConvShape, dy: &[u16], w: Weight<'_>) -> Vec<u16> {
     let d = dims(s);
+    let mut master = Vec::new();
+    let w = once_bf16(w, &mut master);
     let mut dx = vec![0u16; s.batch * d.in_img];
     dx.par_chunks_mut(d.nb * d.in_img).enumerate().for_each(|(part, out)| {
         let n0 = part * d.nb;

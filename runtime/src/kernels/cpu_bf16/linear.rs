@@ -5,7 +5,7 @@
 
 use rayon::prelude::*;
 
-use super::conv::Weight;
+use super::conv::{once_bf16, Weight};
 use super::convert::f32_to_bf16_bits;
 use super::gemm::{gemm, Operand};
 use crate::kernels::cpu_conv::MatRef;
@@ -72,12 +72,16 @@ pub fn forward(
     relu: bool,
 ) -> Vec<u16> {
     let xa = Operand::Bf16(MatRef { data: x, rows: batch, cols: inp, rs: inp, cs: 1 });
+    let mut master = Vec::new();
+    let w = once_bf16(w, &mut master);
     product_bf16(xa, weight(w, out, inp, true), batch, out, bias, relu)
 }
 
 /// `dx = dy W` for `dy` of `batch x out`.
 pub fn data_grad(dy: &[u16], batch: usize, w: Weight<'_>, out: usize, inp: usize) -> Vec<u16> {
     let dya = Operand::Bf16(MatRef { data: dy, rows: batch, cols: out, rs: out, cs: 1 });
+    let mut master = Vec::new();
+    let w = once_bf16(w, &mut master);
     product_bf16(dya, weight(w, out, inp, false), batch, inp, None, false)
 }
 
