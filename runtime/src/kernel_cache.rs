@@ -21,11 +21,17 @@ pub fn folder() -> Option<PathBuf> {
     match std::env::var_os("ALEXRT_KERNEL_CACHE") {
         Some(v) if v == "off" => None,
         Some(v) if !v.is_empty() => Some(PathBuf::from(v)),
-        _ => std::env::var_os("XDG_CACHE_HOME")
-            .map(PathBuf::from)
-            .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))
-            .map(|c| c.join("alexrt").join("cubecl")),
+        _ => user_cache().map(|c| c.join("cubecl")),
     }
+}
+
+/// alexrt's folder in the user's cache folder: `$XDG_CACHE_HOME/alexrt`, else `~/.cache/alexrt`
+/// (the kernel caches here, and the indexes of shards whose own folder cannot take them).
+pub fn user_cache() -> Option<PathBuf> {
+    std::env::var_os("XDG_CACHE_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))
+        .map(|c| c.join("alexrt"))
 }
 
 /// Sets CubeCL's configuration with the caches in [`folder`], before the first CubeCL device is

@@ -181,13 +181,11 @@ pub fn run_infer<B: KernelBackend>(args: InferArgs, device: B::Device) -> Result
     Ok(())
 }
 
+/// The image at `path`, decoded as training decodes it ([`crate::data::decode`]).
 fn read_image(path: &std::path::Path) -> Result<image::RgbImage, RunError> {
-    Ok(image::ImageReader::open(path)
-        .and_then(|r| r.with_guessed_format())
-        .map_err(|e| RunError::Input(format!("{}: {e}", path.display())))?
-        .decode()
-        .map_err(|e| RunError::Input(format!("{}: not a readable image ({e})", path.display())))?
-        .to_rgb8())
+    let bytes = std::fs::read(path).map_err(|e| RunError::Input(format!("{}: {e}", path.display())))?;
+    crate::data::decode::decode(&bytes)
+        .map_err(|e| RunError::Input(format!("{}: not a readable image ({e})", path.display())))
 }
 
 /// `infer --json`: `{"graph", "images": [{"image", "top5": [{"class", "name", "probability"}],

@@ -4,7 +4,6 @@
 //! testing the centre crop. Finally the mean is subtracted (and the optional std divided).
 
 use std::borrow::Cow;
-use std::mem::MaybeUninit;
 
 use alexir::ir::{DataPipeline, Lighting, Mean, PcaBasis};
 use fast_image_resize::{FilterType, ResizeAlg, ResizeOptions, Resizer};
@@ -13,6 +12,7 @@ use image::imageops;
 use image::RgbImage;
 
 use super::stats::Stats;
+use super::window::write_planes;
 use crate::init::Rng;
 
 /// The widely used ImageNet RGB eigen-decomposition (fb.resnet.torch, torchvision), for pixels on
@@ -33,6 +33,14 @@ pub(super) fn resize(img: &RgbImage, width: u32, height: u32) -> RgbImage {
         // Sizes fast_image_resize refuses (none in practice) fall back to the image crate.
         Err(_) => imageops::resize(img, width, height, imageops::FilterType::Triangle),
     }
+}
+
+/// The size of a `w x h` image resized so that its short side is `short` (rounded, at least 1):
+/// what the pipeline resizes to, and what packing stores, so that training resizes a packed image
+/// no further.
+pub(super) fn short_side_to(w: u32, h: u32, short: u32) -> (u32, u32) {
+    let s = f64::from(short) / f64::from(w.min(h));
+    (((f64::from(w) * s).round() as u32).max(1), ((f64::from(h) * s).round() as u32).max(1))
 }
 
 /// PCA lighting: `std` of the per-image coefficients, the eigenvalues and eigenvectors (columns).
@@ -149,8 +157,7 @@ impl Pipeline {
     /// there: no copy of the square is made.
     fn square<'a>(&self, img: &'a RgbImage) -> (Cow<'a, RgbImage>, Square) {
         let (w, h) = img.dimensions();
-        let s = self.resize_short_side as f64 / w.min(h) as f64;
-        let (nw, nh) = (((w as f64 * s).round() as u32).max(1), ((h as f64 * s).round() as u32).max(1));
+        let (nw, nh) = short_side_to(w, h, self.resize_short_side as u32);
         let resized = if (nw, nh) == (w, h) { Cow::Borrowed(img) } else { Cow::Owned(resize(img, nw, nh)) };
         let c = (self.center_crop as u32).min(nw).min(nh);
         let square = Square { x0: ((nw - c) / 2) as usize, y0: ((nh - c) / 2) as usize, side: c as usize };
@@ -196,6 +203,19 @@ impl Pipeline {
         self.extract(&resized, square.x0 + x0, square.y0 + y0, crop, flip, noise, out);
     }
 
+    /// Each channel's `scale = 1 / std` and `offset = (noise - mean) / std`, computed in f64 and
+    /// rounded to f32: a value is then `v * scale + offset`.
+    fn scale_offset(&self, noise: [f64; 3]) -> ([f32; 3], [f32; 3]) {
+        let mut scale = [1.0f32; 3];
+        let mut offset = [0.0f32; 3];
+        for c in 0..3 {
+            let inv = self.std.map(|s| 1.0 / s[c]).unwrap_or(1.0);
+            scale[c] = inv as f32;
+            offset[c] = ((noise[c] - self.mean[c]) * inv) as f32;
+        }
+        (scale, offset)
+    }
+
     /// The values one image takes in a batch: `3 x crop x crop`.
     pub fn input_len(&self) -> usize {
         3 * self.crop * self.crop
@@ -221,68 +241,14 @@ impl Pipeline {
     ) {
         let width = img.width() as usize;
         let raw = img.as_raw();
-        let mut scale = [1.0f32; 3];
-        let mut offset = [0.0f32; 3];
-        for c in 0..3 {
-            let inv = self.std.map(|s| 1.0 / s[c]).unwrap_or(1.0);
-            scale[c] = inv as f32;
-            offset[c] = ((noise[c] - self.mean[c]) * inv) as f32;
-        }
+        let (scale, offset) = self.scale_offset(noise);
         let plane = crop * crop;
         out.reserve(3 * plane);
         let spare = &mut out.spare_capacity_mut()[..3 * plane];
-        let rows = (raw.as_slice(), width, x0, y0, crop, flip);
-        #[cfg(target_arch = "x86_64")]
-        if std::arch::is_x86_feature_detected!("avx2") {
-            // SAFETY: the CPU has AVX2 (checked just above).
-            unsafe { planes_avx2(rows, scale, offset, spare) };
-        } else {
-            planes(rows, scale, offset, spare);
-        }
-        #[cfg(not(target_arch = "x86_64"))]
-        planes(rows, scale, offset, spare);
-        // SAFETY: `planes` wrote each of the `3 * plane` values after `out.len()`.
+        write_planes((raw.as_slice(), width, x0, y0, crop, flip), scale, offset, spare);
+        // SAFETY: `write_planes` wrote each of the `3 * plane` values after `out.len()`.
         unsafe { out.set_len(out.len() + 3 * plane) };
     }
-}
-
-/// Where [`Pipeline::extract`] reads: the image's bytes, its width, the window's corner and side,
-/// and whether it is mirrored.
-type Rows<'a> = (&'a [u8], usize, usize, usize, usize, bool);
-
-/// The window's three planes, `v * scale + offset` per channel, written to all of `out`
-/// (`3 x crop x crop`): each row of each plane, each value of each row. A row is read once and
-/// written to the three planes in a loop the compiler vectorises (its stride-3 reads become
-/// shuffles). No fused multiply-add: the values are the same bits on every CPU.
-#[inline(always)]
-fn planes(rows: Rows, scale: [f32; 3], offset: [f32; 3], out: &mut [MaybeUninit<f32>]) {
-    let (raw, width, x0, y0, crop, flip) = rows;
-    let plane = crop * crop;
-    let (r, rest) = out.split_at_mut(plane);
-    let (g, b) = rest.split_at_mut(plane);
-    for y in 0..crop {
-        let start = ((y0 + y) * width + x0) * 3;
-        let row = &raw[start..start + crop * 3];
-        let at = y * crop;
-        let (r, g, b) = (&mut r[at..at + crop], &mut g[at..at + crop], &mut b[at..at + crop]);
-        let mut put = |x: usize, px: &[u8]| {
-            r[x].write(f32::from(px[0]) * scale[0] + offset[0]);
-            g[x].write(f32::from(px[1]) * scale[1] + offset[1]);
-            b[x].write(f32::from(px[2]) * scale[2] + offset[2]);
-        };
-        if flip {
-            row.chunks_exact(3).rev().enumerate().for_each(|(x, px)| put(x, px));
-        } else {
-            row.chunks_exact(3).enumerate().for_each(|(x, px)| put(x, px));
-        }
-    }
-}
-
-/// [`planes`] compiled for AVX2 (wider shuffles and stores; the same arithmetic).
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2")]
-unsafe fn planes_avx2(rows: Rows, scale: [f32; 3], offset: [f32; 3], out: &mut [MaybeUninit<f32>]) {
-    planes(rows, scale, offset, out)
 }
 
 /// Where the centre square lies in the resized image.
@@ -315,6 +281,8 @@ impl Pipeline {
 
 #[cfg(test)]
 mod tests {
+    use std::mem::MaybeUninit;
+
     use super::*;
 
     fn pipeline() -> Pipeline {
@@ -363,22 +331,11 @@ mod tests {
             assert_eq!(&got[1..], &want[..], "window at ({x0}, {y0}), flip {flip}");
             // The portable loop gives the same bits as the one the CPU's features chose.
             let mut portable = vec![MaybeUninit::uninit(); 75];
-            let (scale, offset) = scale_offset(&p, noise);
-            planes((img.as_raw(), 8, x0, y0, 5, flip), scale, offset, &mut portable);
+            let (scale, offset) = p.scale_offset(noise);
+            super::super::window::planes((img.as_raw(), 8, x0, y0, 5, flip), scale, offset, &mut portable);
             let portable: Vec<f32> = portable.iter().map(|v| unsafe { v.assume_init() }).collect();
             assert_eq!(portable, want);
         }
-    }
-
-    fn scale_offset(p: &Pipeline, noise: [f64; 3]) -> ([f32; 3], [f32; 3]) {
-        let mut s = [0.0; 3];
-        let mut o = [0.0; 3];
-        for c in 0..3 {
-            let inv = 1.0 / p.std.unwrap()[c];
-            s[c] = inv as f32;
-            o[c] = ((noise[c] - p.mean[c]) * inv) as f32;
-        }
-        (s, o)
     }
 
     #[test]

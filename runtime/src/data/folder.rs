@@ -172,8 +172,7 @@ impl Dataset for ImageFolder {
     }
 
     fn load(&self, i: usize, augment: Option<u64>) -> Result<Sample, String> {
-        let img = self.decode(i)?;
-        Ok(Sample { image: self.pipeline.prepare(&img, augment), label: self.files[i].0 as i32 })
+        super::image_sample(self, i, augment)
     }
 
     fn batch(&self, indices: &[usize], augment: Option<u64>) -> (Batch, Vec<(usize, String)>) {

@@ -11,6 +11,7 @@ pub mod shards;
 pub mod sources;
 pub mod stats;
 pub mod synthetic;
+mod window;
 
 pub use folder::{ImageFolder, ListingReport};
 pub use loader::{epoch_order, Loader};
@@ -54,9 +55,7 @@ pub trait Dataset: Sync {
         let mut labels = Vec::with_capacity(indices.len());
         let mut failed = Vec::new();
         for &i in indices {
-            let seed =
-                augment.map(|s| crate::init::Rng::for_stream(s, &[&(i as u64).to_le_bytes()]).next_u64());
-            match self.load(i, seed) {
+            match self.load(i, sample_seed(augment, i)) {
                 Ok(s) => {
                     images.extend_from_slice(&s.image);
                     labels.push(s.label);
@@ -79,6 +78,18 @@ pub trait ImageSet: Dataset {
     fn listing(&self) -> &ListingReport;
 }
 
+/// Sample `i`'s augmentation seed, drawn from the epoch's `augment` seed and the sample's index
+/// (so that a sample is augmented alike whatever batch or thread takes it).
+fn sample_seed(augment: Option<u64>, i: usize) -> Option<u64> {
+    augment.map(|s| crate::init::Rng::for_stream(s, &[&(i as u64).to_le_bytes()]).next_u64())
+}
+
+/// [`Dataset::load`] for an [`ImageSet`]: image `i` decoded and prepared by its pipeline.
+fn image_sample<S: ImageSet + ?Sized>(set: &S, i: usize, augment: Option<u64>) -> Result<Sample, String> {
+    let img = set.decode_image(i)?;
+    Ok(Sample { image: set.image_pipeline().prepare(&img, augment), label: set.label(i) as i32 })
+}
+
 /// [`Dataset::batch`] for an [`ImageSet`]: each image decoded and prepared straight into its slot
 /// of the batch (no per-image buffer, nothing zeroed first), with the augmentation seed [`Dataset::batch`] gives it.
 fn image_batch<S: ImageSet + ?Sized>(
@@ -92,10 +103,9 @@ fn image_batch<S: ImageSet + ?Sized>(
     let mut labels = Vec::with_capacity(indices.len());
     let mut failed = Vec::new();
     for &i in indices {
-        let seed = augment.map(|s| crate::init::Rng::for_stream(s, &[&(i as u64).to_le_bytes()]).next_u64());
         match set.decode_image(i) {
             Ok(img) => {
-                pipeline.prepare_into(&img, seed, &mut images);
+                pipeline.prepare_into(&img, sample_seed(augment, i), &mut images);
                 labels.push(set.label(i) as i32);
             }
             Err(e) => failed.push((i, e)),

@@ -13,7 +13,7 @@ use rayon::prelude::*;
 use super::index::{ImageKind, PackSettings, ShardIndex};
 use super::writer::{remove_leftovers, ShardWriter};
 use super::{index_path, read_classes, shard_path, CLASSES_FILE};
-use crate::data::augment::{resize, Pipeline};
+use crate::data::augment::{resize, short_side_to, Pipeline};
 use crate::data::decode::decode;
 use crate::data::folder::one_line;
 use crate::data::{Dataset, ImageFolder};
@@ -286,9 +286,7 @@ fn prepare(path: &Path, options: &PackOptions) -> Result<Prepared, String> {
     if w.min(h) <= options.short_side {
         return Ok(Prepared { bytes, kind, resized: false });
     }
-    // The arithmetic of `Pipeline::rescale`, so that training resizes a packed image no further.
-    let s = options.short_side as f64 / w.min(h) as f64;
-    let (nw, nh) = (((w as f64 * s).round() as u32).max(1), ((h as f64 * s).round() as u32).max(1));
+    let (nw, nh) = short_side_to(w, h, options.short_side);
     let small = resize(&img, nw, nh);
     let (Ok(ew), Ok(eh)) = (u16::try_from(nw), u16::try_from(nh)) else {
         return Err(fail(&format!("{nw}x{nh} after resizing is past JPEG's 65535 pixels a side")));

@@ -55,10 +55,10 @@ impl ShardSplit {
         pipeline: Pipeline,
     ) -> Result<Self, String> {
         let split_dir = dir.join(split);
-        let (shards, entries, skipped) =
-            if index_path(&split_dir, 0).is_file() { packed(&split_dir)? } else { foreign(dir, &split_dir)? };
+        let ours = index_path(&split_dir, 0).is_file();
+        let (shards, entries, skipped) = if ours { packed(&split_dir)? } else { foreign(dir, &split_dir)? };
         let list = dir.join(CLASSES_FILE);
-        let own = if list.exists() || index_path(&split_dir, 0).is_file() {
+        let own = if list.exists() || ours {
             read_classes(dir)?
         } else if let Some(c) = classes {
             c.to_vec()
@@ -78,7 +78,7 @@ impl ShardSplit {
         }
         if let Some((s, e)) = entries.iter().find(|e| e.1.label as usize >= own.len()) {
             let tar: &Path = &shards[*s as usize].path;
-            let fix = if index_path(&split_dir, 0).is_file() {
+            let fix = if ours {
                 repack(tar, &tar.with_extension("idx"))
             } else {
                 format!("write a {} beside {split}/ that names every class, one a line", list.display())
@@ -256,10 +256,7 @@ fn index_cache(tar: &Path) -> Option<PathBuf> {
     let full = std::fs::canonicalize(tar).ok()?;
     let mut h = std::hash::DefaultHasher::new();
     full.hash(&mut h);
-    let cache = std::env::var_os("XDG_CACHE_HOME")
-        .map(PathBuf::from)
-        .or_else(|| std::env::var_os("HOME").map(|home| PathBuf::from(home).join(".cache")))?;
-    Some(cache.join("alexrt").join("shard-indexes").join(format!("{:016x}.idx", h.finish())))
+    Some(crate::kernel_cache::user_cache()?.join("shard-indexes").join(format!("{:016x}.idx", h.finish())))
 }
 
 /// Reads `buf.len()` bytes of `shard` from `offset`.
@@ -291,8 +288,7 @@ impl Dataset for ShardSplit {
     }
 
     fn load(&self, i: usize, augment: Option<u64>) -> Result<Sample, String> {
-        let img = self.decode_image(i)?;
-        Ok(Sample { image: self.pipeline.prepare(&img, augment), label: self.entries[i].1.label as i32 })
+        crate::data::image_sample(self, i, augment)
     }
 
     fn batch(&self, indices: &[usize], augment: Option<u64>) -> (Batch, Vec<(usize, String)>) {

@@ -4,7 +4,8 @@
 //! (`cls`, decimal text) taken from each, other members (`json`, `txt`, ...) ignored. The index
 //! is the same format as `alexrt pack`'s, with a short side of 0 (the mark of an index built by
 //! reading) and the shard's modification time in place of the target shard size, and is written
-//! beside the shard so that the scan happens once (again when the shard changes).
+//! beside the shard (or in the cache folder, where the shard's folder cannot be written: `read`)
+//! so that the scan happens once (again when the shard changes).
 
 use std::fs::File;
 use std::io::{BufReader, Read, Seek, SeekFrom};
@@ -108,7 +109,8 @@ pub fn index_foreign_shard(tar: &Path, first: u64) -> Result<ShardIndex, String>
     })
 }
 
-/// The index beside `tar` if it was built by reading this very shard with its samples
+/// The index at `idx` (beside `tar`, or in the cache folder) if it was built by reading this very
+/// shard with its samples
 /// numbered from `first` (its length, modification time, and first and last images' checksums,
 /// as the index says); `None` when it must be built (again).
 pub fn cached_index(idx: &Path, tar: &Path, first: u64) -> Option<ShardIndex> {
