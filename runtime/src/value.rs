@@ -93,15 +93,6 @@ impl<B: Backend> Value<B> {
         }
     }
 
-    /// The float value in element type `dtype` (itself when it is already); other values as they
-    /// are.
-    pub fn cast(self, dtype: burn::tensor::DType) -> Value<B> {
-        match self {
-            Value::Float(t) if t.dtype() != dtype => Value::Float(B::float_cast(t, dtype.into())),
-            other => other,
-        }
-    }
-
     /// A float value's element type.
     pub fn float_dtype(&self) -> Option<burn::tensor::DType> {
         match self {

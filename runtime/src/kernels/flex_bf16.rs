@@ -24,9 +24,13 @@ fn bits(t: &FlexTensor) -> &[u16] {
     bytemuck::cast_slice(t.storage::<bf16>())
 }
 
-fn bf16_tensor<const D: usize>(v: Vec<u16>, dims: [usize; D]) -> Tensor<Flex, D> {
+fn bf16_flex(v: Vec<u16>, shape: impl Into<burn::tensor::Shape>) -> FlexTensor {
     let v: Vec<bf16> = v.into_iter().map(bf16::from_bits).collect();
-    Tensor::from_primitive(TensorPrimitive::Float(FlexTensor::from_data(TensorData::new(v, dims))))
+    FlexTensor::from_data(TensorData::new(v, shape))
+}
+
+fn bf16_tensor<const D: usize>(v: Vec<u16>, dims: [usize; D]) -> Tensor<Flex, D> {
+    Tensor::from_primitive(TensorPrimitive::Float(bf16_flex(v, dims)))
 }
 
 fn f32_tensor<const D: usize>(v: Vec<f32>, dims: [usize; D]) -> Tensor<Flex, D> {
@@ -132,10 +136,7 @@ pub fn linear_weight_grad(x: &Tensor<Flex, 2>, dy: &Tensor<Flex, 2>) -> Option<T
 pub fn cast(t: &FlexTensor, dtype: DType) -> Option<FlexTensor> {
     let shape = t.shape();
     match (t.dtype(), dtype) {
-        (DType::F32, DType::BF16) => {
-            let v: Vec<bf16> = round(t.as_slice::<f32>()?).into_iter().map(bf16::from_bits).collect();
-            Some(FlexTensor::from_data(TensorData::new(v, shape)))
-        }
+        (DType::F32, DType::BF16) => Some(bf16_flex(round(t.as_slice::<f32>()?), shape)),
         (DType::BF16, DType::F32) => {
             let bits: &[u16] = bytemuck::cast_slice(t.as_slice::<bf16>()?);
             Some(FlexTensor::from_data(TensorData::new(widen(bits), shape)))

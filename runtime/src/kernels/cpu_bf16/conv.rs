@@ -11,7 +11,7 @@
 
 use rayon::prelude::*;
 
-use super::convert::{bf16_bits_to_f32, f32_to_bf16_bits, round};
+use super::convert::{f32_to_bf16_bits, round};
 use super::gemm::{gemm, Operand};
 use crate::kernels::cpu_conv::{col2im, im2col, ConvDims as Dims, ConvShape, MatRef};
 
@@ -167,9 +167,4 @@ pub fn weight_grad(s: &ConvShape, x: &[u16], dy: &[u16]) -> Vec<f32> {
         }
     }
     total
-}
-
-/// The f32 a bf16 tensor holds, for tests and fallbacks.
-pub fn widen(bits: &[u16]) -> Vec<f32> {
-    bits.iter().map(|b| bf16_bits_to_f32(*b)).collect()
 }

@@ -10,7 +10,7 @@
 //! One call runs on one thread; callers split the work into fixed parts (rows or columns of C, or
 //! images), so every element of C is summed in one order whatever the threads.
 
-use super::convert::f32_to_bf16_bits;
+use super::convert::{bf16_bits_to_f32, f32_to_bf16_bits};
 use crate::kernels::cpu_conv::MatRef;
 
 /// Rows of C one kernel call computes.
@@ -106,12 +106,11 @@ pub fn has_avx512_bf16() -> bool {
 /// The same products without AVX512_BF16: each bf16 pair widened to f32, summed in f32 in the
 /// kernel's order (pairs along k, in slices of [`KC`]).
 fn portable(c: &mut [f32], ldc: usize, a: Operand<'_>, b: Operand<'_>, m: usize, n: usize, k: usize) {
-    let widen = |bits: u16| f32::from_bits(u32::from(bits) << 16);
     for i in 0..m {
         for j in 0..n {
             let mut sum = 0f32;
             for p in 0..k {
-                sum += widen(a.get(i, p)) * widen(b.get(p, j));
+                sum += bf16_bits_to_f32(a.get(i, p)) * bf16_bits_to_f32(b.get(p, j));
             }
             c[i * ldc + j] += sum;
         }
