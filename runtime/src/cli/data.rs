@@ -112,8 +112,9 @@ pub fn run_bench_data(args: BenchDataArgs) -> Result<(), RunError> {
             )
         } else {
             format!(
-                "{done} images decoded and augmented in {secs:.2}s with {} workers: {rate:.0} images/s, {per_core:.0} per core\n",
-                loader.workers
+                "{} decoded and augmented in {secs:.2}s with {}: {rate:.0} images/s, {per_core:.0} per core\n",
+                alexir::units::plural(done, "image", "images"),
+                alexir::units::plural(loader.workers, "worker", "workers")
             )
         });
     }
