@@ -132,8 +132,28 @@ fn packing_writes_tar_shards_that_tar_lists_and_an_index_that_finds_every_sample
                     "jpg"
                 }
             } else {
-                assert_eq!(w.min(h), 64, "a resized image has the short side asked for");
+                assert_eq!(
+                    (w, h),
+                    (64, 64),
+                    "a resized image keeps the centre square of the short side asked for"
+                );
                 assert_eq!(image::guess_format(stored).unwrap(), image::ImageFormat::Jpeg);
+                // The square the pipeline takes, cut at the same place (JPEG's loss aside).
+                let square = Pipeline::from_spec(None, [3, 64, 64], None)
+                    .unwrap()
+                    .rescale(&image::load_from_memory(&original).unwrap().to_rgb8());
+                // (The gradients wrap from 255 to 0, where JPEG rings: a mean, not a maximum.)
+                let off = |a: &image::RgbImage| {
+                    let diff: u64 =
+                        a.as_raw().iter().zip(square.as_raw()).map(|(a, b)| u64::from(a.abs_diff(*b))).sum();
+                    diff as f64 / a.as_raw().len() as f64
+                };
+                let stored_off = off(&alexrt::data::decode::decode(stored).unwrap());
+                assert_eq!(stored_off, off(&img.to_rgb8()), "training's decoder and the image crate's agree");
+                assert!(
+                    stored_off < 6.0,
+                    "the stored square is off the pipeline's by {stored_off:.2} levels on average"
+                );
                 "jpg"
             };
             assert_eq!(e.label as usize, folder.label(e.source as usize));

@@ -43,6 +43,13 @@ pub(super) fn short_side_to(w: u32, h: u32, short: u32) -> (u32, u32) {
     (((f64::from(w) * s).round() as u32).max(1), ((f64::from(h) * s).round() as u32).max(1))
 }
 
+/// Where the centre square of side `side` (at most the short side) lies in a `w x h` image: its
+/// left, top and side. Packing cuts the same square the pipeline reads.
+pub(super) fn centre_square(w: u32, h: u32, side: u32) -> (u32, u32, u32) {
+    let c = side.min(w).min(h);
+    ((w - c) / 2, (h - c) / 2, c)
+}
+
 /// PCA lighting: `std` of the per-image coefficients, the eigenvalues and eigenvectors (columns).
 #[derive(Debug, Clone, PartialEq)]
 pub struct PcaLighting {
@@ -159,8 +166,8 @@ impl Pipeline {
         let (w, h) = img.dimensions();
         let (nw, nh) = short_side_to(w, h, self.resize_short_side as u32);
         let resized = if (nw, nh) == (w, h) { Cow::Borrowed(img) } else { Cow::Owned(resize(img, nw, nh)) };
-        let c = (self.center_crop as u32).min(nw).min(nh);
-        let square = Square { x0: ((nw - c) / 2) as usize, y0: ((nh - c) / 2) as usize, side: c as usize };
+        let (x0, y0, side) = centre_square(nw, nh, self.center_crop as u32);
+        let square = Square { x0: x0 as usize, y0: y0 as usize, side: side as usize };
         (resized, square)
     }
 

@@ -6,8 +6,8 @@
 //! | bytes | field |
 //! |---|---|
 //! | 8 | magic `ALXSHIDX` |
-//! | 4 | version, 1 |
-//! | 4, 4, 8 | packing settings: short side, JPEG quality, target shard size in bytes (an index built by reading another tool's shard: 0, 0, and the shard's modification time in ns) |
+//! | 4 | version, 2 (version 1, which lacks the square's side, is read as whole images) |
+//! | 4, 4, 4, 8 | packing settings: short side, the side of the centre square stored (0: whole images), JPEG quality, target shard size in bytes (an index built by reading another tool's shard: 0, 0, 0, and the shard's modification time in ns) |
 //! | 8, 4 | images in the folder's split listing, CRC-32 of the listing (labels and names) |
 //! | 8, 8, 8 | listing positions covered, `first..end`, and the unreadable images skipped among them |
 //! | 8 | the tar file's length in bytes |
@@ -16,8 +16,8 @@
 
 /// The first bytes of an index.
 pub const MAGIC: &[u8; 8] = b"ALXSHIDX";
-pub const VERSION: u32 = 1;
-const HEADER_BYTES: usize = 8 + 4 + 4 + 4 + 8 + 8 + 4 + 8 + 8 + 8 + 8 + 8;
+pub const VERSION: u32 = 2;
+const HEADER_BYTES: usize = 8 + 4 + 4 + 4 + 4 + 8 + 8 + 4 + 8 + 8 + 8 + 8 + 8;
 const ENTRY_BYTES: usize = 33;
 
 /// How a sample's image is stored.
@@ -55,6 +55,9 @@ pub struct IndexEntry {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct PackSettings {
     pub short_side: u32,
+    /// The side of the centre square a resized image keeps (the short side), or 0 where resized
+    /// images are stored whole.
+    pub square: u32,
     pub jpeg_quality: u32,
     pub shard_bytes: u64,
     /// Images in the folder's split listing, and the CRC-32 of the listing.
@@ -84,6 +87,7 @@ impl ShardIndex {
         b.extend_from_slice(MAGIC);
         b.extend_from_slice(&VERSION.to_le_bytes());
         b.extend_from_slice(&s.short_side.to_le_bytes());
+        b.extend_from_slice(&s.square.to_le_bytes());
         b.extend_from_slice(&s.jpeg_quality.to_le_bytes());
         b.extend_from_slice(&s.shard_bytes.to_le_bytes());
         b.extend_from_slice(&s.sources.to_le_bytes());
@@ -113,21 +117,27 @@ impl ShardIndex {
         if bytes.len() < 8 || &bytes[..8] != MAGIC {
             return Err("not a shard index (no ALXSHIDX header)".into());
         }
-        if bytes.len() < HEADER_BYTES + 4 {
+        let version = match bytes.get(8..12) {
+            Some(v) => u32::from_le_bytes([v[0], v[1], v[2], v[3]]),
+            None => return Err(format!("cut short at {} bytes", bytes.len())),
+        };
+        if !(1..=VERSION).contains(&version) {
+            return Err(format!("index version {version}, but this alexrt reads versions 1 to {VERSION}"));
+        }
+        // Version 1 lacks the square's 4 bytes.
+        let header = if version == 1 { HEADER_BYTES - 4 } else { HEADER_BYTES };
+        if bytes.len() < header + 4 {
             return Err(format!("cut short at {} bytes", bytes.len()));
         }
         let (body, tail) = bytes.split_at(bytes.len() - 4);
-        let mut r = Reader { bytes: body, at: 8 };
-        let version = r.u32();
-        if version != VERSION {
-            return Err(format!("index version {version}, but this alexrt reads version {VERSION}"));
-        }
+        let mut r = Reader { bytes: body, at: 12 };
         let stored_crc = u32::from_le_bytes([tail[0], tail[1], tail[2], tail[3]]);
         if crc32fast::hash(body) != stored_crc {
             return Err("its checksum does not match its contents (the file is damaged)".into());
         }
         let settings = PackSettings {
             short_side: r.u32(),
+            square: if version == 1 { 0 } else { r.u32() },
             jpeg_quality: r.u32(),
             shard_bytes: r.u64(),
             sources: r.u64(),
@@ -135,7 +145,7 @@ impl ShardIndex {
         };
         let (first_source, end_source, skipped, tar_bytes, count) =
             (r.u64(), r.u64(), r.u64(), r.u64(), r.u64());
-        if (body.len() - HEADER_BYTES) as u64 != count.saturating_mul(ENTRY_BYTES as u64) {
+        if (body.len() - header) as u64 != count.saturating_mul(ENTRY_BYTES as u64) {
             return Err(format!("{count} samples do not fit its length of {} bytes", bytes.len()));
         }
         let mut entries = Vec::with_capacity(count as usize);
@@ -198,6 +208,7 @@ mod tests {
         ShardIndex {
             settings: PackSettings {
                 short_side: 256,
+                square: 256,
                 jpeg_quality: 90,
                 shard_bytes: 1 << 30,
                 sources: 10,
@@ -220,6 +231,20 @@ mod tests {
         let bytes = index.encode();
         assert_eq!(bytes.len(), HEADER_BYTES + 2 * ENTRY_BYTES + 4);
         assert_eq!(ShardIndex::decode(&bytes).unwrap(), index);
+    }
+
+    #[test]
+    fn a_version_1_index_reads_as_whole_images() {
+        // Version 1: no square's side after the short side.
+        let v2 = example().encode();
+        let mut v1 = [&v2[..8], &1u32.to_le_bytes(), &v2[12..16], &v2[20..v2.len() - 4]].concat();
+        v1.extend_from_slice(&crc32fast::hash(&v1).to_le_bytes());
+        let mut want = example();
+        want.settings.square = 0;
+        assert_eq!(ShardIndex::decode(&v1).unwrap(), want);
+        let mut v3 = v2.clone();
+        v3[8] = 3;
+        assert!(ShardIndex::decode(&v3).unwrap_err().contains("index version 3"));
     }
 
     #[test]

@@ -96,6 +96,7 @@ pub fn index_foreign_shard(tar: &Path, first: u64) -> Result<ShardIndex, String>
     Ok(ShardIndex {
         settings: PackSettings {
             short_side: 0,
+            square: 0,
             jpeg_quality: 0,
             shard_bytes: modified,
             sources: end,
