@@ -95,8 +95,9 @@ struct CompileArgs {
     /// every node it can compute (the others keep the by-shape choice, with a warning).
     #[arg(long, value_parser = parse_conv_algo, default_value = "auto")]
     conv_algo: ConvAlgoChoice,
-    /// The type the step computes in: f32, or bf16 (f32 master weights, momentum, loss and
-    /// update); overrides the graph file's `precision:` (f32 when it has none).
+    /// The type the step computes in: f32, bf16 (f32 master weights, momentum, loss and update),
+    /// or f16 (the same, with dynamic loss scaling); overrides the graph file's `precision:` (f32
+    /// when it has none).
     #[arg(long, value_parser = parse_precision)]
     precision: Option<alexc::ir::Precision>,
     /// Place the step on this many devices: 2 splits it into the paper's two towers, one per

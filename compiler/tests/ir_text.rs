@@ -39,6 +39,12 @@ fn lowerings() -> Vec<(&'static str, Mode, Lowering)> {
             Lowering { precision: Some(Precision::Bf16), devices: 2, ..Default::default() },
         ),
         ("bf16-infer", Mode::Infer, Lowering { precision: Some(Precision::Bf16), ..Default::default() }),
+        ("f16", Mode::Train, Lowering { precision: Some(Precision::F16), ..Default::default() }),
+        (
+            "f16-replicas",
+            Mode::Train,
+            Lowering { precision: Some(Precision::F16), data_parallel: Some(dp), ..Default::default() },
+        ),
     ]
 }
 

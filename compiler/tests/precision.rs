@@ -1,5 +1,5 @@
-//! Mixed precision as a compiler pass (`--precision bf16`): what computes in bf16, what stays f32,
-//! where the casts go, and what it does to the memory plan.
+//! Mixed precision as a compiler pass (`--precision bf16|f16`): what computes in the low type, what
+//! stays f32, where the casts go, what it does to the memory plan, and f16's loss scaling.
 
 use alexc::catalog::Op;
 use alexc::ir::{DType, Graph, Mode, Phase, Precision};
@@ -122,10 +122,57 @@ fn the_bf16_arena_of_alexnet_at_batch_128_is_at_most_0_6_of_the_f32_one() {
 }
 
 #[test]
-fn f16_is_refused_until_loss_scaling_is_there() {
-    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../graphs/tiny.ron");
+fn an_f16_step_scales_its_loss_gradient_and_guards_every_update_with_one_verdict() {
+    let step = lowered("tiny.ron", Mode::Train, 8, Precision::F16);
+    let g = &step.graph;
+    let find = |pred: &dyn Fn(&Op) -> bool| {
+        g.compute_nodes().into_iter().filter(|&n| pred(&g.g[n].op)).collect::<Vec<_>>()
+    };
+    let state = g.find("loss_scale").expect("a loss_scale state");
+    assert!(matches!(&g.g[state].op, Op::State(s) if s.kind == alexc::catalog::StateKind::LossScale));
+    // The seed is scaled in f32, then cast to f16 for the backward pass.
+    let [scale] = find(&|op| matches!(op, Op::ScaleLossGrad(_)))[..] else { panic!("one scale_loss_grad") };
+    let ins = g.inputs(scale);
+    assert!(matches!(g.g[ins[0].node].op, Op::SoftmaxCrossEntropyGrad(_)) && ins[1].node == state);
+    for r in g.consumers(alexc::ir::ValueRef { node: scale, port: 0 }) {
+        assert!(
+            matches!(&g.g[r].op, Op::Cast(c) if c.to == DType::F16),
+            "{} reads the scaled seed",
+            g.g[r].name
+        );
+    }
+    // One unscale of every gradient, in f32; every update reads its gradient and the verdict there.
+    let [unscale] = find(&|op| matches!(op, Op::UnscaleGrads(_)))[..] else { panic!("one unscale_grads") };
+    let updates = find(&|op| matches!(op, Op::SgdUpdate(_)));
+    assert_eq!(updates.len(), 8);
+    assert_eq!(g.inputs(unscale).len(), 1 + updates.len());
+    assert!(g.g[unscale].outputs.iter().all(|t| t.dtype == DType::F32));
+    let verdict = alexc::ir::ValueRef { node: unscale, port: updates.len() as u8 };
+    for u in updates {
+        let Op::SgdUpdate(sgd) = &g.g[u].op else { unreachable!() };
+        let ins = g.inputs(u);
+        assert!(sgd.guarded && ins[1].node == unscale && ins[3] == verdict, "{}", g.g[u].name);
+    }
+    // No update runs before the verdict: each comes after the unscale in the schedule.
+    let at = |n| g.schedule.iter().position(|&s| s == n).unwrap();
+    assert!(find(&|op| matches!(op, Op::SgdUpdate(_))).into_iter().all(|u| at(u) > at(unscale)));
+    // The activations are f16, like bf16's; the scale is a persistent 12 bytes.
+    assert!(ops(g).iter().any(|(_, op, t)| matches!(op, Op::Conv2d(_)) && *t == Some(DType::F16)));
+    assert!(step.memory.persistent.iter().any(|(n, b)| n == "loss_scale" && *b == 12));
+}
+
+#[test]
+fn an_f16_inference_plan_has_no_loss_scaling_and_two_devices_are_refused() {
+    let infer = lowered("tiny.ron", Mode::Infer, 8, Precision::F16);
+    assert!(infer.graph.find("loss_scale").is_none());
+    assert!(ops(&infer.graph)
+        .iter()
+        .all(|(_, op, _)| !matches!(op, Op::ScaleLossGrad(_) | Op::UnscaleGrads(_))));
+
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../graphs/alexnet.ron");
     let checked = alexc::front_end(&path, &mut |_, _, _| {}).unwrap();
-    let lowering = Lowering { precision: Some(Precision::F16), ..Default::default() };
-    let err = alexc::lower_with(&checked, Mode::Train, 8, &lowering, &mut |_, _, _| {}).unwrap_err();
-    assert!(err.to_string().contains("loss scaling"), "{err}");
+    let lowering = Lowering { precision: Some(Precision::F16), devices: 2, ..Default::default() };
+    let err =
+        alexc::lower_with(&checked, Mode::Train, 8, &lowering, &mut |_, _, _| {}).unwrap_err().to_string();
+    assert!(err.contains("f16 training on 2 devices") && err.contains("--precision bf16"), "{err}");
 }

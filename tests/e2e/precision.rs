@@ -1,5 +1,7 @@
 //! A bf16 plan on the CPU: its steps follow the f32 steps within bf16's precision, and tiny.ron
-//! trained in bf16 learns what it learns in f32.
+//! trained in bf16 learns what it learns in f32. An f16 plan: its steps follow the f32 steps, a
+//! step whose scaled gradients overflow is skipped whole and halves the loss scale, good steps
+//! double it, and a checkpoint keeps it.
 
 use alexc::ir::{Mode, Precision};
 use alexc::plan::Plan;
@@ -32,16 +34,21 @@ fn params(exec: &Executor<Cpu>) -> Vec<(String, Vec<f32>)> {
         .collect()
 }
 
+/// Batch `step` of 16 synthetic images.
+fn batch(exec: &Executor<Cpu>, step: usize) -> alexrt::exec::Batch {
+    let data = Synthetic::new(exec.input_shape(), 10, 16 * (step + 1), 3, "train");
+    data.batch(&(step * 16..(step + 1) * 16).collect::<Vec<_>>(), None).0
+}
+
 /// The losses of `steps` steps, and every parameter's change over them, in `precision`.
 fn run(precision: Precision, steps: usize) -> (Vec<f64>, Vec<(String, Vec<f32>)>) {
     let plan = tiny(precision, 16);
     let mut exec = Executor::<Cpu>::new(&plan, Default::default()).unwrap();
     let before = params(&exec);
-    let data = Synthetic::new(exec.input_shape(), 10, 16 * steps, 3, "train");
     let mut losses = Vec::new();
     for step in 0..steps {
-        let (batch, _) = data.batch(&(step * 16..(step + 1) * 16).collect::<Vec<_>>(), None);
-        losses.push(exec.step(batch, 0.01).unwrap().loss.unwrap());
+        let b = batch(&exec, step);
+        losses.push(exec.step(b, 0.01).unwrap().loss.unwrap());
     }
     let changes = params(&exec)
         .into_iter()
@@ -114,4 +121,84 @@ fn a_bf16_plan_on_a_cubecl_device_is_refused_with_a_sentence() {
         Ok(_) => panic!("a bf16 plan ran on wgpu, whose kernels launch in f32"),
     };
     assert!(err.contains("runs f32 plans only") && err.contains("--device cpu"), "{err}");
+}
+
+#[test]
+fn f16_steps_follow_the_f32_steps_within_f16_precision() {
+    let (f32_losses, f32_changes) = run(Precision::F32, 3);
+    let (f16_losses, f16_changes) = run(Precision::F16, 3);
+    // f16 keeps 11 bits of mantissa (bf16 8): the loss within 0.1% of the f32 step's.
+    for (a, b) in f32_losses.iter().zip(&f16_losses) {
+        assert!((a - b).abs() <= 0.001 * a.abs(), "f32 losses {f32_losses:?}, f16 {f16_losses:?}");
+    }
+    assert_ne!(f32_losses, f16_losses, "the f16 step rounds to f16, not only f32");
+    // The unscaled gradients against f32's, as for bf16 (flipped ReLU and pooling units below the
+    // last layer), the bounds a quarter of bf16's but for those flips.
+    let norm = |v: &mut dyn Iterator<Item = f32>| v.map(|x| f64::from(x).powi(2)).sum::<f64>().sqrt();
+    for ((name, a), (_, b)) in f32_changes.iter().zip(&f16_changes) {
+        let (diff, scale) = (norm(&mut a.iter().zip(b).map(|(x, y)| x - y)), norm(&mut a.iter().copied()));
+        assert!(scale > 0.0, "{name} moved");
+        let bound = if name.starts_with("fc4.") { 0.0025 } else { 0.25 };
+        assert!(
+            diff <= bound * scale,
+            "{name}: the f16 change differs from the f32 one by {:.3}%",
+            100.0 * diff / scale
+        );
+    }
+}
+
+#[test]
+fn an_f16_step_whose_scaled_gradients_overflow_is_skipped_whole_and_halves_the_scale() {
+    let plan = tiny(Precision::F16, 16);
+    let mut exec = Executor::<Cpu>::new(&plan, Default::default()).unwrap();
+    assert_eq!(exec.loss_scale(), Some([65536.0, 0.0, 0.0]), "PyTorch's initial scale");
+    let persistent = |exec: &Executor<Cpu>| {
+        exec.persistent_names()
+            .into_iter()
+            .filter(|(n, _)| n != "loss_scale")
+            .map(|(n, _)| (n.clone(), exec.persistent_values(&n).unwrap().unwrap()))
+            .collect::<Vec<_>>()
+    };
+    // The injected overflow: a scale of 2^40 takes the scaled loss gradient past f16's 65504.
+    let huge = 2f32.powi(40);
+    exec.set_persistent("loss_scale", vec![huge, 5.0, 0.0]).unwrap();
+    let before = persistent(&exec);
+    let loss = exec.step(batch(&exec, 0), 0.01).unwrap().loss.unwrap();
+    assert!(loss.is_finite(), "the loss itself is f32 and finite: {loss}");
+    assert_eq!(
+        exec.loss_scale(),
+        Some([huge / 2.0, 0.0, 1.0]),
+        "halved, the good steps reset, one skip counted"
+    );
+    assert!(persistent(&exec) == before, "no parameter or momentum moved in the skipped step");
+
+    // With the scale back in range, the next step updates every parameter.
+    exec.set_persistent("loss_scale", vec![1024.0, 0.0, 1.0]).unwrap();
+    exec.step(batch(&exec, 1), 0.01).unwrap();
+    assert_eq!(exec.loss_scale(), Some([1024.0, 1.0, 1.0]));
+    for ((name, after), (_, was)) in persistent(&exec).iter().zip(&before) {
+        assert!(after != was, "{name} moved in the good step");
+    }
+}
+
+#[test]
+fn the_f16_scale_doubles_after_the_growth_interval_and_a_checkpoint_keeps_it() {
+    let plan = tiny(Precision::F16, 16);
+    let mut exec = Executor::<Cpu>::new(&plan, Default::default()).unwrap();
+    let interval = alexc::catalog::GROWTH_INTERVAL as f32;
+    exec.set_persistent("loss_scale", vec![1024.0, interval - 1.0, 3.0]).unwrap();
+    exec.step(batch(&exec, 0), 0.01).unwrap();
+    assert_eq!(exec.loss_scale(), Some([2048.0, 0.0, 3.0]), "doubled after {interval} good steps");
+
+    let dir = std::env::temp_dir().join(format!("alexrt-f16-checkpoint-{}", std::process::id()));
+    let data = alexrt::checkpoint::RunData { classes: &[], stats: None, train_images: 16, batch_size: 16 };
+    alexrt::checkpoint::save(&exec, &dir, &Progress::start(&exec.graph.spec), &data).unwrap();
+    let mut resumed = Executor::<Cpu>::new(&plan, Default::default()).unwrap();
+    alexrt::checkpoint::resume(&mut resumed, &dir).unwrap();
+    std::fs::remove_dir_all(&dir).unwrap();
+    assert_eq!(
+        resumed.loss_scale(),
+        Some([2048.0, 0.0, 3.0]),
+        "the scale and counts come back with --resume"
+    );
 }

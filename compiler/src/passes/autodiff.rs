@@ -136,7 +136,8 @@ fn derive(graph: &mut Graph) -> Result<(), GradientError> {
         let name = graph.g[p].name.clone();
         let state = State { param: name.clone(), kind: StateKind::Momentum, shape: param.shape.clone() };
         let m = emit_node(graph, format!("{name}.momentum"), Op::State(state), &[], Phase::Update)?;
-        let op = Op::SgdUpdate(SgdUpdate { lr_mult: param.lr_mult, decay_mult: param.decay_mult });
+        let op =
+            Op::SgdUpdate(SgdUpdate { lr_mult: param.lr_mult, decay_mult: param.decay_mult, guarded: false });
         let update = emit_node(graph, format!("{name}/update"), op, &[v, grad, m], Phase::Update)?;
         graph.g[m.node].device = device;
         graph.g[update.node].device = device;

@@ -6,6 +6,7 @@ pub mod build;
 pub mod conv_algo;
 pub mod fuse;
 pub mod infer;
+pub mod loss_scale;
 pub mod memory;
 pub mod place;
 pub mod precision;

@@ -21,16 +21,17 @@ use petgraph::visit::EdgeRef;
 use petgraph::Direction;
 
 use crate::catalog::{Cast, Op};
-use crate::diag::{Diagnostic, Diagnostics};
+use crate::diag::Diagnostics;
 use crate::ir::{DType, Edge, Graph, Node, Precision, ValueRef};
 
 /// Gives every value of `graph` its type in `precision`, with casts where types meet; records the
-/// precision in the graph's spec. `f16` is refused: it needs loss scaling, not done yet.
+/// precision in the graph's spec. An f16 training step gets loss scaling first
+/// ([`super::loss_scale`]).
 pub fn apply_precision(graph: &mut Graph, precision: Precision) -> Diagnostics {
     if precision == Precision::F16 {
-        return Diagnostic::error("f16 training needs loss scaling, which this alexc does not do yet")
-            .help("use `--precision bf16` (f32's range, no loss scaling needed) or f32")
-            .into();
+        if let Err(d) = super::loss_scale::insert_loss_scaling(graph) {
+            return d.into();
+        }
     }
     graph.spec.precision = precision;
     if precision == Precision::F32 {
@@ -70,8 +71,9 @@ pub fn apply_precision(graph: &mut Graph, precision: Precision) -> Diagnostics {
 /// The type node `n` should read its float input `port` in, which is now `have`.
 fn wanted(graph: &Graph, n: NodeIndex, port: usize, have: DType, low: DType) -> DType {
     match &graph.g[n].op {
-        // The update and the all-reduce work on the f32 master copies and f32 gradients.
-        Op::SgdUpdate(_) | Op::AllReduceMean(_) => DType::F32,
+        // The update, the all-reduce and the loss scaling work on the f32 master copies and f32
+        // gradients.
+        Op::SgdUpdate(_) | Op::AllReduceMean(_) | Op::ScaleLossGrad(_) | Op::UnscaleGrads(_) => DType::F32,
         // A weight or a bias is read as its f32 master, converted by the kernel as it reads it;
         // the loss and its gradient compute in f32 from any float; a cast or a move keeps what it
         // is given.
@@ -110,7 +112,7 @@ fn add_cast(graph: &mut Graph, v: ValueRef, to: DType, reader: NodeIndex) -> Val
 }
 
 /// Makes input `port` of `n` read `value`.
-fn rewire(graph: &mut Graph, n: NodeIndex, port: u8, value: ValueRef) {
+pub(super) fn rewire(graph: &mut Graph, n: NodeIndex, port: u8, value: ValueRef) {
     let old: Vec<_> = graph
         .g
         .edges_directed(n, Direction::Incoming)

@@ -10,6 +10,7 @@ mod fused;
 mod gradient;
 mod linear;
 mod loss;
+mod loss_scale;
 mod lrn;
 mod pool;
 mod reshape;
@@ -28,6 +29,7 @@ pub use fused::{FusedInput, FusedOp, FusedStep};
 pub use gradient::{BackwardGraph, GradCtx, GradientError};
 pub use linear::{Linear, LinearBackwardData, LinearBackwardWeight};
 pub use loss::{SoftmaxCrossEntropy, SoftmaxCrossEntropyGrad};
+pub use loss_scale::{ScaleLossGrad, UnscaleGrads, GROWTH_INTERVAL, INITIAL_LOSS_SCALE, LOSS_SCALE_STATE};
 pub use lrn::{Lrn, LrnGrad};
 pub use pool::{MaxPool, MaxPoolGrad, PoolAttrs};
 pub use reshape::{Flatten, Reshape};
@@ -78,6 +80,8 @@ pub enum Op {
     Transfer(Transfer),
     AllReduceMean(AllReduceMean),
     Cast(Cast),
+    ScaleLossGrad(ScaleLossGrad),
+    UnscaleGrads(UnscaleGrads),
 }
 
 impl Op {
@@ -118,6 +122,8 @@ impl Op {
             Op::Transfer(o) => o,
             Op::AllReduceMean(o) => o,
             Op::Cast(o) => o,
+            Op::ScaleLossGrad(o) => o,
+            Op::UnscaleGrads(o) => o,
         }
     }
 }

@@ -124,6 +124,9 @@ impl OpDef for Param {
 pub enum StateKind {
     /// SGD's velocity `v` (the paper's momentum term).
     Momentum,
+    /// f16's loss scale, good steps in a row and steps skipped so far, f32[3], starting at
+    /// `[INITIAL_LOSS_SCALE, 0, 0]` ([`super::loss_scale`]); `param` is `loss`.
+    LossScale,
 }
 
 /// Optimizer state kept across steps, zero at the start: one buffer of `kind` for the parameter
@@ -144,10 +147,12 @@ impl OpDef for State {
         Some(0)
     }
     fn attrs(&self) -> String {
-        let kind = match self.kind {
-            StateKind::Momentum => "momentum",
-        };
-        format!("kind={kind} of={} init=zeros", self.param)
+        match self.kind {
+            StateKind::Momentum => format!("kind=momentum of={} init=zeros", self.param),
+            StateKind::LossScale => {
+                format!("kind=loss_scale of={} init={}", self.param, super::INITIAL_LOSS_SCALE)
+            }
+        }
     }
     fn infer(&self, _: &[&TensorType]) -> Result<Inferred, ShapeError> {
         Ok(vec![TensorType::fixed(DType::F32, self.shape.clone())].into())

@@ -205,12 +205,13 @@ impl Op {
                 })
             }
             "state" => {
-                let kind = match w.text("kind")?.as_str() {
-                    "momentum" => StateKind::Momentum,
-                    other => return Err(format!("unknown state kind `{other}`: momentum")),
+                let (kind, init) = match w.text("kind")?.as_str() {
+                    "momentum" => (StateKind::Momentum, "zeros".to_string()),
+                    "loss_scale" => (StateKind::LossScale, INITIAL_LOSS_SCALE.to_string()),
+                    other => return Err(format!("unknown state kind `{other}`: momentum or loss_scale")),
                 };
-                if w.text("init")? != "zeros" {
-                    return Err("optimizer state starts at zeros (`init=zeros`)".into());
+                if w.text("init")? != init {
+                    return Err(format!("this state starts at `init={init}`"));
                 }
                 Op::State(State { param: w.text("of")?, kind, shape: shape(outputs) })
             }
@@ -262,10 +263,18 @@ impl Op {
                 Op::SoftmaxCrossEntropy(SoftmaxCrossEntropy { classes: w.number("classes")? })
             }
             "softmax_cross_entropy_grad" => Op::SoftmaxCrossEntropyGrad(SoftmaxCrossEntropyGrad),
-            "sgd_update" => Op::SgdUpdate(SgdUpdate {
-                lr_mult: w.number("lr_mult")?,
-                decay_mult: w.number("decay_mult")?,
-            }),
+            "sgd_update" => {
+                let guarded = w.flag("guarded");
+                Op::SgdUpdate(SgdUpdate {
+                    lr_mult: w.number("lr_mult")?,
+                    decay_mult: w.number("decay_mult")?,
+                    guarded,
+                })
+            }
+            "scale_loss_grad" => Op::ScaleLossGrad(ScaleLossGrad),
+            "unscale_grads" => {
+                Op::UnscaleGrads(UnscaleGrads { growth_interval: w.number("growth_interval")? })
+            }
             "slice" => {
                 Op::Slice(Slice { dim: w.number("dim")?, start: w.number("start")?, len: w.number("len")? })
             }

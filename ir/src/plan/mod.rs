@@ -17,8 +17,9 @@ pub const MAGIC: &[u8; 8] = b"ALEXPLAN";
 /// "recompile" message rather than misread. 2: IR-owned training types, `State` names its parameter.
 /// 3: each node's device, the graph's device count, per-device memory plans, transfers and pads;
 /// the data-parallel replica count and the `all_reduce_mean` op. 4: bf16 and f16 element types,
-/// the `cast` op, the step's precision.
-pub const FORMAT_VERSION: u32 = 4;
+/// the `cast` op, the step's precision. 5: f16's loss scaling (`scale_loss_grad`, `unscale_grads`, the
+/// `loss_scale` state, guarded updates).
+pub const FORMAT_VERSION: u32 = 5;
 const HEADER_LEN: usize = 8 + 4 + 4 + 8;
 
 /// A compiled step: the lowered, fused, scheduled graph and its memory plan.

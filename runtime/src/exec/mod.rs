@@ -10,6 +10,7 @@ mod all_reduce;
 mod batch;
 mod bucket;
 mod fused;
+mod loss_scale;
 mod ops;
 mod options;
 mod precision;
@@ -105,9 +106,9 @@ impl<B: KernelBackend> Executor<B> {
                     persistent.insert(n, Value::from_host(values, &p.shape, on)?);
                 }
                 Op::State(s) => {
-                    let zeros = vec![0.0f32; s.shape.iter().product()];
+                    let values = loss_scale::initial_state(s.kind, s.shape.iter().product());
                     let on = &devices[usize::from(node.device)];
-                    persistent.insert(n, Value::from_host(zeros, &s.shape, on)?);
+                    persistent.insert(n, Value::from_host(values, &s.shape, on)?);
                 }
                 Op::Input(_) => input = Some(n),
                 Op::Labels(_) => labels = Some(n),

@@ -126,8 +126,17 @@ impl<B: KernelBackend> Executor<B> {
                 // One pass over the flattened tensors, whatever the parameter's rank; the tensors
                 // are moved, so a backend can update them in place.
                 let shape = inputs[0].dims();
+                if u.guarded && Self::skips_update(&inputs[3])? {
+                    // A step whose gradients overflowed (f16's loss scaling): w and v as they were.
+                    let mut it = inputs.into_iter();
+                    if let (Some(w), _, Some(v)) = (it.next(), it.next(), it.next()) {
+                        self.persistent.insert(ins[0].node, w);
+                        self.persistent.insert(ins[2].node, v);
+                    }
+                    return Ok(vec![]);
+                }
                 let flat = [shape.iter().product()];
-                let mut it = inputs.into_iter().map(|v| v.into_shape(&flat)?.float::<1>());
+                let mut it = inputs.into_iter().take(3).map(|v| v.into_shape(&flat)?.float::<1>());
                 let mut next =
                     || it.next().unwrap_or_else(|| Err(RunError::Internal("sgd_update's inputs".into())));
                 let (w, g, v) = (next()?, next()?, next()?);
@@ -143,6 +152,8 @@ impl<B: KernelBackend> Executor<B> {
                 self.end_step_of_buckets();
                 out
             }
+            Op::ScaleLossGrad(_) => self.scale_loss_grad(&inputs),
+            Op::UnscaleGrads(u) => self.unscale_grads(node, u, inputs),
             Op::Cast(c) => one(super::precision::cast(inputs[0].clone(), self.run_dtype(c.to))),
             Op::Slice(sl) => one(with_float!(inputs[0], |x| x.narrow(sl.dim, sl.start, sl.len))),
             Op::Concat(c) => one(with_float!(inputs[0], |first| {

@@ -33,14 +33,22 @@ impl<B: KernelBackend> Executor<B> {
     }
 
     /// `inputs` brought to the type node `n` computes in (a cast and a weight gradient keep theirs).
+    /// Where the backend has no arithmetic in that type ([`KernelBackend::computes_in`]: f16 on the
+    /// CPU), the inputs are brought to it and then widened to the type it computes in.
     pub(super) fn conform_inputs(&self, n: NodeIndex, inputs: Vec<Value<B>>) -> Vec<Value<B>> {
-        if matches!(
-            self.graph.g[n].op,
-            Op::Cast(_) | Op::Conv2dBackwardWeight(_) | Op::LinearBackwardWeight(_)
-        ) {
+        if matches!(self.graph.g[n].op, Op::Conv2dBackwardWeight(_) | Op::LinearBackwardWeight(_)) {
+            // Read as they are (a bf16 kernel sums them in f32), or widened where they are in a
+            // type the backend does not compute in.
+            return inputs.into_iter().map(|v| self.computable(v)).collect();
+        }
+        if matches!(self.graph.g[n].op, Op::Cast(_)) {
             return inputs;
         }
         let Some(dtype) = self.compute_dtype(n) else { return inputs };
+        if B::computes_in(dtype) != dtype {
+            let run = self.run_dtype(alexir::ir::DType::F32);
+            return inputs.into_iter().map(|v| cast::<B>(cast::<B>(v, dtype), run)).collect();
+        }
         // Where the bf16 kernels read f32 masters themselves, a weight is not copied into bf16 each
         // step (in every other type the inputs are brought to the op's).
         let masters = if B::reads_f32_masters() && dtype == DType::BF16 {
@@ -53,6 +61,14 @@ impl<B: KernelBackend> Executor<B> {
             .enumerate()
             .map(|(port, v)| if masters.contains(&port) { v } else { cast::<B>(v, dtype) })
             .collect()
+    }
+
+    /// `v` widened to the run's f32 where the backend does not compute in its type.
+    fn computable(&self, v: Value<B>) -> Value<B> {
+        match v.float_dtype() {
+            Some(d) if B::computes_in(d) != d => cast::<B>(v, self.run_dtype(alexir::ir::DType::F32)),
+            _ => v,
+        }
     }
 
     /// `outputs` in the types node `n` declares.

@@ -108,10 +108,18 @@ impl KernelBackend for Flex {
         true
     }
 
-    fn refuses_precision(precision: alexir::ir::Precision) -> Option<String> {
-        (precision == alexir::ir::Precision::F16).then(|| {
-            "f16 plans are not run yet (they need loss scaling); compile with --precision bf16".into()
-        })
+    fn refuses_precision(_: alexir::ir::Precision) -> Option<String> {
+        None
+    }
+
+    /// No f16 arithmetic on these CPUs (AVX512-FP16 is on neither machine kind): f16 ops compute
+    /// in f32 from f16 values.
+    fn computes_in(dtype: DType) -> DType {
+        if dtype == DType::F16 {
+            DType::F32
+        } else {
+            dtype
+        }
     }
 
     fn cast_float(t: FlexTensor, dtype: DType) -> FlexTensor {

@@ -9,7 +9,7 @@ use burn::tensor::{bf16, DType, Int, Tensor, TensorData, TensorMetadata, TensorP
 
 use alexir::catalog::ConvAttrs;
 
-use super::cpu_bf16::convert::{round, widen};
+use super::cpu_bf16::convert::{round, round_f16, widen, widen_f16};
 use super::cpu_bf16::{self, Weight};
 use super::cpu_conv::ConvShape;
 use super::{
@@ -132,7 +132,7 @@ pub fn linear_weight_grad(x: &Tensor<Flex, 2>, dy: &Tensor<Flex, 2>) -> Option<T
     Some(f32_tensor(cpu_bf16::linear::weight_grad(bits(&xs), bits(&dys), n, o, i), [o, i]))
 }
 
-/// `t` converted between f32 and bf16 (`None` for any other pair, or a strided tensor).
+/// `t` converted between f32 and bf16 or f16 (`None` for any other pair, or a strided tensor).
 pub fn cast(t: &FlexTensor, dtype: DType) -> Option<FlexTensor> {
     let shape = t.shape();
     match (t.dtype(), dtype) {
@@ -140,6 +140,12 @@ pub fn cast(t: &FlexTensor, dtype: DType) -> Option<FlexTensor> {
         (DType::BF16, DType::F32) => {
             let bits: &[u16] = bytemuck::cast_slice(t.as_slice::<bf16>()?);
             Some(FlexTensor::from_data(TensorData::new(widen(bits), shape)))
+        }
+        (DType::F32, DType::F16) => {
+            Some(FlexTensor::from_data(TensorData::new(round_f16(t.as_slice::<f32>()?), shape)))
+        }
+        (DType::F16, DType::F32) => {
+            Some(FlexTensor::from_data(TensorData::new(widen_f16(t.as_slice::<half::f16>()?), shape)))
         }
         _ => None,
     }

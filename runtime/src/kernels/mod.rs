@@ -91,6 +91,13 @@ pub trait KernelBackend: Backend {
         })
     }
 
+    /// The element type an op that computes in `dtype` runs its arithmetic in: `dtype` itself,
+    /// unless the backend has no arithmetic in it (the CPU computes f16 ops in f32, from f16
+    /// values and back to them, as a GPU's f16 units sum in f32).
+    fn computes_in(dtype: DType) -> DType {
+        dtype
+    }
+
     /// A float tensor in element type `dtype`: burn's cast, unless the backend converts faster
     /// (the CPU converts f32 and bf16 itself, on all threads).
     fn cast_float(t: FloatTensor<Self>, dtype: DType) -> FloatTensor<Self> {

@@ -85,6 +85,22 @@ unsafe fn widen_avx512(dst: &mut [f32], src: &[u16]) {
     widen_loop(dst, src)
 }
 
+/// `src` rounded to f16 (to nearest, ties to even; F16C where the CPU has it), on all threads.
+pub fn round_f16(src: &[f32]) -> Vec<half::f16> {
+    use half::slice::HalfFloatSliceExt;
+    let mut out = vec![half::f16::ZERO; src.len()];
+    out.par_chunks_mut(CHUNK).zip(src.par_chunks(CHUNK)).for_each(|(d, s)| d.convert_from_f32_slice(s));
+    out
+}
+
+/// `src` widened to f32 (exact), on all threads.
+pub fn widen_f16(src: &[half::f16]) -> Vec<f32> {
+    use half::slice::HalfFloatSliceExt;
+    let mut out = vec![0f32; src.len()];
+    out.par_chunks_mut(CHUNK).zip(src.par_chunks(CHUNK)).for_each(|(d, s)| s.convert_to_f32_slice(d));
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
