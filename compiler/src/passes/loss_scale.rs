@@ -6,25 +6,27 @@
 //! which every replica holds bit for bit the same, so every replica skips the same steps.
 
 use crate::catalog::{Op, ScaleLossGrad, State, StateKind, UnscaleGrads, GROWTH_INTERVAL, LOSS_SCALE_STATE};
-use crate::diag::Diagnostic;
+use crate::diag::{Diagnostic, Diagnostics};
 use crate::ir::{DType, Graph, Node, Phase, TensorType, ValueRef};
 
 /// The name of the state that holds the scale (checkpoints store it under this name).
 pub const LOSS_SCALE: &str = "loss_scale";
 
 /// Inserts loss scaling into a training step; a step without updates (inference) is left as it is.
-pub fn insert_loss_scaling(graph: &mut Graph) -> Result<(), Diagnostic> {
+/// The diagnostics say why it cannot be (nothing is changed then).
+pub fn insert_loss_scaling(graph: &mut Graph) -> Diagnostics {
     let mut updates: Vec<_> =
         graph.node_indices().into_iter().filter(|&n| matches!(graph.g[n].op, Op::SgdUpdate(_))).collect();
     if updates.is_empty() {
-        return Ok(());
+        return Diagnostics::default();
     }
     if graph.devices > 1 {
-        return Err(Diagnostic::error(format!(
+        return Diagnostic::error(format!(
             "f16 training on {} devices: loss scaling would need every device's gradients on one",
             graph.devices
         ))
-        .help("use `--precision bf16` (f32's range, no loss scaling needed), or one device"));
+        .help("use `--precision bf16` (f32's range, no loss scaling needed), or one device")
+        .into();
     }
     let seeds: Vec<_> = graph
         .node_indices()
@@ -32,11 +34,12 @@ pub fn insert_loss_scaling(graph: &mut Graph) -> Result<(), Diagnostic> {
         .filter(|&n| matches!(graph.g[n].op, Op::SoftmaxCrossEntropyGrad(_)))
         .collect();
     let [seed] = seeds[..] else {
-        return Err(Diagnostic::error(format!(
+        return Diagnostic::error(format!(
             "f16 loss scaling needs the one loss gradient of the step, and it has {}",
             seeds.len()
         ))
-        .help("internal: autodiff seeds the backward pass once, at the softmax cross-entropy"));
+        .help("internal: autodiff seeds the backward pass once, at the softmax cross-entropy")
+        .into();
     };
     let state = graph.add_node(Node {
         name: LOSS_SCALE.into(),
@@ -102,5 +105,5 @@ pub fn insert_loss_scaling(graph: &mut Graph) -> Result<(), Diagnostic> {
             s.guarded = true;
         }
     }
-    Ok(())
+    Diagnostics::default()
 }

@@ -29,8 +29,9 @@ use crate::ir::{DType, Edge, Graph, Node, Precision, ValueRef};
 /// ([`super::loss_scale`]).
 pub fn apply_precision(graph: &mut Graph, precision: Precision) -> Diagnostics {
     if precision == Precision::F16 {
-        if let Err(d) = super::loss_scale::insert_loss_scaling(graph) {
-            return d.into();
+        let d = super::loss_scale::insert_loss_scaling(graph);
+        if d.has_errors() {
+            return d;
         }
     }
     graph.spec.precision = precision;

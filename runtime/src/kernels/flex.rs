@@ -369,19 +369,12 @@ impl KernelBackend for Flex {
             // Other precisions or index types: on the host.
             _ => return super::flex_bf16::max_pool_backward(storage(dy), arg, input_hw, p),
         };
-        let arg = values::<i32>(&arg);
-        let data = if dtype == DType::F64 {
-            TensorData::new(
-                reference::max_pool_backward(values::<f64>(&dys), arg, input_hw, [oh, ow], p),
-                dims,
-            )
+        let (arg, hw, ohw) = (values::<i32>(&arg), input_hw, [oh, ow]);
+        tensor(if dtype == DType::F64 {
+            TensorData::new(reference::max_pool_backward(values::<f64>(&dys), arg, hw, ohw, p), dims)
         } else {
-            TensorData::new(
-                reference::max_pool_backward(values::<f32>(&dys), arg, input_hw, [oh, ow], p),
-                dims,
-            )
-        };
-        tensor(data)
+            TensorData::new(reference::max_pool_backward(values::<f32>(&dys), arg, hw, ohw, p), dims)
+        })
     }
 
     fn lrn_backward(
