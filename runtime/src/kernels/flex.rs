@@ -82,7 +82,7 @@ fn lrn_backward_in_place(
 ) -> Tensor<Flex, 4> {
     let (dims, dtypes) = (x.dims(), [x.dtype(), y.dtype(), dy.dtype()]);
     if !engine_precision(&dtypes) || y.dims() != dims || dy.dims() != dims {
-        return super::flex_bf16::lrn_backward(x, y, dy, p, relu);
+        return super::flex_bf16_window::lrn_backward(x, y, dy, p, relu);
     }
     let (xs, ys, dys) = (storage(x), storage(y), storage(dy));
     tensor(if dtypes[0] == DType::F64 {
@@ -290,7 +290,7 @@ impl KernelBackend for Flex {
         match dtype {
             DType::F64 => tensor(TensorData::new(reference::lrn_forward(values::<f64>(&xs), dims, p), dims)),
             DType::F32 => tensor(TensorData::new(reference::lrn_forward(values::<f32>(&xs), dims, p), dims)),
-            _ => super::flex_bf16::lrn_forward(xs, dims, p),
+            _ => super::flex_bf16_window::lrn_forward(xs, dims, p),
         }
     }
 
@@ -332,7 +332,7 @@ impl KernelBackend for Flex {
                 (TensorData::new(y, out), a)
             }
             // Half precisions: in f32, the result in their type.
-            _ => return super::flex_bf16::max_pool_forward(xs, dims, out, p),
+            _ => return super::flex_bf16_window::max_pool_forward(xs, dims, out, p),
         };
         (tensor(y), Tensor::from_data(TensorData::new(arg, out), &Default::default()))
     }
@@ -367,7 +367,7 @@ impl KernelBackend for Flex {
         let (dys, arg) = match (dtype, arg.dtype()) {
             (DType::F32 | DType::F64, DType::I32) => (storage(dy), arg),
             // Other precisions or index types: on the host.
-            _ => return super::flex_bf16::max_pool_backward(storage(dy), arg, input_hw, p),
+            _ => return super::flex_bf16_window::max_pool_backward(storage(dy), arg, input_hw, p),
         };
         let (arg, hw, ohw) = (values::<i32>(&arg), input_hw, [oh, ow]);
         tensor(if dtype == DType::F64 {

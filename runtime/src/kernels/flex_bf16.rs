@@ -5,22 +5,19 @@
 
 use burn::backend::flex::FlexTensor;
 use burn::backend::Flex;
-use burn::tensor::{bf16, DType, Int, Tensor, TensorData, TensorMetadata, TensorPrimitive};
+use burn::tensor::{bf16, DType, Tensor, TensorData, TensorMetadata, TensorPrimitive};
 
 use alexir::catalog::ConvAttrs;
 
 use super::cpu_bf16::convert::{round, round_f16, widen, widen_f16};
 use super::cpu_bf16::{self, Weight};
 use super::cpu_conv::ConvShape;
-use super::{
-    host_lrn_backward, host_lrn_forward, host_max_pool_backward, lrn_grad, reference, LrnParams, PoolParams,
-};
 
-fn flex<const D: usize>(t: Tensor<Flex, D>) -> FlexTensor {
+pub(super) fn flex<const D: usize>(t: Tensor<Flex, D>) -> FlexTensor {
     t.into_primitive().tensor().to_contiguous()
 }
 
-fn bits(t: &FlexTensor) -> &[u16] {
+pub(super) fn bits(t: &FlexTensor) -> &[u16] {
     bytemuck::cast_slice(t.storage::<bf16>())
 }
 
@@ -29,7 +26,7 @@ fn bf16_flex(v: Vec<u16>, shape: impl Into<burn::tensor::Shape>) -> FlexTensor {
     FlexTensor::from_data(TensorData::new(v, shape))
 }
 
-fn bf16_tensor<const D: usize>(v: Vec<u16>, dims: [usize; D]) -> Tensor<Flex, D> {
+pub(super) fn bf16_tensor<const D: usize>(v: Vec<u16>, dims: [usize; D]) -> Tensor<Flex, D> {
     Tensor::from_primitive(TensorPrimitive::Float(bf16_flex(v, dims)))
 }
 
@@ -151,168 +148,6 @@ pub fn cast(t: &FlexTensor, dtype: DType) -> Option<FlexTensor> {
     }
 }
 
-/// A bf16 tensor's values widened to f32 (exact).
-fn widened(t: &FlexTensor) -> Vec<f32> {
-    widen(bits(t))
-}
-
-/// f32 values rounded into a bf16 tensor.
-fn rounded<const D: usize>(v: &[f32], dims: [usize; D]) -> Tensor<Flex, D> {
-    bf16_tensor(round(v), dims)
-}
-
-/// LRN of a bf16 tensor: widened, the window sums in f32, the result rounded once. Other types
-/// go to the host kernel.
-pub fn lrn_forward(x: FlexTensor, dims: [usize; 4], p: &LrnParams) -> Tensor<Flex, 4> {
-    if x.dtype() != DType::BF16 {
-        return host_lrn_forward(Tensor::from_primitive(TensorPrimitive::Float(x)), p);
-    }
-    rounded(&reference::lrn_forward(&widened(&x), dims, p), dims)
-}
-
-/// The LRN gradient (through the ReLU whose output `x` is, when `relu`) of bf16 tensors, in f32;
-/// other types, or tensors of mixed types, go to the host kernel.
-pub fn lrn_backward(
-    x: Tensor<Flex, 4>,
-    y: Tensor<Flex, 4>,
-    dy: Tensor<Flex, 4>,
-    p: &LrnParams,
-    relu: bool,
-) -> Tensor<Flex, 4> {
-    let dims = x.dims();
-    let all_bf16 = [x.dtype(), y.dtype(), dy.dtype()].iter().all(|&d| d == DType::BF16);
-    if !all_bf16 || y.dims() != dims || dy.dims() != dims {
-        return host_lrn_backward(x, y, dy, p, relu);
-    }
-    let (x, y, dy) = (widened(&flex(x)), widened(&flex(y)), widened(&flex(dy)));
-    rounded(&lrn_grad(&x, &y, &dy, dims, p, relu), dims)
-}
-
-/// Max pooling of a half-precision tensor `x` of `dims` into `out`: in f32 (exact for the
-/// maximum), the result in `x`'s type, with the argmax.
-pub fn max_pool_forward(
-    x: FlexTensor,
-    dims: [usize; 4],
-    out: [usize; 4],
-    p: &PoolParams,
-) -> (Tensor<Flex, 4>, Tensor<Flex, 4, Int>) {
-    let dtype = x.dtype();
-    let v = if dtype == DType::BF16 {
-        widened(&x)
-    } else {
-        x.into_data().convert::<f32>().into_vec::<f32>().expect("f32")
-    };
-    let (y, arg) = reference::max_pool_forward(&v, dims, p);
-    let y = if dtype == DType::BF16 {
-        rounded(&y, out)
-    } else {
-        Tensor::from_data(TensorData::new(y, out).convert_dtype(dtype), &Default::default())
-    };
-    (y, Tensor::from_data(TensorData::new(arg, out), &Default::default()))
-}
-
-/// The max-pooling gradient of a bf16 `dy` with i32 indices, in f32 (the sums of a window's
-/// overlaps), rounded once; other types on the host.
-pub fn max_pool_backward(
-    dy: FlexTensor,
-    arg: FlexTensor,
-    input_hw: [usize; 2],
-    p: &PoolParams,
-) -> Tensor<Flex, 4> {
-    let dy = Tensor::<Flex, 4>::from_primitive(TensorPrimitive::Float(dy));
-    let arg = Tensor::<Flex, 4, Int>::from_primitive(arg);
-    if dy.dtype() != DType::BF16 || arg.dtype() != DType::I32 {
-        return host_max_pool_backward(dy, arg, input_hw, p);
-    }
-    let [n, c, oh, ow] = dy.dims();
-    let (dy, arg) = (widened(&flex(dy)), arg.into_primitive().to_contiguous());
-    let arg = arg.as_slice::<i32>().expect("contiguous i32 indices");
-    let dx = reference::max_pool_backward(&dy, arg, input_hw, [oh, ow], p);
-    rounded(&dx, [n, c, input_hw[0], input_hw[1]])
-}
-
-#[cfg(test)]
-mod tests {
-    //! LRN and pooling of bf16 tensors on Flex: bf16 out, and bit for bit the f32 reference on the
-    //! widened inputs, rounded once.
-    use burn::tensor::{DType, Int, Tensor, TensorData};
-
-    use super::super::cpu_bf16::convert::{bf16_bits_to_f32, round_into};
-    use super::super::{reference, KernelBackend, LrnParams, PoolParams};
-    use super::Flex;
-    use crate::kernels::host::lrn_grad;
-
-    const DIMS: [usize; 4] = [2, 7, 9, 9];
-
-    fn bf16_values(n: usize, seed: u64) -> (Tensor<Flex, 4>, Vec<f32>) {
-        let mut state = seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
-        let v: Vec<f32> = (0..n)
-            .map(|_| {
-                state ^= state << 13;
-                state ^= state >> 7;
-                state ^= state << 17;
-                (state >> 40) as f32 / (1u64 << 24) as f32 * 4.0 - 1.0
-            })
-            .collect();
-        let mut bits = vec![0u16; n];
-        round_into(&mut bits, &v);
-        let widened: Vec<f32> = bits.iter().map(|&b| bf16_bits_to_f32(b)).collect();
-        let t = Tensor::<Flex, 4>::from_data(TensorData::new(widened.clone(), DIMS), &Default::default());
-        (t.cast(DType::BF16), widened)
-    }
-
-    fn rounded(v: &[f32]) -> Vec<f32> {
-        let mut bits = vec![0u16; v.len()];
-        round_into(&mut bits, v);
-        bits.iter().map(|&b| bf16_bits_to_f32(b)).collect()
-    }
-
-    fn f32_values<const D: usize>(t: Tensor<Flex, D>) -> Vec<f32> {
-        assert_eq!(t.dtype(), DType::BF16, "a bf16 result");
-        t.into_data().convert::<f32>().into_vec::<f32>().unwrap()
-    }
-
-    #[test]
-    fn bf16_lrn_forward_and_backward_are_the_f32_reference_rounded_once() {
-        let p = LrnParams { size: 5, scale: 1e-2, beta: 0.75, k: 2.0 };
-        let n = DIMS.iter().product();
-        let ((x, xv), (dy, dyv)) = (bf16_values(n, 1), bf16_values(n, 2));
-        let y = Flex::lrn_forward(x.clone(), &p);
-        let yv = f32_values(y.clone());
-        assert_eq!(yv, rounded(&reference::lrn_forward(&xv, DIMS, &p)));
-        for relu in [false, true] {
-            let dx = if relu {
-                Flex::lrn_relu_backward(x.clone(), y.clone(), dy.clone(), &p)
-            } else {
-                Flex::lrn_backward(x.clone(), y.clone(), dy.clone(), &p)
-            };
-            assert_eq!(f32_values(dx), rounded(&lrn_grad(&xv, &yv, &dyv, DIMS, &p, relu)), "relu {relu}");
-        }
-    }
-
-    #[test]
-    fn bf16_max_pooling_forward_and_backward_are_the_f32_reference_rounded_once() {
-        let p = PoolParams { kernel: 3, stride: 2, padding: 0 };
-        let (x, xv) = bf16_values(DIMS.iter().product(), 3);
-        let (y, arg) = Flex::max_pool_forward(x, &p);
-        let out = y.dims();
-        let (want, want_arg) = reference::max_pool_forward(&xv, DIMS, &p);
-        assert_eq!(f32_values(y), want, "the maximum of bf16 values is exact");
-        let arg_v = arg.clone().into_data().convert::<i32>().into_vec::<i32>().unwrap();
-        assert_eq!(arg_v, want_arg);
-        let (dy, dyv) = {
-            let (t, v) = bf16_values(DIMS.iter().product(), 4);
-            let len = out.iter().product();
-            let t = t.reshape([DIMS.iter().product::<usize>()]).narrow(0, 0, len).reshape(out);
-            (t, v[..len].to_vec())
-        };
-        let arg: Tensor<Flex, 4, Int> = arg;
-        let dx = Flex::max_pool_backward(dy, arg, [DIMS[2], DIMS[3]], &p);
-        let want = reference::max_pool_backward(&dyv, &want_arg, [DIMS[2], DIMS[3]], [out[2], out[3]], &p);
-        assert_eq!(f32_values(dx), rounded(&want));
-    }
-}
-
 #[cfg(test)]
 mod cast_tests {
     use burn::tensor::{DType, Tensor, TensorData, TensorMetadata};
@@ -339,5 +174,19 @@ mod cast_tests {
         let want = t.transpose().into_data().into_vec::<f32>().unwrap();
         let want: Vec<f32> = want.iter().map(|&x| bf16_bits_to_f32(f32_to_bf16_bits(x))).collect();
         assert_eq!(widened.into_data().into_vec::<f32>().unwrap(), want);
+    }
+
+    #[test]
+    fn the_cpu_casts_between_f32_and_f16_as_each_element_rounds() {
+        // Past f16's range (65504) to infinity, below its normals to subnormals and zero.
+        let v: Vec<f32> = (0..4 * 64).map(|i| (i as f32 * 0.731).cos() * 2f32.powi(i % 48 - 30)).collect();
+        let t = Tensor::<Flex, 2>::from_data(TensorData::new(v.clone(), [4, 64]), &Default::default());
+        let h = Flex::cast_float(t.into_primitive().tensor(), DType::F16);
+        assert_eq!((h.dtype(), h.shape().dims::<2>()), (DType::F16, [4, 64]));
+        let back = Flex::cast_float(h, DType::F32);
+        let got = Tensor::<Flex, 2>::from_primitive(burn::tensor::TensorPrimitive::Float(back)).into_data();
+        let want: Vec<f32> = v.iter().map(|&x| half::f16::from_f32(x).to_f32()).collect();
+        assert_eq!(got.into_vec::<f32>().unwrap(), want);
+        assert!(want.iter().any(|x| x.is_infinite()) && want.iter().any(|&x| x != 0.0 && x.abs() < 6.2e-5));
     }
 }

@@ -11,6 +11,7 @@ pub mod cpu_linear;
 pub mod cube;
 mod flex;
 mod flex_bf16;
+mod flex_bf16_window;
 mod host;
 pub mod linear;
 mod max_pool;
