@@ -3,7 +3,9 @@
 # engine (alexrt) and on PyTorch CPU, eager and torch.compile (installed from PyPI into a virtual
 # environment), side by side in one run, at each batch size given, with ratios; and in bf16:
 # alexrt's bf16 plan (alexc --precision bf16) beside PyTorch's torch.autocast("cpu", bfloat16),
-# eager and torch.compile, and beside alexrt's own f32 step. Writes benches/results/cpu-<date>-<host>.md.
+# eager and torch.compile, and beside alexrt's own f32 step (also as the median of three
+# alternated f32/bf16 pairs, which the machine's drift moves less). Writes
+# benches/results/cpu-<date>-<host>.md.
 #   benches/cpu.sh [GRAPH] [BATCHES] [STEPS]
 # BATCHES is a space-separated list ("16 128" by default); STEPS (5 by default) is the number of
 # timed steps at batch 32 and below, and 2 above it (each step there takes seconds).
@@ -35,6 +37,12 @@ for batch in $batches; do
   "$bin/alexrt" bench "$work/infer.bin" --steps "$n" --json > "$work/ours-infer-$batch.json"
   "$bin/alexrt" bench "$work/train-bf16.bin" --steps "$n" --json > "$work/ours-train-bf16-$batch.json"
   "$bin/alexrt" bench "$work/infer-bf16.bin" --steps "$n" --json > "$work/ours-infer-bf16-$batch.json"
+  # The bf16/f32 ratio again from alternated pairs (f32 then bf16, three times): the machine's
+  # drift over a minute then falls on both sides alike, and the report gives the pairs' median.
+  for pair in 1 2 3; do
+    "$bin/alexrt" bench "$work/train.bin" --steps "$n" --json > "$work/pair-f32-$batch-$pair.json"
+    "$bin/alexrt" bench "$work/train-bf16.bin" --steps "$n" --json > "$work/pair-bf16-$batch-$pair.json"
+  done
   echo "batch $batch: timing PyTorch, eager and torch.compile ..." >&2
   "$venv/bin/python" benches/pytorch_cpu.py "$graph" --batch "$batch" --steps "$n" --compile --bf16 \
     > "$work/torch-$batch.json"

@@ -66,6 +66,14 @@ for batch in batches:
             f"{train16['arena_bytes'] / 2**20:.1f} MiB (f32 {train['arena_bytes'] / 2**20:.1f} MiB). PyTorch's bf16 autocast "
             f"columns are in the eager and compiled columns of the bf16 rows."
         )
+        pairs = sorted(
+            load(f"pair-bf16-{batch}-{i}.json")["step_seconds"] / load(f"pair-f32-{batch}-{i}.json")["step_seconds"]
+            for i in (1, 2, 3)
+        )
+        notes.append(
+            f"Batch {batch}: bf16 training step / f32 training step in three alternated pairs: "
+            f"{', '.join(f'{r:.2f}x' for r in pairs)}; median {pairs[1]:.2f}x."
+        )
     except FileNotFoundError:
         pass
     for what, ours, eager, compiled in rows:

@@ -12,7 +12,9 @@ mod common {
 
 use std::process::Command;
 
-use common::mpirun::{alexrt_train, alexrt_under_mpirun, largest_difference, scratch, succeeded, tiny_plan};
+use common::mpirun::{
+    alexrt_train, alexrt_under_mpirun, largest_difference, scratch, succeeded, tiny_plan, tiny_plan_in,
+};
 
 /// Images per replica in a step (tiny.ron's batch is 32: smaller keeps the test quick).
 const BATCH: usize = 8;
@@ -66,6 +68,21 @@ fn two_ranks_without_dropout_train_the_weights_of_one_process_on_the_combined_ba
 #[test]
 fn three_ranks_train_the_weights_of_one_process_on_the_combined_batch() {
     replicas_train_as_one_process_on_the_combined_batch(3, true);
+}
+
+#[test]
+fn two_ranks_train_an_f16_plan_to_identical_weights_and_one_loss_scale() {
+    let mpirun = mpirun_or_skip!("2 ranks, f16");
+    let dir = scratch("np2-f16");
+    tiny_plan_in(BATCH, 2, true, alexc::ir::Precision::F16).write(&dir.join("f16.bin")).unwrap();
+    let args = ["--epochs", "1", "--steps-per-epoch", STEPS];
+    let log =
+        succeeded(&alexrt_train(&dir.join("f16.bin"), &dir.join("out"), Some((&mpirun, 2)), &args, &[]));
+    assert!(log.contains("all 2 ranks hold identical weights"), "{log}");
+    // The verdict is taken on the averaged gradients: rank 0's checkpoint counts every step good.
+    let file = alexrt::tensor_file::TensorFile::read(&dir.join("out/checkpoint.safetensors")).unwrap();
+    let steps: f32 = STEPS.parse().unwrap();
+    assert_eq!(file.tensor_f32("loss_scale", &[3]).unwrap(), [65536.0, steps, 0.0]);
 }
 
 #[test]

@@ -14,6 +14,11 @@ use alexrt::{weights, Cpu};
 /// tiny.ron's training plan at `batch` images per replica for `replicas` processes; without
 /// `dropout`, its dropout layer drops nothing (rate 0).
 pub fn tiny_plan(batch: usize, replicas: usize, dropout: bool) -> Plan {
+    tiny_plan_in(batch, replicas, dropout, alexc::ir::Precision::F32)
+}
+
+/// [`tiny_plan`] computing in `precision`.
+pub fn tiny_plan_in(batch: usize, replicas: usize, dropout: bool, precision: alexc::ir::Precision) -> Plan {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf();
     let mut text = std::fs::read_to_string(root.join("graphs/tiny.ron")).unwrap();
     if !dropout {
@@ -23,6 +28,7 @@ pub fn tiny_plan(batch: usize, replicas: usize, dropout: bool) -> Plan {
     let checked = alexc::front_end_str(&text, "tiny.ron", &mut |_, _, _| {}).unwrap();
     let lowering = alexc::Lowering {
         data_parallel: (replicas > 1).then(|| DataParallel::new(replicas)),
+        precision: Some(precision),
         ..Default::default()
     };
     let lowered = alexc::lower_with(&checked, Mode::Train, batch, &lowering, &mut |_, _, _| {}).unwrap();
