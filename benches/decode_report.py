@@ -79,7 +79,9 @@ def main():
     text = "\n".join(lines + [""] + goals) + "\n"
     print(text)
     out = f"benches/results/decode-{datetime.date.today()}-{platform.node().split('.')[0] or 'host'}.md"
-    open(out, "w").write(text)
+    # An earlier run of the same day stays below this one (as benches/report.py keeps them).
+    earlier = open(out).read() if os.path.exists(out) else ""
+    open(out, "w").write(text + ("\n---\n\n## Earlier run\n\n" + earlier if earlier else ""))
     print(f"recorded in {out}", file=sys.stderr)
 
 
