@@ -74,16 +74,6 @@ pub fn insert_gradient_all_reduce(graph: &mut Graph, dp: DataParallel) -> usize 
         }
         for (port, &g) in members.iter().enumerate() {
             graph.redirect(g, ValueRef { node, port: port as u8 }, &[node]);
-            // `redirect` adds the new edges; the old ones into the readers go.
-            let old: Vec<_> = graph
-                .g
-                .edges_directed(g.node, Direction::Outgoing)
-                .filter(|e| e.weight().src_port == g.port && petgraph::visit::EdgeRef::target(e) != node)
-                .map(|e| petgraph::visit::EdgeRef::id(&e))
-                .collect();
-            for e in old {
-                graph.g.remove_edge(e);
-            }
         }
     }
     buckets.len()

@@ -66,16 +66,9 @@ pub fn insert_loss_scaling(graph: &mut Graph) -> Diagnostics {
         loc: None,
         device: graph.g[seed].device,
     });
-    let readers = graph.consumers(dy);
     graph.connect(dy, scaled, 0);
     graph.connect(scale, scaled, 1);
-    for r in readers {
-        let ports: Vec<u8> =
-            graph.inputs(r).iter().enumerate().filter(|(_, v)| **v == dy).map(|(p, _)| p as u8).collect();
-        for p in ports {
-            super::precision::rewire(graph, r, p, ValueRef { node: scaled, port: 0 });
-        }
-    }
+    graph.redirect(dy, ValueRef { node: scaled, port: 0 }, &[scaled]);
 
     // One unscale of every update's gradient, in the updates' name order; its verdict guards each.
     updates.sort_by(|a, b| graph.g[*a].name.cmp(&graph.g[*b].name));

@@ -104,17 +104,19 @@ impl Graph {
         self.g.add_edge(from.node, to, Edge { src_port: from.port, dst_port });
     }
 
-    /// Makes `new` stand for `old`: every reader of `old` outside `keep` reads `new` instead, and
-    /// the loss, logits and layer outputs that were `old` become `new`. (A pass that replaces
-    /// nodes calls this, then removes the old ones.)
+    /// Makes `new` stand for `old`: every reader of `old` outside `keep` reads `new` instead (its
+    /// edge from `old` goes), and the loss, logits and layer outputs that were `old` become `new`.
+    /// (A pass that replaces nodes calls this, then removes the old ones; one that puts a node
+    /// between a value and its readers keeps that node.)
     pub fn redirect(&mut self, old: ValueRef, new: ValueRef, keep: &[NodeIndex]) {
-        let uses: Vec<(NodeIndex, u8)> = self
+        let uses: Vec<_> = self
             .g
             .edges_directed(old.node, Direction::Outgoing)
             .filter(|e| e.weight().src_port == old.port && !keep.contains(&e.target()))
-            .map(|e| (e.target(), e.weight().dst_port))
+            .map(|e| (e.id(), e.target(), e.weight().dst_port))
             .collect();
-        for (target, dst_port) in uses {
+        for (edge, target, dst_port) in uses {
+            self.g.remove_edge(edge);
             self.connect(new, target, dst_port);
         }
         for r in [&mut self.loss, &mut self.logits] {
