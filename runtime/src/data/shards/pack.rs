@@ -295,18 +295,18 @@ fn prepare(path: &Path, options: &PackOptions) -> Result<Prepared, String> {
     let (nw, nh) = short_side_to(w, h, options.short_side);
     let mut small = resize(&img, nw, nh);
     if options.centre_square {
-        // The square the pipeline takes ([`Pipeline::centre_square`]), at the same place.
+        // The square the pipeline takes, at the same place (`augment::centre_square` serves both).
         let (x0, y0, side) = centre_square(nw, nh, options.short_side);
         small = image::imageops::crop_imm(&small, x0, y0, side, side).to_image();
     }
     // 4:2:0 first (a third less to decode); 4:4:4 should it not decode back to the image.
-    let bytes = [jpeg_encoder::SamplingFactor::R_4_2_0, jpeg_encoder::SamplingFactor::R_4_4_4]
-        .into_iter()
-        .map(|sampling| encode_jpeg(&small, sampling, options.jpeg_quality))
-        .find(|bytes| bytes.as_ref().is_ok_and(|b| decodes_back(b, &small)))
-        .unwrap_or_else(|| Err("the JPEG it was re-encoded to does not decode back to it".into()))
-        .map_err(|e| fail(&e))?;
-    Ok(Prepared { bytes, kind: ImageKind::Jpeg, resized: true })
+    for sampling in [jpeg_encoder::SamplingFactor::R_4_2_0, jpeg_encoder::SamplingFactor::R_4_4_4] {
+        let bytes = encode_jpeg(&small, sampling, options.jpeg_quality).map_err(|e| fail(&e))?;
+        if decodes_back(&bytes, &small) {
+            return Ok(Prepared { bytes, kind: ImageKind::Jpeg, resized: true });
+        }
+    }
+    Err(fail(&"the JPEG it was re-encoded to does not decode back to it"))
 }
 
 /// `img` as a baseline JPEG with the encoder's standard Huffman tables: with optimised ones,
