@@ -128,11 +128,10 @@ impl<B: KernelBackend> Executor<B> {
                 let shape = inputs[0].dims();
                 if u.guarded && Self::skips_update(&inputs[3])? {
                     // A step whose gradients overflowed (f16's loss scaling): w and v as they were.
-                    let mut it = inputs.into_iter();
-                    if let (Some(w), _, Some(v)) = (it.next(), it.next(), it.next()) {
-                        self.persistent.insert(ins[0].node, w);
-                        self.persistent.insert(ins[2].node, v);
-                    }
+                    let [w, _, v, _]: [Value<B>; 4] =
+                        inputs.try_into().map_err(|_| RunError::Internal("sgd_update's inputs".into()))?;
+                    self.persistent.insert(ins[0].node, w);
+                    self.persistent.insert(ins[2].node, v);
                     return Ok(vec![]);
                 }
                 let flat = [shape.iter().product()];
