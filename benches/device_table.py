@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """The table at the end of scripts/device-check.sh, from the JSON files it wrote:
     python3 benches/device_table.py OUT BATCH
-Reads OUT/{kernels,alexrt-step,alexrt-step-unfused,alexrt-step-split,pytorch,all-reduce,nvrtc-kernels}.json (each
+Reads OUT/{kernels,alexrt-step,alexrt-step-unfused,alexrt-step-split,alexrt-step-bf16,alexrt-step-f16,pytorch,
+all-reduce,nvrtc-kernels}.json (each
 may be missing) and prints Markdown: kernel correctness, kernel times against the copy bandwidth and PyTorch, the
 fused conv1 tail against the same work unfused, each timed kernel's registers, spills and shared memory as NVRTC
 compiles it for this GPU (alexrt check-nvrtc --arch native), grouped convolutions against their split, and the
@@ -113,10 +114,13 @@ def main():
         print(f"\n- conv2 forward in PyTorch: grouped {t['conv2_grouped_ms']:.3f} ms, split in two {t['conv2_split_ms']:.3f} ms")
     print()
     for label, r in [("alexrt, fused kernels", s), ("alexrt, fused nodes step by step", u),
-                     ("alexrt, fused kernels, grouped convolutions split (alexc --split-grouped-conv)", sp)]:
+                     ("alexrt, fused kernels, grouped convolutions split (alexc --split-grouped-conv)", sp),
+                     ("alexrt, bf16 (alexc --precision bf16)", load(out, "alexrt-step-bf16")),
+                     ("alexrt, f16 with loss scaling (alexc --precision f16)", load(out, "alexrt-step-f16"))]:
         if r:
+            of_f32 = f", {s['images_per_second'] / r['images_per_second']:.2f}x the f32 step's time" if s and r is not s else ""
             print(f"- training step, {label}: {num(r['images_per_second'])} images/s, peak {size(r['peak_bytes'])}"
-                  f" (plan arena {size(r['arena_bytes'])})")
+                  f" (plan arena {size(r['arena_bytes'])}){of_f32}")
     if t:
         for mode in ["eager", "compile"]:
             if f"{mode}_images_per_second" in t:

@@ -114,6 +114,12 @@ fi
 run kernels 75 0 "$bin/alexrt" check-kernels --device "$device" --batch "$batch" --steps 20 $CHECK_FLAGS
 run alexrt-step-split 90 0 "$bin/alexrt" bench "$out/step-split.bin" --device "$device" --steps 5 --json
 run alexrt-step-unfused 60 0 "$bin/alexrt" bench "$out/step.bin" --device "$device" --steps 5 --json --unfused
+# 6. Mixed precision (alexc --precision bf16|f16): burn's products in the low type, our kernels
+# storing it and computing in f32; each run's first step compiles its kernels, so 3 timed steps.
+for p in bf16 f16; do
+  "$bin/alexc" compile "$graph" --batch-size "$batch" --precision "$p" -o "$out/step-$p.bin" 2>> "$out/log.txt" || status=1
+  run "alexrt-step-$p" 90 0 "$bin/alexrt" bench "$out/step-$p.bin" --device "$device" --steps 3 --json
+done
 # The data-parallel all-reduce on device memory (NCCL): one rank averages alexnet's fc7 + fc8
 # gradient bucket (84 MB) with NCCL into fresh device buffers, checked against the host's mean and
 # timed next to the host path (alexrt check-all-reduce). NCCL comes from PyTorch's pip wheels

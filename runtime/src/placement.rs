@@ -25,7 +25,12 @@ pub fn transfer<B: Backend>(value: &Value<B>, device: &B::Device) -> Result<Valu
     let n: usize = dims.iter().product();
     let flat = value.reshape(&[n])?;
     let moved: Value<B> = match &flat {
-        Value::Float(_) => Tensor::<B, 1>::from_data(flat.float::<1>()?.into_data(), device).into(),
+        Value::Float(_) => {
+            // In its own element type (a bf16 activation stays bf16), not the device's default.
+            let t = flat.float::<1>()?;
+            let dtype = t.dtype();
+            Tensor::<B, 1>::from_data(t.into_data(), (device, dtype)).into()
+        }
         Value::Int(_) => Tensor::<B, 1, Int>::from_data(flat.int::<1>()?.into_data(), device).into(),
         Value::Mask(_) => Tensor::<B, 1, Bool>::from_data(flat.mask::<1>()?.into_data(), device).into(),
     };

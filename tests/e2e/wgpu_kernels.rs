@@ -4,34 +4,18 @@
 //! defaults), on contiguous and NHWC-strided inputs; then a whole training step of the small net on
 //! wgpu against the CPU step.
 //!
-//! Without a GPU this runs on Mesa's lavapipe (`apt-get install mesa-vulkan-drivers`, which
-//! .ci/run does). Where no Vulkan device exists the tests say so and skip, except under CI, where
-//! a missing device is a failure rather than a silent pass.
+//! Without a GPU this runs on Mesa's lavapipe ([`vulkan`] says when it skips). The same kernels in
+//! f16: `wgpu_f16.rs`.
+
+#[path = "common/vulkan.rs"]
+mod vulkan;
 
 use alexrt::init::Rng;
 use alexrt::kernels::{reference, KernelBackend, LrnParams, PoolParams, SgdParams};
 use alexrt::{Cpu, Wgpu};
-use burn::backend::wgpu::WgpuDevice;
 use burn::tensor::backend::Backend;
 use burn::tensor::{Bool, Int, Tensor, TensorData};
-
-/// Whether a Vulkan device can be had; under CI its absence fails the test.
-fn vulkan() -> bool {
-    let lavapipe =
-        ["/usr/share/vulkan/icd.d/lvp_icd.x86_64.json", "/usr/share/vulkan/icd.d/lvp_icd.aarch64.json"];
-    let found = lavapipe.iter().any(|p| std::path::Path::new(p).exists());
-    if !found {
-        assert!(std::env::var_os("CI").is_none(), "CI must install mesa-vulkan-drivers for the kernel tests");
-        eprintln!(
-            "SKIPPED: no Vulkan driver (apt-get install mesa-vulkan-drivers to run the wgpu kernel tests)"
-        );
-    }
-    found
-}
-
-fn device() -> WgpuDevice {
-    WgpuDevice::Cpu
-}
+use vulkan::{device, vulkan};
 
 fn random(n: usize, seed: u64) -> Vec<f32> {
     let mut rng = Rng::new(seed);

@@ -11,8 +11,9 @@ pub struct CheckNvrtcArgs {
     /// first GPU here.
     #[arg(long, value_delimiter = ',', default_value = "sm_80,sm_90a")]
     arch: Vec<String>,
-    /// Element types to launch the kernels with: f32 (the runtime's CUDA backend), f16, bf16.
-    #[arg(long, value_delimiter = ',', default_value = "f32")]
+    /// Element types to launch the kernels with, as f32, f16 and bf16 plans launch them (the low
+    /// types stored, f32 computed in; the update on the f32 masters).
+    #[arg(long, value_delimiter = ',', default_value = "f32,f16,bf16")]
     dtype: Vec<String>,
     /// Batch of alexnet.ron's shapes (it changes the cube counts only).
     #[arg(long, default_value_t = 128)]

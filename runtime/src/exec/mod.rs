@@ -89,7 +89,7 @@ impl<B: KernelBackend> Executor<B> {
     /// placed on device `d` runs on `devices[d]`.
     pub fn new_on(plan: &Plan, devices: Vec<B::Device>) -> Result<Self, RunError> {
         crate::placement::check_device_count(plan.graph.devices, devices.len())?;
-        if let Some(why) = B::refuses_precision(plan.graph.spec.precision) {
+        if let Some(why) = B::refuses_precision(plan.graph.spec.precision, &devices[0]) {
             return Err(RunError::Input(why));
         }
         let device = devices[0].clone();

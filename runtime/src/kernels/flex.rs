@@ -108,7 +108,7 @@ impl KernelBackend for Flex {
         true
     }
 
-    fn refuses_precision(_: alexir::ir::Precision) -> Option<String> {
+    fn refuses_precision(_: alexir::ir::Precision, _: &Self::Device) -> Option<String> {
         None
     }
 

@@ -17,6 +17,7 @@ pub fn burn_linear_data_grad<B: Backend>(dy: Tensor<B, 2>, w: Tensor<B, 2>) -> T
 /// `dy^T x`. `dy^T` is small (`out x batch`): a contiguous copy of it lets a backend's product
 /// run on plain row-major operands.
 pub fn burn_linear_weight_grad<B: Backend>(x: Tensor<B, 2>, dy: Tensor<B, 2>) -> Tensor<B, 2> {
-    let dy_t = Tensor::<B, 2>::from_data(dy.transpose().into_data(), &x.device());
+    let dtype = dy.dtype();
+    let dy_t = Tensor::<B, 2>::from_data(dy.transpose().into_data(), (&x.device(), dtype));
     dy_t.matmul(x)
 }

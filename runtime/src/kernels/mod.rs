@@ -81,12 +81,14 @@ pub trait KernelBackend: Backend {
         false
     }
 
-    /// Why this backend cannot run a step in `precision`, if it cannot. The CPU runs f32 and
-    /// bf16; the CubeCL kernels launch in f32 only so far.
-    fn refuses_precision(precision: alexir::ir::Precision) -> Option<String> {
+    /// Why this backend cannot run a step in `precision` on `device`, if it cannot. The CPU runs
+    /// every precision; a CubeCL device runs the types it stores and computes in (f16 and bf16 on
+    /// CUDA, f16 on a wgpu adapter with `SHADER_F16`).
+    fn refuses_precision(precision: alexir::ir::Precision, device: &Self::Device) -> Option<String> {
+        let _ = device;
         (precision != alexir::ir::Precision::F32).then(|| {
             format!(
-                "this device runs f32 plans only (our CubeCL kernels are launched in f32); run the {} plan on the CPU (--device cpu), or compile it with --precision f32",
+                "this device runs f32 plans only; run the {} plan on the CPU (--device cpu), or compile it with --precision f32",
                 precision.name()
             )
         })

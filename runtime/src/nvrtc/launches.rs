@@ -42,6 +42,11 @@ impl Maker {
         Tensor::from_primitive(TensorPrimitive::Float(self.raw(&dims, self.dtype)))
     }
 
+    /// An f32 tensor whatever the type checked: the update reads the f32 master copies.
+    fn master<const D: usize>(&self, dims: [usize; D]) -> Tensor<Target, D> {
+        Tensor::from_primitive(TensorPrimitive::Float(self.raw(&dims, DType::F32)))
+    }
+
     fn index<const D: usize>(&self, dims: [usize; D]) -> Tensor<Target, D, Int> {
         Tensor::from_primitive(self.raw(&dims, DType::I32))
     }
@@ -104,11 +109,12 @@ pub fn run_all(device: CudaTarget, dtype: DType, b: usize) -> Vec<Call> {
     record("masked_grad(relu)", format!("conv5's ReLU gradient {}", shape(&c5)));
     let _ = Target::masked_grad(m.float([b, 4096]), None, Some((m.mask([b, 4096]), 2.0)));
     record("masked_grad(dropout)", format!("a dropout gradient alone {}", shape(&[b, 4096])));
-    let _ = Target::sgd_update(m.float([4096, 9216]), m.float([4096, 9216]), m.float([4096, 9216]), &SGD);
+    let fc6 = [4096, 9216];
+    let _ = Target::sgd_update(m.master(fc6), m.master(fc6), m.master(fc6), &SGD);
     record("sgd_update", format!("fc6's weight {}", shape(&[4096, 9216])));
     // Under 256 units a launch gets fewer warps, and the kernel is compiled for that
     // `__launch_bounds__`: conv1's bias is the one parameter that small.
-    let _ = Target::sgd_update(m.float([96]), m.float([96]), m.float([96]), &SGD);
+    let _ = Target::sgd_update(m.master([96]), m.master([96]), m.master([96]), &SGD);
     record("sgd_update", format!("conv1's bias {}", shape(&[96])));
     calls
 }

@@ -1,6 +1,7 @@
 //! Elementwise epilogues, in place on the result they follow: bias (+ ReLU) after a convolution
 //! or matrix product; the ReLU mask (and dropout mask) after a gradient producer; and the SGD
-//! update. Any rank; each tensor is indexed through its own strides.
+//! update. Any rank; each tensor is indexed through its own strides. Values are stored in `E` and
+//! computed in `A` (f32 for f16 and bf16 tensors: one rounding per result).
 
 use cubecl::prelude::*;
 
@@ -28,29 +29,29 @@ pub fn offset_and_channel<E: CubePrimitive>(t: &Tensor<E>, i: usize) -> (usize, 
 
 /// `x <- x + bias[channel]`, then ReLU when `relu`.
 #[cube(launch)]
-pub fn bias_act_kernel<E: Float>(
+pub fn bias_act_kernel<E: Float, A: Float>(
     x: &mut Tensor<E>,
     bias: &Tensor<E>,
     n: usize,
     #[comptime] relu: bool,
-    #[define(E)] _dtype: StorageType,
+    #[define(E, A)] _dtypes: [StorageType; 2],
 ) {
     if ABSOLUTE_POS >= n {
         terminate!();
     }
     let (at, c) = offset_and_channel(x, ABSOLUTE_POS);
-    let mut v = x[at] + bias[c * bias.stride(0)];
+    let mut v = A::cast_from(x[at]) + A::cast_from(bias[c * bias.stride(0)]);
     if relu {
-        v = relu_of::<E>(v);
+        v = relu_of::<A>(v);
     }
-    x[at] = v;
+    x[at] = E::cast_from(v);
 }
 
 /// `dy` through a dropout mask when `masked` (zero where `mask` is false, times `scale` where it
 /// is true), then through a ReLU when `relu` (zero where its output `y <= 0`); an argument whose
 /// flag is off is a placeholder never read.
 #[cube(launch)]
-pub fn masked_grad_kernel<E: Float, M: Int>(
+pub fn masked_grad_kernel<E: Float, M: Int, A: Float>(
     dy: &mut Tensor<E>,
     y: &Tensor<E>,
     mask: &Tensor<M>,
@@ -58,33 +59,33 @@ pub fn masked_grad_kernel<E: Float, M: Int>(
     scale: InputScalar,
     #[comptime] relu: bool,
     #[comptime] masked: bool,
-    #[define(E, M)] _dtypes: [StorageType; 2],
+    #[define(E, M, A)] _dtypes: [StorageType; 3],
 ) {
     if ABSOLUTE_POS >= n {
         terminate!();
     }
     let (at, _) = offset_and_channel(dy, ABSOLUTE_POS);
-    let mut g = dy[at];
+    let mut g = A::cast_from(dy[at]);
     if masked {
         let (m_at, _) = offset_and_channel(mask, ABSOLUTE_POS);
         if mask[m_at] == M::from_int(0) {
-            g = E::from_int(0);
+            g = A::from_int(0);
         } else {
-            g *= scale.get::<E>();
+            g *= scale.get::<A>();
         }
     }
     if relu {
         let (y_at, _) = offset_and_channel(y, ABSOLUTE_POS);
         if y[y_at] <= E::from_int(0) {
-            g = E::from_int(0);
+            g = A::from_int(0);
         }
     }
-    dy[at] = g;
+    dy[at] = E::cast_from(g);
 }
 
 /// One SGD step in place: `v <- momentum v - rate (g + decay w); w <- w + v`.
 #[cube(launch)]
-pub fn sgd_update_kernel<E: Float>(
+pub fn sgd_update_kernel<E: Float, A: Float>(
     w: &mut Tensor<E>,
     g: &Tensor<E>,
     v: &mut Tensor<E>,
@@ -92,7 +93,7 @@ pub fn sgd_update_kernel<E: Float>(
     momentum: InputScalar,
     rate: InputScalar,
     decay: InputScalar,
-    #[define(E)] _dtype: StorageType,
+    #[define(E, A)] _dtypes: [StorageType; 2],
 ) {
     if ABSOLUTE_POS >= n {
         terminate!();
@@ -100,8 +101,9 @@ pub fn sgd_update_kernel<E: Float>(
     let (w_at, _) = offset_and_channel(w, ABSOLUTE_POS);
     let (g_at, _) = offset_and_channel(g, ABSOLUTE_POS);
     let (v_at, _) = offset_and_channel(v, ABSOLUTE_POS);
-    let wv = w[w_at];
-    let vv = momentum.get::<E>() * v[v_at] - rate.get::<E>() * (g[g_at] + decay.get::<E>() * wv);
-    v[v_at] = vv;
-    w[w_at] = wv + vv;
+    let wv = A::cast_from(w[w_at]);
+    let vv = momentum.get::<A>() * A::cast_from(v[v_at])
+        - rate.get::<A>() * (A::cast_from(g[g_at]) + decay.get::<A>() * wv);
+    v[v_at] = E::cast_from(vv);
+    w[w_at] = E::cast_from(wv + vv);
 }

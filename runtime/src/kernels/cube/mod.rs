@@ -43,6 +43,15 @@ fn wrap<R: CubeRuntime, F: FloatElement, I: IntElement, BT: BoolElement, const D
     BurnTensor::from_primitive(TensorPrimitive::Float(t))
 }
 
+/// The type a kernel computes in for tensors of `dtype`: f32 for f16 and bf16 (as a GPU's half
+/// precision units accumulate), else the type itself.
+fn accumulator(dtype: DType) -> DType {
+    match dtype {
+        DType::F16 | DType::BF16 => DType::F32,
+        other => other,
+    }
+}
+
 /// A new tensor of `shape` and `dtype` on `like`'s device.
 fn empty_like<R: CubeRuntime>(like: &CubeTensor<R>, shape: Shape, dtype: DType) -> CubeTensor<R> {
     empty_device_dtype(like.client.clone(), like.device.clone(), shape, dtype)
@@ -94,7 +103,8 @@ fn lrn_forward<R: CubeRuntime>(
     let r = if keep_relu { empty_like(&x, x.meta.shape().clone(), dtype) } else { placeholder(&x, dtype) };
     let bias = bias.unwrap_or_else(|| placeholder(&x, dtype));
     let (units, count, dim) = column_grid(&y);
-    let (scale, beta, k) = lrn_scalars(p, dtype);
+    let acc = accumulator(dtype);
+    let (scale, beta, k) = lrn_scalars(p, acc);
     lrn_forward_kernel::launch(
         &y.client,
         count,
@@ -110,7 +120,7 @@ fn lrn_forward<R: CubeRuntime>(
         p.size / 2,
         fused,
         keep_relu,
-        dtype.into(),
+        [dtype.into(), acc.into()],
     );
     (y, keep_relu.then_some(r))
 }
@@ -131,7 +141,8 @@ fn lrn_backward<R: CubeRuntime>(
     let dx = empty_like(&x, x.meta.shape().clone(), x.dtype);
     let (n, count, dim) = column_grid(&dx);
     let dtype = x.dtype;
-    let (scale, beta, k) = lrn_scalars(p, dtype);
+    let acc = accumulator(dtype);
+    let (scale, beta, k) = lrn_scalars(p, acc);
     lrn_backward_kernel::launch(
         &dx.client,
         count,
@@ -146,7 +157,7 @@ fn lrn_backward<R: CubeRuntime>(
         k,
         p.size / 2,
         relu_mask,
-        dtype.into(),
+        [dtype.into(), acc.into()],
     );
     dx
 }
@@ -179,7 +190,7 @@ fn max_pool_backward<R: CubeRuntime>(
         p.stride,
         p.padding,
         relu,
-        [dtype.into(), int_dtype.into()],
+        [dtype.into(), int_dtype.into(), accumulator(dtype).into()],
     );
     dx
 }
@@ -187,6 +198,30 @@ fn max_pool_backward<R: CubeRuntime>(
 impl<R: CubeRuntime, F: FloatElement, I: IntElement, BT: BoolElement> KernelBackend
     for CubeBackend<R, F, I, BT>
 {
+    /// f16 and bf16 where the device stores them and computes in them (burn's convolutions and
+    /// products run in the plan's type; our kernels store in it and compute in f32).
+    fn refuses_precision(precision: alexir::ir::Precision, device: &Self::Device) -> Option<String> {
+        use alexir::ir::Precision;
+        use cubecl::ir::features::TypeUsage;
+        let dtype = match precision {
+            Precision::F32 => return None,
+            Precision::Bf16 => DType::BF16,
+            Precision::F16 => DType::F16,
+        };
+        let usage = R::client(device).properties().type_usage(dtype.into());
+        let needed = TypeUsage::Conversion | TypeUsage::Arithmetic | TypeUsage::Buffer;
+        if usage.is_superset(needed) {
+            return None;
+        }
+        let other =
+            if precision == Precision::F16 { "" } else { ", or --precision f16 where the device has f16" };
+        Some(format!(
+            "this device has no {} arithmetic in its buffers ({}): run the plan on the CPU (--device cpu), or compile it with --precision f32{other}",
+            precision.name(),
+            if precision == Precision::F16 { "a wgpu adapter needs SHADER_F16" } else { "wgpu offers no bf16; CUDA does" }
+        ))
+    }
+
     fn lrn_forward(x: BurnTensor<Self, 4>, p: &LrnParams) -> BurnTensor<Self, 4> {
         wrap(lrn_forward(float(x), None, p, false).0)
     }
@@ -283,7 +318,7 @@ impl<R: CubeRuntime, F: FloatElement, I: IntElement, BT: BoolElement> KernelBack
             float(bias).into_tensor_arg(),
             n,
             relu_after,
-            dtype.into(),
+            [dtype.into(), accumulator(dtype).into()],
         );
         wrap(x)
     }
@@ -321,10 +356,10 @@ impl<R: CubeRuntime, F: FloatElement, I: IntElement, BT: BoolElement> KernelBack
             y.into_tensor_arg(),
             mask.into_tensor_arg(),
             n,
-            InputScalar::new(scale, dtype),
+            InputScalar::new(scale, accumulator(dtype)),
             relu,
             masked,
-            [dtype.into(), mask_dtype.into()],
+            [dtype.into(), mask_dtype.into(), accumulator(dtype).into()],
         );
         wrap(dy)
     }
@@ -337,7 +372,7 @@ impl<R: CubeRuntime, F: FloatElement, I: IntElement, BT: BoolElement> KernelBack
     ) -> (BurnTensor<Self, D>, BurnTensor<Self, D>) {
         let (w, v) = (writable(float(w)), writable(float(v)));
         let (n, count, dim) = grid(&w);
-        let dtype = w.dtype;
+        let acc = accumulator(w.dtype);
         sgd_update_kernel::launch(
             &w.client,
             count,
@@ -346,10 +381,10 @@ impl<R: CubeRuntime, F: FloatElement, I: IntElement, BT: BoolElement> KernelBack
             float(g).into_tensor_arg(),
             v.clone().into_tensor_arg(),
             n,
-            InputScalar::new(p.momentum, dtype),
-            InputScalar::new(p.rate, dtype),
-            InputScalar::new(p.decay, dtype),
-            dtype.into(),
+            InputScalar::new(p.momentum, acc),
+            InputScalar::new(p.rate, acc),
+            InputScalar::new(p.decay, acc),
+            [w.dtype.into(), acc.into()],
         );
         (wrap(w), wrap(v))
     }

@@ -54,11 +54,12 @@ pub fn max_pool_forward_kernel<E: Float, I: Int>(
 }
 
 /// With `relu`, times the mask of the ReLU whose output `ry` fed the pool (the fused
-/// max_pool_grad + relu_grad); otherwise `ry` is a placeholder never read.
+/// max_pool_grad + relu_grad); otherwise `ry` is a placeholder never read. The windows' gradients
+/// are summed in `A` (f32 for f16 and bf16 tensors).
 // `if flag { if cond {..} }`: the outer flag is comptime, the inner condition is not.
 #[allow(clippy::collapsible_if)]
 #[cube(launch)]
-pub fn max_pool_backward_kernel<E: Float, I: Int>(
+pub fn max_pool_backward_kernel<E: Float, I: Int, A: Float>(
     dy: &Tensor<E>,
     arg: &Tensor<I>,
     ry: &Tensor<E>,
@@ -68,7 +69,7 @@ pub fn max_pool_backward_kernel<E: Float, I: Int>(
     #[comptime] stride: usize,
     #[comptime] pad: usize,
     #[comptime] relu: bool,
-    #[define(E, I)] _dtypes: [StorageType; 2],
+    #[define(E, I, A)] _dtypes: [StorageType; 3],
 ) {
     if ABSOLUTE_POS >= n {
         terminate!();
@@ -87,19 +88,21 @@ pub fn max_pool_backward_kernel<E: Float, I: Int>(
     }
     let ow1 = clamp_max((iw + pad) / stride + 1, dy.shape(3));
     let me = ih * w + iw;
-    let mut acc = E::from_int(0);
+    let mut acc = A::from_int(0);
     for oh in oh0..oh1 {
         for ow in ow0..ow1 {
             let a = arg[b * arg.stride(0) + c * arg.stride(1) + oh * arg.stride(2) + ow * arg.stride(3)];
             if usize::cast_from(a) == me {
-                acc += dy[b * dy.stride(0) + c * dy.stride(1) + oh * dy.stride(2) + ow * dy.stride(3)];
+                acc += A::cast_from(
+                    dy[b * dy.stride(0) + c * dy.stride(1) + oh * dy.stride(2) + ow * dy.stride(3)],
+                );
             }
         }
     }
     if relu {
         if ry[b * ry.stride(0) + c * ry.stride(1) + ih * ry.stride(2) + iw * ry.stride(3)] <= E::from_int(0) {
-            acc = E::from_int(0);
+            acc = A::from_int(0);
         }
     }
-    dx[b * dx.stride(0) + c * dx.stride(1) + ih * dx.stride(2) + iw * dx.stride(3)] = acc;
+    dx[b * dx.stride(0) + c * dx.stride(1) + ih * dx.stride(2) + iw * dx.stride(3)] = E::cast_from(acc);
 }
