@@ -11,14 +11,15 @@ use rayon::prelude::*;
 
 use super::cpu_bf16::convert::{round_into, widen_into};
 use super::flex_bf16::{bf16_tensor, bits, flex};
+use super::scratch::{scratch, Scratch};
 use super::{
     host_lrn_backward, host_lrn_forward, host_max_pool_backward, lrn_grad, reference, LrnParams, PoolParams,
 };
 
-/// Image `i` of `images` of bf16 `bits`, widened.
-fn image(bits: &[u16], images: usize, i: usize) -> Vec<f32> {
+/// Image `i` of `images` of bf16 `bits`, widened into a scratch buffer of this thread's.
+fn image(bits: &[u16], images: usize, i: usize) -> Scratch<f32> {
     let len = bits.len() / images;
-    let mut out = vec![0f32; len];
+    let mut out = scratch::<f32>(len);
     widen_into(&mut out, &bits[i * len..][..len]);
     out
 }
@@ -29,14 +30,14 @@ fn by_image(
     inputs: &[&[u16]],
     images: usize,
     out_len: usize,
-    f: impl Fn(usize, &[Vec<f32>]) -> Vec<f32> + Sync,
+    f: impl Fn(usize, &[Scratch<f32>]) -> Vec<f32> + Sync,
 ) -> Vec<u16> {
     let mut out = vec![0u16; out_len];
     if images == 0 {
         return out;
     }
     out.par_chunks_mut(out_len / images).enumerate().for_each(|(i, o)| {
-        let parts: Vec<Vec<f32>> = inputs.iter().map(|x| image(x, images, i)).collect();
+        let parts: Vec<Scratch<f32>> = inputs.iter().map(|x| image(x, images, i)).collect();
         round_into(o, &f(i, &parts));
     });
     out

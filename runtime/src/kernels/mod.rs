@@ -16,6 +16,7 @@ mod host;
 pub mod linear;
 mod max_pool;
 pub mod reference;
+pub mod scratch;
 mod simd;
 
 pub use conv::conv_options;

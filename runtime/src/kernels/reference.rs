@@ -5,13 +5,14 @@
 use num_traits::Float;
 use rayon::prelude::*;
 
+use super::scratch::scratch;
 use super::simd::{dispatch, Isa, Kernel};
 use super::{LrnParams, SgdParams};
 
 pub use super::max_pool::{max_pool_backward, max_pool_forward, max_pool_values, pooled};
 
 /// The element types the kernels run in: `f32`, and `f64` for gradient checks.
-pub trait Real: Float + Send + Sync + std::iter::Sum + 'static {}
+pub trait Real: Float + Send + Sync + std::iter::Sum + super::scratch::Pooled {}
 impl Real for f32 {}
 impl Real for f64 {}
 
@@ -35,7 +36,10 @@ fn pow_neg<T: Real>(s: T, beta: f64) -> T {
 fn window_scales<T: Real>(x: &[T], channels: usize, plane: usize, p: &LrnParams, out: &mut [T]) {
     let half = p.size / 2;
     let (k, scale) = (real::<T>(p.k), real::<T>(p.scale));
-    let sq: Vec<T> = x.iter().map(|v| *v * *v).collect();
+    let mut sq = scratch::<T>(x.len());
+    for (q, v) in sq.iter_mut().zip(x) {
+        *q = *v * *v;
+    }
     for c in 0..channels {
         let lo = c.saturating_sub(half);
         let hi = (c + half).min(channels - 1);
@@ -125,11 +129,15 @@ impl<T: Real> Kernel for LrnGradImage<'_, T> {
     #[inline(always)]
     fn run(self) {
         let LrnGradImage { dx, x, y, dy, c, plane, half, p } = self;
-        let mut s = vec![T::zero(); x.len()];
+        // Scratch, each element written before it is read.
+        let mut s = scratch::<T>(x.len());
         window_scales(x, c, plane, p, &mut s);
-        let ratio: Vec<T> = dy.iter().zip(y).zip(&s).map(|((g, y), s)| *g * *y / *s).collect();
+        let mut ratio = scratch::<T>(x.len());
+        for (((r, g), y), s) in ratio.iter_mut().zip(dy).zip(y).zip(s.iter()) {
+            *r = *g * *y / *s;
+        }
         let factor = real::<T>(2.0 * p.scale * p.beta);
-        let mut acc = vec![T::zero(); plane];
+        let mut acc = scratch::<T>(plane);
         for ch in 0..c {
             // The window sum of `ratio` around `ch`, plane by plane (contiguous, vectorisable).
             acc.fill(T::zero());
@@ -140,7 +148,7 @@ impl<T: Real> Kernel for LrnGradImage<'_, T> {
             }
             let at = ch * plane..(ch + 1) * plane;
             for ((((d, g), s), x), a) in
-                dx[at.clone()].iter_mut().zip(&dy[at.clone()]).zip(&s[at.clone()]).zip(&x[at]).zip(&acc)
+                dx[at.clone()].iter_mut().zip(&dy[at.clone()]).zip(&s[at.clone()]).zip(&x[at]).zip(acc.iter())
             {
                 *d = *g * pow_neg(*s, p.beta) - factor * *x * *a;
             }

@@ -14,6 +14,7 @@ use rayon::prelude::*;
 use super::convert::{f32_to_bf16_bits, round};
 use super::gemm::{gemm, Operand};
 use crate::kernels::cpu_conv::{col2im, im2col, ConvDims as Dims, ConvShape, MatRef};
+use crate::kernels::scratch::{scratch, zeroed};
 
 /// A weight: the f32 master, or bf16 bits.
 #[derive(Clone, Copy)]
@@ -57,10 +58,10 @@ pub(super) fn once_bf16<'a>(w: Weight<'a>, keep: &'a mut Vec<u16>) -> Weight<'a>
     }
 }
 
-/// The column matrix of images `n0..n0 + nbt`, group `grp`, side by side (row stride `nbt * P`).
-fn columns(d: &Dims, x: &[u16], n0: usize, nbt: usize, grp: usize, col: &mut Vec<u16>) {
+/// The column matrix of images `n0..n0 + nbt`, group `grp`, side by side (row stride `nbt * P`),
+/// into `col` (`d.kg * nbt * P` long; every element written).
+fn columns(d: &Dims, x: &[u16], n0: usize, nbt: usize, grp: usize, col: &mut [u16]) {
     let ld = nbt * d.pl;
-    col.resize(d.kg * ld, 0);
     for j in 0..nbt {
         let img = &x[(n0 + j) * d.in_img + grp * d.in_group..];
         im2col(img, d.cg, &d.g, col, ld, j * d.pl);
@@ -77,7 +78,8 @@ pub fn forward(s: &ConvShape, x: &[u16], w: Weight<'_>, bias: Option<&[f32]>, re
         let n0 = part * d.nb;
         let nbt = out.len() / d.out_img;
         let ld = nbt * d.pl;
-        let (mut col, mut acc) = (Vec::new(), vec![0f32; d.mg * ld]);
+        // Scratch (the product and im2col write every element they read).
+        let (mut col, mut acc) = (scratch::<u16>(d.kg * ld), scratch::<f32>(d.mg * ld));
         for grp in 0..s.groups {
             columns(&d, x, n0, nbt, grp, &mut col);
             let cols = Operand::Bf16(MatRef { data: &col, rows: d.kg, cols: ld, rs: ld, cs: 1 });
@@ -109,8 +111,9 @@ pub fn data_grad(s: &ConvShape, dy: &[u16], w: Weight<'_>) -> Vec<u16> {
         let n0 = part * d.nb;
         let nbt = out.len() / d.in_img;
         let ld = nbt * d.pl;
-        let (mut dcol, mut dy_part) = (vec![0f32; d.kg * ld], vec![0u16; d.mg * ld]);
-        let mut planes = vec![0f32; nbt * d.in_img];
+        let (mut dcol, mut dy_part) = (scratch::<f32>(d.kg * ld), scratch::<u16>(d.mg * ld));
+        // col2im adds onto the planes: cleared first.
+        let mut planes = zeroed::<f32>(nbt * d.in_img);
         for grp in 0..s.groups {
             for j in 0..nbt {
                 for m in 0..d.mg {
@@ -126,7 +129,7 @@ pub fn data_grad(s: &ConvShape, dy: &[u16], w: Weight<'_>) -> Vec<u16> {
                 col2im(&dcol, ld, j * d.pl, d.cg, &d.g, dst);
             }
         }
-        for (o, v) in out.iter_mut().zip(&planes) {
+        for (o, v) in out.iter_mut().zip(planes.iter()) {
             *o = f32_to_bf16_bits(*v);
         }
     });
@@ -143,7 +146,7 @@ pub fn weight_grad(s: &ConvShape, x: &[u16], dy: &[u16]) -> Vec<f32> {
             let n0 = part * d.nb;
             let nbt = d.nb.min(s.batch - n0);
             let ld = nbt * d.pl;
-            let (mut col, mut dy_part) = (Vec::new(), vec![0u16; d.mg * ld]);
+            let (mut col, mut dy_part) = (scratch::<u16>(d.kg * ld), scratch::<u16>(d.mg * ld));
             let mut dw = vec![0f32; s.out_channels * d.kg];
             for grp in 0..s.groups {
                 columns(&d, x, n0, nbt, grp, &mut col);

@@ -76,7 +76,9 @@ pub fn gemm(c: &mut [f32], ldc: usize, accumulate: bool, a: Operand<'_>, b: Oper
         return;
     }
     assert!((m - 1) * ldc + n <= c.len(), "gemm: c is too short");
-    if !accumulate {
+    let blocked_path = k > 0 && has_avx512_bf16();
+    // The blocked kernel stores its first slice of k where it does not accumulate: nothing to clear.
+    if !accumulate && !blocked_path {
         for i in 0..m {
             c[i * ldc..i * ldc + n].fill(0.0);
         }
@@ -84,8 +86,8 @@ pub fn gemm(c: &mut [f32], ldc: usize, accumulate: bool, a: Operand<'_>, b: Oper
     if k == 0 {
         return;
     }
-    if has_avx512_bf16() {
-        blocked(c, ldc, a, b, m, n, k);
+    if blocked_path {
+        blocked(c, ldc, accumulate, a, b, m, n, k);
     } else {
         portable(c, ldc, a, b, m, n, k);
     }
@@ -117,8 +119,19 @@ fn portable(c: &mut [f32], ldc: usize, a: Operand<'_>, b: Operand<'_>, m: usize,
     }
 }
 
-/// Blocked over k, then columns, then rows, packing as it goes.
-fn blocked(c: &mut [f32], ldc: usize, a: Operand<'_>, b: Operand<'_>, m: usize, n: usize, k: usize) {
+/// Blocked over k, then columns, then rows, packing as it goes. The first slice of k adds onto
+/// `c` when `accumulate`, else overwrites it.
+#[allow(clippy::too_many_arguments)]
+fn blocked(
+    c: &mut [f32],
+    ldc: usize,
+    accumulate: bool,
+    a: Operand<'_>,
+    b: Operand<'_>,
+    m: usize,
+    n: usize,
+    k: usize,
+) {
     PACKS.with(|packs| {
         let mut packs = packs.borrow_mut();
         let (pa, pb) = &mut *packs;
@@ -127,6 +140,7 @@ fn blocked(c: &mut [f32], ldc: usize, a: Operand<'_>, b: Operand<'_>, m: usize, 
             for pc in (0..k).step_by(KC) {
                 let kc = KC.min(k - pc);
                 let pairs = kc.div_ceil(2);
+                let add = accumulate || pc > 0;
                 pack_b(pb, &b, pc, kc, jc, nc);
                 for ic in (0..m).step_by(MC) {
                     let mc = MC.min(m - ic);
@@ -140,7 +154,7 @@ fn blocked(c: &mut [f32], ldc: usize, a: Operand<'_>, b: Operand<'_>, m: usize, 
                             // SAFETY: `has_avx512_bf16` held; the packed slices hold `pairs`
                             // steps of one strip each; `c` holds `rows` rows of `cols` from `at`
                             // (checked against its length on entry).
-                            unsafe { tile(pairs, as_, bs, &mut c[at..], ldc, rows, cols) };
+                            unsafe { tile(pairs, as_, bs, &mut c[at..], ldc, rows, cols, add) };
                         }
                     }
                 }
@@ -290,14 +304,24 @@ fn pack_b_of<T: Element>(out: &mut [u16], m: &MatRef<'_, T>, pc: usize, kc: usiz
     }
 }
 
-/// One `rows x cols` tile of C (at most [`MR`] x [`NR`]) plus the packed strips' product.
+/// One `rows x cols` tile of C (at most [`MR`] x [`NR`]): plus the packed strips' product when `add`, else the product alone.
 ///
 /// # Safety
 /// The CPU runs AVX512F and AVX512_BF16; `a` holds `pairs * MR` and `b` `pairs * 2 * NR` elements;
 /// `c` holds `(rows - 1) * ldc + cols` elements.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f,avx512bf16")]
-unsafe fn tile(pairs: usize, a: &[u32], b: &[u16], c: &mut [f32], ldc: usize, rows: usize, cols: usize) {
+#[allow(clippy::too_many_arguments)]
+unsafe fn tile(
+    pairs: usize,
+    a: &[u32],
+    b: &[u16],
+    c: &mut [f32],
+    ldc: usize,
+    rows: usize,
+    cols: usize,
+    add: bool,
+) {
     use std::arch::x86_64::*;
     debug_assert!(a.len() >= pairs * MR && b.len() >= pairs * 2 * NR);
     let mut acc = [[_mm512_setzero_ps(); 2]; MR];
@@ -311,11 +335,16 @@ unsafe fn tile(pairs: usize, a: &[u32], b: &[u16], c: &mut [f32], ldc: usize, ro
             row[1] = _mm512_dpbf16_ps(row[1], pair, b1);
         }
     }
+    // Overwriting adds the sums onto 0.0 all the same (so a -0.0 sum is stored +0.0, as when
+    // added onto a cleared `c`): the same bits either way.
+    let zero = _mm512_setzero_ps();
     if rows == MR && cols == NR {
         for (r, row) in acc.iter().enumerate() {
             let dst = c.as_mut_ptr().add(r * ldc);
-            _mm512_storeu_ps(dst, _mm512_add_ps(_mm512_loadu_ps(dst), row[0]));
-            _mm512_storeu_ps(dst.add(16), _mm512_add_ps(_mm512_loadu_ps(dst.add(16)), row[1]));
+            let (c0, c1) =
+                if add { (_mm512_loadu_ps(dst), _mm512_loadu_ps(dst.add(16))) } else { (zero, zero) };
+            _mm512_storeu_ps(dst, _mm512_add_ps(c0, row[0]));
+            _mm512_storeu_ps(dst.add(16), _mm512_add_ps(c1, row[1]));
         }
     } else {
         let mut block = [0f32; MR * NR];
@@ -325,13 +354,15 @@ unsafe fn tile(pairs: usize, a: &[u32], b: &[u16], c: &mut [f32], ldc: usize, ro
         }
         for r in 0..rows {
             for j in 0..cols {
-                c[r * ldc + j] += block[r * NR + j];
+                let was = if add { c[r * ldc + j] } else { 0.0 };
+                c[r * ldc + j] = was + block[r * NR + j];
             }
         }
     }
 }
 
 #[cfg(not(target_arch = "x86_64"))]
-unsafe fn tile(_: usize, _: &[u32], _: &[u16], _: &mut [f32], _: usize, _: usize, _: usize) {
+#[allow(clippy::too_many_arguments)]
+unsafe fn tile(_: usize, _: &[u32], _: &[u16], _: &mut [f32], _: usize, _: usize, _: usize, _: bool) {
     unreachable!("AVX512_BF16 is x86-64's")
 }

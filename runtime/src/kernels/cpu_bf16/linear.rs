@@ -85,25 +85,21 @@ pub fn data_grad(dy: &[u16], batch: usize, w: Weight<'_>, out: usize, inp: usize
     product_bf16(dya, weight(w, out, inp, false), batch, inp, None, false)
 }
 
-/// `dW = dy^T x`, `out x inp`, in f32.
+/// `dW = dy^T x`, `out x inp`, in f32: parts of [`WEIGHT_GRAD_ROWS`] rows of `dW`, each written
+/// in place by one product (no copy of the gradient, which is the layer's size: 151 MB for fc6).
 pub fn weight_grad(x: &[u16], dy: &[u16], batch: usize, out: usize, inp: usize) -> Vec<f32> {
-    let dyt = Operand::Bf16(MatRef { data: dy, rows: out, cols: batch, rs: 1, cs: out });
     let xb = Operand::Bf16(MatRef { data: x, rows: batch, cols: inp, rs: inp, cs: 1 });
-    let parts: Vec<Vec<f32>> = (0..inp.div_ceil(PART))
-        .into_par_iter()
-        .map(|p| {
-            let (c0, n) = (p * PART, PART.min(inp - p * PART));
-            let mut c = vec![0f32; out * n];
-            gemm(&mut c, n, false, dyt, columns(xb, c0, n));
-            c
-        })
-        .collect();
     let mut dw = vec![0f32; out * inp];
-    for (p, c) in parts.iter().enumerate() {
-        let (c0, n) = (p * PART, PART.min(inp - p * PART));
-        for r in 0..out {
-            dw[r * inp + c0..r * inp + c0 + n].copy_from_slice(&c[r * n..(r + 1) * n]);
-        }
+    if inp == 0 {
+        return dw;
     }
+    dw.par_chunks_mut(WEIGHT_GRAD_ROWS * inp).enumerate().for_each(|(p, part)| {
+        let (r0, rows) = (p * WEIGHT_GRAD_ROWS, part.len() / inp);
+        let dyt = Operand::Bf16(MatRef { data: &dy[r0..], rows, cols: batch, rs: 1, cs: out });
+        gemm(part, inp, false, dyt, xb);
+    });
     dw
 }
+
+/// Rows of the weight gradient one part computes (a multiple of the kernel's 12).
+const WEIGHT_GRAD_ROWS: usize = 96;
