@@ -1,8 +1,9 @@
-//! LRN and max pooling of bf16 tensors on Flex, image by image: each image's part of the inputs
-//! widened to f32 in buffers of its own (a few MB, which stay in cache), the f32 reference kernel
-//! run on it, the result rounded once into the image's part of the output; the images on all
-//! threads. Both ops work within an image, so the bits are those of the whole tensor widened at
-//! once, without its three f32 copies going through memory. Other types go to the host kernels.
+//! LRN and max pooling of bf16 tensors on Flex. LRN runs in tiles of every channel
+//! ([`super::lrn_bf16`]); pooling image by image: each image's part of the inputs widened to f32
+//! in scratch buffers of its own thread, the f32 reference kernel run on it, the result rounded
+//! once into the image's part of the output; the images on all threads. Both ops work within an
+//! image, so the bits are those of the whole tensor widened at once, without its f32 copies going
+//! through memory. Other types go to the host kernels.
 
 use burn::backend::flex::FlexTensor;
 use burn::backend::Flex;
@@ -12,9 +13,7 @@ use rayon::prelude::*;
 use super::cpu_bf16::convert::{round_into, widen_into};
 use super::flex_bf16::{bf16_tensor, bits, flex};
 use super::scratch::{scratch, Scratch};
-use super::{
-    host_lrn_backward, host_lrn_forward, host_max_pool_backward, lrn_grad, reference, LrnParams, PoolParams,
-};
+use super::{host_lrn_backward, host_lrn_forward, host_max_pool_backward, reference, LrnParams, PoolParams};
 
 /// Image `i` of `images` of bf16 `bits`, widened into a scratch buffer of this thread's.
 fn image(bits: &[u16], images: usize, i: usize) -> Scratch<f32> {
@@ -49,9 +48,7 @@ pub fn lrn_forward(x: FlexTensor, dims: [usize; 4], p: &LrnParams) -> Tensor<Fle
     if x.dtype() != DType::BF16 {
         return host_lrn_forward(Tensor::from_primitive(TensorPrimitive::Float(x)), p);
     }
-    let one = [1, dims[1], dims[2], dims[3]];
-    let y = by_image(&[bits(&x)], dims[0], bits(&x).len(), |_, v| reference::lrn_forward(&v[0], one, p));
-    bf16_tensor(y, dims)
+    bf16_tensor(super::lrn_bf16::forward(bits(&x), dims, p), dims)
 }
 
 /// The LRN gradient (through the ReLU whose output `x` is, when `relu`) of bf16 tensors, in f32
@@ -69,11 +66,7 @@ pub fn lrn_backward(
         return host_lrn_backward(x, y, dy, p, relu);
     }
     let (x, y, dy) = (flex(x), flex(y), flex(dy));
-    let one = [1, dims[1], dims[2], dims[3]];
-    let dx = by_image(&[bits(&x), bits(&y), bits(&dy)], dims[0], bits(&x).len(), |_, v| {
-        lrn_grad(&v[0], &v[1], &v[2], one, p, relu)
-    });
-    bf16_tensor(dx, dims)
+    bf16_tensor(super::lrn_bf16::backward(bits(&x), bits(&y), bits(&dy), dims, p, relu), dims)
 }
 
 /// Max pooling of a half-precision tensor `x` of `dims` into `out`: in f32 (exact for the

@@ -14,6 +14,7 @@ mod flex_bf16;
 mod flex_bf16_window;
 mod host;
 pub mod linear;
+mod lrn_bf16;
 mod max_pool;
 pub mod reference;
 pub mod scratch;

@@ -22,7 +22,7 @@ fn real<T: Real>(v: f64) -> T {
 
 /// `s^-beta`, with a fast path for the paper's beta = 0.75.
 #[inline(always)]
-fn pow_neg<T: Real>(s: T, beta: f64) -> T {
+pub(crate) fn pow_neg<T: Real>(s: T, beta: f64) -> T {
     if beta == 0.75 {
         let r = s.sqrt();
         T::one() / (r * r.sqrt())

@@ -135,16 +135,37 @@ fn blocked(
     PACKS.with(|packs| {
         let mut packs = packs.borrow_mut();
         let (pa, pb) = &mut *packs;
+        // All of A packed once (it is the same for every block of columns): each slice of k's
+        // blocks of rows, one after another.
+        let blocks_of_rows = m.div_ceil(MC);
+        let mut a_at = Vec::with_capacity(k.div_ceil(KC) * blocks_of_rows);
+        let mut len = 0;
+        for pc in (0..k).step_by(KC) {
+            let pairs = KC.min(k - pc).div_ceil(2);
+            for ic in (0..m).step_by(MC) {
+                a_at.push(len);
+                len += MC.min(m - ic).div_ceil(MR) * pairs * MR;
+            }
+        }
+        if pa.len() < len {
+            pa.resize(len, 0);
+        }
+        for (s, pc) in (0..k).step_by(KC).enumerate() {
+            for (t, ic) in (0..m).step_by(MC).enumerate() {
+                let at = a_at[s * blocks_of_rows + t];
+                pack_a(&mut pa[at..], &a, ic, MC.min(m - ic), pc, KC.min(k - pc));
+            }
+        }
         for jc in (0..n).step_by(NC) {
             let nc = NC.min(n - jc);
-            for pc in (0..k).step_by(KC) {
+            for (s, pc) in (0..k).step_by(KC).enumerate() {
                 let kc = KC.min(k - pc);
                 let pairs = kc.div_ceil(2);
                 let add = accumulate || pc > 0;
                 pack_b(pb, &b, pc, kc, jc, nc);
-                for ic in (0..m).step_by(MC) {
+                for (t, ic) in (0..m).step_by(MC).enumerate() {
                     let mc = MC.min(m - ic);
-                    pack_a(pa, &a, ic, mc, pc, kc);
+                    let pa = &pa[a_at[s * blocks_of_rows + t]..];
                     for (js, j0) in (0..nc).step_by(NR).enumerate() {
                         let bs = &pb[js * pairs * 2 * NR..];
                         for (is, i0) in (0..mc).step_by(MR).enumerate() {
@@ -188,11 +209,14 @@ impl Element for f32 {
 }
 
 /// A's rows `ic..ic + mc`, columns `pc..pc + kc`, in strips of [`MR`] rows: for each pair of k,
-/// the strip's rows' pairs as `u32` (low half the even element), zero past the edges.
-fn pack_a(out: &mut Vec<u32>, a: &Operand<'_>, ic: usize, mc: usize, pc: usize, kc: usize) {
+/// the strip's rows' pairs as `u32` (low half the even element), zero past the edges; at the
+/// start of `out`. Only a block with edges is cleared first (the rest is all written).
+fn pack_a(out: &mut [u32], a: &Operand<'_>, ic: usize, mc: usize, pc: usize, kc: usize) {
     let pairs = kc.div_ceil(2);
-    out.clear();
-    out.resize(mc.div_ceil(MR) * pairs * MR, 0);
+    let out = &mut out[..mc.div_ceil(MR) * pairs * MR];
+    if !mc.is_multiple_of(MR) || !kc.is_multiple_of(2) {
+        out.fill(0);
+    }
     match a {
         Operand::Bf16(m) => pack_a_of(out, m, ic, mc, pc, kc),
         Operand::F32(m) => pack_a_of(out, m, ic, mc, pc, kc),
@@ -243,8 +267,15 @@ fn pack_a_of<T: Element>(out: &mut [u32], m: &MatRef<'_, T>, ic: usize, mc: usiz
 /// the strip's 32 columns' pairs side by side, zero past the edges.
 fn pack_b(out: &mut Vec<u16>, b: &Operand<'_>, pc: usize, kc: usize, jc: usize, nc: usize) {
     let pairs = kc.div_ceil(2);
-    out.clear();
-    out.resize(nc.div_ceil(NR) * pairs * 2 * NR, 0);
+    let len = nc.div_ceil(NR) * pairs * 2 * NR;
+    if out.len() < len {
+        out.resize(len, 0);
+    }
+    // Only a block with edges is cleared first (the rest is all written).
+    let out = &mut out[..len];
+    if !nc.is_multiple_of(NR) || !kc.is_multiple_of(2) {
+        out.fill(0);
+    }
     match b {
         Operand::Bf16(m) => pack_b_of(out, m, pc, kc, jc, nc),
         Operand::F32(m) => pack_b_of(out, m, pc, kc, jc, nc),

@@ -70,7 +70,8 @@ fn the_product_sums_bf16_pairs_in_f32_on_every_edge_of_its_blocks() {
                 (false, false) => Operand::Bf16(MatRef { data: &bb, rows: k, cols: n, rs: n, cs: 1 }),
                 (false, true) => Operand::Bf16(MatRef { data: &bbt, rows: k, cols: n, rs: 1, cs: k }),
             };
-            let mut c = vec![0f32; m * n];
+            // Whatever `c` held is overwritten (NaN here would show through).
+            let mut c = vec![f32::NAN; m * n];
             gemm(&mut c, n, false, ao, bo);
             gemm(&mut c, n, true, ao, bo);
             for i in 0..m * n {

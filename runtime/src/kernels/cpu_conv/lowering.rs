@@ -98,13 +98,13 @@ fn im2col_body<T: Copy + Default>(
                 let (ow_lo, ow_hi) = g.valid(kj, g.w, g.ow);
                 let row = (c * k + ki) * k + kj;
                 let dst = &mut col[row * ld + col0..row * ld + col0 + g.out_plane()];
-                dst[..oh_lo * g.ow].fill(T::default());
-                dst[oh_hi * g.ow..].fill(T::default());
+                zero(&mut dst[..oh_lo * g.ow]);
+                zero(&mut dst[oh_hi * g.ow..]);
                 for o in oh_lo..oh_hi {
                     let src_row = &src[(o * s + ki - p) * g.w..][..g.w];
                     let d = &mut dst[o * g.ow..(o + 1) * g.ow];
-                    d[..ow_lo].fill(T::default());
-                    d[ow_hi..].fill(T::default());
+                    zero(&mut d[..ow_lo]);
+                    zero(&mut d[ow_hi..]);
                     if s == 1 {
                         let iw0 = ow_lo + kj - p;
                         d[ow_lo..ow_hi].copy_from_slice(&src_row[iw0..iw0 + (ow_hi - ow_lo)]);
@@ -116,6 +116,21 @@ fn im2col_body<T: Copy + Default>(
                 }
             }
         }
+    }
+}
+
+/// `d` cleared: the padding's few elements of a row stored one by one, not by a call to memset
+/// per row (most rows have none or one or two: the calls were 5% of a bf16 step at batch 128).
+#[inline(always)]
+fn zero<T: Copy + Default>(d: &mut [T]) {
+    match d.len() {
+        0 => {}
+        1 => d[0] = T::default(),
+        2 => {
+            d[0] = T::default();
+            d[1] = T::default();
+        }
+        _ => d.fill(T::default()),
     }
 }
 
