@@ -2,7 +2,8 @@
 //! Each kernel against the f32 reference on the same f16 inputs, within one f16 rounding of the
 //! result; an LRN window whose sum of squares is past f16's range (65504) still normalises, as it
 //! does only when summed in f32; an f16 training step of tiny.ron on wgpu follows the CPU's f16
-//! step; a bf16 plan, which wgpu has no type for, is refused with a sentence.
+//! step, and `alexrt train` of it learns; a bf16 plan, which wgpu has no type for, is refused with
+//! a sentence.
 
 #[path = "common/vulkan.rs"]
 mod vulkan;
@@ -205,4 +206,14 @@ fn a_bf16_plan_on_wgpu_is_refused_with_a_sentence() {
         err.contains("no bf16") && err.contains("--device cpu") && err.contains("--precision f16"),
         "{err}"
     );
+}
+
+#[test]
+fn the_small_net_trains_in_f16_on_wgpu() {
+    if !vulkan() {
+        return;
+    }
+    // alexrt train end to end: the f16 plan with its loss scaling, on the device.
+    let (_, epochs) = vulkan::train_on_wgpu(&tiny(Precision::F16, 32), "train-f16");
+    vulkan::assert_learns(&epochs);
 }

@@ -352,30 +352,8 @@ fn the_small_net_trains_on_wgpu() {
     if !vulkan() {
         return;
     }
-    let dir = std::env::temp_dir().join(format!("alexrt-wgpu-train-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
     let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../graphs/tiny.ron")).unwrap();
-    let plan = dir.join("tiny.bin");
-    alexc::compile_str(&text, "tiny.ron", alexc::ir::Mode::Train, 32).unwrap().write(&plan).unwrap();
-    let o = std::process::Command::new(env!("CARGO_BIN_EXE_alexrt-under-test"))
-        .arg("train")
-        .arg(&plan)
-        .args(["--device", "wgpu", "--epochs", "3", "--steps-per-epoch", "16"])
-        .args(["--train-images", "512", "--val-images", "128", "--out"])
-        .arg(dir.join("run"))
-        .env("XDG_RUNTIME_DIR", std::env::temp_dir())
-        .output()
-        .unwrap();
-    let err = String::from_utf8_lossy(&o.stderr);
-    assert!(o.status.success(), "{err}");
-    assert!(err.contains("device: wgpu"), "{err}");
-    let metrics = std::fs::read_to_string(dir.join("run/metrics.jsonl")).unwrap();
-    let epochs: Vec<serde_json::Value> = metrics.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
-    assert_eq!(epochs.len(), 3, "{metrics}");
-    let val_loss: Vec<f64> = epochs.iter().map(|e| e["val"]["loss"].as_f64().unwrap()).collect();
-    assert!(val_loss.windows(2).all(|w| w[1] < w[0]), "validation loss does not fall: {val_loss:?}");
-    let top1 = epochs[2]["val"]["top1"].as_f64().unwrap();
-    assert!(top1 > 0.25, "validation top-1 {top1} after 48 steps (chance 0.10)");
-    let _ = std::fs::remove_dir_all(&dir);
+    let plan = alexc::compile_str(&text, "tiny.ron", alexc::ir::Mode::Train, 32).unwrap();
+    let (_, epochs) = vulkan::train_on_wgpu(&plan, "train");
+    vulkan::assert_learns(&epochs);
 }
