@@ -3,22 +3,16 @@
 //! step whose scaled gradients overflow is skipped whole and halves the loss scale, good steps
 //! double it, and a checkpoint keeps it.
 
-use alexc::ir::{Mode, Precision};
-use alexc::plan::Plan;
+#[path = "common/tiny.rs"]
+mod tiny;
+
+use alexc::ir::Precision;
 use alexrt::data::{Dataset, Loader, Synthetic};
 use alexrt::exec::Executor;
 use alexrt::progress::Progress;
 use alexrt::train::{train, TrainConfig};
 use alexrt::Cpu;
-
-fn tiny(precision: Precision, batch: usize) -> Plan {
-    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../graphs/tiny.ron");
-    let checked = alexc::front_end(&path, &mut |_, _, _| {}).unwrap();
-    let lowering = alexc::Lowering { precision: Some(precision), ..Default::default() };
-    alexc::lower_with(&checked, Mode::Train, batch, &lowering, &mut |_, _, _| {})
-        .unwrap()
-        .into_plan(Mode::Train, "tiny.ron")
-}
+use tiny::tiny;
 
 /// Every parameter of `exec`, by name.
 fn params(exec: &Executor<Cpu>) -> Vec<(String, Vec<f32>)> {

@@ -5,16 +5,18 @@
 //! step, and `alexrt train` of it learns; a bf16 plan, which wgpu has no type for, is refused with
 //! a sentence.
 
+#[path = "common/tiny.rs"]
+mod tiny;
 #[path = "common/vulkan.rs"]
 mod vulkan;
 
-use alexc::ir::{Mode, Precision};
-use alexc::plan::Plan;
+use alexc::ir::Precision;
 use alexrt::exec::Executor;
 use alexrt::init::Rng;
 use alexrt::kernels::{reference, KernelBackend, LrnParams, PoolParams};
 use alexrt::{Cpu, Wgpu};
 use burn::tensor::{DType, FloatDType, Int, Tensor, TensorData};
+use tiny::tiny;
 use vulkan::{device, vulkan};
 
 /// `n` normal values times `scale`.
@@ -131,15 +133,6 @@ fn an_lrn_window_past_f16s_range_is_summed_in_f32() {
         host(Wgpu::lrn_backward(half(&x, shape), half(&rounded(&y_ref), shape), half(&dy, shape), &PAPER));
     assert!(dx.iter().all(|v| v.is_finite()), "{dx:?}");
     within_f16(&dx, &dx_ref, "lrn_backward of 300s");
-}
-
-fn tiny(precision: Precision, batch: usize) -> Plan {
-    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../graphs/tiny.ron");
-    let checked = alexc::front_end(&path, &mut |_, _, _| {}).unwrap();
-    let lowering = alexc::Lowering { precision: Some(precision), ..Default::default() };
-    alexc::lower_with(&checked, Mode::Train, batch, &lowering, &mut |_, _, _| {})
-        .unwrap()
-        .into_plan(Mode::Train, "tiny.ron")
 }
 
 #[test]

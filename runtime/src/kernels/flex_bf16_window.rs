@@ -23,26 +23,25 @@ fn image(bits: &[u16], images: usize, i: usize) -> Scratch<f32> {
     out
 }
 
-/// `f` on each image `i` of `inputs` (bf16, `images` images each) widened, its f32 results rounded
-/// into an output of `out_len` bf16 values, on all threads.
+/// `f` on each image `i` of `input` (bf16, `images` images) widened, its f32 results rounded into
+/// an output of `out_len` bf16 values, on all threads.
 fn by_image(
-    inputs: &[&[u16]],
+    input: &[u16],
     images: usize,
     out_len: usize,
-    f: impl Fn(usize, &[Scratch<f32>]) -> Vec<f32> + Sync,
+    f: impl Fn(usize, &[f32]) -> Vec<f32> + Sync,
 ) -> Vec<u16> {
     let mut out = vec![0u16; out_len];
     if images == 0 {
         return out;
     }
     out.par_chunks_mut(out_len / images).enumerate().for_each(|(i, o)| {
-        let parts: Vec<Scratch<f32>> = inputs.iter().map(|x| image(x, images, i)).collect();
-        round_into(o, &f(i, &parts));
+        round_into(o, &f(i, &image(input, images, i)));
     });
     out
 }
 
-/// LRN of a bf16 tensor, in f32 image by image, the result rounded once. Other types go to the
+/// LRN of a bf16 tensor, in f32 tile by tile, the result rounded once. Other types go to the
 /// host kernel.
 pub fn lrn_forward(x: FlexTensor, dims: [usize; 4], p: &LrnParams) -> Tensor<Flex, 4> {
     if x.dtype() != DType::BF16 {
@@ -52,7 +51,7 @@ pub fn lrn_forward(x: FlexTensor, dims: [usize; 4], p: &LrnParams) -> Tensor<Fle
 }
 
 /// The LRN gradient (through the ReLU whose output `x` is, when `relu`) of bf16 tensors, in f32
-/// image by image; other types, or tensors of mixed types, go to the host kernel.
+/// tile by tile; other types, or tensors of mixed types, go to the host kernel.
 pub fn lrn_backward(
     x: Tensor<Flex, 4>,
     y: Tensor<Flex, 4>,
@@ -113,8 +112,8 @@ pub fn max_pool_backward(
     let (dy, arg) = (flex(dy), arg.into_primitive().to_contiguous());
     let arg = arg.as_slice::<i32>().expect("contiguous i32 indices");
     let per = arg.len() / n;
-    let dx = by_image(&[bits(&dy)], n, n * c * input_hw[0] * input_hw[1], |i, v| {
-        reference::max_pool_backward(&v[0], &arg[i * per..][..per], input_hw, [oh, ow], p)
+    let dx = by_image(bits(&dy), n, n * c * input_hw[0] * input_hw[1], |i, v| {
+        reference::max_pool_backward(v, &arg[i * per..][..per], input_hw, [oh, ow], p)
     });
     bf16_tensor(dx, [n, c, input_hw[0], input_hw[1]])
 }

@@ -1,6 +1,7 @@
 //! LRN of bf16 tensors on the CPU, forward and backward, in tiles: an image's planes are cut into
 //! runs of positions ([`tile`]), and each run is widened (every channel of it), computed and
-//! rounded while its f32 copies (about 64 KiB each) stay in the core's L2 cache. The arithmetic is the f32 reference's, element for element and in its order
+//! rounded while its f32 copies (about 64 KiB each) stay in the core's L2 cache. The arithmetic is
+//! the f32 reference's, element for element and in its order
 //! ([`super::reference::lrn_forward`], `lrn_backward` then the ReLU mask), so the result is the
 //! reference on the widened inputs rounded once, bit for bit; only the memory traffic differs (the
 //! whole-image version wrote and re-read seven f32 copies of each image: relu1's gradient took as
@@ -9,12 +10,13 @@
 use rayon::prelude::*;
 
 use super::cpu_bf16::convert::{round_into, widen_into};
+use super::reference::{window_scales, window_sum};
 use super::scratch::scratch;
 use super::simd::{dispatch, Isa, Kernel};
 use super::LrnParams;
 
 /// Positions of a plane one tile covers for `channels` channels: each f32 copy of a tile about
-/// 64 KiB (five of them and the row buffers within a core's 1 MiB L2), at least 32 positions, at
+/// 64 KiB (the gradient holds six: three inputs, squares, bases, ratios; within a core's 1 MiB L2), at least 32 positions, at
 /// most 512, a multiple of 16 (one AVX-512 vector). The tiling changes no result.
 fn tile(channels: usize) -> usize {
     (16384 / channels.max(1)).clamp(32, 512) / 16 * 16
@@ -36,11 +38,6 @@ fn pow_neg_all(v: &mut [f32], beta: f64) {
             *s = s.powf(e);
         }
     }
-}
-
-/// The window of channel `c` among `channels`: `lo..=hi`.
-fn window(c: usize, half: usize, channels: usize) -> (usize, usize) {
-    (c.saturating_sub(half), (c + half).min(channels - 1))
 }
 
 /// `y = x * (k + scale * sum over the window of x^2)^-beta` for bf16 `x` of `[n, c, h, w]`.
@@ -70,29 +67,18 @@ impl Kernel for ForwardImage<'_> {
     #[inline(always)]
     fn run(self) {
         let ForwardImage { x, y, channels, plane, p } = self;
-        let (half, k, scale) = (p.size / 2, p.k as f32, p.scale as f32);
         let tile = tile(channels);
-        let mut xs = scratch::<f32>(channels * tile);
-        let (mut sum, mut out) = (scratch::<f32>(tile), scratch::<f32>(tile));
+        let (mut xs, mut s) = (scratch::<f32>(channels * tile), scratch::<f32>(channels * tile));
+        let mut out = scratch::<f32>(tile);
         for t0 in (0..plane).step_by(tile) {
             let n = tile.min(plane - t0);
             for c in 0..channels {
                 widen_into(&mut xs[c * n..][..n], &x[c * plane + t0..][..n]);
             }
+            window_scales(&xs[..channels * n], channels, n, p, &mut s[..channels * n]);
+            pow_neg_all(&mut s[..channels * n], p.beta);
             for c in 0..channels {
-                let (lo, hi) = window(c, half, channels);
-                let sum = &mut sum[..n];
-                sum.fill(0.0);
-                for cc in lo..=hi {
-                    for (a, v) in sum.iter_mut().zip(&xs[cc * n..][..n]) {
-                        *a += *v * *v;
-                    }
-                }
-                for a in sum.iter_mut() {
-                    *a = k + scale * *a;
-                }
-                pow_neg_all(sum, p.beta);
-                for ((o, a), v) in out[..n].iter_mut().zip(sum.iter()).zip(&xs[c * n..][..n]) {
+                for ((o, a), v) in out[..n].iter_mut().zip(&s[c * n..][..n]).zip(&xs[c * n..][..n]) {
                     *o = *v * *a;
                 }
                 round_into(&mut y[c * plane + t0..][..n], &out[..n]);
@@ -136,7 +122,6 @@ impl Kernel for BackwardImage<'_> {
     #[inline(always)]
     fn run(self) {
         let BackwardImage { x, y, dy, dx, channels, plane, p, relu } = self;
-        let (half, k, scale) = (p.size / 2, p.k as f32, p.scale as f32);
         let factor = (2.0 * p.scale * p.beta) as f32;
         let tile = tile(channels);
         let len = channels * tile;
@@ -151,32 +136,13 @@ impl Kernel for BackwardImage<'_> {
                 widen_into(&mut ys[c * n..][..n], &y[at..][..n]);
                 widen_into(&mut gs[c * n..][..n], &dy[at..][..n]);
             }
-            // The denominators' bases, as the reference's window_scales sums them.
-            for c in 0..channels {
-                let (lo, hi) = window(c, half, channels);
-                let dst = &mut s[c * n..][..n];
-                dst.fill(0.0);
-                for cc in lo..=hi {
-                    for (d, v) in dst.iter_mut().zip(&xs[cc * n..][..n]) {
-                        *d += *v * *v;
-                    }
-                }
-                for d in dst.iter_mut() {
-                    *d = k + scale * *d;
-                }
-            }
+            window_scales(&xs[..channels * n], channels, n, p, &mut s[..channels * n]);
             for (((r, g), y), s) in ratio[..channels * n].iter_mut().zip(&gs[..]).zip(&ys[..]).zip(&s[..]) {
                 *r = *g * *y / *s;
             }
             for c in 0..channels {
-                let (lo, hi) = window(c, half, channels);
                 let acc = &mut acc[..n];
-                acc.fill(0.0);
-                for cc in lo..=hi {
-                    for (a, r) in acc.iter_mut().zip(&ratio[cc * n..][..n]) {
-                        *a += *r;
-                    }
-                }
+                window_sum(acc, &ratio[..channels * n], c, p.size / 2, channels);
                 let at = c * n..(c + 1) * n;
                 let out = &mut out[..n];
                 out.copy_from_slice(&s[at.clone()]);

@@ -31,26 +31,31 @@ pub(crate) fn pow_neg<T: Real>(s: T, beta: f64) -> T {
     }
 }
 
-/// The LRN denominators' base `k + scale * sum a^2` over each channel's window, for one image.
+/// `dst <-` the sum over channel `c`'s window (`half` channels each side, clipped to `channels`)
+/// of `rows` (`dst.len()` long each, one a channel): from zero, in channel order.
 #[inline(always)]
-fn window_scales<T: Real>(x: &[T], channels: usize, plane: usize, p: &LrnParams, out: &mut [T]) {
-    let half = p.size / 2;
+pub(crate) fn window_sum<T: Real>(dst: &mut [T], rows: &[T], c: usize, half: usize, channels: usize) {
+    let n = dst.len();
+    dst.fill(T::zero());
+    for cc in c.saturating_sub(half)..=(c + half).min(channels - 1) {
+        for (d, s) in dst.iter_mut().zip(&rows[cc * n..(cc + 1) * n]) {
+            *d = *d + *s;
+        }
+    }
+}
+
+/// The LRN denominators' base `k + scale * sum a^2` over each channel's window, for one image
+/// (or a run of `plane` positions of each of its channels).
+#[inline(always)]
+pub(crate) fn window_scales<T: Real>(x: &[T], channels: usize, plane: usize, p: &LrnParams, out: &mut [T]) {
     let (k, scale) = (real::<T>(p.k), real::<T>(p.scale));
     let mut sq = scratch::<T>(x.len());
     for (q, v) in sq.iter_mut().zip(x) {
         *q = *v * *v;
     }
     for c in 0..channels {
-        let lo = c.saturating_sub(half);
-        let hi = (c + half).min(channels - 1);
         let dst = &mut out[c * plane..(c + 1) * plane];
-        dst.fill(T::zero());
-        for cc in lo..=hi {
-            let src = &sq[cc * plane..(cc + 1) * plane];
-            for (d, s) in dst.iter_mut().zip(src) {
-                *d = *d + *s;
-            }
-        }
+        window_sum(dst, &sq, c, p.size / 2, channels);
         for d in dst.iter_mut() {
             *d = k + scale * *d;
         }
@@ -140,12 +145,7 @@ impl<T: Real> Kernel for LrnGradImage<'_, T> {
         let mut acc = scratch::<T>(plane);
         for ch in 0..c {
             // The window sum of `ratio` around `ch`, plane by plane (contiguous, vectorisable).
-            acc.fill(T::zero());
-            for cc in ch.saturating_sub(half)..=(ch + half).min(c - 1) {
-                for (a, r) in acc.iter_mut().zip(&ratio[cc * plane..(cc + 1) * plane]) {
-                    *a = *a + *r;
-                }
-            }
+            window_sum(&mut acc, &ratio, ch, half, c);
             let at = ch * plane..(ch + 1) * plane;
             for ((((d, g), s), x), a) in
                 dx[at.clone()].iter_mut().zip(&dy[at.clone()]).zip(&s[at.clone()]).zip(&x[at]).zip(acc.iter())

@@ -1,6 +1,7 @@
-//! Per-thread scratch buffers that outlive one call, any number at once: the column matrices,
-//! partial sums and widened images of the bf16 kernels reuse the same pages from call to call
-//! instead of asking the allocator for (and zeroing) megabytes per image or per part. A buffer's
+//! Per-thread scratch buffers that outlive one call, any number at once: the column matrices of
+//! both convolution engines (f32 and bf16), the bf16 partial sums, widened images and LRN tiles,
+//! and the reference LRN's window sums reuse the same pages from call to call instead of asking
+//! the allocator for (and zeroing) megabytes per image or per part. A buffer's
 //! contents are whatever its last user left: for work that writes every element before reading it
 //! (or clears it first). Each buffer grows to the largest length asked of it and is kept; a thread
 //! holds as many as it has used at once.

@@ -1,50 +1,22 @@
 //! Single-threaded strided matrix products over slices (the `gemm` crate, AVX-512 where the CPU
-//! has it), and per-thread scratch buffers that outlive one call so that the column matrices of
-//! every convolution reuse the same pages.
-
-use std::cell::RefCell;
+//! has it), and the scratch buffers of the engine's column matrices: this thread's, from
+//! [`crate::kernels::scratch`], so every convolution reuses the same pages.
 
 use crate::kernels::reference::Real;
+use crate::kernels::scratch::scratch;
 
 /// The element types the engine runs in (`f32`, and `f64` for the parity and gradient checks).
 pub trait ConvElement: Real + Default {
-    /// Runs `f` on a scratch buffer of at least `len` elements owned by this thread (a fresh one
-    /// if this thread's is already in use). Its contents are unspecified.
-    fn with_scratch<R>(len: usize, f: impl FnOnce(&mut [Self]) -> R) -> R;
-}
-
-thread_local! {
-    static SCRATCH_F32: RefCell<Vec<f32>> = const { RefCell::new(Vec::new()) };
-    static SCRATCH_F64: RefCell<Vec<f64>> = const { RefCell::new(Vec::new()) };
-}
-
-fn with_buffer<T: Copy + Default, R>(
-    cell: &'static std::thread::LocalKey<RefCell<Vec<T>>>,
-    len: usize,
-    f: impl FnOnce(&mut [T]) -> R,
-) -> R {
-    cell.with(|buffer| match buffer.try_borrow_mut() {
-        Ok(mut v) => {
-            if v.len() < len {
-                v.resize(len, T::default());
-            }
-            f(&mut v[..len])
-        }
-        Err(_) => f(&mut vec![T::default(); len]),
-    })
-}
-
-impl ConvElement for f32 {
-    fn with_scratch<R>(len: usize, f: impl FnOnce(&mut [f32]) -> R) -> R {
-        with_buffer(&SCRATCH_F32, len, f)
+    /// Runs `f` on a scratch buffer of `len` elements from this thread's pool (another one if a
+    /// buffer is already in use). Its contents are unspecified.
+    fn with_scratch<R>(len: usize, f: impl FnOnce(&mut [Self]) -> R) -> R {
+        f(&mut scratch::<Self>(len))
     }
 }
 
-impl ConvElement for f64 {
-    fn with_scratch<R>(len: usize, f: impl FnOnce(&mut [f64]) -> R) -> R {
-        with_buffer(&SCRATCH_F64, len, f)
-    }
-}
+impl ConvElement for f32 {}
+
+impl ConvElement for f64 {}
 
 /// A read-only strided matrix: element `(i, j)` at `data[i * rs + j * cs]`.
 #[derive(Clone, Copy)]

@@ -203,22 +203,23 @@ impl<R: CubeRuntime, F: FloatElement, I: IntElement, BT: BoolElement> KernelBack
     fn refuses_precision(precision: alexir::ir::Precision, device: &Self::Device) -> Option<String> {
         use alexir::ir::Precision;
         use cubecl::ir::features::TypeUsage;
-        let dtype = match precision {
+        let (dtype, why, other) = match precision {
             Precision::F32 => return None,
-            Precision::Bf16 => DType::BF16,
-            Precision::F16 => DType::F16,
+            Precision::Bf16 => (
+                DType::BF16,
+                "wgpu offers no bf16; CUDA does",
+                ", or --precision f16 where the device has f16",
+            ),
+            Precision::F16 => (DType::F16, "a wgpu adapter needs SHADER_F16", ""),
         };
         let usage = R::client(device).properties().type_usage(dtype.into());
         let needed = TypeUsage::Conversion | TypeUsage::Arithmetic | TypeUsage::Buffer;
         if usage.is_superset(needed) {
             return None;
         }
-        let other =
-            if precision == Precision::F16 { "" } else { ", or --precision f16 where the device has f16" };
         Some(format!(
-            "this device has no {} arithmetic in its buffers ({}): run the plan on the CPU (--device cpu), or compile it with --precision f32{other}",
+            "this device has no {} arithmetic in its buffers ({why}): run the plan on the CPU (--device cpu), or compile it with --precision f32{other}",
             precision.name(),
-            if precision == Precision::F16 { "a wgpu adapter needs SHADER_F16" } else { "wgpu offers no bf16; CUDA does" }
         ))
     }
 
