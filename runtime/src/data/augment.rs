@@ -11,6 +11,7 @@ use fast_image_resize::{FilterType, ResizeAlg, ResizeOptions, Resizer};
 use image::imageops;
 use image::RgbImage;
 
+use super::band::Band;
 use super::stats::Stats;
 use super::window::write_planes;
 use crate::init::Rng;
@@ -181,33 +182,60 @@ impl Pipeline {
     /// [`Pipeline::prepare`] appended to `out` (the next slot of a batch): `3 x crop x crop`
     /// values, fewer only for an image smaller than the crop after the resize.
     pub fn prepare_into(&self, img: &RgbImage, augment: Option<u64>, out: &mut Vec<f32>) {
-        let (resized, square) = self.square(img);
-        let side = square.side;
-        let crop = self.crop.min(side);
-        let mut rng = augment.map(Rng::new);
-        let (x0, y0, flip, noise) = match rng.as_mut() {
-            Some(rng) => {
-                let room = side - crop;
-                let (x0, y0) = if self.random_crop {
-                    (rng.below(room + 1), rng.below(room + 1))
-                } else {
-                    (room / 2, room / 2)
-                };
-                let flip = self.flip && rng.uniform() < 0.5;
-                let mut noise = [0.0f64; 3];
-                if let Some(l) = &self.lighting {
-                    let alpha: Vec<f64> = (0..3).map(|_| l.std * rng.normal()).collect();
-                    for (c, n) in noise.iter_mut().enumerate() {
-                        // 0-1 scale eigen-decomposition, 0-255 pixels.
-                        *n = 255.0
-                            * (0..3).map(|i| l.eigenvectors[c][i] * alpha[i] * l.eigenvalues[i]).sum::<f64>();
-                    }
-                }
-                (x0, y0, flip, noise)
-            }
-            None => ((side - crop) / 2, (side - crop) / 2, false, [0.0; 3]),
+        self.prepare_rows(img, 0, img.height(), augment, out)
+    }
+
+    /// [`Pipeline::prepare_into`] for a band of an image's rows that holds every row
+    /// [`Pipeline::rows_read`] named (or the whole image).
+    pub fn prepare_band(&self, band: &Band, augment: Option<u64>, out: &mut Vec<f32>) {
+        self.prepare_rows(&band.image, band.top, band.height, augment, out)
+    }
+
+    /// [`Pipeline::prepare_into`] for `img`, rows `top..` of an image `height` rows high.
+    fn prepare_rows(&self, img: &RgbImage, top: u32, height: u32, augment: Option<u64>, out: &mut Vec<f32>) {
+        let (resized, square) = if top == 0 && height == img.height() {
+            self.square(img)
+        } else {
+            let (x0, y0, side) = centre_square(img.width(), height, self.center_crop as u32);
+            let square = Square { x0: x0 as usize, y0: y0 as usize, side: side as usize };
+            (Cow::Borrowed(img), square)
         };
-        self.extract(&resized, square.x0 + x0, square.y0 + y0, crop, flip, noise, out);
+        let crop = self.crop.min(square.side);
+        let (x0, y0, flip, noise) = self.window(square.side, crop, augment);
+        self.extract(&resized, square.x0 + x0, square.y0 + y0 - top as usize, crop, flip, noise, out);
+    }
+
+    /// The first and last rows of a `width x height` image that preparing it with `augment`
+    /// reads, where it is read as it is; `None` where it is resized first.
+    pub fn rows_read(&self, width: u32, height: u32, augment: Option<u64>) -> Option<(u32, u32)> {
+        if short_side_to(width, height, self.resize_short_side as u32) != (width, height) {
+            return None;
+        }
+        let (_, y0, side) = centre_square(width, height, self.center_crop as u32);
+        let crop = self.crop.min(side as usize);
+        let first = y0 + self.window(side as usize, crop, augment).1 as u32;
+        Some((first, first + crop as u32 - 1))
+    }
+
+    /// Where in a `side` square the `crop` window lies, whether it is mirrored and its lighting
+    /// noise: drawn from `augment`'s seed, else the centre, unmirrored, no noise.
+    fn window(&self, side: usize, crop: usize, augment: Option<u64>) -> (usize, usize, bool, [f64; 3]) {
+        let Some(mut rng) = augment.map(Rng::new) else {
+            return ((side - crop) / 2, (side - crop) / 2, false, [0.0; 3]);
+        };
+        let room = side - crop;
+        let (x0, y0) =
+            if self.random_crop { (rng.below(room + 1), rng.below(room + 1)) } else { (room / 2, room / 2) };
+        let flip = self.flip && rng.uniform() < 0.5;
+        let mut noise = [0.0f64; 3];
+        if let Some(l) = &self.lighting {
+            let alpha: Vec<f64> = (0..3).map(|_| l.std * rng.normal()).collect();
+            for (c, n) in noise.iter_mut().enumerate() {
+                // 0-1 scale eigen-decomposition, 0-255 pixels.
+                *n = 255.0 * (0..3).map(|i| l.eigenvectors[c][i] * alpha[i] * l.eigenvalues[i]).sum::<f64>();
+            }
+        }
+        (x0, y0, flip, noise)
     }
 
     /// Each channel's `scale = 1 / std` and `offset = (noise - mean) / std`, computed in f64 and

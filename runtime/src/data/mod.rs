@@ -4,6 +4,7 @@
 //! eigen-decomposition) that the augmentation uses.
 
 pub mod augment;
+pub mod band;
 pub mod decode;
 pub mod folder;
 pub mod loader;
@@ -72,6 +73,16 @@ pub trait Dataset: Sync {
 pub trait ImageSet: Dataset {
     /// Reads and decodes image `i` as RGB; an error is one line that names the file.
     fn decode_image(&self, i: usize) -> Result<image::RgbImage, String>;
+    /// Image `i` decoded where it holds rows `rows(width, height)` (first and last): only those
+    /// where the stored image allows it ([`band::decode_rows`]), else whole.
+    fn decode_rows(
+        &self,
+        i: usize,
+        rows: &dyn Fn(u32, u32) -> Option<(u32, u32)>,
+    ) -> Result<band::Band, String> {
+        let _ = rows;
+        self.decode_image(i).map(band::Band::whole)
+    }
     /// The preprocessing the images get.
     fn image_pipeline(&self) -> &Pipeline;
     /// What opening the split found besides the images.
@@ -80,7 +91,7 @@ pub trait ImageSet: Dataset {
 
 /// Sample `i`'s augmentation seed, drawn from the epoch's `augment` seed and the sample's index
 /// (so that a sample is augmented alike whatever batch or thread takes it).
-fn sample_seed(augment: Option<u64>, i: usize) -> Option<u64> {
+pub fn sample_seed(augment: Option<u64>, i: usize) -> Option<u64> {
     augment.map(|s| crate::init::Rng::for_stream(s, &[&(i as u64).to_le_bytes()]).next_u64())
 }
 
@@ -103,9 +114,10 @@ fn image_batch<S: ImageSet + ?Sized>(
     let mut labels = Vec::with_capacity(indices.len());
     let mut failed = Vec::new();
     for &i in indices {
-        match set.decode_image(i) {
-            Ok(img) => {
-                pipeline.prepare_into(&img, sample_seed(augment, i), &mut images);
+        let seed = sample_seed(augment, i);
+        match set.decode_rows(i, &|w, h| pipeline.rows_read(w, h, seed)) {
+            Ok(band) => {
+                pipeline.prepare_band(&band, seed, &mut images);
                 labels.push(set.label(i) as i32);
             }
             Err(e) => failed.push((i, e)),

@@ -14,6 +14,7 @@ use super::index::{ImageKind, PackSettings, ShardIndex};
 use super::writer::{remove_leftovers, ShardWriter};
 use super::{index_path, read_classes, shard_path, CLASSES_FILE};
 use crate::data::augment::{centre_square, resize, short_side_to, Pipeline};
+use crate::data::band::encode_jpeg;
 use crate::data::decode::decode;
 use crate::data::folder::one_line;
 use crate::data::{Dataset, ImageFolder};
@@ -24,7 +25,7 @@ const CHUNK: usize = 256;
 /// How to pack.
 #[derive(Debug, Clone, Copy)]
 pub struct PackOptions {
-    /// Images whose short side is longer are resized to it; others keep their bytes.
+    /// Images whose short side is another length are resized to it; others keep their bytes.
     pub short_side: u32,
     /// Whether a resized image keeps only its centre square (what every pipeline that resizes to
     /// this short side reads), or the whole of it.
@@ -278,8 +279,9 @@ fn pack_split(
 
 /// Reads image `path` for a shard: decoded (so that an unreadable one is found now), resized (its
 /// centre square cut out, with the `centre_square` option) and re-encoded as JPEG (4:2:0 chroma,
-/// checked to decode back) when its short side is longer than the target, else its bytes as
-/// they are. An error is one line that names the file.
+/// checked to decode back) when its short side is not the target (shorter ones are enlarged, as
+/// training would enlarge them each time it read them), else its bytes as they are. An error is
+/// one line that names the file.
 fn prepare(path: &Path, options: &PackOptions) -> Result<Prepared, String> {
     let fail = |e: &dyn std::fmt::Display| format!("{}: {}", path.display(), one_line(e));
     let bytes = std::fs::read(path).map_err(|e| fail(&e))?;
@@ -289,7 +291,7 @@ fn prepare(path: &Path, options: &PackOptions) -> Result<Prepared, String> {
         _ => ImageKind::Jpeg,
     };
     let (w, h) = img.dimensions();
-    if w.min(h) <= options.short_side {
+    if w.min(h) == options.short_side {
         return Ok(Prepared { bytes, kind, resized: false });
     }
     let (nw, nh) = short_side_to(w, h, options.short_side);
@@ -307,25 +309,6 @@ fn prepare(path: &Path, options: &PackOptions) -> Result<Prepared, String> {
         }
     }
     Err(fail(&"the JPEG it was re-encoded to does not decode back to it"))
-}
-
-/// `img` as a baseline JPEG with the encoder's standard Huffman tables: with optimised ones,
-/// jpeg-encoder 0.7's 4:2:0 output decodes to garbage in zune-jpeg 0.5 (libjpeg reads it).
-fn encode_jpeg(
-    img: &RgbImage,
-    sampling: jpeg_encoder::SamplingFactor,
-    quality: u8,
-) -> Result<Vec<u8>, String> {
-    let (w, h) = img.dimensions();
-    let (Ok(ew), Ok(eh)) = (u16::try_from(w), u16::try_from(h)) else {
-        return Err(format!("{w}x{h} after resizing is past JPEG's 65535 pixels a side"));
-    };
-    let mut out = Vec::new();
-    let mut encoder = jpeg_encoder::Encoder::new(&mut out, quality);
-    encoder.set_sampling_factor(sampling);
-    encoder.set_chroma_subsampling_method(jpeg_encoder::ChromaSubsamplingMethod::Average);
-    encoder.encode(img.as_raw(), ew, eh, jpeg_encoder::ColorType::Rgb).map_err(|e| one_line(&e))?;
-    Ok(out)
 }
 
 /// Whether JPEG `bytes` decode (as training decodes them) to within JPEG's loss of `img`: a mean

@@ -13,6 +13,7 @@ use super::index::{IndexEntry, ShardIndex};
 use super::pack::read_index;
 use super::{index_path, key, read_classes, scan, shard_path, CLASSES_FILE};
 use crate::data::augment::Pipeline;
+use crate::data::band::Band;
 use crate::data::folder::one_line;
 use crate::data::{Dataset, ImageSet, ListingReport, Sample};
 use crate::exec::Batch;
@@ -43,6 +44,11 @@ fn repack(tar: &Path, index: &Path) -> String {
 }
 
 impl ShardSplit {
+    /// An error of sample `i`'s image, naming its shard and key.
+    fn sample_error(&self, i: usize, e: &dyn std::fmt::Display) -> String {
+        format!("{}: sample {}: {}", self.shard(i).display(), key(self.entries[i].1.source), one_line(e))
+    }
+
     /// Opens `dir/split`: shards that `alexrt pack` wrote (every index and each shard's length
     /// checked), or else WebDataset shards another tool wrote (every `*.tar` of the split, in
     /// name order, indexed at first use: [`super::scan`]). The classes are `classes.txt`'s; for
@@ -299,10 +305,12 @@ impl Dataset for ShardSplit {
 impl ImageSet for ShardSplit {
     fn decode_image(&self, i: usize) -> Result<image::RgbImage, String> {
         let bytes = self.image_bytes(i)?;
-        let fail = |e: &dyn std::fmt::Display| {
-            format!("{}: sample {}: {}", self.shard(i).display(), key(self.entries[i].1.source), one_line(e))
-        };
-        crate::data::decode::decode(&bytes).map_err(|e| fail(&e))
+        crate::data::decode::decode(&bytes).map_err(|e| self.sample_error(i, &e))
+    }
+
+    fn decode_rows(&self, i: usize, rows: &dyn Fn(u32, u32) -> Option<(u32, u32)>) -> Result<Band, String> {
+        let bytes = self.image_bytes(i)?;
+        crate::data::band::decode_rows(&bytes, rows).map_err(|e| self.sample_error(i, &e))
     }
 
     fn image_pipeline(&self) -> &Pipeline {
