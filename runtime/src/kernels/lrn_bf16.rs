@@ -10,7 +10,7 @@
 use rayon::prelude::*;
 
 use super::cpu_bf16::convert::{round_into, widen_into};
-use super::reference::{window_scales, window_sum};
+use super::reference::{pow_neg_all, window_scales, window_sum};
 use super::scratch::scratch;
 use super::simd::{dispatch, Isa, Kernel};
 use super::LrnParams;
@@ -20,24 +20,6 @@ use super::LrnParams;
 /// most 512, a multiple of 16 (one AVX-512 vector). The tiling changes no result.
 fn tile(channels: usize) -> usize {
     (16384 / channels.max(1)).clamp(32, 512) / 16 * 16
-}
-
-/// `v <- v^-beta`, as the reference's `pow_neg` computes each element, with its test of beta
-/// outside the loop (inside it, the vectorised loop called `powf` for every element even at the
-/// paper's 0.75, and kept the square roots' result only: 5% of a bf16 step).
-#[inline(always)]
-fn pow_neg_all(v: &mut [f32], beta: f64) {
-    if beta == 0.75 {
-        for s in v {
-            let r = s.sqrt();
-            *s = 1.0 / (r * r.sqrt());
-        }
-    } else {
-        let e = -beta as f32;
-        for s in v {
-            *s = s.powf(e);
-        }
-    }
 }
 
 /// `y = x * (k + scale * sum over the window of x^2)^-beta` for bf16 `x` of `[n, c, h, w]`.

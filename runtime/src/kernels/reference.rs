@@ -31,6 +31,21 @@ pub(crate) fn pow_neg<T: Real>(s: T, beta: f64) -> T {
     }
 }
 
+/// Each `s` to `s^-beta` ([`pow_neg`]), the test of beta made once, outside the loop: inside
+/// it, LLVM keeps the call to `powf` of the other branch and vectorises nothing.
+#[inline(always)]
+pub(crate) fn pow_neg_all<T: Real>(v: &mut [T], beta: f64) {
+    if beta == 0.75 {
+        for s in v {
+            *s = pow_neg(*s, 0.75);
+        }
+    } else {
+        for s in v {
+            *s = pow_neg(*s, beta);
+        }
+    }
+}
+
 /// `dst <-` the sum over channel `c`'s window (`half` channels each side, clipped to `channels`)
 /// of `rows` (`dst.len()` long each, one a channel): from zero, in channel order.
 #[inline(always)]
@@ -97,8 +112,12 @@ impl<T: Real> Kernel for LrnPlane<'_, T> {
                 *a = *a + *v * *v;
             }
         }
+        for a in y.iter_mut() {
+            *a = k + scale * *a;
+        }
+        pow_neg_all(y, p.beta);
         for (a, v) in y.iter_mut().zip(&image[ch * plane..(ch + 1) * plane]) {
-            *a = *v * pow_neg(k + scale * *a, p.beta);
+            *a = *v * *a;
         }
     }
 }
@@ -141,6 +160,7 @@ impl<T: Real> Kernel for LrnGradImage<'_, T> {
         for (((r, g), y), s) in ratio.iter_mut().zip(dy).zip(y).zip(s.iter()) {
             *r = *g * *y / *s;
         }
+        pow_neg_all(&mut s, p.beta);
         let factor = real::<T>(2.0 * p.scale * p.beta);
         let mut acc = scratch::<T>(plane);
         for ch in 0..c {
@@ -150,7 +170,7 @@ impl<T: Real> Kernel for LrnGradImage<'_, T> {
             for ((((d, g), s), x), a) in
                 dx[at.clone()].iter_mut().zip(&dy[at.clone()]).zip(&s[at.clone()]).zip(&x[at]).zip(acc.iter())
             {
-                *d = *g * pow_neg(*s, p.beta) - factor * *x * *a;
+                *d = *g * *s - factor * *x * *a;
             }
         }
     }

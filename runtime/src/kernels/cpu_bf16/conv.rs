@@ -13,7 +13,7 @@ use rayon::prelude::*;
 
 use super::convert::{f32_to_bf16_bits, round};
 use super::gemm::{gemm, Operand};
-use crate::kernels::cpu_conv::{col2im, im2col, ConvDims as Dims, ConvShape, MatRef};
+use crate::kernels::cpu_conv::{col2im, ConvDims as Dims, ConvShape, MatRef};
 use crate::kernels::scratch::{scratch, zeroed};
 
 /// A weight: the f32 master, or bf16 bits.
@@ -58,16 +58,6 @@ pub(super) fn once_bf16<'a>(w: Weight<'a>, keep: &'a mut Vec<u16>) -> Weight<'a>
     }
 }
 
-/// The column matrix of images `n0..n0 + nbt`, group `grp`, side by side (row stride `nbt * P`),
-/// into `col` (`d.kg * nbt * P` long; every element written).
-fn columns(d: &Dims, x: &[u16], n0: usize, nbt: usize, grp: usize, col: &mut [u16]) {
-    let ld = nbt * d.pl;
-    for j in 0..nbt {
-        let img = &x[(n0 + j) * d.in_img + grp * d.in_group..];
-        im2col(img, d.cg, &d.g, col, ld, j * d.pl);
-    }
-}
-
 /// `y = conv(x, w) (+ bias) (then ReLU)`, rounded to bf16 once.
 pub fn forward(s: &ConvShape, x: &[u16], w: Weight<'_>, bias: Option<&[f32]>, relu: bool) -> Vec<u16> {
     let d = dims(s);
@@ -78,12 +68,18 @@ pub fn forward(s: &ConvShape, x: &[u16], w: Weight<'_>, bias: Option<&[f32]>, re
         let n0 = part * d.nb;
         let nbt = out.len() / d.out_img;
         let ld = nbt * d.pl;
-        // Scratch (the product and im2col write every element they read).
-        let (mut col, mut acc) = (scratch::<u16>(d.kg * ld), scratch::<f32>(d.mg * ld));
+        // Scratch (the product and im2col write every element they read); the column matrix
+        // a few output rows at a time, as the f32 engine's ([`Dims::columns_per_product`]).
+        let chunk = d.columns_per_product(ld, 2);
+        let (mut col, mut acc) = (scratch::<u16>(d.kg * chunk), scratch::<f32>(d.mg * ld));
         for grp in 0..s.groups {
-            columns(&d, x, n0, nbt, grp, &mut col);
-            let cols = Operand::Bf16(MatRef { data: &col, rows: d.kg, cols: ld, rs: ld, cs: 1 });
-            gemm(&mut acc, ld, false, weight(&d, w, grp, false), cols);
+            for q0 in (0..ld).step_by(chunk) {
+                let q1 = (q0 + chunk).min(ld);
+                d.columns(x, n0, grp, q0..q1, &mut col);
+                let cols =
+                    Operand::Bf16(MatRef { data: &col, rows: d.kg, cols: q1 - q0, rs: q1 - q0, cs: 1 });
+                gemm(&mut acc[q0..], ld, false, weight(&d, w, grp, false), cols);
+            }
             for m in 0..d.mg {
                 let channel = grp * d.mg + m;
                 let b = bias.map_or(0.0, |b| b[channel]);
@@ -149,7 +145,7 @@ pub fn weight_grad(s: &ConvShape, x: &[u16], dy: &[u16]) -> Vec<f32> {
             let (mut col, mut dy_part) = (scratch::<u16>(d.kg * ld), scratch::<u16>(d.mg * ld));
             let mut dw = vec![0f32; s.out_channels * d.kg];
             for grp in 0..s.groups {
-                columns(&d, x, n0, nbt, grp, &mut col);
+                d.columns(x, n0, grp, 0..ld, &mut col);
                 for j in 0..nbt {
                     for m in 0..d.mg {
                         let from = &dy[(n0 + j) * d.out_img + (grp * d.mg + m) * d.pl..][..d.pl];

@@ -20,6 +20,14 @@ use crate::kernels::simd::{dispatch, Isa, Kernel};
 /// batched into one product.
 const TARGET_COLUMNS: usize = 1024;
 
+/// The most bytes of column matrix one forward product reads: im2col writes a few output rows
+/// at a time, and the product reads them while they are still in L2 (conv1's whole column
+/// matrix, 363 x 3025 f32, is 4.4 MB).
+const COLUMN_BYTES: usize = 384 << 10;
+
+/// The fewest columns a forward product has (narrower ones repack the weights too often).
+const MIN_COLUMNS: usize = 192;
+
 /// The most partial sums a weight gradient is split into: the most threads it runs on, and a
 /// bound on the memory its partial sums take (8 weight-sized buffers).
 const PARTIAL_SUMS: usize = 8;
@@ -58,6 +66,30 @@ impl Dims {
             out_img: s.out_channels * pl,
             in_group: cg * g.h * g.w,
             nb: images_per_task(s.batch, TARGET_COLUMNS.div_ceil(pl.max(1))),
+        }
+    }
+
+    /// Columns per product in the forward pass: all `ld` where their column matrix fits in
+    /// [`COLUMN_BYTES`], else as many as do (at least [`MIN_COLUMNS`]).
+    pub(crate) fn columns_per_product(&self, ld: usize, elem: usize) -> usize {
+        (COLUMN_BYTES / (self.kg * elem)).max(MIN_COLUMNS).min(ld)
+    }
+
+    /// Columns `q` of group `grp`'s column matrix of images `n0..` side by side (image `j`'s
+    /// plane at columns `j * P..`), into `col` with row stride `q.len()`.
+    pub(crate) fn columns<T: Copy + Default>(
+        &self,
+        x: &[T],
+        n0: usize,
+        grp: usize,
+        q: std::ops::Range<usize>,
+        col: &mut [T],
+    ) {
+        for j in q.start / self.pl..q.end.div_ceil(self.pl) {
+            let (lo, hi) =
+                (q.start.max(j * self.pl) - j * self.pl, q.end.min((j + 1) * self.pl) - j * self.pl);
+            let xi = &x[(n0 + j) * self.in_img + grp * self.in_group..][..self.in_group];
+            im2col(xi, self.cg, &self.g, col, q.len(), j * self.pl + lo - q.start, lo..hi);
         }
     }
 
@@ -114,10 +146,7 @@ impl Dims {
         T::with_scratch(self.kg * ld + packed, |scratch| {
             let (col, pack) = scratch.split_at_mut(self.kg * ld);
             for grp in 0..s.groups {
-                for j in 0..nbt {
-                    let xi = &x[(n0 + j) * self.in_img + grp * self.in_group..][..self.in_group];
-                    im2col(xi, self.cg, &self.g, col, ld, j * self.pl);
-                }
+                self.columns(x, n0, grp, 0..ld, col);
                 let col_t = MatRef { data: &*col, rows: ld, cols: self.kg, rs: 1, cs: ld };
                 let lhs = self.out_rows(dy, n0, nbt, grp, pack);
                 let dst = &mut acc[grp * self.mg * self.kg..][..self.mg * self.kg];
@@ -172,21 +201,25 @@ pub fn forward<T: ConvElement>(s: &ConvShape, x: &[T], w: &[T], bias: Option<&[T
     y.par_chunks_mut(d.nb * d.out_img).enumerate().for_each(|(t, y_chunk)| {
         let (n0, nbt) = (t * d.nb, y_chunk.len() / d.out_img);
         let ld = nbt * d.pl;
+        let chunk = d.columns_per_product(ld, std::mem::size_of::<T>());
         let packed = if nbt > 1 { d.mg * ld } else { 0 };
-        T::with_scratch(d.kg * ld + packed, |scratch| {
-            let (col, out) = scratch.split_at_mut(d.kg * ld);
+        T::with_scratch(d.kg * chunk + packed, |scratch| {
+            let (col, out) = scratch.split_at_mut(d.kg * chunk);
             for grp in 0..s.groups {
-                for j in 0..nbt {
-                    let xi = &x[(n0 + j) * d.in_img + grp * d.in_group..][..d.in_group];
-                    im2col(xi, d.cg, &d.g, col, ld, j * d.pl);
+                for q0 in (0..ld).step_by(chunk) {
+                    let q1 = (q0 + chunk).min(ld);
+                    d.columns(x, n0, grp, q0..q1, col);
+                    let cols = MatRef { data: &*col, rows: d.kg, cols: q1 - q0, rs: q1 - q0, cs: 1 };
+                    if nbt == 1 {
+                        let dst = &mut y_chunk[grp * d.mg * d.pl + q0..];
+                        matmul(dst, d.pl, false, d.weight(w, grp), cols);
+                    } else {
+                        matmul(&mut out[q0..], ld, false, d.weight(w, grp), cols);
+                    }
                 }
-                let cols = MatRef { data: &*col, rows: d.kg, cols: ld, rs: ld, cs: 1 };
                 if nbt == 1 {
-                    let dst = &mut y_chunk[grp * d.mg * d.pl..][..d.mg * d.pl];
-                    matmul(dst, d.pl, false, d.weight(w, grp), cols);
                     continue;
                 }
-                matmul(out, ld, false, d.weight(w, grp), cols);
                 for j in 0..nbt {
                     for m in 0..d.mg {
                         let to = &mut y_chunk[j * d.out_img + (grp * d.mg + m) * d.pl..][..d.pl];

@@ -26,7 +26,7 @@ use alexir::catalog::ConvAttrs;
 pub use alexir::catalog::{ConvAlgo, ConvPass};
 
 pub(crate) use im2col_gemm::Dims as ConvDims;
-pub(crate) use lowering::{col2im, im2col};
+pub(crate) use lowering::col2im;
 pub use matmul::ConvElement;
 pub(crate) use matmul::{matmul, matmul_on, MatRef, Threads};
 

@@ -33,6 +33,10 @@ pub(crate) fn odd_shapes() -> Vec<ConvShape> {
         shape(3, 4, [7, 10], 6, [3, 1, 0, 2]),
         shape(2, 5, [5, 4], 3, [3, 1, 2, 1]),
         shape(20, 8, [13, 13], 12, [3, 1, 1, 4]),
+        // Column matrices past the forward pass's budget: products of a few output rows, cut
+        // across rows (36 wide), and across images laid side by side (380 columns each).
+        shape(2, 8, [40, 38], 5, [5, 1, 1, 1]),
+        shape(4, 16, [20, 19], 6, [5, 1, 2, 2]),
     ]
 }
 
