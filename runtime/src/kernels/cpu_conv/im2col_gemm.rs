@@ -3,7 +3,9 @@
 //! gradient `dY * col^T` summed over the batch. One rayon task takes a run of images; where one
 //! image's output plane `P` is small (AlexNet's 13 x 13 layers), the task lays its images' column
 //! matrices side by side so that each matrix product is wide enough to run near the machine's
-//! peak. Each product runs on the task's own thread ([`matmul`]). The weight gradient is a sum
+//! peak. The forward pass writes the column matrix a few output rows at a time, at most
+//! [`COLUMN_BYTES`] of it, and multiplies each part while it is in L2. Each product runs on the
+//! task's own thread ([`matmul`]). The weight gradient is a sum
 //! over the batch: at most [`PARTIAL_SUMS`] tasks each add the products of their consecutive runs
 //! of images in order, and their partial sums are added in task order. The tasks and runs depend
 //! on the shape alone (never on which thread steals what, nor on how many there are), so the
