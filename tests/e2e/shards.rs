@@ -255,12 +255,14 @@ fn a_packed_image_decoded_only_where_the_crop_reads_gives_the_whole_decodes_inpu
         assert!(failed.is_empty());
         let len = pipeline.input_len();
         for (slot, &i) in indices.iter().enumerate() {
+            // The seed the batch gave sample i, so the crop (and the band) is the batch's.
+            let sample = sample_seed(Some(seed), i);
             let img = shards.decode_image(i).unwrap();
-            let rows = pipeline.rows_read(img.width(), img.height(), Some(seed)).unwrap();
+            let rows = pipeline.rows_read(img.width(), img.height(), sample).unwrap();
             let band = shards.decode_rows(i, &|_, _| Some(rows)).unwrap();
             banded += usize::from(band.image.height() < img.height());
-            // The batch's slot, prepared here from the whole decode with the seed it was given.
-            let whole = pipeline.prepare(&img, sample_seed(Some(seed), i));
+            // The batch's slot, prepared here from the whole decode.
+            let whole = pipeline.prepare(&img, sample);
             assert!(whole == batch.images[slot * len..(slot + 1) * len], "seed {seed}, sample {i}");
         }
     }

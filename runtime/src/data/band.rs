@@ -96,9 +96,10 @@ impl Layout {
                     if body[0] != 8 || n != 3 || body.len() < 6 + 3 * n {
                         return None;
                     }
-                    let factors: Vec<(u8, u8)> =
-                        (0..n).map(|c| (body[7 + 3 * c] >> 4, body[7 + 3 * c] & 15)).collect();
-                    let (h, v) = factors.iter().fold((1, 1), |(h, v), &(a, b)| (h.max(a), v.max(b)));
+                    // The largest sampling factors, across and down.
+                    let (h, v) = (0..n)
+                        .map(|c| body[7 + 3 * c])
+                        .fold((1, 1), |(h, v), f| (h.max(f >> 4), v.max(f & 15)));
                     frame = Some((p + 5, be16(body, 1)?, be16(body, 3)?, h, v));
                 }
                 0xC2..=0xCF if ![0xC4, 0xC8, 0xCC].contains(&marker) => return None,

@@ -63,7 +63,7 @@ pub fn im2col<T: Copy + Default>(
     dispatch(Isa::detect(), Im2col { x, channels, g, col, ld, col0, pixels });
 }
 
-/// [`im2col`]'s loops, compiled per instruction set (the strided gathers of conv1 vectorise).
+/// [`im2col`]'s loops, compiled per instruction set (the copies of runs of a row vectorise).
 struct Im2col<'a, T> {
     x: &'a [T],
     channels: usize,
