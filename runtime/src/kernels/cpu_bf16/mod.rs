@@ -7,6 +7,7 @@ pub mod conv;
 pub mod convert;
 pub mod gemm;
 pub mod linear;
+mod pack;
 #[cfg(test)]
 mod tests;
 
