@@ -51,7 +51,7 @@ impl<B: KernelBackend> Executor<B> {
                 let b = inputs[1].float::<1>()?;
                 one(with_float!(inputs[0], |y| B::bias_act(y, b, false)))
             }
-            Op::BiasGrad(_) => one(with_float!(inputs[0], |dy| sum_but_channels(dy))),
+            Op::BiasGrad(_) => one(with_float!(inputs[0], |dy| B::bias_grad(dy))),
             Op::Relu(_) => one(with_float!(inputs[0], |x| relu(x))),
             Op::ReluGrad(_) => {
                 one(with_float!(inputs[0], |dy| B::masked_grad(dy, Some(inputs[1].float()?), None)))
@@ -196,14 +196,4 @@ impl<B: KernelBackend> Executor<B> {
         let flat = Tensor::<B, 1, Bool>::from_data(TensorData::new(mask, [count]), self.device_of(node));
         Value::from(flat).reshape(dims)
     }
-}
-
-/// The bias gradient: `dy` summed over every dimension but the channels (dimension 1).
-fn sum_but_channels<B: KernelBackend, const D: usize>(dy: Tensor<B, D>) -> Tensor<B, 1> {
-    let c = dy.dims()[1];
-    let mut s = dy.sum_dim(0);
-    for d in 2..D {
-        s = s.sum_dim(d);
-    }
-    s.reshape([c])
 }

@@ -1,10 +1,9 @@
 //! Element types at run time. A plan's `f32` is the run's float type (f32, or f64 for the
 //! double-precision checks); `bf16` and `f16` are themselves. Each op computes in the type of its
 //! first float output as the plan declares it: its float inputs are brought to that type first (a
-//! weight's or a bias's f32 master read by a bf16 product, bf16 logits read by the loss, bf16
-//! gradients summed into an f32 bias gradient), and its outputs are checked into the declared
-//! types. A weight gradient is the exception: it reads its bf16 inputs as they are, its kernel
-//! summing in f32. The plan's own casts (`cast` nodes) are where types change on purpose; these
+//! weight's or a bias's f32 master read by a bf16 product, bf16 logits read by the loss), and its
+//! outputs are checked into the declared types. Weight and bias gradients are the exception: they
+//! read their bf16 inputs as they are, their kernels summing in f32. The plan's own casts (`cast` nodes) are where types change on purpose; these
 //! are what a kernel does inside.
 
 use alexir::catalog::Op;
@@ -36,9 +35,12 @@ impl<B: KernelBackend> Executor<B> {
     /// Where the backend has no arithmetic in that type ([`KernelBackend::computes_in`]: f16 on the
     /// CPU), the inputs are brought to it and then widened to the type it computes in.
     pub(super) fn conform_inputs(&self, n: NodeIndex, inputs: Vec<Value<B>>) -> Vec<Value<B>> {
-        if matches!(self.graph.g[n].op, Op::Conv2dBackwardWeight(_) | Op::LinearBackwardWeight(_)) {
-            // Read as they are (a bf16 kernel sums them in f32), or widened where they are in a
-            // type the backend does not compute in.
+        if matches!(
+            self.graph.g[n].op,
+            Op::Conv2dBackwardWeight(_) | Op::LinearBackwardWeight(_) | Op::BiasGrad(_)
+        ) {
+            // Read as they are (a bf16 kernel, or the bias gradient's sum, sums them in f32), or
+            // widened where they are in a type the backend does not compute in.
             return inputs.into_iter().map(|v| self.computable(v)).collect();
         }
         if matches!(self.graph.g[n].op, Op::Cast(_)) {

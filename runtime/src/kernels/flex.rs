@@ -12,14 +12,10 @@ use alexir::catalog::ConvAttrs;
 
 use super::cpu_conv::{self, ConvAlgo, ConvElement, ConvError, ConvPass, ConvShape};
 use super::cpu_linear::{self, LinearShape};
+use super::flex_bf16::flex as storage;
 use super::{
     conv, from_host, linear, lrn_grad, reference, to_host, Host, KernelBackend, LrnParams, PoolParams,
 };
-
-/// A tensor's Flex storage, contiguous (copied only if it was not).
-fn storage<const D: usize>(t: Tensor<Flex, D>) -> FlexTensor {
-    t.into_primitive().tensor().to_contiguous()
-}
 
 fn values<T: Element + bytemuck::Pod>(t: &FlexTensor) -> &[T] {
     t.as_slice::<T>().expect("a contiguous tensor of the checked precision")
@@ -317,6 +313,10 @@ impl KernelBackend for Flex {
     }
 
     /// On Flex's storage, read in place (the default copies a shared input out first).
+    fn bias_grad<const D: usize>(dy: Tensor<Self, D>) -> Tensor<Self, 1> {
+        super::flex_bf16::bias_grad(&dy).unwrap_or_else(|| super::sum_but_channels(dy))
+    }
+
     fn max_pool_forward(x: Tensor<Self, 4>, p: &PoolParams) -> (Tensor<Self, 4>, Tensor<Self, 4, Int>) {
         let (dims, dtype) = (x.dims(), x.dtype());
         let [n, c, h, w] = dims;

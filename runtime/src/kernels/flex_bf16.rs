@@ -6,13 +6,15 @@
 use burn::backend::flex::FlexTensor;
 use burn::backend::Flex;
 use burn::tensor::{bf16, DType, Tensor, TensorData, TensorMetadata, TensorPrimitive};
+use rayon::prelude::*;
 
 use alexir::catalog::ConvAttrs;
 
-use super::cpu_bf16::convert::{round, round_f16, widen, widen_f16};
+use super::cpu_bf16::convert::{bf16_bits_to_f32, round, round_f16, widen, widen_f16};
 use super::cpu_bf16::{self, Weight};
 use super::cpu_conv::ConvShape;
 
+/// A tensor's Flex storage, contiguous (copied only if it was not).
 pub(super) fn flex<const D: usize>(t: Tensor<Flex, D>) -> FlexTensor {
     t.into_primitive().tensor().to_contiguous()
 }
@@ -97,6 +99,47 @@ pub fn conv2d_weight_grad(
     Some(f32_tensor(cpu_bf16::conv::weight_grad(&s, bits(&xs), bits(&dys)), s.weight_dims()))
 }
 
+/// A bias's gradient in f32 for a bf16 `dy`: each channel summed by one thread, image by image
+/// in order, each plane in 16 lanes widened as they are read (the same bits on any number of
+/// threads). Widening the whole tensor to f32 first took 14 ms for conv1's at batch 128.
+pub fn bias_grad<const D: usize>(dy: &Tensor<Flex, D>) -> Option<Tensor<Flex, 1>> {
+    if dy.dtype() != DType::BF16 || D < 2 {
+        return None;
+    }
+    let dims = dy.dims();
+    let (n, c, plane) = (dims[0], dims[1], dims[2..].iter().product::<usize>());
+    let t = flex(dy.clone());
+    let x = bits(&t);
+    let sums = (0..c)
+        .into_par_iter()
+        .map(|ch| (0..n).map(|img| lanes_sum(&x[(img * c + ch) * plane..][..plane])).sum())
+        .collect();
+    Some(f32_tensor(sums, [c]))
+}
+
+/// The sum of `v`'s values: element `i` into lane `i % 16`, then the lanes pairwise.
+fn lanes_sum(v: &[u16]) -> f32 {
+    let mut lanes = [0f32; 16];
+    let whole = v.chunks_exact(16);
+    let rest = whole.remainder();
+    for run in whole {
+        for (l, b) in lanes.iter_mut().zip(run) {
+            *l += bf16_bits_to_f32(*b);
+        }
+    }
+    for (l, b) in lanes.iter_mut().zip(rest) {
+        *l += bf16_bits_to_f32(*b);
+    }
+    let mut width = 16;
+    while width > 1 {
+        width /= 2;
+        for l in 0..width {
+            lanes[l] += lanes[l + width];
+        }
+    }
+    lanes[0]
+}
+
 /// `x W^T` for a bf16 `x`.
 pub fn linear(x: &Tensor<Flex, 2>, w: &Tensor<Flex, 2>) -> Option<Tensor<Flex, 2>> {
     let ([n, i], [o, wi]) = (x.dims(), w.dims());
@@ -149,7 +192,7 @@ pub fn cast(t: &FlexTensor, dtype: DType) -> Option<FlexTensor> {
 }
 
 #[cfg(test)]
-mod cast_tests {
+mod tests {
     use burn::tensor::{DType, Tensor, TensorData, TensorMetadata};
 
     use super::super::cpu_bf16::convert::{bf16_bits_to_f32, f32_to_bf16_bits};
@@ -188,5 +231,29 @@ mod cast_tests {
         let want: Vec<f32> = v.iter().map(|&x| half::f16::from_f32(x).to_f32()).collect();
         assert_eq!(got.into_vec::<f32>().unwrap(), want);
         assert!(want.iter().any(|x| x.is_infinite()) && want.iter().any(|&x| x != 0.0 && x.abs() < 6.2e-5));
+    }
+
+    #[test]
+    fn a_bf16_bias_gradient_is_summed_in_f32_as_read() {
+        // Planes of 63 (not a multiple of the 16 lanes) and of 1 (a fully connected layer's).
+        for dims in [[3usize, 5, 7, 9], [4, 6, 1, 1]] {
+            let count = dims.iter().product::<usize>();
+            let v: Vec<f32> =
+                (0..count).map(|i| (i as f32 * 0.37).sin() * 2f32.powi((i % 9) as i32 - 4)).collect();
+            let t =
+                Tensor::<Flex, 4>::from_data(TensorData::new(v, dims), &Default::default()).cast(DType::BF16);
+            let wide: Vec<f32> = t.clone().cast(DType::F32).into_data().into_vec::<f32>().unwrap();
+            let got = Flex::bias_grad(t).into_data();
+            assert_eq!(got.dtype, DType::F32);
+            let got = got.into_vec::<f32>().unwrap();
+            let (n, c, plane) = (dims[0], dims[1], dims[2] * dims[3]);
+            for (ch, g) in got.iter().enumerate() {
+                let terms = (0..n).flat_map(|i| (0..plane).map(move |p| (i * c + ch) * plane + p));
+                let (want, scale) = terms.fold((0f64, 0f64), |(s, a), at| {
+                    (s + f64::from(wide[at]), a + f64::from(wide[at]).abs())
+                });
+                assert!((f64::from(*g) - want).abs() <= 1e-6 * scale, "{dims:?} channel {ch}: {g} vs {want}");
+            }
+        }
     }
 }

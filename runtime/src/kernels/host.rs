@@ -4,7 +4,7 @@
 use burn::tensor::backend::Backend;
 use burn::tensor::{DType, Int, Tensor, TensorData};
 
-use super::{reference, LrnParams};
+use super::{reference, LrnParams, PoolParams};
 
 /// A float tensor's values on the host, in its own precision.
 pub(crate) enum Host {
@@ -78,4 +78,21 @@ pub(crate) fn host_lrn_forward<B: Backend>(x: Tensor<B, 4>, p: &LrnParams) -> Te
 
 pub(crate) fn host_i32<B: Backend>(t: Tensor<B, 4, Int>) -> Vec<i32> {
     t.into_data().convert::<i32>().into_vec::<i32>().expect("i32 data")
+}
+
+/// The max-pooling gradient on a host copy of `dy` and the indices.
+pub(crate) fn host_max_pool_backward<B: Backend>(
+    dy: Tensor<B, 4>,
+    argmax: Tensor<B, 4, Int>,
+    input_hw: [usize; 2],
+    p: &PoolParams,
+) -> Tensor<B, 4> {
+    let device = dy.device();
+    let (dy, [n, c, oh, ow]) = to_host(dy);
+    let arg = host_i32(argmax);
+    let dx = match dy {
+        Host::F32(dy) => Host::F32(reference::max_pool_backward(&dy, &arg, input_hw, [oh, ow], p)),
+        Host::F64(dy) => Host::F64(reference::max_pool_backward(&dy, &arg, input_hw, [oh, ow], p)),
+    };
+    from_host(dx, [n, c, input_hw[0], input_hw[1]], &device)
 }

@@ -22,7 +22,9 @@ mod simd;
 
 pub use conv::conv_options;
 pub use cpu_conv::{ConvAlgo, ConvPass, ConvShape};
-pub(crate) use host::{from_host, host_i32, host_lrn_backward, host_lrn_forward, lrn_grad, to_host, Host};
+pub(crate) use host::{
+    from_host, host_lrn_backward, host_lrn_forward, host_max_pool_backward, lrn_grad, to_host, Host,
+};
 
 use burn::tensor::activation::relu;
 use burn::tensor::backend::Backend;
@@ -256,6 +258,12 @@ pub trait KernelBackend: Backend {
         }
     }
 
+    /// A bias's gradient: `dy` summed over every dimension but 1, in f32 (a lower-precision `dy`
+    /// widened first; Flex sums bf16 as it reads it).
+    fn bias_grad<const D: usize>(dy: Tensor<Self, D>) -> Tensor<Self, 1> {
+        sum_but_channels(dy)
+    }
+
     /// LRN of `relu(conv(x, w) + bias)`, and the ReLU's result itself when `keep_relu`. The default
     /// convolves by the plan's algorithm and hands the result to [`Self::bias_relu_lrn`].
     fn conv2d_bias_relu_lrn(
@@ -380,19 +388,13 @@ fn plan_algo<B: KernelBackend>(a: &ConvAttrs, input: [usize; 4], pass: ConvPass)
     a.algo.unwrap_or_else(|| B::default_conv_algo(&ConvShape::new(a, input), pass))
 }
 
-/// The max-pooling gradient on a host copy of `dy` and the indices.
-pub(crate) fn host_max_pool_backward<B: Backend>(
-    dy: Tensor<B, 4>,
-    argmax: Tensor<B, 4, Int>,
-    input_hw: [usize; 2],
-    p: &PoolParams,
-) -> Tensor<B, 4> {
-    let device = dy.device();
-    let (dy, [n, c, oh, ow]) = to_host(dy);
-    let arg = host_i32(argmax);
-    let dx = match dy {
-        Host::F32(dy) => Host::F32(reference::max_pool_backward(&dy, &arg, input_hw, [oh, ow], p)),
-        Host::F64(dy) => Host::F64(reference::max_pool_backward(&dy, &arg, input_hw, [oh, ow], p)),
-    };
-    from_host(dx, [n, c, input_hw[0], input_hw[1]], &device)
+/// `dy` summed over every dimension but 1, in f32 where `dy` is in a lower precision.
+pub(crate) fn sum_but_channels<B: Backend, const D: usize>(dy: Tensor<B, D>) -> Tensor<B, 1> {
+    let dy = if matches!(dy.dtype(), DType::BF16 | DType::F16) { dy.cast(DType::F32) } else { dy };
+    let c = dy.dims()[1];
+    let mut s = dy.sum_dim(0);
+    for d in 2..D {
+        s = s.sum_dim(d);
+    }
+    s.reshape([c])
 }
