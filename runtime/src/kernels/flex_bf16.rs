@@ -13,6 +13,7 @@ use alexir::catalog::ConvAttrs;
 use super::cpu_bf16::convert::{bf16_bits_to_f32, round, round_f16, widen, widen_f16};
 use super::cpu_bf16::{self, Weight};
 use super::cpu_conv::ConvShape;
+use super::simd::{dispatch, Isa, Kernel};
 
 /// A tensor's Flex storage, contiguous (copied only if it was not).
 pub(super) fn flex<const D: usize>(t: Tensor<Flex, D>) -> FlexTensor {
@@ -99,9 +100,10 @@ pub fn conv2d_weight_grad(
     Some(f32_tensor(cpu_bf16::conv::weight_grad(&s, bits(&xs), bits(&dys)), s.weight_dims()))
 }
 
-/// A bias's gradient in f32 for a bf16 `dy`: each channel summed by one thread, image by image
-/// in order, each plane in 16 lanes widened as they are read (the same bits on any number of
-/// threads). Widening the whole tensor to f32 first took 14 ms for conv1's at batch 128.
+/// A bias's gradient in f32 for a bf16 `dy`, widened as it is read: each channel's planes by one
+/// thread, image by image in order, each plane in 16 lanes (a fully connected layer's, whose
+/// planes are single values, image by image into every channel at once). The same bits on any
+/// number of threads. Widening the whole tensor to f32 first took 14 ms for conv1's at batch 128.
 pub fn bias_grad<const D: usize>(dy: &Tensor<Flex, D>) -> Option<Tensor<Flex, 1>> {
     if dy.dtype() != DType::BF16 || D < 2 {
         return None;
@@ -110,34 +112,63 @@ pub fn bias_grad<const D: usize>(dy: &Tensor<Flex, D>) -> Option<Tensor<Flex, 1>
     let (n, c, plane) = (dims[0], dims[1], dims[2..].iter().product::<usize>());
     let t = flex(dy.clone());
     let x = bits(&t);
-    let sums = (0..c)
-        .into_par_iter()
-        .map(|ch| (0..n).map(|img| lanes_sum(&x[(img * c + ch) * plane..][..plane])).sum())
-        .collect();
+    let isa = Isa::detect();
+    let sums = if plane == 1 {
+        let mut sums = vec![0f32; c];
+        for row in x.chunks_exact(c) {
+            dispatch(isa, AddWidened { sums: &mut sums, row });
+        }
+        sums
+    } else {
+        (0..c)
+            .into_par_iter()
+            .map(|ch| (0..n).map(|img| dispatch(isa, LanesSum(&x[(img * c + ch) * plane..][..plane]))).sum())
+            .collect()
+    };
     Some(f32_tensor(sums, [c]))
 }
 
-/// The sum of `v`'s values: element `i` into lane `i % 16`, then the lanes pairwise.
-fn lanes_sum(v: &[u16]) -> f32 {
-    let mut lanes = [0f32; 16];
-    let whole = v.chunks_exact(16);
-    let rest = whole.remainder();
-    for run in whole {
-        for (l, b) in lanes.iter_mut().zip(run) {
+/// `sums[i] += row[i]` widened.
+struct AddWidened<'a> {
+    sums: &'a mut [f32],
+    row: &'a [u16],
+}
+
+impl Kernel for AddWidened<'_> {
+    type Output = ();
+    #[inline(always)]
+    fn run(self) {
+        self.sums.iter_mut().zip(self.row).for_each(|(s, b)| *s += bf16_bits_to_f32(*b));
+    }
+}
+
+/// The sum of the values: element `i` into lane `i % 16`, then the lanes pairwise.
+struct LanesSum<'a>(&'a [u16]);
+
+impl Kernel for LanesSum<'_> {
+    type Output = f32;
+    #[inline(always)]
+    fn run(self) -> f32 {
+        let mut lanes = [0f32; 16];
+        let whole = self.0.chunks_exact(16);
+        let rest = whole.remainder();
+        for run in whole {
+            for (l, b) in lanes.iter_mut().zip(run) {
+                *l += bf16_bits_to_f32(*b);
+            }
+        }
+        for (l, b) in lanes.iter_mut().zip(rest) {
             *l += bf16_bits_to_f32(*b);
         }
-    }
-    for (l, b) in lanes.iter_mut().zip(rest) {
-        *l += bf16_bits_to_f32(*b);
-    }
-    let mut width = 16;
-    while width > 1 {
-        width /= 2;
-        for l in 0..width {
-            lanes[l] += lanes[l + width];
+        let mut width = 16;
+        while width > 1 {
+            width /= 2;
+            for l in 0..width {
+                lanes[l] += lanes[l + width];
+            }
         }
+        lanes[0]
     }
-    lanes[0]
 }
 
 /// `x W^T` for a bf16 `x`.

@@ -11,7 +11,7 @@
 
 use rayon::prelude::*;
 
-use super::convert::{f32_to_bf16_bits, round};
+use super::convert::{round, round_bias_into, round_into, Bias};
 use super::gemm::{gemm, Operand};
 use crate::kernels::cpu_conv::{col2im, ConvDims as Dims, ConvShape, MatRef};
 use crate::kernels::scratch::{scratch, zeroed};
@@ -78,14 +78,10 @@ pub fn forward(s: &ConvShape, x: &[u16], w: Weight<'_>, bias: Option<&[f32]>, re
             gemm(&mut acc, ld, false, weight(&d, w, grp, false), cols);
             for m in 0..d.mg {
                 let channel = grp * d.mg + m;
-                let b = bias.map_or(0.0, |b| b[channel]);
+                let b = Bias::One(bias.map_or(0.0, |b| b[channel]));
                 for j in 0..nbt {
                     let src = &acc[m * ld + j * d.pl..][..d.pl];
-                    let dst = &mut out[j * d.out_img + channel * d.pl..][..d.pl];
-                    for (o, v) in dst.iter_mut().zip(src) {
-                        let v = v + b;
-                        *o = f32_to_bf16_bits(if relu { v.max(0.0) } else { v });
-                    }
+                    round_bias_into(&mut out[j * d.out_img + channel * d.pl..][..d.pl], src, b, relu);
                 }
             }
         }
@@ -121,9 +117,7 @@ pub fn data_grad(s: &ConvShape, dy: &[u16], w: Weight<'_>) -> Vec<u16> {
                 col2im(&dcol, ld, j * d.pl, d.cg, &d.g, dst);
             }
         }
-        for (o, v) in out.iter_mut().zip(planes.iter()) {
-            *o = f32_to_bf16_bits(*v);
-        }
+        round_into(out, &planes);
     });
     dx
 }

@@ -5,6 +5,8 @@
 
 use rayon::prelude::*;
 
+use crate::kernels::simd::{dispatch, Isa, Kernel};
+
 /// Elements one thread converts at a time.
 const CHUNK: usize = 1 << 16;
 
@@ -83,6 +85,40 @@ unsafe fn round_avx512(dst: &mut [u16], src: &[f32]) {
 #[target_feature(enable = "avx512f,avx512bw")]
 unsafe fn widen_avx512(dst: &mut [f32], src: &[u16]) {
     widen_loop(dst, src)
+}
+
+/// `src + bias` (per element when `bias` is a slice as long as `src`, else the one value), then
+/// ReLU when `relu`, rounded into `dst`: a product's epilogue, its loop compiled for the widest
+/// vectors the CPU has. Measured at batch 128: conv1's forward (with its LRN) 97 -> ? ms.
+pub fn round_bias_into(dst: &mut [u16], src: &[f32], bias: Bias<'_>, relu: bool) {
+    dispatch(Isa::detect(), Epilogue { dst, src, bias, relu })
+}
+
+/// What [`round_bias_into`] adds.
+#[derive(Clone, Copy)]
+pub enum Bias<'a> {
+    One(f32),
+    Each(&'a [f32]),
+}
+
+struct Epilogue<'a> {
+    dst: &'a mut [u16],
+    src: &'a [f32],
+    bias: Bias<'a>,
+    relu: bool,
+}
+
+impl Kernel for Epilogue<'_> {
+    type Output = ();
+    #[inline(always)]
+    fn run(self) {
+        let Epilogue { dst, src, bias, relu } = self;
+        let act = |v: f32| f32_to_bf16_bits(if relu { v.max(0.0) } else { v });
+        match bias {
+            Bias::One(b) => dst.iter_mut().zip(src).for_each(|(o, v)| *o = act(v + b)),
+            Bias::Each(b) => dst.iter_mut().zip(src).zip(b).for_each(|((o, v), b)| *o = act(v + b)),
+        }
+    }
 }
 
 /// `src` rounded to f16 (to nearest, ties to even; F16C where the CPU has it), on all threads.

@@ -6,7 +6,7 @@
 use rayon::prelude::*;
 
 use super::conv::{once_bf16, Weight};
-use super::convert::f32_to_bf16_bits;
+use super::convert::{round_bias_into, Bias};
 use super::gemm::{gemm, Operand};
 use crate::kernels::cpu_conv::MatRef;
 
@@ -51,11 +51,9 @@ fn product_bf16(
     let mut out = vec![0u16; rows * cols];
     for (p, c) in parts.iter().enumerate() {
         let (c0, n) = (p * PART, PART.min(cols - p * PART));
+        let b = bias.map_or(Bias::One(0.0), |b| Bias::Each(&b[c0..c0 + n]));
         for r in 0..rows {
-            for j in 0..n {
-                let v = c[r * n + j] + bias.map_or(0.0, |b| b[c0 + j]);
-                out[r * cols + c0 + j] = f32_to_bf16_bits(if relu { v.max(0.0) } else { v });
-            }
+            round_bias_into(&mut out[r * cols + c0..][..n], &c[r * n..][..n], b, relu);
         }
     }
     out
