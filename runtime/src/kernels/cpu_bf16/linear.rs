@@ -70,14 +70,16 @@ pub fn forward(
     relu: bool,
 ) -> Vec<u16> {
     let xa = Operand::Bf16(MatRef { data: x, rows: batch, cols: inp, rs: inp, cs: 1 });
-    let mut master = Vec::new();
-    let w = once_bf16(w, &mut master);
+    // The f32 master rounded as each part packs its columns of `W^T` (each packed once): fc6's
+    // forward 30.0 -> 24.5 ms at batch 128 against a rounded copy made first.
     product_bf16(xa, weight(w, out, inp, true), batch, out, bias, relu)
 }
 
 /// `dx = dy W` for `dy` of `batch x out`.
 pub fn data_grad(dy: &[u16], batch: usize, w: Weight<'_>, out: usize, inp: usize) -> Vec<u16> {
     let dya = Operand::Bf16(MatRef { data: dy, rows: batch, cols: out, rs: out, cs: 1 });
+    // Here the f32 master rounded once first measured faster (fc6's 23.8 against 25.2 ms at batch
+    // 128) than rounded as each part packs its columns (which the forward pass does).
     let mut master = Vec::new();
     let w = once_bf16(w, &mut master);
     product_bf16(dya, weight(w, out, inp, false), batch, inp, None, false)

@@ -9,10 +9,13 @@ use crate::kernels::cpu_conv::MatRef;
 
 /// An element of a packed operand: bf16 bits as they are, f32 rounded to bf16.
 trait Element: Copy {
+    /// Whether this is f32 (else bf16 bits).
+    const F32: bool;
     fn bits(self) -> u16;
 }
 
 impl Element for u16 {
+    const F32: bool = false;
     #[inline(always)]
     fn bits(self) -> u16 {
         self
@@ -20,6 +23,7 @@ impl Element for u16 {
 }
 
 impl Element for f32 {
+    const F32: bool = true;
     #[inline(always)]
     fn bits(self) -> u16 {
         f32_to_bf16_bits(self)
@@ -95,17 +99,20 @@ pub(super) fn pack_b(out: &mut Vec<u16>, b: &Operand<'_>, pc: usize, kc: usize, 
         out.fill(0);
     }
     match b {
-        Operand::Bf16(m) => {
-            #[cfg(target_arch = "x86_64")]
-            if vector_b(m) {
-                // SAFETY: `vector_b` checked the CPU's AVX512BW and the layout; `m` holds every
-                // element of the block (checked by `gemm` on entry) and `out` its packing.
-                return unsafe { pack_b_avx512(out, m, pc, kc, jc, nc) };
-            }
-            pack_b_of(out, m, pc, kc, jc, nc)
-        }
-        Operand::F32(m) => pack_b_of(out, m, pc, kc, jc, nc),
+        Operand::Bf16(m) => pack_b_by(out, m, pc, kc, jc, nc),
+        Operand::F32(m) => pack_b_by(out, m, pc, kc, jc, nc),
     }
+}
+
+/// B's block packed by vectors where [`vector_b`] allows, else by the scalar loop.
+fn pack_b_by<T: Element>(out: &mut [u16], m: &MatRef<'_, T>, pc: usize, kc: usize, jc: usize, nc: usize) {
+    #[cfg(target_arch = "x86_64")]
+    if vector_b(m) {
+        // SAFETY: `vector_b` checked the CPU's AVX512BW and the layout; `m` holds every element
+        // of the block (checked by `gemm` on entry) and `out` is its packing, cleared at edges.
+        return unsafe { pack_b_avx512(out, m, pc, kc, jc, nc) };
+    }
+    pack_b_of(out, m, pc, kc, jc, nc)
 }
 
 fn pack_b_of<T: Element>(out: &mut [u16], m: &MatRef<'_, T>, pc: usize, kc: usize, jc: usize, nc: usize) {
@@ -164,7 +171,7 @@ fn pack_b_of<T: Element>(out: &mut [u16], m: &MatRef<'_, T>, pc: usize, kc: usiz
 /// Whether [`pack_b_avx512`] packs `m`: the CPU has AVX512BW, and `m`'s rows or columns are
 /// contiguous.
 #[cfg(target_arch = "x86_64")]
-fn vector_b(m: &MatRef<'_, u16>) -> bool {
+fn vector_b<T>(m: &MatRef<'_, T>) -> bool {
     let layout = m.cs == 1 || m.rs == 1;
     layout
         && std::arch::is_x86_feature_detected!("avx512f")
@@ -183,7 +190,14 @@ fn vector_b(m: &MatRef<'_, u16>) -> bool {
 /// edge, zero.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f,avx512bw")]
-unsafe fn pack_b_avx512(out: &mut [u16], m: &MatRef<'_, u16>, pc: usize, kc: usize, jc: usize, nc: usize) {
+unsafe fn pack_b_avx512<T: Element>(
+    out: &mut [u16],
+    m: &MatRef<'_, T>,
+    pc: usize,
+    kc: usize,
+    jc: usize,
+    nc: usize,
+) {
     use std::arch::x86_64::*;
     let pairs = kc.div_ceil(2);
     let data = m.data.as_ptr();
@@ -199,9 +213,9 @@ unsafe fn pack_b_avx512(out: &mut [u16], m: &MatRef<'_, u16>, pc: usize, kc: usi
             for (s, strip) in out.chunks_exact_mut(strip_len).enumerate() {
                 let (j0, cols) = (jc + s * NR, NR.min(nc - s * NR));
                 let lanes: __mmask32 = if cols == NR { !0 } else { (1u32 << cols) - 1 };
-                let r0 = _mm512_maskz_loadu_epi16(lanes, data.add(k0 * m.rs + j0).cast());
+                let r0 = load_bits(data.add(k0 * m.rs + j0), lanes);
                 let r1 = if 2 * p + 1 < kc {
-                    _mm512_maskz_loadu_epi16(lanes, data.add((k0 + 1) * m.rs + j0).cast())
+                    load_bits(data.add((k0 + 1) * m.rs + j0), lanes)
                 } else {
                     _mm512_setzero_si512()
                 };
@@ -226,7 +240,7 @@ unsafe fn pack_b_avx512(out: &mut [u16], m: &MatRef<'_, u16>, pc: usize, kc: usi
                 let lanes: __mmask32 = if q == 16 { !0 } else { (1u32 << (2 * q)) - 1 };
                 let mut block = [_mm512_setzero_si512(); 16];
                 for (l, row) in block.iter_mut().enumerate().take(n) {
-                    *row = _mm512_maskz_loadu_epi16(lanes, base.add(l * m.cs + 2 * p0).cast());
+                    *row = load_bits(base.add(l * m.cs + 2 * p0), lanes);
                 }
                 let block = transpose_16x16(block);
                 for (j, row) in block.iter().enumerate().take(q) {
@@ -235,11 +249,43 @@ unsafe fn pack_b_avx512(out: &mut [u16], m: &MatRef<'_, u16>, pc: usize, kc: usi
             }
             if kc % 2 == 1 {
                 for l in 0..n {
-                    *dst.add(whole * 2 * NR + 2 * (16 * half + l)) = *base.add(l * m.cs + kc - 1);
+                    *dst.add(whole * 2 * NR + 2 * (16 * half + l)) = (*base.add(l * m.cs + kc - 1)).bits();
                 }
             }
         }
     }
+}
+
+/// The 32 elements at `p` whose bits are set in `lanes` (zero for the others) as bf16 bits: f32
+/// rounded as [`f32_to_bf16_bits`] does, bit for bit.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx512bw")]
+#[inline]
+unsafe fn load_bits<T: Element>(p: *const T, lanes: u32) -> std::arch::x86_64::__m512i {
+    use std::arch::x86_64::*;
+    if !T::F32 {
+        return _mm512_maskz_loadu_epi16(lanes, p.cast());
+    }
+    let at: *const f32 = p.cast();
+    let (low, high) = (rounded_16(at, lanes as u16), rounded_16(at.wrapping_add(16), (lanes >> 16) as u16));
+    _mm512_inserti64x4::<1>(_mm512_castsi256_si512(low), high)
+}
+
+/// The 16 f32 at `p` whose bits are set in `lanes` (zero for the others) rounded to bf16 bits.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx512bw")]
+#[inline]
+unsafe fn rounded_16(p: *const f32, lanes: u16) -> std::arch::x86_64::__m256i {
+    use std::arch::x86_64::*;
+    let x = _mm512_maskz_loadu_ps(lanes, p);
+    let bits = _mm512_castps_si512(x);
+    let high = _mm512_srli_epi32::<16>(bits);
+    let odd = _mm512_and_si512(high, _mm512_set1_epi32(1));
+    let rounded =
+        _mm512_srli_epi32::<16>(_mm512_add_epi32(bits, _mm512_add_epi32(odd, _mm512_set1_epi32(0x7fff))));
+    let quiet = _mm512_or_si512(high, _mm512_set1_epi32(0x40));
+    let nan = _mm512_cmp_ps_mask::<_CMP_UNORD_Q>(x, x);
+    _mm512_cvtepi32_epi16(_mm512_mask_blend_epi32(nan, rounded, quiet))
 }
 
 /// The 16 x 16 matrix of 32-bit elements whose rows are `r`, transposed: pairs, then quads,
@@ -299,27 +345,29 @@ mod tests {
         }
         let (rows, cols) = (301, 97);
         let data: Vec<u16> = (0..rows * cols).map(|i| (i as u16).wrapping_mul(40503) | 1).collect();
-        let layouts = [
-            MatRef { data: &data[..], rows, cols, rs: cols, cs: 1 },
-            MatRef { data: &data[..], rows, cols, rs: 1, cs: rows },
-        ];
-        for m in layouts {
-            for (pc, kc) in [(0usize, 256usize), (3, 1), (0, 7), (45, 256), (1, 2)] {
-                for (jc, nc) in [(0usize, 32usize), (0, 97), (5, 17), (64, 33), (90, 7)] {
-                    let len = nc.div_ceil(NR) * kc.div_ceil(2) * 2 * NR;
-                    let mut want = vec![0u16; len];
-                    pack_b_of(&mut want, &m, pc, kc, jc, nc);
-                    // Stale values in the buffer, as a thread's kept buffer has.
-                    let mut got = vec![0xdead; len + 64];
-                    pack_b(&mut got, &Operand::Bf16(m), pc, kc, jc, nc);
-                    assert_eq!(
-                        &got[..len],
-                        &want[..],
-                        "rs {} cs {}: k {pc}+{kc}, columns {jc}+{nc}",
-                        m.rs,
-                        m.cs
-                    );
-                }
+        // f32 of every kind: ties, NaNs, infinities, subnormals, values that round up to infinity.
+        let special = [f32::NAN, f32::INFINITY, -0.0, 1.0 + 2f32.powi(-8), f32::MIN_POSITIVE / 3.0, f32::MAX];
+        let wide: Vec<f32> = (0..rows * cols)
+            .map(|i| if i % 7 == 3 { special[i % 6] } else { (i as f32 * 0.61).sin() * 1e3 })
+            .collect();
+        for (rs, cs) in [(cols, 1), (1, rows)] {
+            let m = MatRef { data: &data[..], rows, cols, rs, cs };
+            let f = MatRef { data: &wide[..], rows, cols, rs, cs };
+            same_packing(m, Operand::Bf16(m));
+            same_packing(f, Operand::F32(f));
+        }
+    }
+
+    fn same_packing<T: Element>(m: MatRef<'_, T>, operand: Operand<'_>) {
+        for (pc, kc) in [(0usize, 256usize), (3, 1), (0, 7), (45, 256), (1, 2)] {
+            for (jc, nc) in [(0usize, 32usize), (0, 97), (5, 17), (64, 33), (90, 7)] {
+                let len = nc.div_ceil(NR) * kc.div_ceil(2) * 2 * NR;
+                let mut want = vec![0u16; len];
+                pack_b_of(&mut want, &m, pc, kc, jc, nc);
+                // Stale values in the buffer, as a thread's kept buffer has.
+                let mut got = vec![0xdead; len + 64];
+                pack_b(&mut got, &operand, pc, kc, jc, nc);
+                assert_eq!(&got[..len], &want[..], "rs {} cs {}: k {pc}+{kc}, columns {jc}+{nc}", m.rs, m.cs);
             }
         }
     }
