@@ -1,7 +1,8 @@
 //! Packing [`gemm`](super::gemm)'s operands into the layout its kernel reads: A in strips of
 //! [`MR`] rows, B in strips of [`NR`] columns, each as pairs along k (bf16 bits; an f32 operand
-//! rounded as it is packed). The common layouts of B (rows or columns contiguous) have AVX-512
-//! paths where the CPU has AVX512BW: the same bits as the scalar loops, which take the rest.
+//! rounded as it is packed). B with rows or columns contiguous, and A with rows contiguous, have
+//! AVX-512 paths where the CPU has AVX512BW: the same bits as the scalar loops, which take the
+//! rest.
 
 use super::convert::f32_to_bf16_bits;
 use super::gemm::{Operand, MR, NR};
@@ -40,8 +41,60 @@ pub(super) fn pack_a(out: &mut [u32], a: &Operand<'_>, ic: usize, mc: usize, pc:
         out.fill(0);
     }
     match a {
-        Operand::Bf16(m) => pack_a_of(out, m, ic, mc, pc, kc),
-        Operand::F32(m) => pack_a_of(out, m, ic, mc, pc, kc),
+        Operand::Bf16(m) => pack_a_by(out, m, ic, mc, pc, kc),
+        Operand::F32(m) => pack_a_by(out, m, ic, mc, pc, kc),
+    }
+}
+
+/// A's block packed by vectors where its rows are contiguous and the CPU has AVX512BW, else by
+/// the scalar loop (a transposed weight's columns, interleaved by a permute, measured slower).
+fn pack_a_by<T: Element>(out: &mut [u32], m: &MatRef<'_, T>, ic: usize, mc: usize, pc: usize, kc: usize) {
+    #[cfg(target_arch = "x86_64")]
+    if m.cs == 1 && vector_b(m) {
+        // SAFETY: AVX512BW and the layout checked just above; `m` holds every element of the
+        // block (checked by `gemm` on entry) and `out` is its packing, cleared at edges.
+        return unsafe { pack_a_avx512(out, m, ic, mc, pc, kc) };
+    }
+    pack_a_of(out, m, ic, mc, pc, kc)
+}
+
+/// [`pack_a_of`] for rows along k (`cs == 1`, an output gradient) in AVX-512: the same bits (f32
+/// rounded as loaded). A strip's rows' runs of 16 pairs loaded a row a register, transposed as
+/// 32-bit elements, and each pair's [`MR`] stored. Measured at batch 128 (three alternated
+/// runs): the bf16 step's nodes 0.955x their time.
+///
+/// # Safety
+/// The CPU runs AVX512F and AVX512BW; `m.cs == 1`; `m` holds rows `ic..ic + mc` and columns
+/// `pc..pc + kc`; `out` is their packing's length and, where `mc` or `kc` has an edge, zero.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx512bw")]
+unsafe fn pack_a_avx512<T: Element>(
+    out: &mut [u32],
+    m: &MatRef<'_, T>,
+    ic: usize,
+    mc: usize,
+    pc: usize,
+    kc: usize,
+) {
+    use std::arch::x86_64::*;
+    let pairs = kc.div_ceil(2);
+    let data = m.data.as_ptr();
+    let strip_lanes: __mmask16 = (1 << MR) - 1;
+    for (s, strip) in out.chunks_exact_mut(pairs * MR).enumerate() {
+        let (i0, rows) = (ic + s * MR, MR.min(mc - s * MR));
+        let dst = strip.as_mut_ptr();
+        for p0 in (0..pairs).step_by(16) {
+            let elements = (kc - 2 * p0).min(32);
+            let lanes = if elements == 32 { !0 } else { (1u32 << elements) - 1 };
+            let mut block = [_mm512_setzero_si512(); 16];
+            for (r, row) in block.iter_mut().enumerate().take(rows) {
+                *row = load_bits(data.add((i0 + r) * m.rs + pc + 2 * p0), lanes);
+            }
+            let block = transpose_16x16(block);
+            for (j, pair) in block.iter().enumerate().take((pairs - p0).min(16)) {
+                _mm512_mask_storeu_epi32(dst.add((p0 + j) * MR).cast(), strip_lanes, *pair);
+            }
+        }
     }
 }
 
@@ -355,6 +408,40 @@ mod tests {
             let f = MatRef { data: &wide[..], rows, cols, rs, cs };
             same_packing(m, Operand::Bf16(m));
             same_packing(f, Operand::F32(f));
+        }
+    }
+
+    /// The same for A's rows (its one vector layout), bf16 and f32, on every edge.
+    #[test]
+    fn packing_a_by_vectors_gives_the_scalar_bits() {
+        let (rows, cols) = (97, 301);
+        let data: Vec<u16> = (0..rows * cols).map(|i| (i as u16).wrapping_mul(40503) | 1).collect();
+        let special = [f32::NAN, f32::INFINITY, -0.0, 1.0 + 2f32.powi(-8), f32::MIN_POSITIVE / 3.0, f32::MAX];
+        let wide: Vec<f32> = (0..rows * cols)
+            .map(|i| if i % 7 == 3 { special[i % 6] } else { (i as f32 * 0.61).sin() * 1e3 })
+            .collect();
+        for (rs, cs) in [(cols, 1), (1, rows)] {
+            same_packing_a(
+                MatRef { data: &data[..], rows, cols, rs, cs },
+                MatRef { data: &wide[..], rows, cols, rs, cs },
+            );
+        }
+    }
+
+    fn same_packing_a(m: MatRef<'_, u16>, f: MatRef<'_, f32>) {
+        for (ic, mc) in [(0usize, 12usize), (0, 97), (5, 13), (60, 37), (90, 7)] {
+            for (pc, kc) in [(0usize, 256usize), (3, 1), (0, 7), (45, 256), (1, 2), (0, 33)] {
+                let len = mc.div_ceil(MR) * kc.div_ceil(2) * MR;
+                let (mut want, mut want_f) = (vec![0u32; len], vec![0u32; len]);
+                pack_a_of(&mut want, &m, ic, mc, pc, kc);
+                pack_a_of(&mut want_f, &f, ic, mc, pc, kc);
+                let (mut got, mut got_f) = (vec![0xdead_beef; len + 16], vec![0xdead_beef; len + 16]);
+                pack_a(&mut got, &Operand::Bf16(m), ic, mc, pc, kc);
+                pack_a(&mut got_f, &Operand::F32(f), ic, mc, pc, kc);
+                assert_eq!(&got[..len], &want[..], "bf16 rs {}: rows {ic}+{mc}, k {pc}+{kc}", m.rs);
+                assert_eq!(&got_f[..len], &want_f[..], "f32 rs {}: rows {ic}+{mc}, k {pc}+{kc}", m.rs);
+                assert!(got[len..].iter().all(|&x| x == 0xdead_beef), "written past the block");
+            }
         }
     }
 
