@@ -2,9 +2,10 @@
 //! double-precision checks); `bf16` and `f16` are themselves. Each op computes in the type of its
 //! first float output as the plan declares it: its float inputs are brought to that type first (a
 //! weight's or a bias's f32 master read by a bf16 product, bf16 logits read by the loss), and its
-//! outputs are checked into the declared types. Weight and bias gradients are the exception: they
-//! read their bf16 inputs as they are, their kernels summing in f32. The plan's own casts (`cast` nodes) are where types change on purpose; these
-//! are what a kernel does inside.
+//! outputs are checked into the declared types. Weight gradients (and, in an f32 run, bias
+//! gradients) are the exception: they read their bf16 inputs as they are, their kernels summing in
+//! f32. The plan's own casts (`cast` nodes) are where types change on purpose; these are what a
+//! kernel does inside.
 
 use alexir::catalog::Op;
 use alexir::ir::DType as PlanDType;
@@ -31,14 +32,17 @@ impl<B: KernelBackend> Executor<B> {
         Some(self.run_dtype(first.dtype))
     }
 
-    /// `inputs` brought to the type node `n` computes in (a cast and a weight gradient keep theirs).
+    /// `inputs` brought to the type node `n` computes in (a cast, a weight gradient and, in an f32
+    /// run, a bias gradient keep theirs).
     /// Where the backend has no arithmetic in that type ([`KernelBackend::computes_in`]: f16 on the
     /// CPU), the inputs are brought to it and then widened to the type it computes in.
     pub(super) fn conform_inputs(&self, n: NodeIndex, inputs: Vec<Value<B>>) -> Vec<Value<B>> {
-        if matches!(
-            self.graph.g[n].op,
-            Op::Conv2dBackwardWeight(_) | Op::LinearBackwardWeight(_) | Op::BiasGrad(_)
-        ) {
+        // A bias gradient sums a lower-precision `dy` in f32 itself; in an f64 run it is widened
+        // to f64 first, as before.
+        let bias_grad = matches!(self.graph.g[n].op, Op::BiasGrad(_)) && self.float_dtype == DType::F32;
+        if bias_grad
+            || matches!(self.graph.g[n].op, Op::Conv2dBackwardWeight(_) | Op::LinearBackwardWeight(_))
+        {
             // Read as they are (a bf16 kernel, or the bias gradient's sum, sums them in f32), or
             // widened where they are in a type the backend does not compute in.
             return inputs.into_iter().map(|v| self.computable(v)).collect();

@@ -312,11 +312,12 @@ impl KernelBackend for Flex {
         (from_host(y, dims, &device), keep_relu.then(|| from_host(r, dims, &device)))
     }
 
-    /// On Flex's storage, read in place (the default copies a shared input out first).
+    /// A bf16 `dy` summed as it is read ([`super::flex_bf16::bias_grad`]); others as the default.
     fn bias_grad<const D: usize>(dy: Tensor<Self, D>) -> Tensor<Self, 1> {
         super::flex_bf16::bias_grad(&dy).unwrap_or_else(|| super::sum_but_channels(dy))
     }
 
+    /// On Flex's storage, read in place (the default copies a shared input out first).
     fn max_pool_forward(x: Tensor<Self, 4>, p: &PoolParams) -> (Tensor<Self, 4>, Tensor<Self, 4, Int>) {
         let (dims, dtype) = (x.dims(), x.dtype());
         let [n, c, h, w] = dims;

@@ -110,6 +110,9 @@ pub fn bias_grad<const D: usize>(dy: &Tensor<Flex, D>) -> Option<Tensor<Flex, 1>
     }
     let dims = dy.dims();
     let (n, c, plane) = (dims[0], dims[1], dims[2..].iter().product::<usize>());
+    if c == 0 {
+        return Some(f32_tensor(Vec::new(), [0]));
+    }
     let t = flex(dy.clone());
     let x = bits(&t);
     let isa = Isa::detect();

@@ -258,8 +258,8 @@ pub trait KernelBackend: Backend {
         }
     }
 
-    /// A bias's gradient: `dy` summed over every dimension but 1, in f32 (a lower-precision `dy`
-    /// widened first; Flex sums bf16 as it reads it).
+    /// A bias's gradient: `dy` summed over every dimension but 1 in its own type, or in f32 where
+    /// `dy` is bf16 or f16 (widened first; Flex sums bf16 as it reads it).
     fn bias_grad<const D: usize>(dy: Tensor<Self, D>) -> Tensor<Self, 1> {
         sum_but_channels(dy)
     }

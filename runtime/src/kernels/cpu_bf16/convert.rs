@@ -113,10 +113,15 @@ impl Kernel for Epilogue<'_> {
     #[inline(always)]
     fn run(self) {
         let Epilogue { dst, src, bias, relu } = self;
-        let act = |v: f32| f32_to_bf16_bits(if relu { v.max(0.0) } else { v });
+        debug_assert_eq!(dst.len(), src.len());
+        // A select rather than `max`, whose sign for -0.0 may differ between vector widths.
+        let act = |v: f32| f32_to_bf16_bits(if relu && !(v > 0.0) { 0.0 } else { v });
         match bias {
             Bias::One(b) => dst.iter_mut().zip(src).for_each(|(o, v)| *o = act(v + b)),
-            Bias::Each(b) => dst.iter_mut().zip(src).zip(b).for_each(|((o, v), b)| *o = act(v + b)),
+            Bias::Each(b) => {
+                debug_assert_eq!(b.len(), src.len(), "a bias per element");
+                dst.iter_mut().zip(src).zip(b).for_each(|((o, v), b)| *o = act(v + b))
+            }
         }
     }
 }

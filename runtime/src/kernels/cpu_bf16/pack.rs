@@ -6,6 +6,9 @@
 
 use super::convert::f32_to_bf16_bits;
 use super::gemm::{Operand, MR, NR};
+
+// A strip of A is at most one 16-lane vector of pairs (`pack_a_avx512`).
+const _: () = assert!(MR <= 16);
 use crate::kernels::cpu_conv::MatRef;
 
 /// An element of a packed operand: bf16 bits as they are, f32 rounded to bf16.
@@ -58,10 +61,10 @@ fn pack_a_by<T: Element>(out: &mut [u32], m: &MatRef<'_, T>, ic: usize, mc: usiz
     pack_a_of(out, m, ic, mc, pc, kc)
 }
 
-/// [`pack_a_of`] for rows along k (`cs == 1`, an output gradient) in AVX-512: the same bits (f32
-/// rounded as loaded). A strip's rows' runs of 16 pairs loaded a row a register, transposed as
-/// 32-bit elements, and each pair's [`MR`] stored. Measured at batch 128 (three alternated
-/// runs): the bf16 step's nodes 0.955x their time.
+/// [`pack_a_of`] for rows along k (`cs == 1`: a weight, an input or an output gradient) in
+/// AVX-512: the same bits (f32 rounded as loaded). A strip's rows' runs of 16 pairs loaded a row a
+/// register, transposed as 32-bit elements, and each pair's [`MR`] stored. Measured at batch 128
+/// (three alternated runs): the bf16 step's nodes 0.955x their time.
 ///
 /// # Safety
 /// The CPU runs AVX512F and AVX512BW; `m.cs == 1`; `m` holds rows `ic..ic + mc` and columns
@@ -231,7 +234,8 @@ fn vector_b<T>(m: &MatRef<'_, T>) -> bool {
         && std::arch::is_x86_feature_detected!("avx512bw")
 }
 
-/// [`pack_b_of`] for bf16 rows (`cs == 1`) or columns (`rs == 1`) in AVX-512: the same bits.
+/// [`pack_b_of`] for rows (`cs == 1`) or columns (`rs == 1`), bf16 or f32 (rounded as loaded), in
+/// AVX-512: the same bits.
 /// Rows (a column matrix, a gradient): each pair's two 32-column runs loaded (masked at the
 /// edge) and interleaved by two permutes, pair by pair across the strips so that rows are read
 /// as runs. Columns (a transposed column matrix, in a weight gradient): 16 columns' runs of 16
@@ -255,7 +259,7 @@ unsafe fn pack_b_avx512<T: Element>(
     let pairs = kc.div_ceil(2);
     let data = m.data.as_ptr();
     // Interleaving two rows: lane 2l from the first's l, lane 2l + 1 from the second's.
-    let spread: [i16; 64] = std::array::from_fn(|i| ((i / 2) + (i % 2) * 32) as i16);
+    let spread: [i16; 32] = std::array::from_fn(|i| ((i / 2) + (i % 2) * 32) as i16);
     let low = _mm512_loadu_si512(spread.as_ptr().cast());
     let high = _mm512_add_epi16(low, _mm512_set1_epi16(16));
     let strip_len = pairs * 2 * NR;
@@ -311,6 +315,9 @@ unsafe fn pack_b_avx512<T: Element>(
 
 /// The 32 elements at `p` whose bits are set in `lanes` (zero for the others) as bf16 bits: f32
 /// rounded as [`f32_to_bf16_bits`] does, bit for bit.
+///
+/// # Safety
+/// The CPU runs AVX512F and AVX512BW; the elements `lanes` selects are readable.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f,avx512bw")]
 #[inline]
@@ -325,6 +332,9 @@ unsafe fn load_bits<T: Element>(p: *const T, lanes: u32) -> std::arch::x86_64::_
 }
 
 /// The 16 f32 at `p` whose bits are set in `lanes` (zero for the others) rounded to bf16 bits.
+///
+/// # Safety
+/// As [`load_bits`].
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f,avx512bw")]
 #[inline]
