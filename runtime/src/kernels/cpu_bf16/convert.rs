@@ -115,7 +115,7 @@ impl Kernel for Epilogue<'_> {
         let Epilogue { dst, src, bias, relu } = self;
         debug_assert_eq!(dst.len(), src.len());
         // A select rather than `max`, whose sign for -0.0 may differ between vector widths.
-        let act = |v: f32| f32_to_bf16_bits(if relu && !(v > 0.0) { 0.0 } else { v });
+        let act = |v: f32| f32_to_bf16_bits(if !relu || v > 0.0 { v } else { 0.0 });
         match bias {
             Bias::One(b) => dst.iter_mut().zip(src).for_each(|(o, v)| *o = act(v + b)),
             Bias::Each(b) => {
