@@ -53,7 +53,7 @@ pub(super) fn pack_a(out: &mut [u32], a: &Operand<'_>, ic: usize, mc: usize, pc:
 /// the scalar loop (a transposed weight's columns, interleaved by a permute, measured slower).
 fn pack_a_by<T: Element>(out: &mut [u32], m: &MatRef<'_, T>, ic: usize, mc: usize, pc: usize, kc: usize) {
     #[cfg(target_arch = "x86_64")]
-    if m.cs == 1 && vector_b(m) {
+    if m.cs == 1 && has_avx512bw() {
         // SAFETY: AVX512BW and the layout checked just above; `m` holds every element of the
         // block (checked by `gemm` on entry) and `out` is its packing, cleared at edges.
         return unsafe { pack_a_avx512(out, m, ic, mc, pc, kc) };
@@ -160,11 +160,12 @@ pub(super) fn pack_b(out: &mut Vec<u16>, b: &Operand<'_>, pc: usize, kc: usize, 
     }
 }
 
-/// B's block packed by vectors where [`vector_b`] allows, else by the scalar loop.
+/// B's block packed by vectors where its rows or columns are contiguous and the CPU has
+/// AVX512BW, else by the scalar loop.
 fn pack_b_by<T: Element>(out: &mut [u16], m: &MatRef<'_, T>, pc: usize, kc: usize, jc: usize, nc: usize) {
     #[cfg(target_arch = "x86_64")]
-    if vector_b(m) {
-        // SAFETY: `vector_b` checked the CPU's AVX512BW and the layout; `m` holds every element
+    if (m.cs == 1 || m.rs == 1) && has_avx512bw() {
+        // SAFETY: AVX512BW and the layout checked just above; `m` holds every element
         // of the block (checked by `gemm` on entry) and `out` is its packing, cleared at edges.
         return unsafe { pack_b_avx512(out, m, pc, kc, jc, nc) };
     }
@@ -224,14 +225,11 @@ fn pack_b_of<T: Element>(out: &mut [u16], m: &MatRef<'_, T>, pc: usize, kc: usiz
     }
 }
 
-/// Whether [`pack_b_avx512`] packs `m`: the CPU has AVX512BW, and `m`'s rows or columns are
-/// contiguous.
+/// Whether this CPU runs the vector packing (AVX512F and AVX512BW; detected once and cached by
+/// the standard library).
 #[cfg(target_arch = "x86_64")]
-fn vector_b<T>(m: &MatRef<'_, T>) -> bool {
-    let layout = m.cs == 1 || m.rs == 1;
-    layout
-        && std::arch::is_x86_feature_detected!("avx512f")
-        && std::arch::is_x86_feature_detected!("avx512bw")
+fn has_avx512bw() -> bool {
+    std::arch::is_x86_feature_detected!("avx512f") && std::arch::is_x86_feature_detected!("avx512bw")
 }
 
 /// [`pack_b_of`] for rows (`cs == 1`) or columns (`rs == 1`), bf16 or f32 (rounded as loaded), in

@@ -1,22 +1,37 @@
 //! The vector packing against the scalar loops, bit for bit.
 use super::*;
 
+/// Whether this CPU packs by vectors; where it does not, the test says it is skipped (it would
+/// compare the scalar loop with itself).
+fn vectors_here(operand: &str) -> bool {
+    #[cfg(target_arch = "x86_64")]
+    if has_avx512bw() {
+        return true;
+    }
+    eprintln!("skipped: this CPU has no AVX512BW, so {operand} is packed by the scalar loop alone");
+    false
+}
+
+/// A `rows x cols` matrix's elements as bf16 bits, and as f32 with every kind of value
+/// ([`specials`]) among them.
+fn matrices(rows: usize, cols: usize) -> (Vec<u16>, Vec<f32>) {
+    let data = (0..rows * cols).map(|i| (i as u16).wrapping_mul(40503) | 1).collect();
+    let special = specials();
+    let wide = (0..rows * cols)
+        .map(|i| if i % 7 == 3 { special[i % special.len()] } else { (i as f32 * 0.61).sin() * 1e3 })
+        .collect();
+    (data, wide)
+}
+
 /// The vector packing of B (where this CPU has it) gives the scalar loop's bits, for rows and
 /// columns, on every edge: odd and even slices of k, partial strips, offsets into the matrix.
 #[test]
 fn packing_b_by_vectors_gives_the_scalar_bits() {
-    #[cfg(target_arch = "x86_64")]
-    if !std::arch::is_x86_feature_detected!("avx512bw") {
-        eprintln!("skipped: this CPU has no AVX512BW, so B is packed by the scalar loop alone");
+    if !vectors_here("B") {
         return;
     }
     let (rows, cols) = (301, 97);
-    let data: Vec<u16> = (0..rows * cols).map(|i| (i as u16).wrapping_mul(40503) | 1).collect();
-    // f32 of every kind: ties, NaNs, infinities, subnormals, values that round up to infinity.
-    let special = specials();
-    let wide: Vec<f32> = (0..rows * cols)
-        .map(|i| if i % 7 == 3 { special[i % special.len()] } else { (i as f32 * 0.61).sin() * 1e3 })
-        .collect();
+    let (data, wide) = matrices(rows, cols);
     for (rs, cs) in [(cols, 1), (1, rows)] {
         let m = MatRef { data: &data[..], rows, cols, rs, cs };
         let f = MatRef { data: &wide[..], rows, cols, rs, cs };
@@ -45,17 +60,11 @@ fn specials() -> Vec<f32> {
 /// The same for A (rows along k take the vector path; columns the scalar loop), bf16 and f32.
 #[test]
 fn packing_a_by_vectors_gives_the_scalar_bits() {
-    #[cfg(target_arch = "x86_64")]
-    if !std::arch::is_x86_feature_detected!("avx512bw") {
-        eprintln!("skipped: this CPU has no AVX512BW, so A is packed by the scalar loop alone");
+    if !vectors_here("A") {
         return;
     }
     let (rows, cols) = (97, 301);
-    let data: Vec<u16> = (0..rows * cols).map(|i| (i as u16).wrapping_mul(40503) | 1).collect();
-    let special = specials();
-    let wide: Vec<f32> = (0..rows * cols)
-        .map(|i| if i % 7 == 3 { special[i % special.len()] } else { (i as f32 * 0.61).sin() * 1e3 })
-        .collect();
+    let (data, wide) = matrices(rows, cols);
     for (rs, cs) in [(cols, 1), (1, rows)] {
         same_packing_a(
             MatRef { data: &data[..], rows, cols, rs, cs },
