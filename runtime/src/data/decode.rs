@@ -10,6 +10,8 @@
 //! camera-sized JPEGs (long side 1600-2000, mostly decoded at 1/4) it took 6.4 ms of CPU per image
 //! against 6.0 ms for zune-jpeg's full decode and the resize, its Huffman decoding being the
 //! slower and each image starting threads of its own (`benches/results/decode-2026-12-05-vm.md`).
+//! zune-jpeg 0.5.15, the newest release, has neither scaled nor region decoding (both are open
+//! pull requests upstream, etemesi254/zune-image#412 and #414).
 
 use image::RgbImage;
 use zune_core::bytestream::ZCursor;
