@@ -467,6 +467,13 @@ fn a_damaged_shard_or_index_is_refused_naming_the_file_and_the_fix() {
     );
     let other = (0..read.len()).find(|&j| j != i && read.shard(j) == tar.as_path()).unwrap();
     assert!(read.load(other, None).is_ok(), "the shard's other samples are read");
+    // bench-data counts the sample it could not read and says why.
+    let (bench, err) = ok(&alexrt(&["bench-data", "--data", s(&out), "--plan", s(&plan), "--images", "30"]));
+    assert!(bench.contains("29 images decoded") && bench.contains("(1 unreadable image skipped)"), "{bench}");
+    assert!(
+        err.contains("skipped an unreadable image") && err.contains("does not match its checksum"),
+        "{err}"
+    );
     // No class list, or an empty one.
     std::fs::write(&tar, &tar_bytes).unwrap();
     std::fs::remove_file(out.join("classes.txt")).unwrap();

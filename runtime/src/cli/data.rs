@@ -93,9 +93,16 @@ pub fn run_bench_data(args: BenchDataArgs) -> Result<(), RunError> {
     // One untimed pass warms the file cache, then the timed one.
     for timed in [false, true] {
         let started = Instant::now();
-        let mut done = 0;
+        let (mut done, mut skipped) = (0, 0);
         loader.run(&*folder, &batches, Some(1), |l| {
             done += l.batch.len();
+            for (_, error) in &l.failed {
+                skipped += 1;
+                // The untimed pass reads the same images: said once.
+                if !timed && skipped <= 5 {
+                    eprintln!("skipped an unreadable image: {error}");
+                }
+            }
             Ok::<(), RunError>(())
         })?;
         if !timed {
@@ -107,14 +114,19 @@ pub fn run_bench_data(args: BenchDataArgs) -> Result<(), RunError> {
         crate::say(&if args.json {
             format!(
                 "{}\n",
-                serde_json::json!({"images": done, "seconds": secs, "workers": loader.workers,
-                    "images_per_second": rate, "per_core": per_core})
+                serde_json::json!({"images": done, "skipped": skipped, "seconds": secs,
+                    "workers": loader.workers, "images_per_second": rate, "per_core": per_core})
             )
         } else {
             format!(
-                "{} decoded and augmented in {secs:.2}s with {}: {rate:.0} images/s, {per_core:.0} per core\n",
+                "{} decoded and augmented in {secs:.2}s with {}: {rate:.0} images/s, {per_core:.0} per core{}\n",
                 alexir::units::plural(done, "image", "images"),
-                alexir::units::plural(loader.workers, "worker", "workers")
+                alexir::units::plural(loader.workers, "worker", "workers"),
+                if skipped > 0 {
+                    format!(" ({} skipped)", alexir::units::plural(skipped, "unreadable image", "unreadable images"))
+                } else {
+                    String::new()
+                }
             )
         });
     }
