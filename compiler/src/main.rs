@@ -3,7 +3,6 @@
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use alexc::catalog::ConvAlgo;
 use alexc::diag::Diagnostics;
 use alexc::ir::Mode;
 use alexc::onnx::InterchangeError;
@@ -11,7 +10,11 @@ use alexc::passes::{ConvAlgoChoice, PassName};
 use alexc::plan::{write_atomically, Plan};
 use alexc::report::{build_report, human_bytes, memory_table, mode_name, replicas_note, summary_table};
 use alexc::{front_end, ir, lower, lower_with, max_batch, say, Checked, Lowering};
-use clap::{Parser, Subcommand, ValueEnum};
+use clap::{Parser, Subcommand};
+use flags::{parse_batch, parse_conv_algo, parse_fixed_batch, parse_pass, parse_precision};
+use flags::{BatchSize, DumpChoice, Emit, ModeArg, ReportFormat};
+
+mod flags;
 
 #[derive(Parser)]
 #[command(name = "alexc", version, about = "Compiles RON graph files into training and inference plans")]
@@ -28,7 +31,7 @@ enum Command {
     Summary {
         file: PathBuf,
         /// Batch size for the memory figures (default: the graph file's).
-        #[arg(long)]
+        #[arg(long, value_parser = parse_fixed_batch)]
         batch_size: Option<usize>,
     },
     /// Print a plan file back as the IR text the dumps use, with its memory table.
@@ -117,80 +120,6 @@ struct CompileArgs {
     /// Print a report to stdout.
     #[arg(long, value_enum)]
     report: Option<ReportFormat>,
-}
-
-#[derive(Clone, Copy, Debug)]
-enum BatchSize {
-    Fixed(usize),
-    Max,
-}
-
-#[derive(Clone, Copy, Debug)]
-enum DumpChoice {
-    All,
-    One(PassName),
-}
-
-/// `--mode`: the library's [`Mode`] as the command line spells it (clap stays in the binary).
-#[derive(Clone, Copy, ValueEnum)]
-enum ModeArg {
-    Train,
-    Infer,
-}
-
-impl From<ModeArg> for Mode {
-    fn from(m: ModeArg) -> Mode {
-        match m {
-            ModeArg::Train => Mode::Train,
-            ModeArg::Infer => Mode::Infer,
-        }
-    }
-}
-
-#[derive(Clone, Copy, ValueEnum)]
-enum Emit {
-    Plan,
-    Dot,
-}
-
-#[derive(Clone, Copy, ValueEnum)]
-enum ReportFormat {
-    Text,
-    Json,
-}
-
-fn parse_batch(s: &str) -> Result<BatchSize, String> {
-    if s == "max" {
-        return Ok(BatchSize::Max);
-    }
-    match s.parse::<usize>() {
-        Ok(0) | Err(_) => Err(format!("`{s}` is not a batch size: give a positive number or `max`")),
-        Ok(n) => Ok(BatchSize::Fixed(n)),
-    }
-}
-
-fn parse_pass(s: &str) -> Result<DumpChoice, String> {
-    if s == "all" {
-        return Ok(DumpChoice::All);
-    }
-    PassName::all().into_iter().find(|p| p.as_str() == s).map(DumpChoice::One).ok_or_else(|| {
-        let names: Vec<&str> = PassName::all().iter().map(|p| p.as_str()).collect();
-        format!("unknown pass `{s}`; the passes are: {}, all", names.join(", "))
-    })
-}
-
-fn parse_conv_algo(s: &str) -> Result<ConvAlgoChoice, String> {
-    if s == "auto" {
-        return Ok(ConvAlgoChoice::ByShape);
-    }
-    ConvAlgo::from_name(s).map(ConvAlgoChoice::Force).ok_or_else(|| {
-        let names: Vec<&str> = ConvAlgo::ALL.iter().map(|a| a.name()).collect();
-        format!("unknown convolution algorithm `{s}`; use auto, {}", names.join(", "))
-    })
-}
-
-fn parse_precision(s: &str) -> Result<alexc::ir::Precision, String> {
-    alexc::ir::Precision::from_name(s).ok_or_else(|| format!("unknown precision `{s}`; use f32, bf16 or f16"))
 }
 
 /// A failure at the edge of the program: its message and exit status.

@@ -347,7 +347,8 @@ fn resume_and_eval_refuse_what_does_not_match() {
         &["train", &plan_s, "--data", &data_s, "--out", dir.join("none").to_str().unwrap(), "--resume"],
         "no checkpoint to resume from",
     );
-    refuse(&["train", &plan_s, "--epochs", "0"], "invalid value");
+    refuse(&["train", &plan_s, "--epochs", "0"], "give 1 or more");
+    refuse(&["train", &plan_s, "--workers", "x"], "give a whole number, 1 or more");
     // Evaluating on a folder with more classes than the graph.
     let wide = dir.join("wide");
     make_dataset(&wide, 20, 4);

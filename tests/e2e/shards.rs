@@ -483,6 +483,19 @@ fn a_damaged_shard_or_index_is_refused_naming_the_file_and_the_fix() {
     // A shard folder given to pack.
     std::fs::write(out.join("classes.txt"), "a\n").unwrap();
     refused(&["pack", "--data", s(&out), "--out", s(&dir.0.join("x"))], &["shard folder already"]);
+    // Shards written into the folder being packed (itself, or its train/ or val/, by any path),
+    // refused before anything is written there.
+    let before = tree(&data);
+    for into in [data.clone(), data.join("train/new"), data.join("val/../val/x"), data.join("../data/")] {
+        refused(&["pack", "--data", s(&data), "--out", s(&into)], &["folder being packed", "--out"]);
+    }
+    assert!(tree(&data) == before, "the folder being packed is left as it was");
+    // Zero of a count is refused naming the flag.
+    refused(
+        &["bench-data", "--data", s(&out), "--plan", s(&plan), "--images", "0"],
+        &["--images", "1 or more"],
+    );
+    refused(&["pack", "--data", s(&data), "--out", s(&dir.0.join("y")), "--workers", "0"], &["--workers"]);
 }
 
 #[test]

@@ -252,7 +252,13 @@ fn the_command_line_trains_and_refuses_bad_input() {
     let o = alexrt(&["bench", plan_path.to_str().unwrap(), "--device", "cpu", "--steps", "0"]);
     assert_eq!(o.status.code(), Some(2));
     let err = String::from_utf8_lossy(&o.stderr);
-    assert!(err.contains("0 steps time nothing; give 1 or more") && o.stdout.is_empty(), "{err}");
+    assert!(err.contains("--steps") && err.contains("give 1 or more") && o.stdout.is_empty(), "{err}");
+    // So are a kernel check of no images or no repetitions.
+    for flag in ["--batch", "--steps"] {
+        let o = alexrt(&["check-kernels", "--device", "cpu", flag, "0"]);
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(o.status.code() == Some(2) && err.contains(flag) && err.contains("give 1 or more"), "{err}");
+    }
 }
 
 /// The fused kernels compute what the fused groups' steps compute one by one: on the CPU backend

@@ -53,23 +53,19 @@ pub struct CheckKernelsArgs {
     #[command(flatten)]
     pub device: DeviceArg,
     /// Batch of the timed tensors (96 x 55 x 55 each, as conv1's output).
-    #[arg(long, default_value_t = 128)]
+    #[arg(long, default_value_t = 128, value_parser = at_least_one)]
     batch: usize,
     /// Timed repetitions.
-    #[arg(long, default_value_t = 10)]
+    #[arg(long, default_value_t = 10, value_parser = at_least_one)]
     steps: usize,
     /// Leave out the grouped-convolution timings (slow on lavapipe).
     #[arg(long)]
     skip_conv: bool,
 }
 
-/// `--steps`: a count of one or more (zero steps have no time to report).
+/// A count flag (`--steps`, `--batch`) of 1 or more, as a plain number.
 fn at_least_one(text: &str) -> Result<usize, String> {
-    match text.parse::<usize>() {
-        Ok(0) => Err("0 steps time nothing; give 1 or more".into()),
-        Ok(n) => Ok(n),
-        Err(e) => Err(format!("{e}; give a count of steps, 1 or more")),
-    }
+    super::one_or_more(text).map(std::num::NonZeroUsize::get)
 }
 
 /// Median seconds of `steps` runs of `f` (at least one: `--steps` refuses 0), after `warmup`

@@ -22,7 +22,7 @@ pub struct StatsArgs {
     #[arg(long)]
     plan: Option<PathBuf>,
     /// Use at most this many images, spread over the set.
-    #[arg(long)]
+    #[arg(long, value_parser = super::one_or_more)]
     max_images: Option<NonZeroUsize>,
 }
 
@@ -35,11 +35,11 @@ pub struct BenchDataArgs {
     #[arg(long)]
     plan: PathBuf,
     /// Images to prepare.
-    #[arg(long, default_value_t = 512)]
-    images: usize,
+    #[arg(long, default_value = "512", value_parser = super::one_or_more)]
+    images: NonZeroUsize,
     /// Decoding threads.
-    #[arg(long, default_value_t = 1)]
-    workers: usize,
+    #[arg(long, default_value = "1", value_parser = super::one_or_more)]
+    workers: NonZeroUsize,
     #[arg(long)]
     json: bool,
 }
@@ -87,9 +87,9 @@ pub fn run_bench_data(args: BenchDataArgs) -> Result<(), RunError> {
     let plan = Plan::read(&args.plan)?;
     let (pipeline, _) = sources::pipeline(&plan, &args.data, None)?;
     let folder = open_split(&args.data, "train", None, pipeline).map_err(RunError::Input)?;
-    let n = args.images.min(folder.len());
+    let n = args.images.get().min(folder.len());
     let batches: Vec<Vec<usize>> = (0..n).collect::<Vec<_>>().chunks(32).map(|c| c.to_vec()).collect();
-    let loader = Loader { workers: args.workers.max(1), prefetch: 4 };
+    let loader = Loader { workers: args.workers.get(), prefetch: 4 };
     // One untimed pass warms the file cache, then the timed one.
     for timed in [false, true] {
         let started = Instant::now();

@@ -10,6 +10,7 @@ pub mod eval;
 pub mod pack;
 pub mod train;
 
+use std::num::NonZeroUsize;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -18,6 +19,13 @@ use crate::distributed::{self, Collective};
 use crate::RunError;
 use clap::{Parser, Subcommand};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+
+/// The parser of every count flag (`--epochs`, `--workers`, `--images`, ...): a whole number, 1
+/// or more. Clap names the flag and the value before the message.
+pub(crate) fn one_or_more(text: &str) -> Result<NonZeroUsize, String> {
+    let n = text.parse::<usize>().map_err(|e| format!("{e}; give a whole number, 1 or more"))?;
+    NonZeroUsize::new(n).ok_or_else(|| "a count of 0 leaves nothing to do; give 1 or more".to_string())
+}
 
 #[derive(Parser)]
 #[command(name = "alexrt", version, about = "Runs plans compiled by alexc")]

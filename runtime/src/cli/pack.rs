@@ -40,7 +40,7 @@ pub struct PackArgs {
     jpeg_quality: u8,
     /// Threads that read, decode and resize (default: one per core). The shards are the same
     /// bytes whatever the number.
-    #[arg(long)]
+    #[arg(long, value_parser = super::one_or_more)]
     workers: Option<NonZeroUsize>,
 }
 

@@ -36,22 +36,22 @@ pub struct TrainArgs {
     #[arg(long)]
     resume: bool,
     /// Epochs in all (default: the graph file's).
-    #[arg(long)]
+    #[arg(long, value_parser = super::one_or_more)]
     epochs: Option<NonZeroUsize>,
     /// At most this many steps per epoch.
-    #[arg(long)]
+    #[arg(long, value_parser = super::one_or_more)]
     steps_per_epoch: Option<NonZeroUsize>,
     /// Also write a checkpoint every N steps (one is always written after each epoch).
-    #[arg(long)]
+    #[arg(long, value_parser = super::one_or_more)]
     checkpoint_every: Option<NonZeroUsize>,
     /// Decoding threads (default: one per core).
-    #[arg(long)]
-    workers: Option<usize>,
+    #[arg(long, value_parser = super::one_or_more)]
+    workers: Option<NonZeroUsize>,
     /// Synthetic training images (without --data).
-    #[arg(long, default_value = "2048")]
+    #[arg(long, default_value = "2048", value_parser = super::one_or_more)]
     train_images: NonZeroUsize,
     /// Synthetic validation images (without --data).
-    #[arg(long, default_value = "512")]
+    #[arg(long, default_value = "512", value_parser = super::one_or_more)]
     val_images: NonZeroUsize,
     /// Start from these weights (safetensors, PyTorch names and layouts).
     #[arg(long)]
@@ -77,7 +77,7 @@ impl TrainArgs {
             epochs: self.epochs.map(NonZeroUsize::get),
             max_steps_per_epoch: self.steps_per_epoch.map(NonZeroUsize::get),
             checkpoint_every: self.checkpoint_every.map(NonZeroUsize::get),
-            workers: self.workers,
+            workers: self.workers.map(NonZeroUsize::get),
         }
     }
 }

@@ -5,7 +5,7 @@
 //! writer: the same folder gives the same bytes on any number of threads. A rerun keeps the
 //! shards whose index is written and continues after the last of them.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use image::{ImageFormat, RgbImage};
 use rayon::prelude::*;
@@ -92,6 +92,15 @@ pub fn pack(
             dir.display()
         ));
     }
+    let (from, to) = (resolved(dir), resolved(out));
+    if to == from || to.starts_with(from.join("train")) || to.starts_with(from.join("val")) {
+        return Err(format!(
+            "{}: the shards would be written into the folder being packed ({}), among its images; give an --out folder outside it, such as {}-shards",
+            out.display(),
+            dir.display(),
+            from.display()
+        ));
+    }
     // Listing only: the pipeline is never run.
     let listing = Pipeline::from_spec(None, [3, 8, 8], None)?;
     let train = ImageFolder::open(dir, "train", None, listing.clone())?;
@@ -129,6 +138,26 @@ pub fn pack(
         reports.push(pool.install(|| pack_split(&val, "val", &out.join("val"), options, progress))?);
     }
     Ok(reports)
+}
+
+/// `path` as it will be once created: its nearest existing ancestor resolved (symbolic links,
+/// `..`), the rest of it appended; `path` itself where nothing of it resolves.
+fn resolved(path: &Path) -> PathBuf {
+    let mut rest = Vec::new();
+    let mut at = path;
+    loop {
+        if let Ok(mut real) = at.canonicalize() {
+            real.extend(rest.iter().rev());
+            return real;
+        }
+        match (at.parent(), at.file_name()) {
+            (Some(parent), Some(name)) => {
+                rest.push(name);
+                at = if parent.as_os_str().is_empty() { Path::new(".") } else { parent };
+            }
+            _ => return path.to_path_buf(),
+        }
+    }
 }
 
 /// The CRC-32 of a listing: each image's label and file name.
