@@ -319,6 +319,17 @@ fn a_missing_or_empty_dataset_is_a_clear_error() {
     assert_eq!(o.status.code(), Some(2));
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(err.contains("alexrt stats") || err.contains("no images found"), "{err}");
+    // A training split without a val/ beside it: the error says why val/ is needed.
+    let no_val = dir.join("no-val");
+    make_dataset(&no_val, 20, 2);
+    std::fs::remove_dir_all(no_val.join("val")).unwrap();
+    assert_eq!(alexrt(&["stats", "--data", no_val.to_str().unwrap()]).status.code(), Some(0));
+    let o = alexrt(&["train", plan.to_str().unwrap(), "--data", no_val.to_str().unwrap()]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        o.status.code() == Some(2) && err.contains("no val/ split") && err.contains("validates"),
+        "{err}"
+    );
 }
 
 #[test]

@@ -105,6 +105,12 @@ pub fn open(plan: &Plan, source: &DataSource) -> Result<Datasets, RunError> {
             spec.classes
         )));
     }
+    if !dir.join("val").exists() {
+        return Err(RunError::Input(format!(
+            "{}: no val/ split; training validates on it after each epoch: add DIR/val/<class>/<image> (for shards, pack a folder that has one)",
+            dir.display()
+        )));
+    }
     let val = open_split(dir, "val", Some(&classes), pipeline).map_err(RunError::Input)?;
     for (split, f) in [("train", &train), ("val", &val)] {
         let r = f.listing();
