@@ -13,7 +13,7 @@ use rayon::prelude::*;
 use super::index::{ImageKind, PackSettings, ShardIndex};
 use super::writer::{remove_leftovers, ShardWriter};
 use super::{index_path, read_classes, shard_path, CLASSES_FILE};
-use crate::data::augment::{centre_square, resize, short_side_to, Pipeline};
+use crate::data::augment::{centre_square, resize, resize_region, short_side_to, Pipeline};
 use crate::data::band::encode_jpeg;
 use crate::data::decode::decode;
 use crate::data::folder::one_line;
@@ -324,12 +324,14 @@ fn prepare(path: &Path, options: &PackOptions) -> Result<Prepared, String> {
         return Ok(Prepared { bytes, kind, resized: false });
     }
     let (nw, nh) = short_side_to(w, h, options.short_side);
-    let mut small = resize(&img, nw, nh);
-    if options.centre_square {
-        // The square the pipeline takes, at the same place (`augment::centre_square` serves both).
+    let small = if options.centre_square {
+        // The square the pipeline takes, at the same place (`augment::centre_square` serves both),
+        // the only part resized.
         let (x0, y0, side) = centre_square(nw, nh, options.short_side);
-        small = image::imageops::crop_imm(&small, x0, y0, side, side).to_image();
-    }
+        resize_region(&img, (nw, nh), [x0, y0, side, side])
+    } else {
+        resize(&img, nw, nh)
+    };
     // 4:2:0 first (a third less to decode); 4:4:4 should it not decode back to the image.
     for sampling in [jpeg_encoder::SamplingFactor::R_4_2_0, jpeg_encoder::SamplingFactor::R_4_4_4] {
         let bytes = encode_jpeg(&small, sampling, options.jpeg_quality).map_err(|e| fail(&e))?;
