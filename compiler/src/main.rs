@@ -11,10 +11,13 @@ use alexc::plan::{write_atomically, Plan};
 use alexc::report::{build_report, human_bytes, memory_table, mode_name, replicas_note, summary_table};
 use alexc::{front_end, ir, lower, lower_with, max_batch, say, Checked, Lowering};
 use clap::{Parser, Subcommand};
-use flags::{parse_batch, parse_conv_algo, parse_fixed_batch, parse_pass, parse_precision};
-use flags::{BatchSize, DumpChoice, Emit, ModeArg, ReportFormat};
+use cli::flags::{parse_batch, parse_conv_algo, parse_fixed_batch, parse_pass, parse_precision};
+use cli::flags::{BatchSize, DumpChoice, Emit, ModeArg, ReportFormat};
 
-mod flags;
+/// The command line's parts besides this file (as the runtime's `cli/`).
+mod cli {
+    pub mod flags;
+}
 
 #[derive(Parser)]
 #[command(name = "alexc", version, about = "Compiles RON graph files into training and inference plans")]

@@ -78,7 +78,7 @@ fn the_binaries_are_thin_and_clap_stays_in_the_command_line() {
     let mut clap = Vec::new();
     for (dir, _) in CRATES {
         for path in rust_files(&src(dir)) {
-            let command_line = path.ends_with("main.rs") || path.starts_with(src("runtime").join("cli"));
+            let command_line = path.ends_with("main.rs") || path.starts_with(src(dir).join("cli"));
             if !command_line && std::fs::read_to_string(&path).unwrap().contains("clap") {
                 clap.push(path.display().to_string());
             }

@@ -1,5 +1,5 @@
 //! The `alexc` binary's flag types and parsers (a module of main.rs, not of the library): clap
-//! stays in the binary.
+//! stays in the command line, main.rs and cli/.
 
 use alexc::catalog::ConvAlgo;
 use alexc::ir::Mode;
