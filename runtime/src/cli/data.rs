@@ -114,7 +114,7 @@ pub fn run_bench_data(args: BenchDataArgs) -> Result<(), RunError> {
         crate::say(&if args.json {
             format!(
                 "{}\n",
-                serde_json::json!({"images": done, "skipped": skipped, "seconds": secs,
+                serde_json::json!({"images": done, "unreadable": skipped, "seconds": secs,
                     "workers": loader.workers, "images_per_second": rate, "per_core": per_core})
             )
         } else {
