@@ -470,6 +470,10 @@ fn a_damaged_shard_or_index_is_refused_naming_the_file_and_the_fix() {
     // bench-data counts the sample it could not read and says why.
     let (bench, err) = ok(&alexrt(&["bench-data", "--data", s(&out), "--plan", s(&plan), "--images", "30"]));
     assert!(bench.contains("29 images decoded") && bench.contains("(1 unreadable image skipped)"), "{bench}");
+    // In JSON as "unreadable": benches/decode_report.py reads a "skipped" key as a tool that did not run.
+    let args = ["bench-data", "--data", s(&out), "--plan", s(&plan), "--images", "30", "--json"];
+    let (json, _) = ok(&alexrt(&args));
+    assert!(json.contains("\"unreadable\":1") && !json.contains("skipped"), "{json}");
     assert!(
         err.contains("skipped an unreadable image") && err.contains("does not match its checksum"),
         "{err}"
