@@ -351,7 +351,7 @@ impl KernelBackend for Flex {
             DType::F32 => {
                 tensor(TensorData::new(reference::max_pool_values(values::<f32>(&xs), dims, p), out))
             }
-            _ => Self::max_pool_forward(Tensor::from_primitive(TensorPrimitive::Float(xs)), p).0,
+            _ => super::flex_bf16_window::max_pool_values(xs, dims, out, p),
         }
     }
 

@@ -12,6 +12,7 @@ use rayon::prelude::*;
 
 use super::cpu_bf16::convert::{round_into, widen_into};
 use super::flex_bf16::{bf16_tensor, bits, flex};
+use super::max_pool::max_pool_bf16;
 use super::scratch::{scratch, Scratch};
 use super::{host_lrn_backward, host_lrn_forward, host_max_pool_backward, reference, LrnParams, PoolParams};
 
@@ -69,7 +70,8 @@ pub fn lrn_backward(
 }
 
 /// Max pooling of a half-precision tensor `x` of `dims` into `out`: in f32 (exact for the
-/// maximum), the result in `x`'s type, with the argmax (within each plane); bf16 image by image.
+/// maximum), the result in `x`'s type, with the argmax (within each plane); bf16 plane by plane
+/// ([`max_pool_bf16`]).
 pub fn max_pool_forward(
     x: FlexTensor,
     dims: [usize; 4],
@@ -77,15 +79,8 @@ pub fn max_pool_forward(
     p: &PoolParams,
 ) -> (Tensor<Flex, 4>, Tensor<Flex, 4, Int>) {
     let dtype = x.dtype();
-    let (y, arg) = if dtype == DType::BF16 && dims[0] > 0 {
-        let (images, per) = (dims[0], out.iter().product::<usize>() / dims[0]);
-        let one = [1, dims[1], dims[2], dims[3]];
-        let (mut y, mut arg) = (vec![0u16; images * per], vec![0i32; images * per]);
-        y.par_chunks_mut(per).zip(arg.par_chunks_mut(per)).enumerate().for_each(|(i, (y, arg))| {
-            let (v, a) = reference::max_pool_forward(&image(bits(&x), images, i), one, p);
-            round_into(y, &v);
-            arg.copy_from_slice(&a);
-        });
+    let (y, arg) = if dtype == DType::BF16 {
+        let (y, arg) = max_pool_bf16::<true>(bits(&x), dims, p);
         (bf16_tensor(y, out), arg)
     } else {
         let v = x.into_data().convert::<f32>().into_vec::<f32>().expect("f32");
@@ -93,6 +88,15 @@ pub fn max_pool_forward(
         (Tensor::from_data(TensorData::new(y, out).convert_dtype(dtype), &Default::default()), arg)
     };
     (y, Tensor::from_data(TensorData::new(arg, out), &Default::default()))
+}
+
+/// [`max_pool_forward`] without the indices (inference): bf16 plane by plane, the other half
+/// precision through the forward.
+pub fn max_pool_values(x: FlexTensor, dims: [usize; 4], out: [usize; 4], p: &PoolParams) -> Tensor<Flex, 4> {
+    if x.dtype() == DType::BF16 {
+        return bf16_tensor(max_pool_bf16::<false>(bits(&x), dims, p).0, out);
+    }
+    max_pool_forward(x, dims, out, p).0
 }
 
 /// The max-pooling gradient of a bf16 `dy` with i32 indices, in f32 (the sums of a window's
@@ -126,7 +130,7 @@ mod tests {
 
     use super::super::cpu_bf16::convert::{bf16_bits_to_f32, round_into};
     use super::super::{reference, KernelBackend, LrnParams, PoolParams};
-    use super::Flex;
+    use super::{max_pool_bf16, Flex};
     use crate::kernels::host::lrn_grad;
 
     const DIMS: [usize; 4] = [2, 7, 9, 9];
@@ -174,6 +178,40 @@ mod tests {
                 Flex::lrn_backward(x.clone(), y.clone(), dy.clone(), &p)
             };
             assert_eq!(f32_values(dx), rounded(&lrn_grad(&xv, &yv, &dyv, DIMS, &p, relu)), "relu {relu}");
+        }
+    }
+
+    #[test]
+    fn bf16_pooling_keeps_each_maximums_bits_nan_infinities_and_signed_zeros_included() {
+        // Bits that widen to NaNs (quiet, signalling, negative), infinities, zeros of both signs,
+        // subnormals, and ordinary values, in every window position.
+        let specials = [0x7FC0u16, 0x7F81, 0xFFC1, 0x7F80, 0xFF80, 0x0000, 0x8000, 0x0001, 0x8001];
+        let n: usize = DIMS.iter().product();
+        let mut state = 0x2545_f491_4f6c_dd1du64;
+        let bits: Vec<u16> = (0..n)
+            .map(|i| {
+                state ^= state << 13;
+                state ^= state >> 7;
+                state ^= state << 17;
+                if i % 5 == 0 {
+                    specials[(state % 9) as usize]
+                } else {
+                    (state >> 48) as u16 & 0xBFFF
+                }
+            })
+            .collect();
+        let wide: Vec<f32> = bits.iter().map(|&b| bf16_bits_to_f32(b)).collect();
+        for p in [(3, 2, 0), (3, 2, 1), (2, 1, 0), (5, 3, 2)].map(|(kernel, stride, padding)| PoolParams {
+            kernel,
+            stride,
+            padding,
+        }) {
+            let (y, arg) = max_pool_bf16::<true>(&bits, DIMS, &p);
+            let (want, want_arg) = reference::max_pool_forward(&wide, DIMS, &p);
+            let want_bits: Vec<u16> = want.iter().map(|v| (v.to_bits() >> 16) as u16).collect();
+            assert_eq!(y, want_bits, "{p:?}");
+            assert_eq!(arg, want_arg, "{p:?}");
+            assert_eq!(max_pool_bf16::<false>(&bits, DIMS, &p).0, y, "{p:?}: the values alone");
         }
     }
 

@@ -6,6 +6,7 @@
 
 use rayon::prelude::*;
 
+use super::cpu_bf16::convert::widen_into;
 use super::reference::Real;
 use super::simd::{dispatch, Isa, Kernel};
 use super::PoolParams;
@@ -44,32 +45,43 @@ pub fn max_pool_values<T: Real>(x: &[T], shape: [usize; 4], p: &PoolParams) -> V
 /// row wins), which is row-major order. With `ARG`, the winners' flat indices too (else empty).
 fn pool_planes<T: Real, const ARG: bool>(x: &[T], shape: [usize; 4], p: &PoolParams) -> (Vec<T>, Vec<i32>) {
     let [_, _, h, w] = shape;
-    let (oh, ow) = (pooled(h, p), pooled(w, p));
+    let windows = Windows::new(h, w, p);
+    let (oh, ow) = (windows.rows.len(), windows.cols.len());
     let planes = x.len() / (h * w);
     let mut y = vec![T::zero(); planes * oh * ow];
-    // The clipped window of each output row and column, computed once.
-    let span = |o: usize, len: usize| {
-        let start = (o * p.stride) as isize - p.padding as isize;
-        (start.max(0) as usize, ((start + p.kernel as isize).min(len as isize)) as usize)
-    };
-    let windows = Windows {
-        rows: (0..oh).map(|r| span(r, h)).collect(),
-        cols: (0..ow).map(|c| span(c, w)).collect(),
-        w,
-        p: *p,
-    };
     // Without `ARG`, one unused index per plane keeps the tasks' shape.
     let arg_len = if ARG { oh * ow } else { 1 };
     let mut arg = vec![0i32; planes * arg_len];
-    let scratch = || Scratch {
-        best: vec![T::zero(); h * ow],
-        at: vec![0i32; if ARG { h * ow } else { 0 }],
-        phases: vec![T::zero(); w + p.stride],
-    };
     let isa = Isa::detect();
     let tasks = y.par_chunks_mut(oh * ow).zip(arg.par_chunks_mut(arg_len));
-    tasks.zip(x.par_chunks(h * w)).for_each_init(scratch, |scratch, ((y, arg), x)| {
-        dispatch(isa, Plane::<T, ARG> { x, y, arg, scratch, windows: &windows })
+    tasks.zip(x.par_chunks(h * w)).for_each_init(
+        || Scratch::new(h, &windows),
+        |scratch, ((y, arg), x)| dispatch(isa, Plane::<T, ARG> { x, y, arg, scratch, windows: &windows }),
+    );
+    (y, arg)
+}
+
+/// [`max_pool_forward`] (with `ARG`; else [`max_pool_values`]) of bf16 values given as their
+/// bits, the maxima as bf16 bits: each plane widened to f32 in its task's own buffer (a plane of
+/// AlexNet's is at most 12 KiB) and pooled as an f32 plane is. A maximum is one of its window's
+/// values, so its bits come back as they were: the f32 pooling of the tensor widened, bit for bit.
+pub fn max_pool_bf16<const ARG: bool>(x: &[u16], shape: [usize; 4], p: &PoolParams) -> (Vec<u16>, Vec<i32>) {
+    let [_, _, h, w] = shape;
+    let windows = Windows::new(h, w, p);
+    let (oh, ow) = (windows.rows.len(), windows.cols.len());
+    let planes = x.len() / (h * w);
+    let mut y = vec![0u16; planes * oh * ow];
+    let arg_len = if ARG { oh * ow } else { 1 };
+    let mut arg = vec![0i32; planes * arg_len];
+    let isa = Isa::detect();
+    let space = || (Scratch::<f32>::new(h, &windows), vec![0.0f32; h * w], vec![0.0f32; oh * ow]);
+    let tasks = y.par_chunks_mut(oh * ow).zip(arg.par_chunks_mut(arg_len));
+    tasks.zip(x.par_chunks(h * w)).for_each_init(space, |(scratch, wide, maxima), ((y, arg), x)| {
+        widen_into(wide, x);
+        dispatch(isa, Plane::<f32, ARG> { x: wide, y: maxima, arg, scratch, windows: &windows });
+        for (bits, m) in y.iter_mut().zip(maxima.iter()) {
+            *bits = (m.to_bits() >> 16) as u16;
+        }
     });
     (y, arg)
 }
@@ -82,12 +94,40 @@ struct Windows {
     p: PoolParams,
 }
 
+impl Windows {
+    /// The windows of an `h x w` plane, computed once for all its planes.
+    fn new(h: usize, w: usize, p: &PoolParams) -> Self {
+        let span = |o: usize, len: usize| {
+            let start = (o * p.stride) as isize - p.padding as isize;
+            (start.max(0) as usize, ((start + p.kernel as isize).min(len as isize)) as usize)
+        };
+        Windows {
+            rows: (0..pooled(h, p)).map(|r| span(r, h)).collect(),
+            cols: (0..pooled(w, p)).map(|c| span(c, w)).collect(),
+            w,
+            p: *p,
+        }
+    }
+}
+
 /// A task's space for one plane: each input row's maxima over the output columns' windows, their
 /// columns (with the argmax), and the row split into its stride phases.
 struct Scratch<T> {
     best: Vec<T>,
     at: Vec<i32>,
     phases: Vec<T>,
+}
+
+impl<T: Real> Scratch<T> {
+    /// A task's space for planes of `h` rows pooled by `windows` (with room for the argmax).
+    fn new(h: usize, windows: &Windows) -> Self {
+        let ow = windows.cols.len();
+        Scratch {
+            best: vec![T::zero(); h * ow],
+            at: vec![0i32; h * ow],
+            phases: vec![T::zero(); windows.w + windows.p.stride],
+        }
+    }
 }
 
 /// One channel plane's pooling: its input, outputs and the task's scratch space.
