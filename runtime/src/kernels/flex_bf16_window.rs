@@ -1,9 +1,10 @@
 //! LRN and max pooling of bf16 tensors on Flex. LRN runs in tiles of every channel
-//! ([`super::lrn_bf16`]); pooling image by image: each image's part of the inputs widened to f32
-//! in scratch buffers of its own thread, the f32 reference kernel run on it, the result rounded
-//! once into the image's part of the output; the images on all threads. Both ops work within an
-//! image, so the bits are those of the whole tensor widened at once, without its f32 copies going
-//! through memory. Other types go to the host kernels.
+//! ([`super::lrn_bf16`]); pooling plane by plane ([`max_pool_bf16`]), its gradient image by
+//! image: each image's part of the inputs widened to f32 in scratch buffers of its own thread, the
+//! f32 reference kernel run on it, the result rounded once into the image's part of the output;
+//! the images on all threads. Each op works within a plane or an image, so the bits are those of
+//! the whole tensor widened at once, without its f32 copies going through memory. Other types go
+//! to the host kernels.
 
 use burn::backend::flex::FlexTensor;
 use burn::backend::Flex;

@@ -55,7 +55,7 @@ fn pool_planes<T: Real, const ARG: bool>(x: &[T], shape: [usize; 4], p: &PoolPar
     let isa = Isa::detect();
     let tasks = y.par_chunks_mut(oh * ow).zip(arg.par_chunks_mut(arg_len));
     tasks.zip(x.par_chunks(h * w)).for_each_init(
-        || Scratch::new(h, &windows),
+        || Scratch::new(h, &windows, ARG),
         |scratch, ((y, arg), x)| dispatch(isa, Plane::<T, ARG> { x, y, arg, scratch, windows: &windows }),
     );
     (y, arg)
@@ -74,7 +74,7 @@ pub fn max_pool_bf16<const ARG: bool>(x: &[u16], shape: [usize; 4], p: &PoolPara
     let arg_len = if ARG { oh * ow } else { 1 };
     let mut arg = vec![0i32; planes * arg_len];
     let isa = Isa::detect();
-    let space = || (Scratch::<f32>::new(h, &windows), vec![0.0f32; h * w], vec![0.0f32; oh * ow]);
+    let space = || (Scratch::<f32>::new(h, &windows, ARG), vec![0.0f32; h * w], vec![0.0f32; oh * ow]);
     let tasks = y.par_chunks_mut(oh * ow).zip(arg.par_chunks_mut(arg_len));
     tasks.zip(x.par_chunks(h * w)).for_each_init(space, |(scratch, wide, maxima), ((y, arg), x)| {
         widen_into(wide, x);
@@ -119,12 +119,13 @@ struct Scratch<T> {
 }
 
 impl<T: Real> Scratch<T> {
-    /// A task's space for planes of `h` rows pooled by `windows` (with room for the argmax).
-    fn new(h: usize, windows: &Windows) -> Self {
+    /// A task's space for planes of `h` rows pooled by `windows`, with room for the argmax when
+    /// `arg`.
+    fn new(h: usize, windows: &Windows, arg: bool) -> Self {
         let ow = windows.cols.len();
         Scratch {
             best: vec![T::zero(); h * ow],
-            at: vec![0i32; h * ow],
+            at: vec![0i32; if arg { h * ow } else { 0 }],
             phases: vec![T::zero(); windows.w + windows.p.stride],
         }
     }

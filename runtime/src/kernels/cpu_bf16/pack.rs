@@ -89,11 +89,7 @@ unsafe fn pack_a_avx512<T: Element>(
         for p0 in (0..pairs).step_by(16) {
             let elements = (kc - 2 * p0).min(32);
             let lanes = if elements == 32 { !0 } else { (1u32 << elements) - 1 };
-            let mut block = [_mm512_setzero_si512(); 16];
-            for (r, row) in block.iter_mut().enumerate().take(rows) {
-                *row = load_bits(data.add((i0 + r) * m.rs + pc + 2 * p0), lanes);
-            }
-            let block = transpose_16x16(block);
+            let block = load_transposed(data.add(i0 * m.rs + pc + 2 * p0), m.rs, rows, lanes);
             for (j, pair) in block.iter().enumerate().take((pairs - p0).min(16)) {
                 _mm512_mask_storeu_epi32(dst.add((p0 + j) * MR).cast(), strip_lanes, *pair);
             }
@@ -293,11 +289,7 @@ unsafe fn pack_b_avx512<T: Element>(
             for p0 in (0..whole).step_by(16) {
                 let q = (whole - p0).min(16);
                 let lanes: __mmask32 = if q == 16 { !0 } else { (1u32 << (2 * q)) - 1 };
-                let mut block = [_mm512_setzero_si512(); 16];
-                for (l, row) in block.iter_mut().enumerate().take(n) {
-                    *row = load_bits(base.add(l * m.cs + 2 * p0), lanes);
-                }
-                let block = transpose_16x16(block);
+                let block = load_transposed(base.add(2 * p0), m.cs, n, lanes);
                 for (j, row) in block.iter().enumerate().take(q) {
                     _mm512_storeu_si512(dst.add((p0 + j) * 2 * NR + 32 * half).cast(), *row);
                 }
@@ -310,6 +302,9 @@ unsafe fn pack_b_avx512<T: Element>(
         }
     }
 }
+
+#[cfg(target_arch = "x86_64")]
+type Block = std::arch::x86_64::__m512i;
 
 /// The 32 elements at `p` whose bits are set in `lanes` (zero for the others) as bf16 bits: f32
 /// rounded as [`f32_to_bf16_bits`] does, bit for bit.
@@ -349,13 +344,21 @@ unsafe fn rounded_16(p: *const f32, lanes: u16) -> std::arch::x86_64::__m256i {
     _mm512_cvtepi32_epi16(_mm512_mask_blend_epi32(nan, rounded, quiet))
 }
 
-/// The 16 x 16 matrix of 32-bit elements whose rows are `r`, transposed: pairs, then quads,
-/// within each 128-bit lane, then the lanes.
+/// `n` (at most 16) runs of the 32 elements `lanes` selects, `stride` elements apart from `p`, as
+/// bf16 bits ([`load_bits`]; zero past `n`), transposed as 32-bit pairs: register `j` holds every
+/// run's pair `j`. Pairs, then quads, within each 128-bit lane, then the lanes.
+///
+/// # Safety
+/// As [`load_bits`], for each run.
 #[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx512f")]
+#[target_feature(enable = "avx512f,avx512bw")]
 #[inline]
-fn transpose_16x16(r: [std::arch::x86_64::__m512i; 16]) -> [std::arch::x86_64::__m512i; 16] {
+unsafe fn load_transposed<T: Element>(p: *const T, stride: usize, n: usize, lanes: u32) -> [Block; 16] {
     use std::arch::x86_64::*;
+    let mut r = [_mm512_setzero_si512(); 16];
+    for (l, run) in r.iter_mut().enumerate().take(n) {
+        *run = load_bits(p.add(l * stride), lanes);
+    }
     // t[2i], t[2i+1]: rows 2i and 2i+1 interleaved (lane-wise elements 0, 1 and 2, 3).
     let t: [__m512i; 16] = std::array::from_fn(|i| {
         let (a, b) = (r[i & !1], r[i | 1]);
